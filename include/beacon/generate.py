@@ -360,7 +360,8 @@ def _crm_contacts(P: pd.DataFrame, cfg: GenConfig, rng: np.random.Generator, day
         email = pd.Series(np.where(part.is_b2b, part.work_email, part.email), index=ix)
         email = _vary_email(email, rng)
         updated = np.full(n, _epoch(cfg.day_date(day)) + 9 * 3600, dtype=np.int64) + rng.integers(0, 8 * 3600, n)
-        created = part.created_ts.to_numpy() + variant * rng.integers(DAY, 60 * DAY, n)
+        day_end = _epoch(cfg.day_date(day)) + DAY - 1
+        created = np.minimum(part.created_ts.to_numpy() + variant * rng.integers(DAY, 60 * DAY, n), day_end)
         updated = np.where(day == 1, np.maximum(created, updated - rng.integers(0, 200 * DAY, n)), updated)
         stage_score = part.intent.to_numpy() + rng.normal(0, 0.5, n)
         stage = np.select([part.in_shop.to_numpy(), stage_score > 1.2, stage_score > 0.6, stage_score > -0.3],
@@ -432,7 +433,8 @@ def _shop_customers(P: pd.DataFrame, cfg: GenConfig, rng: np.random.Generator, d
         "zip": shop.zip.to_numpy(),
         "birth_date": np.where(rng.random(n) < 0.5, shop.birth_date.dt.strftime("%Y-%m-%d"), ""),
         "gender": np.where(rng.random(n) < 0.6, shop.gender, ""),
-        "created_at": _iso(shop.created_ts.to_numpy() + rng.integers(0, 5 * DAY, n)).to_numpy(),
+        "created_at": _iso(np.minimum(shop.created_ts.to_numpy() + rng.integers(0, 5 * DAY, n),
+                                      _epoch(cfg.day_date(day)) + DAY - 1)).to_numpy(),
     })
     m = pd.DataFrame({"record_id": df.customer_id, "_person_id": shop.person_id.to_numpy()})
     return df, m

@@ -1,0 +1,21 @@
+-- Email-service events with the customer id (matched on the canonical email).
+with events as (
+    select * from {{ ref('stg_esp__email_events') }}
+),
+
+emails as (
+    select email_canonical, min(r.customer_id) as customer_id
+    from {{ ref('int_customer_records_unioned') }} u
+    join {{ ref('int_customer_records_resolved') }} r using (source, record_id)
+    where email_canonical is not null
+    group by email_canonical
+),
+
+final as (
+    select e.event_id, m.customer_id, e.email, e.event_name, e.event_at, e.message_id, e.campaign_id,
+           e.bounce_type, e.url
+    from events e
+    left join emails m using (email_canonical)
+)
+
+select * from final

@@ -1,0 +1,34 @@
+-- CRM contacts: latest version of each contact, names and identifiers normalized.
+with source as (
+    select * from {{ source('raw', 'crm_contacts') }}
+),
+
+latest as (
+    select *
+    from source
+    qualify row_number() over (partition by contact_id order by updated_at desc, _loaded_at desc, _line desc) = 1
+),
+
+final as (
+    select
+        contact_id,
+        nullif(company_id, '') as company_id,
+        {{ clean_name('first_name') }} as first_name,
+        {{ clean_name('last_name') }} as last_name,
+        {{ normalized_email('email') }} as email,
+        {{ is_valid_email('email') }} as is_email_valid,
+        {{ canonical_email('email') }} as email_canonical,
+        {{ phone_e164_nanp('phone') }} as phone_e164,
+        nullif(job_title, '') as job_title,
+        lower(lifecycle_stage) as lifecycle_stage,
+        lead_source,
+        {{ clean_name('street') }} as street,
+        city,
+        upper(state) as state,
+        postal_code,
+        created_at,
+        updated_at
+    from latest
+)
+
+select * from final

@@ -1,0 +1,205 @@
+"""docker-compose.yml: it interpolates and validates, and it keeps the house rules of the production shape."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+# Variables the compose file requires (`${VAR:?...}`); dummy values, never real secrets.
+REQUIRED_ENV = {
+    "AIRFLOW__CORE__FERNET_KEY": "test-fernet-key",
+    "AIRFLOW__API__SECRET_KEY": "test-api-secret-key",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret",
+    "AIRFLOW_ADMIN_PASSWORD": "test-admin-password",
+}
+
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+
+INTERPOLATION = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:[?-][^}]*)?\}$")
+REQUIRED_INTERPOLATION = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]+\}$")
+
+
+def _compose_command() -> list[str]:
+    """The compose CLI available here: the `docker compose` plugin, else standalone `docker-compose`."""
+    if shutil.which("docker") is None and shutil.which("docker-compose") is None:
+        pytest.skip("docker is not on PATH: cannot run `docker compose config`")
+    if shutil.which("docker") is not None:
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose") is not None:
+        return ["docker-compose"]
+    pytest.skip("docker is on PATH but has no compose plugin, and docker-compose is not installed")
+
+
+def _run_config(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run `compose config --quiet` with only the given variables (a developer's .env is ignored)."""
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED_ENV}
+    env.update(env_overrides)
+    empty_env_file = tmp_path / "empty.env"
+    empty_env_file.write_text("")
+    cmd = [
+        *_compose_command(),
+        "--env-file",
+        str(empty_env_file),
+        "-f",
+        str(COMPOSE_FILE),
+        "config",
+        "--quiet",
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def _env(service: dict) -> dict[str, str]:
+    return {k: str(v) for k, v in (service.get("environment") or {}).items()}
+
+
+def _command_text(service: dict) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def test_compose_config_validates_with_required_env(tmp_path):
+    # With every required secret set, the file interpolates and validates.
+    result = _run_config(REQUIRED_ENV, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_config_refuses_missing_fernet_key(tmp_path):
+    # A missing secret stops compose instead of starting with an empty key.
+    env = {k: v for k, v in REQUIRED_ENV.items() if k != "AIRFLOW__CORE__FERNET_KEY"}
+    result = _run_config(env, tmp_path)
+    assert result.returncode != 0
+    assert "AIRFLOW__CORE__FERNET_KEY" in result.stdout + result.stderr
+
+
+def test_uses_celery_executor_on_every_airflow_service(compose, services):
+    # The common anchor sets CeleryExecutor and each Airflow service inherits it.
+    assert "x-airflow-common" in compose
+    assert set(services) >= AIRFLOW_SERVICES
+    for name in AIRFLOW_SERVICES:
+        assert _env(services[name])["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+
+
+def test_backing_services_present(services):
+    # Postgres metadata DB and Redis broker, both health-checked.
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["redis"]["image"].startswith("redis:")
+    assert "healthcheck" in services["postgres"] and "healthcheck" in services["redis"]
+    env = _env(services["airflow-scheduler"])
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+
+
+def test_airflow3_components_and_worker(services):
+    # Airflow 3: api-server (not webserver), separate dag-processor, triggerer, a Celery worker.
+    commands = {name: _command_text(services[name]) for name in AIRFLOW_SERVICES - {"airflow-init"}}
+    assert commands == {
+        "airflow-api-server": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+        "airflow-worker": "celery worker",
+    }
+    assert not any("webserver" in c for c in commands.values())
+    env = _env(services["airflow-worker"])
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
+
+
+def test_long_running_services_are_health_checked_and_wait_for_init(services):
+    # Every long-running Airflow service has a healthcheck and starts after a successful init.
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        service = services[name]
+        assert "healthcheck" in service, name
+        depends = service["depends_on"]
+        assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+
+
+def test_init_migrates_and_creates_duckdb_writer_pool(services):
+    # The init service migrates the DB and creates the 1-slot pool that serializes DuckDB writers.
+    init = _command_text(services["airflow-init"])
+    assert "airflow db migrate" in init
+    assert re.search(r"airflow pools set duckdb_writer 1 \S", init), init
+
+
+def test_warehouse_on_named_volume(compose, services):
+    # The DuckDB warehouse lives on a named volume, and BEACON_WAREHOUSE points into it.
+    named = set(compose.get("volumes") or {})
+    for name in AIRFLOW_SERVICES:
+        service = services[name]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        assert mounts.get("/opt/airflow/warehouse") in named, name
+        assert mounts.get("/opt/airflow/dags") == "./dags", name
+        for folder in ("include", "ml", "dbt_project"):
+            assert f"./{folder}" in mounts.values(), (name, folder)
+        env = _env(service)
+        assert env["BEACON_WAREHOUSE"] == "/opt/airflow/warehouse/beacon.duckdb"
+        assert env["BEACON_HOME"] == "/opt/airflow/project"
+        assert "/opt/airflow/project" in env["PYTHONPATH"].split(":")
+
+
+def test_no_telemetry_no_examples_no_runtime_pip(services):
+    # Examples off, telemetry off, and dependencies come from the image, not installed at start.
+    for name in AIRFLOW_SERVICES:
+        env = _env(services[name])
+        assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false", name
+        assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"].lower() == "false", name
+        assert env["DO_NOT_TRACK"] == "1", name
+        assert not env.get("_PIP_ADDITIONAL_REQUIREMENTS"), name
+
+
+def test_no_literal_secrets(services):
+    # Keys and passwords come from ${...}; fernet/secret/JWT keys are required (no default at all).
+    secret_key = re.compile(r"(FERNET|SECRET|JWT|PASSWORD|TOKEN)", re.IGNORECASE)
+    url_password = re.compile(r"://[^:/@]+:([^@]*)@")
+    for name, service in services.items():
+        for key, value in _env(service).items():
+            if key.startswith(
+                ("AIRFLOW__CORE__FERNET", "AIRFLOW__API__SECRET", "AIRFLOW__API_AUTH__JWT_SECRET")
+            ):
+                assert REQUIRED_INTERPOLATION.match(value), (name, key, value)
+            elif secret_key.search(key) and "AUDIENCE" not in key:
+                assert INTERPOLATION.match(value), (name, key, value)
+                if ":-" in value:  # only the local Postgres password may have a dev-only default
+                    assert value.startswith("${POSTGRES_PASSWORD:-"), (name, key, value)
+            for password in url_password.findall(value):
+                assert INTERPOLATION.match(password), (name, key, value)
+
+
+def test_image_built_from_official_airflow(compose):
+    # The image extends the official Airflow 3.3.2 image; Beacon is installed against the lock.
+    common = compose["x-airflow-common"]
+    assert common["build"]["args"]["AIRFLOW_IMAGE"] == "apache/airflow:3.3.2-python3.11"
+    dockerfile = (ROOT / common["build"]["dockerfile"]).read_text()
+    assert "FROM ${AIRFLOW_IMAGE}" in dockerfile
+    assert "-c requirements.lock ." in dockerfile
