@@ -1,0 +1,1 @@
+"""Beacon's ML package: point-in-time features, LightGBM training, registry and scoring."""

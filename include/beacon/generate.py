@@ -541,7 +541,7 @@ def _web_events(P, cfg, rng, t0, t1, shop_ids, order_who, order_ts) -> tuple[pd.
     iw = np.flatnonzero(known)
     its = start[iw] + (rng.random(len(iw)) * length[iw]).astype(np.int64)
     who = np.concatenate([e_who, fo_who, fw, iw])
-    ts = np.concatenate([e_ts, fo_ts, fts, its])
+    ts = np.minimum(np.concatenate([e_ts, fo_ts, fts, its]), t1 - 1)  # nothing after the day's end
     kind = np.concatenate([kind, fo_kind, fk, np.full(len(iw), 7)])
     n = len(who)
     seq = np.arange(n, dtype=np.int64) + cfg.day * 100_000_000_000
@@ -603,7 +603,7 @@ def _email_events(P, cfg, rng, t0, t1) -> pd.DataFrame:
         "seq": _mix(np.arange(len(msg), dtype=np.int64) + cfg.day * 100_000_000_000, cfg.seed + 52)
         & np.uint64(0xFFFFFFFFFFFFFF),
         "email": email_addr[w_all],
-        "ts": np.concatenate(ts_l),
+        "ts": np.minimum(np.concatenate(ts_l), t1 - 1),
         "kind": np.concatenate(kind_l),
         "campaign": campaign[msg],
         "hard": hard[msg],

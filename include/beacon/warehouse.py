@@ -13,7 +13,10 @@ from beacon.config import settings
 
 @contextmanager
 def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (DuckDB allows one writer: keep connections short and close them)."""
+    """Open the warehouse (DuckDB allows one writer: keep connections short and close them).
+
+    Inside one process, open read-write even to read: dbt-duckdb keeps its own read-write handle open
+    and DuckDB refuses a second handle to the same file with another configuration."""
     p = Path(path) if path else settings().warehouse_path
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -30,3 +33,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     """True when schema.table exists."""
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
     return con.execute(q, [schema, table]).fetchone()[0] > 0
+
+
+def table_sizes(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:
+    """Row counts of every table in `schemas` (small values for XCom and summaries)."""
+    names = con.execute(
+        f"SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN "
+        f"({', '.join('?' for _ in schemas)}) ORDER BY 1", list(schemas)).fetchall()
+    return {n: con.execute(f"SELECT count(*) FROM {n}").fetchall()[0][0] for (n,) in names}

@@ -1,0 +1,43 @@
+"""
+### Activation
+
+Discovers audiences from the dbt manifest (segment models with `meta.audience`), applies consent
+and the holdout, and exports each audience as CSV with a manifest to the exports folder.
+Scheduled on `beacon_scores`; emits `beacon_exports`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from beacon.orchestration import DEFAULT_ARGS, EXPORTS, SCORES, START
+
+
+@dag(schedule=[SCORES], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "activation"],
+     default_args=DEFAULT_ARGS, doc_md=__doc__)
+def beacon_activation():
+    @task
+    def discover_audiences() -> list[str]:
+        from beacon.audiences import discover
+        from beacon.config import settings
+
+        return [a.name for a in discover(settings().manifest_path) if "file" in a.channels]
+
+    @task(outlets=[EXPORTS])
+    def export_audience(name: str) -> dict:
+        from beacon.activation.export import export_audience as export
+        from beacon.audiences import discover
+        from beacon.config import settings
+        from beacon.warehouse import connect
+        from ml.features import as_of
+
+        s = settings()
+        audience = next(a for a in discover(s.manifest_path) if a.name == name)
+        with connect() as con:
+            day = as_of(con).date().isoformat()
+            return export(con, audience, str(s.exports_dir), day).to_dict()
+
+    export_audience.expand(name=discover_audiences())
+
+
+beacon_activation()

@@ -1,0 +1,50 @@
+"""
+### Warehouse
+
+Builds the dbt project (staging, identity resolution, marts, segments) with Cosmos, rendered from
+the dbt manifest (no dbt call at parse time). Cosmos' watcher mode runs a single `dbt build` and
+shows each model as its own task, so orchestration adds little over a plain `dbt build`.
+Scheduled on `beacon_raw`; emits `beacon_marts`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ExecutionMode, InvocationMode, LoadMode, ProfileConfig, ProjectConfig
+from cosmos import RenderConfig, TestBehavior
+
+from beacon.config import settings
+from beacon.dbt import dbt_env
+from beacon.orchestration import DEFAULT_ARGS, MARTS, RAW, START
+
+_S = settings()
+
+
+@dag(schedule=[RAW], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "warehouse", "dbt"],
+     default_args=DEFAULT_ARGS, doc_md=__doc__)
+def beacon_warehouse():
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(dbt_project_path=_S.dbt_project_dir, manifest_path=_S.manifest_path,
+                                     project_name="beacon", install_dbt_deps=False, env_vars=dbt_env(_S)),
+        profile_config=ProfileConfig(profile_name="beacon", target_name="local",
+                                     profiles_yml_filepath=_S.dbt_project_dir / "profiles.yml"),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH,
+                                   emit_datasets=False),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
+        # Sensors reschedule instead of deferring, so `dag.test()` (one task at a time) never waits on them.
+        operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},
+    )
+
+    @task(outlets=[MARTS])
+    def publish_marts() -> dict:
+        from beacon.warehouse import connect, table_sizes
+
+        with connect() as con:
+            return table_sizes(con, ("marts", "segments"))
+
+    dbt >> publish_marts()
+
+
+beacon_warehouse()

@@ -1,0 +1,1 @@
+"""Activation: governance before every send, destinations behind one interface, a delivery log."""

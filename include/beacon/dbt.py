@@ -1,0 +1,53 @@
+"""Run dbt in-process against the warehouse, with telemetry off and the project's profile."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from beacon.config import Settings, settings
+
+
+def dbt_env(s: Settings | None = None) -> dict[str, str]:
+    """Environment dbt and Cosmos need: the warehouse path, and no usage telemetry (offline, private)."""
+    s = s or settings()
+    return {
+        "BEACON_WAREHOUSE": str(s.warehouse_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+        "DBT_PROFILES_DIR": str(s.dbt_project_dir),
+    }
+
+
+def run(args: list[str], s: Settings | None = None) -> bool:
+    """`dbt <args>` in this process; True on success."""
+    from dbt.cli.main import dbtRunner  # heavy import, only when dbt actually runs
+
+    s = s or settings()
+    os.environ.update(dbt_env(s))
+    s.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    res = dbtRunner().invoke([*args, "--project-dir", str(s.dbt_project_dir), "--profiles-dir",
+                              str(s.dbt_project_dir), "--target-path", str(s.dbt_target_dir)])
+    return bool(res.success)
+
+
+def manifest_is_stale(s: Settings | None = None) -> bool:
+    """True when manifest.json is missing or older than any file of the dbt project."""
+    s = s or settings()
+    if not s.manifest_path.exists():
+        return True
+    built = s.manifest_path.stat().st_mtime
+    for sub in ("models", "macros", "seeds", "tests", "dbt_project.yml"):
+        p = s.dbt_project_dir / sub
+        files = [p] if p.is_file() else (p.rglob("*") if p.exists() else [])
+        if any(f.is_file() and f.stat().st_mtime > built for f in files):
+            return True
+    return False
+
+
+def ensure_manifest(s: Settings | None = None) -> Path:
+    """Parse the project when needed, so DAGs render from a current manifest without running dbt at parse time."""
+    s = s or settings()
+    if manifest_is_stale(s) and not run(["parse"], s):
+        raise RuntimeError(f"dbt parse failed for {s.dbt_project_dir}: see the dbt output above")
+    return s.manifest_path

@@ -1,0 +1,30 @@
+"""What the DAG files share: Assets that chain the DAGs, default arguments, the start date.
+
+Imports nothing heavy, so DAG files stay fast to parse.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+RAW = Asset(name="beacon_raw", uri="beacon://warehouse/raw")
+MARTS = Asset(name="beacon_marts", uri="beacon://warehouse/marts")
+SCORES = Asset(name="beacon_scores", uri="beacon://warehouse/ml/scores")
+EXPORTS = Asset(name="beacon_exports", uri="beacon://exports/audiences")
+
+# DuckDB allows one writer at a time: every warehouse task takes a slot of this one-slot pool.
+WAREHOUSE_POOL = "duckdb_writer"
+
+DEFAULT_ARGS = {
+    "owner": "beacon-data-eng",
+    "retries": 2,
+    # The embedded demo shortens this (BEACON_RETRY_DELAY_SECONDS) so a failure is reported quickly.
+    "retry_delay": timedelta(seconds=int(os.environ.get("BEACON_RETRY_DELAY_SECONDS", "120"))),
+    "pool": WAREHOUSE_POOL,
+}

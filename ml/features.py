@@ -1,0 +1,88 @@
+"""Point-in-time customer features and labels, computed in DuckDB from the marts.
+
+Every feature only reads facts dated at or before the cutoff; labels only read the window after it,
+so a model trained at cutoff C never sees the future of C.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+FEATURES = [
+    "tenure_days", "is_b2b", "has_phone", "orders_total", "orders_90d", "revenue_total", "days_since_order",
+    "web_7d", "web_30d", "web_90d", "views_30d", "cart_adds_30d", "checkouts_30d", "days_since_web",
+    "email_opens_90d", "email_clicks_90d", "email_sends_90d", "days_since_open", "webinar_regs_90d",
+]
+
+
+def as_of(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The warehouse's high-water mark: the latest web or order event (never the wall clock)."""
+    row = con.execute("""
+        SELECT greatest((SELECT max(event_at) FROM marts.fct_web_events), (SELECT max(ordered_at) FROM marts.fct_orders))
+    """).fetchall()[0][0]
+    if row is None:
+        raise ValueError("the warehouse has no events yet: run ingest and the warehouse DAG first")
+    return row
+
+
+def build(con: duckdb.DuckDBPyConnection, cutoff: datetime, horizon_days: int | None = None) -> pd.DataFrame:
+    """Features of every customer known at `cutoff`; with `horizon_days`, also the label `converted`
+    (a completed order in (cutoff, cutoff + horizon])."""
+    c = f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S}'"
+    label = ""
+    if horizon_days is not None:
+        end = cutoff + timedelta(days=horizon_days)
+        label = f""", coalesce((SELECT true FROM marts.fct_orders o WHERE o.customer_id = cu.customer_id
+                     AND o.status = 'completed' AND o.ordered_at > {c}
+                     AND o.ordered_at <= TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}' LIMIT 1), false) AS converted"""
+    sql = f"""
+    WITH cu AS (
+        SELECT customer_id, first_seen_at, company_id IS NOT NULL AS is_b2b, phone_e164 IS NOT NULL AS has_phone
+        FROM marts.dim_customers WHERE first_seen_at <= {c}
+    ), o AS (
+        SELECT customer_id, count(*) AS orders_total,
+               count(*) FILTER (WHERE ordered_at > {c} - INTERVAL 90 DAY) AS orders_90d,
+               sum(total_amount) AS revenue_total, max(ordered_at) AS last_order_at
+        FROM marts.fct_orders WHERE ordered_at <= {c} AND status = 'completed' AND customer_id IS NOT NULL
+        GROUP BY 1
+    ), w AS (
+        SELECT customer_id,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 7 DAY) AS web_7d,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 30 DAY) AS web_30d,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 90 DAY) AS web_90d,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 30 DAY AND event_name = 'product_viewed') AS views_30d,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 30 DAY AND event_name = 'product_added') AS cart_adds_30d,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 30 DAY AND event_name = 'checkout_started') AS checkouts_30d,
+               count(*) FILTER (WHERE event_at > {c} - INTERVAL 90 DAY AND event_name = 'webinar_registered') AS webinar_regs_90d,
+               max(event_at) AS last_web_at
+        FROM marts.fct_web_events WHERE event_at <= {c} AND customer_id IS NOT NULL
+        GROUP BY 1
+    ), e AS (
+        SELECT customer_id,
+               count(*) FILTER (WHERE event_name = 'open' AND event_at > {c} - INTERVAL 90 DAY) AS email_opens_90d,
+               count(*) FILTER (WHERE event_name = 'click' AND event_at > {c} - INTERVAL 90 DAY) AS email_clicks_90d,
+               count(*) FILTER (WHERE event_name = 'sent' AND event_at > {c} - INTERVAL 90 DAY) AS email_sends_90d,
+               max(event_at) FILTER (WHERE event_name = 'open') AS last_open_at
+        FROM marts.fct_email_events WHERE event_at <= {c} AND customer_id IS NOT NULL
+        GROUP BY 1
+    )
+    SELECT cu.customer_id,
+        date_diff('day', cu.first_seen_at, {c}) AS tenure_days,
+        cu.is_b2b::INTEGER AS is_b2b, cu.has_phone::INTEGER AS has_phone,
+        coalesce(o.orders_total, 0) AS orders_total, coalesce(o.orders_90d, 0) AS orders_90d,
+        coalesce(o.revenue_total, 0) AS revenue_total,
+        date_diff('day', o.last_order_at, {c}) AS days_since_order,
+        coalesce(w.web_7d, 0) AS web_7d, coalesce(w.web_30d, 0) AS web_30d, coalesce(w.web_90d, 0) AS web_90d,
+        coalesce(w.views_30d, 0) AS views_30d, coalesce(w.cart_adds_30d, 0) AS cart_adds_30d,
+        coalesce(w.checkouts_30d, 0) AS checkouts_30d, date_diff('day', w.last_web_at, {c}) AS days_since_web,
+        coalesce(e.email_opens_90d, 0) AS email_opens_90d, coalesce(e.email_clicks_90d, 0) AS email_clicks_90d,
+        coalesce(e.email_sends_90d, 0) AS email_sends_90d, date_diff('day', e.last_open_at, {c}) AS days_since_open,
+        coalesce(w.webinar_regs_90d, 0) AS webinar_regs_90d
+        {label}
+    FROM cu LEFT JOIN o USING (customer_id) LEFT JOIN w USING (customer_id) LEFT JOIN e USING (customer_id)
+    ORDER BY cu.customer_id
+    """
+    return con.execute(sql).df()
