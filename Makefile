@@ -1,0 +1,49 @@
+# Two commands for a new machine:  make demo  (run the pipeline)  ·  make test  (run the tests)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.beacon-installed
+PEOPLE ?= 20000
+UV_VERSION := 0.13.8
+
+.PHONY: install demo test airflow-init lock bench bench-1m lint clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the lock or the project metadata changed.
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+airflow-init: install
+	$(BIN)/python -c "from beacon.pipeline import ensure_airflow; print('Airflow home:', ensure_airflow())"
+
+demo: install
+	$(BIN)/beacon demo --people $(PEOPLE)
+
+test: install
+	$(BIN)/python -m pytest
+
+lock: $(BIN)/python
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile -q --python-version 3.11 requirements.in -o requirements.lock
+
+bench: install
+	$(BIN)/beacon bench pipeline --people 20000 --json
+
+bench-1m: install
+	$(BIN)/beacon bench pipeline --people 1000000 --json
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data .airflow .airflow-test dbt_project/target dbt_project/logs

@@ -1,0 +1,209 @@
+"""`beacon`: the single command-line entry point. Tables by default, JSON with --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def _emit(data, as_json: bool, render) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        render(data)
+
+
+def _kv_table(title: str, rows: dict) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for k, v in rows.items():
+        t.add_row(str(k), f"{v:,}" if isinstance(v, int) else str(v))
+    return t
+
+
+# ---------------------------------------------------------------------------------------------- generate
+
+
+def cmd_generate(args) -> int:
+    from beacon.generate import GenConfig, generate
+
+    cfg = GenConfig(people=args.people, seed=args.seed, day=args.day, bad_rate=args.bad_rate, dup_rate=args.dup_rate,
+                    **({"as_of": date.fromisoformat(args.as_of)} if args.as_of else {}))
+    s = generate(cfg, Path(args.out))
+
+    def render(d):
+        console.print(_kv_table(f"Generated day {d['day']} ({d['date']}) in {d['seconds']} s",
+                                {**{f"rows: {k}": v for k, v in d["rows"].items()},
+                                 **{f"bad rows: {k}": v for k, v in d["bad_rows"].items()},
+                                 "people (total)": d["people_total"], "people (new)": d["people_new"],
+                                 "landing": d["landing"], "truth": d["truth"]}))
+    _emit(s.to_dict(), args.json, render)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args) -> int:
+    from beacon.pipeline import run_demo
+
+    with console.status("starting") as status:
+        def progress(stage: str) -> None:
+            status.update(f"[bold]running {stage}[/bold]")
+            console.log(f"{stage} …")
+        result = run_demo(people=args.people, seed=args.seed, progress=progress)
+    d = result.to_dict()
+
+    def render(d):
+        console.print(_kv_table("Stage seconds", d["seconds"]))
+        console.print(_kv_table("Raw layer", {**d["raw"], **{f"quarantined: {k}": v for k, v in d["quarantine"].items()}}))
+        console.print(_kv_table("Warehouse rows", d["warehouse"]))
+        t = Table(title="Audiences", title_justify="left")
+        for c in ("audience", "members", "exported", "held_out", "suppressed"):
+            t.add_column(c, justify="right" if c != "audience" else "left")
+        for a in d["audiences"]:
+            t.add_row(a["audience"], *(f"{a[c]:,}" for c in ("members", "exported", "held_out", "suppressed")))
+        console.print(t)
+        console.print(_kv_table("Lead score model", d["model"]))
+        console.print(f"Exports: [bold]{d['exports_dir']}[/bold]  (one folder per audience and day: CSV + manifest.json)")
+    _emit(d, args.json, render)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+
+
+def cmd_ingest(args) -> int:
+    from beacon.config import settings
+    from beacon.ingest import load_landing
+
+    s = load_landing(Path(args.landing or settings().landing_dir),
+                     until=date.fromisoformat(args.until) if args.until else None)
+    d = s.to_dict()
+
+    def render(d):
+        console.print(_kv_table("Ingest", {**d["totals"], **{f"quarantined: {k}": v for k, v in d["reasons"].items()}}))
+        for f in d["files"]:
+            if f["status"] == "failed":
+                err.print(f"[red]FAILED[/red] {f['file']}: {f['error']}")
+    _emit(d, args.json, render)
+    return 1 if d["totals"]["files_failed"] else 0
+
+
+# ---------------------------------------------------------------------------------------------- audiences
+
+
+def cmd_audiences_list(args) -> int:
+    from beacon.audiences import discover
+    from beacon.config import settings
+    from beacon.dbt import ensure_manifest
+    from beacon.warehouse import connect, table_exists
+
+    s = settings()
+    audiences = discover(ensure_manifest(s))
+    rows = []
+    with connect() as con:
+        for a in audiences:
+            schema, table = a.relation.split(".")
+            size = con.execute(f"SELECT count(*) FROM {a.relation}").fetchall()[0][0] if table_exists(con, schema, table) else None
+            rows.append({"name": a.name, "owner": a.owner, "size": size, "channels": list(a.channels),
+                         "priority": a.priority, "holdout_pct": a.holdout_pct, "refresh": a.refresh, "path": a.path})
+
+    def render(rows):
+        t = Table(title="Audiences", title_justify="left")
+        for c in ("name", "owner", "size", "channels", "priority", "holdout_pct", "refresh"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["name"], r["owner"], "not built" if r["size"] is None else f"{r['size']:,}",
+                      ", ".join(r["channels"]), str(r["priority"]), str(r["holdout_pct"]), r["refresh"])
+        console.print(t)
+    _emit(rows, args.json, render)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- bench
+
+
+def cmd_bench_pipeline(args) -> int:
+    from beacon.bench import bench_pipeline
+
+    d = bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
+                       keep=args.keep)
+
+    def render(d):
+        t = Table(title=f"Pipeline benchmark, {d['people']:,} people", title_justify="left")
+        for c in ("stage", "seconds", "rows", "rows/s"):
+            t.add_column(c, justify="right" if c != "stage" else "left")
+        for st in d["stages"]:
+            t.add_row(st["stage"], f"{st['seconds']:.2f}", f"{st['rows']:,}", f"{st['rows_per_s']:,.0f}")
+        console.print(t)
+    _emit(d, args.json, render)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="beacon", description="Warehouse-native marketing automation.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a seeded marketing world (landing files + ground truth)")
+    g.add_argument("--people", type=int, default=20_000)
+    g.add_argument("--out", required=True, help="folder that receives landing/ and truth/")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--day", type=int, default=1, help="1 = a year of history; 2, 3, … = daily increments")
+    g.add_argument("--as-of", default=None, help="last calendar day of day 1 (YYYY-MM-DD)")
+    g.add_argument("--bad-rate", type=float, default=0.002, help="share of bad rows per file")
+    g.add_argument("--dup-rate", type=float, default=0.05, help="share of CRM people entered twice")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("demo", help="generate a world and run the four DAGs in-process (dag.test)")
+    d.add_argument("--people", type=int, default=20_000)
+    d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser("ingest", help="load landing files into the raw schema (outside Airflow)")
+    i.add_argument("--landing", default=None)
+    i.add_argument("--until", default=None, help="load landing days up to this date (YYYY-MM-DD)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_ingest)
+
+    a = sub.add_parser("audiences", help="audiences defined as dbt segment models")
+    asub = a.add_subparsers(dest="audiences_command", required=True)
+    al = asub.add_parser("list", help="name, owner, size, channels, priority, holdout, refresh")
+    al.add_argument("--json", action="store_true")
+    al.set_defaults(func=cmd_audiences_list)
+
+    b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
+    bsub = b.add_subparsers(dest="bench_command", required=True)
+    bp = bsub.add_parser("pipeline", help="per-stage wall seconds and rows/s of the whole pipeline")
+    bp.add_argument("--people", type=int, default=20_000)
+    bp.add_argument("--seed", type=int, default=42)
+    bp.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
+    bp.add_argument("--keep", action="store_true", help="keep the work folder")
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_bench_pipeline)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""DAG integrity: the house rules of DESIGN.md, checked on every DAG file."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+HEAVY = ("pandas", "lightgbm", "duckdb", "sklearn", "great_expectations", "dbt", "splink", "numpy")
+
+
+def test_all_dags_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"}
+
+
+@pytest.mark.parametrize("dag_id", ["beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"])
+def test_dag_house_rules(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.tags and "beacon" in dag.tags
+    assert dag.catchup is False
+    assert dag.start_date is not None and dag.start_date.tzinfo is not None
+    assert dag.doc_md and len(dag.doc_md) > 40
+    for t in dag.tasks:
+        assert t.owner == "beacon-data-eng", t.task_id
+        assert t.retries >= 2, t.task_id
+    # TaskFlow task ids are verb_object (Cosmos' dbt.* tasks are named by model).
+    for t in dag.tasks:
+        if not t.task_id.startswith("dbt."):
+            assert "_" in t.task_id and t.task_id.islower(), t.task_id
+
+
+def test_dag_files_are_thin_no_heavy_imports_at_module_level():
+    for path in DAG_FILES:
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only; imports inside tasks are the rule
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for n in names:
+                assert n.split(".")[0] not in HEAVY, f"{path.name} imports {n} at module level"
+
+
+def test_parsing_all_dags_loads_no_heavy_module_and_takes_under_two_seconds(manifest):
+    # A fresh interpreter, as the DAG processor would have: which modules did parsing pull in, and how long did it take?
+    code = f"""
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+t = time.perf_counter()
+bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
+parse = time.perf_counter() - t
+files = {{s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
+print(json.dumps({{"parse_seconds": parse, "files": files, "errors": list(bag.import_errors),
+                  "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    print("DAG parse:", res)
+    assert res["errors"] == []
+    assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
+    assert res["parse_seconds"] <= 2.0, res
+
+
+def test_assets_chain_the_dags(dagbag):
+    # ingest -> warehouse -> ml -> activation, each scheduled on the previous one's Asset.
+    produced = {}
+    for dag_id in dagbag.dag_ids:
+        for t in dagbag.dags[dag_id].tasks:
+            for o in getattr(t, "outlets", []) or []:
+                produced[o.uri] = dag_id
+    chain = {"beacon_warehouse": "beacon_ingest", "beacon_ml": "beacon_warehouse", "beacon_activation": "beacon_ml"}
+    for consumer, producer in chain.items():
+        dag = dagbag.dags[consumer]
+        condition = getattr(dag.timetable, "asset_condition", None)
+        uris = [a.uri for a in getattr(condition, "objects", [])]
+        assert uris, f"{consumer} is not scheduled on an Asset"
+        assert all(produced.get(u) == producer for u in uris), (consumer, uris, produced)
