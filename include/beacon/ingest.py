@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pyarrow as pa
 import yaml
 
@@ -127,7 +128,8 @@ def _typed(col: str, type_: str) -> str:
 def _stage_csv(con, spec: SourceSpec, path: Path) -> list[str]:
     """Stage a CSV as text with exact physical line numbers (Python's csv handles quoting)."""
     names = [c.name for c in spec.columns]
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+    # fsspec: gzip (and other codecs) by file suffix, and remote URLs through the same call.
+    with fsspec.open(str(path), "rt", newline="", encoding="utf-8", errors="replace", compression="infer") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:

@@ -1,0 +1,125 @@
+"""Generator: deterministic for a seed, truth consistent with the files, configured rates honoured."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from beacon.generate import FILES, GenConfig, generate
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    # summary.json holds timings and paths; everything else must be byte-identical.
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if p.name != "summary.json"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> tuple[GenConfig, Path]:
+    out = tmp_path_factory.mktemp("world")
+    cfg = GenConfig(people=3000, seed=7, dup_rate=0.1, bad_rate=0.01)
+    generate(cfg, out)
+    generate(GenConfig(people=3000, seed=7, dup_rate=0.1, bad_rate=0.01, day=2), out)
+    return cfg, out
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    generate(GenConfig(people=800, seed=1), a)
+    generate(GenConfig(people=800, seed=1), b)
+    generate(GenConfig(people=800, seed=2), c)
+    day = GenConfig().day_date().isoformat()
+    assert _hashes(a / "landing" / day) == _hashes(b / "landing" / day)
+    assert _hashes(a / "truth" / day) == _hashes(b / "truth" / day)
+    assert _hashes(a / "landing" / day)["crm_contacts.csv"] != _hashes(c / "landing" / day)["crm_contacts.csv"]
+
+
+def test_writes_every_source_in_its_format(world):
+    cfg, out = world
+    landing = out / "landing" / cfg.day_date().isoformat()
+    for name, fmt in FILES.items():
+        assert (landing / f"{name}.{fmt}").stat().st_size > 0, name
+
+
+def test_truth_maps_every_source_record_to_a_person(world):
+    cfg, out = world
+    day = cfg.day_date().isoformat()
+    landing, truth = out / "landing" / day, out / "truth" / day
+    rm = pd.read_parquet(truth / "record_map.parquet")
+    people = pd.read_parquet(truth / "people.parquet")
+    assert len(people) == cfg.people and people.person_id.is_unique
+    assert set(rm.person_id) <= set(people.person_id)
+    con = duckdb.connect()
+    for source, file, key in (("crm_contacts", "crm_contacts.csv", "contact_id"),
+                              ("shop_customers", "shop_customers.csv", "customer_id")):
+        ids = {r[0] for r in con.execute(
+            f"SELECT {key} FROM read_csv('{landing / file}', all_varchar=true, ignore_errors=true) "
+            f"WHERE {key} IS NOT NULL AND {key} <> 'junk'").fetchall()}
+        truth_ids = set(rm[rm.source == source].record_id)
+        blanked = pd.read_parquet(truth / "bad_rows.parquet").query("file == @file and kind == 'missing_key'")
+        # Every id in the file is in the truth; the truth also keeps the ids the bad rows lost.
+        assert ids <= truth_ids, source
+        assert len(truth_ids - ids) == len(blanked), source
+    # People flagged as CRM or shop members really have records there.
+    crm_people = set(rm[rm.source == "crm_contacts"].person_id)
+    assert crm_people == set(people[people.in_crm].person_id)
+
+
+def test_duplicate_rate_is_honoured(world):
+    cfg, out = world
+    rm = pd.read_parquet(out / "truth" / cfg.day_date().isoformat() / "record_map.parquet")
+    per_person = rm[rm.source == "crm_contacts"].groupby("person_id").size()
+    share = (per_person > 1).mean()
+    assert abs(share - cfg.dup_rate) < 0.025, share
+
+
+def test_bad_row_rate_is_honoured(world):
+    cfg, out = world
+    day = cfg.day_date().isoformat()
+    bad = pd.read_parquet(out / "truth" / day / "bad_rows.parquet")
+    summary = pd.read_json(out / "truth" / day / "summary.json", typ="series")
+    rows = summary["rows"]
+    for name, fmt in FILES.items():
+        if name not in rows or name == "shop_order_items" or name == "shop_products":
+            continue
+        n = rows[name]
+        in_place = (bad.file == f"{name}.{fmt}") & (bad.kind != "malformed")
+        malformed = (bad.file == f"{name}.{fmt}") & (bad.kind == "malformed")
+        assert in_place.sum() == round(n * cfg.bad_rate), name
+        if fmt != "parquet":
+            assert malformed.sum() == round(n * cfg.bad_rate / 2), name
+    assert set(bad.kind) == {"malformed", "missing_key", "wrong_type", "future_timestamp"}
+
+
+def test_sources_carry_realistic_variation(world):
+    cfg, out = world
+    crm = pd.read_csv(out / "landing" / cfg.day_date().isoformat() / "crm_contacts.csv", dtype=str, on_bad_lines="skip")
+    emails = crm.email.dropna()
+    assert (emails.str.contains(r"\+", regex=True)).mean() > 0.03  # plus-addressing
+    assert (emails != emails.str.lower()).mean() > 0.05  # case
+    assert (emails != emails.str.strip()).mean() > 0.01  # whitespace
+    phones = crm.phone.dropna()
+    assert phones.str.startswith("(").any() and phones.str.contains(r"^\d{3}\.\d{3}", regex=True).any()
+    assert crm.street.str.contains(r" (?:St|Ave|Rd|Blvd|Dr|Ln)$", regex=True).any()
+
+
+def test_day_two_adds_people_changes_and_events_without_rewriting_day_one(world):
+    cfg, out = world
+    d1, d2 = cfg.day_date(1).isoformat(), cfg.day_date(2).isoformat()
+    p1 = pd.read_parquet(out / "truth" / d1 / "people.parquet")
+    p2 = pd.read_parquet(out / "truth" / d2 / "people.parquet")
+    assert len(p2) == round(cfg.people * cfg.new_people_rate)
+    assert not set(p2.person_id) & set(p1.person_id)
+    crm2 = pd.read_csv(out / "landing" / d2 / "crm_contacts.csv", dtype=str, on_bad_lines="skip")
+    rm1 = pd.read_parquet(out / "truth" / d1 / "record_map.parquet")
+    changed = set(crm2.contact_id.dropna()) & set(rm1.record_id)
+    assert changed, "day 2 should re-deliver some changed day-1 contacts"
+    con = duckdb.connect()
+    lo, hi = con.execute(f"""SELECT min(timestamp), max(timestamp) FROM read_json('{out / 'landing' / d2 / 'email_events.jsonl'}',
+                             ignore_errors=true) WHERE event_id IS NOT NULL""").fetchall()[0]
+    start = pd.Timestamp(d2, tz="UTC").timestamp()
+    assert lo >= start  # events are new facts of day 2 (bad rows may be in the future)
