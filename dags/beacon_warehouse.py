@@ -10,8 +10,17 @@ Scheduled on `beacon_raw`; emits `beacon_marts`.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ExecutionMode, InvocationMode, LoadMode, ProfileConfig, ProjectConfig
-from cosmos import RenderConfig, TestBehavior
+from cosmos import (
+    DbtTaskGroup,
+    ExecutionConfig,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    ProfileConfig,
+    ProjectConfig,
+    RenderConfig,
+    TestBehavior,
+)
 
 from beacon.config import settings
 from beacon.dbt import dbt_env

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from beacon.config import settings
-from beacon.pipeline import collect, prepare_world, run_dags, DemoResult
+from beacon.pipeline import DemoResult, collect, prepare_world, run_dags
 from beacon.warehouse import connect
 
 

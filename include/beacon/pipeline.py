@@ -99,8 +99,8 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
 def run_dags(day: str, progress=None) -> dict[str, float]:
     """Run the four DAGs in order with `dag.test()`; raise naming the failed tasks if one fails."""
     os.environ.update(airflow_env())
-    from airflow.dag_processing.dagbag import DagBag  # after the environment is set
     import pendulum
+    from airflow.dag_processing.dagbag import DagBag  # after the environment is set
 
     s = settings()
     bag = DagBag(dag_folder=str(s.home / "dags"))
