@@ -1,8 +1,8 @@
 """Load landing-zone files into the append-only `raw` schema; rejected rows go to `raw._quarantine`.
 
-Every file is staged as text, classified in one DuckDB query (malformed, missing key, wrong type,
-future timestamp), and loaded in a single transaction with a ledger row, so a file is loaded once
-(by content hash) and rows read = rows loaded + rows quarantined always holds.
+Every file streams through in batches staged as text, each classified in one DuckDB query (malformed,
+missing key, wrong type, future timestamp); the whole file commits in one transaction with a ledger
+row, so a file is loaded once (by content hash) and rows read = rows loaded + rows quarantined holds.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import duckdb
 import fsspec
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import yaml
 
 from beacon.warehouse import connect
@@ -125,83 +128,117 @@ def _typed(col: str, type_: str) -> str:
     return f"try_cast({v} AS {_SQL_TYPES[type_]})"
 
 
-def _stage_csv(con, spec: SourceSpec, path: Path) -> list[str]:
-    """Stage a CSV as text with exact physical line numbers (Python's csv handles quoting)."""
+BATCH_ROWS = 500_000
+
+
+def _csv_batches(spec: SourceSpec, path: Path) -> tuple[list[str], Iterator[pa.Table]]:
+    """CSV as text batches with exact physical line numbers (Python's csv handles quoting)."""
     names = [c.name for c in spec.columns]
     # fsspec: gzip (and other codecs) by file suffix, and remote URLs through the same call.
-    with fsspec.open(str(path), "rt", newline="", encoding="utf-8", errors="replace", compression="infer") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise IngestError(f"{path}: empty file, no header")
-        header = [h.strip() for h in header]
-        missing = [k for k in spec.key if k not in header]
-        if missing:
-            raise IngestError(f"{path}: missing required column(s) {', '.join(missing)} in header")
-        pos = {h: i for i, h in enumerate(header)}
-        cols: dict[str, list] = {n: [] for n in names}
-        lines, malformed, payloads = [], [], []
-        width = len(header)
-        for row in reader:
-            lines.append(reader.line_num)
-            if len(row) != width:
-                malformed.append(f"expected {width} fields, got {len(row)}")
-                payloads.append(",".join(row))
-                for n in names:
-                    cols[n].append(None)
-                continue
-            malformed.append(None)
-            payloads.append(None)
-            for n in names:
-                cols[n].append(row[pos[n]] if n in pos else None)
-    table = pa.table({"_line": pa.array(lines, pa.int64()), "_malformed": pa.array(malformed, pa.string()),
-                      "_payload": pa.array(payloads, pa.string()),
-                      **{n: pa.array(v, pa.string()) for n, v in cols.items()}})
-    con.register("_arrow_stage", table)
-    con.execute("CREATE OR REPLACE TEMP TABLE _stage AS SELECT * FROM _arrow_stage")
-    con.unregister("_arrow_stage")
-    return [h for h in header if h not in pos or h not in names]
+    fh = fsspec.open(str(path), "rt", newline="", encoding="utf-8", errors="replace", compression="infer").open()
+    reader = csv.reader(fh)
+    header = next(reader, None)
+    if header is None:
+        fh.close()
+        raise IngestError(f"{path}: empty file, no header")
+    header = [h.strip() for h in header]
+    missing = [k for k in spec.key if k not in header]
+    if missing:
+        fh.close()
+        raise IngestError(f"{path}: missing required column(s) {', '.join(missing)} in header")
+    pos = {h: i for i, h in enumerate(header)}
+    width = len(header)
+
+    def batches() -> Iterator[pa.Table]:
+        with fh:
+            while True:
+                cols: dict[str, list] = {n: [] for n in names}
+                lines, malformed, payloads = [], [], []
+                for row in reader:
+                    lines.append(reader.line_num)
+                    if len(row) != width:
+                        malformed.append(f"expected {width} fields, got {len(row)}")
+                        payloads.append(",".join(row))
+                        for n in names:
+                            cols[n].append(None)
+                    else:
+                        malformed.append(None)
+                        payloads.append(None)
+                        for n in names:
+                            cols[n].append(row[pos[n]] if n in pos else None)
+                    if len(lines) >= BATCH_ROWS:
+                        break
+                if not lines:
+                    return
+                yield pa.table({"_line": pa.array(lines, pa.int64()), "_malformed": pa.array(malformed, pa.string()),
+                                "_payload": pa.array(payloads, pa.string()),
+                                **{n: pa.array(v, pa.string()) for n, v in cols.items()}})
+
+    return [h for h in header if h not in names], batches()
 
 
-def _stage_jsonl(con, spec: SourceSpec, path: Path) -> list[str]:
-    """Stage JSON lines: one text column per line, then one JSON parse per valid line."""
-    paths = ", ".join(f"'{c.path}'" for c in spec.columns)
-    extract = ", ".join(f'v[{i + 1}] AS "{c.name}"' for i, c in enumerate(spec.columns))
-    con.execute(f"""
-      CREATE OR REPLACE TEMP TABLE _stage AS
-      WITH lines AS (
-        SELECT row_number() OVER () AS _line, line
-        FROM read_csv('{path}', columns = {{'line': 'VARCHAR'}}, header = false, delim = '\x1f', quote = '',
-                      escape = '', auto_detect = false, max_line_size = 10000000, compression = 'auto')
-      ), parsed AS (
-        SELECT _line, line, json_valid(line) AS ok,
-               CASE WHEN json_valid(line) THEN json_extract_string(line, [{paths}]) END AS v
-        FROM lines
-      )
-      SELECT _line, CASE WHEN NOT ok THEN 'line is not valid JSON' END AS _malformed, line AS _payload, {extract}
-      FROM parsed""")
-    return []
+def _jsonl_batches(spec: SourceSpec, path: Path) -> tuple[list[str], Iterator[pa.Table]]:
+    """JSON lines as text batches, streamed by Arrow (one column, no quoting), numbered by position."""
+    reader = pacsv.open_csv(
+        str(path),  # Arrow detects .gz etc. from the suffix
+        read_options=pacsv.ReadOptions(column_names=["line"], block_size=64 << 20),
+        parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
+                                         newlines_in_values=False, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
+    )
+
+    def batches() -> Iterator[pa.Table]:
+        first = 1
+        for rb in reader:
+            n = rb.num_rows
+            yield pa.table({"_line": pa.array(range(first, first + n), pa.int64()), "line": rb.column(0)})
+            first += n
+
+    return [], batches()
 
 
-def _stage_parquet(con, spec: SourceSpec, path: Path) -> list[str]:
-    present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
+def _parquet_batches(spec: SourceSpec, path: Path) -> tuple[list[str], Iterator[pa.Table]]:
+    with fsspec.open(str(path), "rb") as fh:
+        present = pq.ParquetFile(fh).schema_arrow.names
     missing = [k for k in spec.key if k not in present]
     if missing:
         raise IngestError(f"{path}: missing required column(s) {', '.join(missing)}")
-    sel = ", ".join(
-        (f'CAST("{c.name}" AS VARCHAR)' if c.name in present else "NULL::VARCHAR") + f' AS "{c.name}"'
-        for c in spec.columns)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _stage AS
-        SELECT file_row_number + 1 AS _line, NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _payload, {sel}
-        FROM read_parquet('{path}', file_row_number = true)""")
-    return [p for p in present if p not in {c.name for c in spec.columns}]
+    wanted = [c.name for c in spec.columns if c.name in present]
+
+    def batches() -> Iterator[pa.Table]:
+        first = 1
+        with fsspec.open(str(path), "rb") as fh:
+            for rb in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+                t = pa.Table.from_batches([rb])
+                yield t.append_column("_line", pa.array(range(first, first + t.num_rows), pa.int64()))
+                first += t.num_rows
+
+    return [p for p in present if p not in {c.name for c in spec.columns}], batches()
 
 
-_STAGERS = {"csv": _stage_csv, "jsonl": _stage_jsonl, "parquet": _stage_parquet}
+_BATCHES = {"csv": _csv_batches, "jsonl": _jsonl_batches, "parquet": _parquet_batches}
 
 
-def _classify(con, spec: SourceSpec, max_event_time: datetime) -> None:
-    """Give every staged row a reason (NULL = good) and a message naming the field."""
+def _stage_select(spec: SourceSpec, batch: pa.Table) -> str:
+    """SQL turning one registered batch `_batch` into text columns plus _line, _malformed, _payload."""
+    if spec.format == "csv":
+        return "SELECT * FROM _batch"
+    if spec.format == "jsonl":
+        paths = ", ".join(f"'{c.path}'" for c in spec.columns)
+        cols = ", ".join(f'v[{i + 1}] AS "{c.name}"' for i, c in enumerate(spec.columns))
+        # One JSON parse per valid line; the raw line is kept only where the row may be quarantined.
+        return f"""SELECT _line, CASE WHEN NOT ok THEN 'line is not valid JSON' END AS _malformed, line AS _payload, {cols}
+                   FROM (SELECT _line, line, json_valid(line) AS ok,
+                                CASE WHEN json_valid(line) THEN json_extract_string(line, [{paths}]) END AS v
+                         FROM _batch)"""
+    present = set(batch.column_names)
+    cols = ", ".join((f'CAST("{c.name}" AS VARCHAR)' if c.name in present else "NULL::VARCHAR") + f' AS "{c.name}"'
+                     for c in spec.columns)
+    return f"SELECT _line, NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _payload, {cols} FROM _batch"
+
+
+def _classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str:
+    """SQL giving every staged row a reason (NULL = good) and a message naming the field."""
     missing = " OR ".join(f"nullif(trim(\"{k}\"), '') IS NULL" for k in spec.key)
     missing_msg = "concat_ws(', ', " + ", ".join(
         f"CASE WHEN nullif(trim(\"{k}\"), '') IS NULL THEN '{k} is empty' END" for k in spec.key) + ")"
@@ -216,25 +253,27 @@ def _classify(con, spec: SourceSpec, max_event_time: datetime) -> None:
     future = f"{_typed(et, et_type)} > TIMESTAMP '{max_event_time:%Y-%m-%d %H:%M:%S}'" if et else "false"
     future_msg = f"'{et}: ' || {_typed(et, et_type)} || ' is after {max_event_time:%Y-%m-%d %H:%M}'" if et else "''"
     payload = "to_json({" + ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns) + "})::VARCHAR"
-    con.execute(f"""
-      CREATE OR REPLACE TEMP TABLE _classified AS
-      SELECT *,
-        CASE WHEN _malformed IS NOT NULL THEN 'malformed'
-             WHEN {missing} THEN 'missing_key'
-             WHEN {bad_type} THEN 'wrong_type'
-             WHEN {future} THEN 'future_timestamp' END AS _reason
-      FROM _stage""")
-    con.execute(f"""
-      CREATE OR REPLACE TEMP TABLE _bad AS
-      SELECT _line, _reason,
+    # The raw payload is carried only for quarantined rows (EXCLUDE keeps good rows' text out of memory).
+    return f"""
+      SELECT * EXCLUDE (_payload),
         CASE _reason WHEN 'malformed' THEN _malformed WHEN 'missing_key' THEN {missing_msg}
-                     WHEN 'wrong_type' THEN {type_msg} ELSE {future_msg} END AS _message,
-        coalesce(_payload, {payload}) AS _payload
-      FROM _classified WHERE _reason IS NOT NULL""")
+                     WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} END AS _message,
+        CASE WHEN _reason IS NOT NULL THEN coalesce(_payload, {payload}) END AS _bad_payload
+      FROM (
+        SELECT *,
+          CASE WHEN _malformed IS NOT NULL THEN 'malformed'
+               WHEN {missing} THEN 'missing_key'
+               WHEN {bad_type} THEN 'wrong_type'
+               WHEN {future} THEN 'future_timestamp' END AS _reason
+        FROM ({stage})
+      )"""
 
 
 def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, max_event_time: datetime) -> FileLoad:
-    """Load one landing file idempotently (skip when the same content was loaded before)."""
+    """Load one landing file idempotently (skip when the same content was loaded before).
+
+    The file streams through in batches (memory stays bounded for multi-GB files); all batches,
+    the quarantine rows and the ledger row commit in one transaction, or none do."""
     t0 = time.perf_counter()
     path = Path(path)
     sha = file_sha256(path)
@@ -246,38 +285,42 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, max_
         fl.status = "skipped"
         return fl
     now = datetime.now().replace(microsecond=0)  # audit metadata only, never used in logic
-    try:
-        fl.extra_columns = _STAGERS[spec.format](con, spec, path)
-        _classify(con, spec, max_event_time)
-    except (IngestError, duckdb.Error, OSError, UnicodeDecodeError) as exc:
-        fl.status, fl.error = "failed", str(exc)
-        con.execute("INSERT INTO raw._load_ledger VALUES (?, ?, ?, ?, ?, 0, 0, 0, 'failed', ?, ?)",
-                    [fl.batch_id, spec.name, str(path), sha, path.stat().st_size, fl.error, now])
-        return fl
-    cols = ", ".join(f"{_typed(c.name, c.type)} AS \"{c.name}\"" for c in spec.columns)
+    typed_cols = ", ".join(f"{_typed(c.name, c.type)} AS \"{c.name}\"" for c in spec.columns)
+    reasons: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"""INSERT INTO raw.{spec.name}
-            SELECT {cols}, ?, _line, ?, ?, ? FROM _classified WHERE _reason IS NULL ORDER BY _line""",
-                    [str(path), fl.batch_id, now, sha])
-        con.execute("""INSERT INTO raw._quarantine
-            SELECT ?, ?, _line, _reason, _message, _payload, ?, ? FROM _bad ORDER BY _line""",
-                    [spec.name, str(path), fl.batch_id, now])
-        fl.rows_read = _scalar(con, "SELECT count(*) FROM _stage")
-        fl.rows_loaded = _scalar(con, "SELECT count(*) FROM _classified WHERE _reason IS NULL")
-        fl.reasons = dict(con.execute("SELECT _reason, count(*) FROM _bad GROUP BY 1 ORDER BY 1").fetchall())
-        fl.rows_quarantined = sum(fl.reasons.values())
+        fl.extra_columns, batches = _BATCHES[spec.format](spec, path)
+        for batch in batches:
+            con.register("_batch", batch)
+            con.execute("CREATE OR REPLACE TEMP TABLE _classified AS "
+                        + _classify_sql(spec, _stage_select(spec, batch), max_event_time))
+            con.unregister("_batch")
+            con.execute(f"""INSERT INTO raw.{spec.name}
+                SELECT {typed_cols}, ?, _line, ?, ?, ? FROM _classified WHERE _reason IS NULL ORDER BY _line""",
+                        [str(path), fl.batch_id, now, sha])
+            con.execute("""INSERT INTO raw._quarantine
+                SELECT ?, ?, _line, _reason, _message, _bad_payload, ?, ? FROM _classified
+                WHERE _reason IS NOT NULL ORDER BY _line""", [spec.name, str(path), fl.batch_id, now])
+            fl.rows_read += batch.num_rows
+            fl.rows_loaded += _scalar(con, "SELECT count(*) FROM _classified WHERE _reason IS NULL")
+            for r, n in con.execute("SELECT _reason, count(*) FROM _classified WHERE _reason IS NOT NULL GROUP BY 1").fetchall():
+                reasons[r] = reasons.get(r, 0) + n
+        fl.reasons = dict(sorted(reasons.items()))
+        fl.rows_quarantined = sum(reasons.values())
         if fl.rows_read != fl.rows_loaded + fl.rows_quarantined:  # nothing may be lost silently
             raise IngestError(f"{path}: {fl.rows_read} read != {fl.rows_loaded} loaded + {fl.rows_quarantined} quarantined")
         con.execute("INSERT INTO raw._load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?)",
                     [fl.batch_id, spec.name, str(path), sha, path.stat().st_size, fl.rows_read, fl.rows_loaded,
                      fl.rows_quarantined, now])
         con.execute("COMMIT")
-    except Exception:
+    except (IngestError, duckdb.Error, OSError, UnicodeDecodeError, pa.ArrowException) as exc:
+        # The whole file fails alone: nothing of it is kept, the ledger says why, other files go on.
         con.execute("ROLLBACK")
-        raise
+        fl = FileLoad(source=spec.name, file=str(path), status="failed", batch_id=fl.batch_id, sha256=sha, error=str(exc))
+        con.execute("INSERT INTO raw._load_ledger VALUES (?, ?, ?, ?, ?, 0, 0, 0, 'failed', ?, ?)",
+                    [fl.batch_id, spec.name, str(path), sha, path.stat().st_size, fl.error, now])
     finally:
-        con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _classified; DROP TABLE IF EXISTS _bad")
+        con.execute("DROP TABLE IF EXISTS _classified")
     fl.seconds = round(time.perf_counter() - t0, 3)
     return fl
 
