@@ -50,7 +50,7 @@ def bench_pipeline(people: int, seed: int = 42, workdir: Path | None = None, kee
         _stage(stages, "ingest", t0, load.totals()["rows_read"])
 
         t0 = time.perf_counter()
-        if not dbt.run(["build"], s):
+        if not dbt.run(["build"], s, quiet=True):
             raise RuntimeError("dbt build failed")
         _stage(stages, "dbt_build", t0, load.totals()["rows_loaded"])
 

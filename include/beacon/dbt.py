@@ -19,14 +19,14 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     }
 
 
-def run(args: list[str], s: Settings | None = None) -> bool:
-    """`dbt <args>` in this process; True on success."""
+def run(args: list[str], s: Settings | None = None, quiet: bool = False) -> bool:
+    """`dbt <args>` in this process; True on success. `quiet` keeps stdout for errors only (JSON callers)."""
     from dbt.cli.main import dbtRunner  # heavy import, only when dbt actually runs
 
     s = s or settings()
     os.environ.update(dbt_env(s))
     s.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    res = dbtRunner().invoke([*args, "--project-dir", str(s.dbt_project_dir), "--profiles-dir",
+    res = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args, "--project-dir", str(s.dbt_project_dir), "--profiles-dir",
                               str(s.dbt_project_dir), "--target-path", str(s.dbt_target_dir)])
     return bool(res.success)
 
