@@ -1,8 +1,9 @@
 """
 ### Activation
 
-Discovers audiences from the dbt manifest (segment models with `meta.audience`), applies consent
-and the holdout, and exports each audience as CSV with a manifest to the exports folder.
+Discovers audiences from the dbt manifest (segment models with `meta.audience`), records who
+entered and left each one, applies consent and the holdout, and exports each audience as CSV with
+a manifest to the exports folder.
 Scheduled on `beacon_scores`; emits `beacon_exports`.
 """
 
@@ -21,7 +22,19 @@ def beacon_activation():
         from beacon.audiences import discover
         from beacon.config import settings
 
-        return [a.name for a in discover(settings().manifest_path) if "file" in a.channels]
+        return [a.name for a in discover(settings().manifest_path)]
+
+    @task
+    def record_memberships(names: list[str]) -> list[dict]:
+        from beacon.audiences import discover, record_membership
+        from beacon.config import settings
+        from beacon.warehouse import connect
+        from ml.features import as_of
+
+        s = settings()
+        with connect() as con:
+            day = as_of(con).date().isoformat()
+            return [record_membership(con, a, day) for a in discover(s.manifest_path) if a.name in names]
 
     @task(outlets=[EXPORTS])
     def export_audience(name: str) -> dict:
@@ -33,11 +46,14 @@ def beacon_activation():
 
         s = settings()
         audience = next(a for a in discover(s.manifest_path) if a.name == name)
+        if "file" not in audience.channels:
+            return {"audience": name, "skipped": "no file channel"}
         with connect() as con:
             day = as_of(con).date().isoformat()
             return export(con, audience, str(s.exports_dir), day).to_dict()
 
-    export_audience.expand(name=discover_audiences())
+    names = discover_audiences()
+    record_memberships(names) >> export_audience.expand(name=names)
 
 
 beacon_activation()

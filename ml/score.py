@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from beacon.warehouse import ensure_scores_table
 from ml import features, registry
 from ml.train import MODEL_NAME, deciles
 
@@ -21,9 +22,7 @@ def score_customers(con: duckdb.DuckDBPyConnection, registry_dir: Path) -> dict:
         "customer_id": X.customer_id, "model": MODEL_NAME, "version": version, "score": p.round(6),
         "decile": deciles(p), "scored_at": pd.Timestamp(end),
     })
-    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
-    con.execute("""CREATE TABLE IF NOT EXISTS ml.scores (customer_id VARCHAR, model VARCHAR, version VARCHAR,
-                   score DOUBLE, decile INTEGER, scored_at TIMESTAMP)""")
+    ensure_scores_table(con)
     con.register("_scores", out)
     con.execute("BEGIN TRANSACTION")
     con.execute("DELETE FROM ml.scores WHERE model = ?", [MODEL_NAME])

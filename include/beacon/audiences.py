@@ -73,3 +73,97 @@ def discover(manifest_path: Path) -> list[Audience]:
             path=node["original_file_path"],
         )
     return sorted(found.values(), key=lambda a: (-a.priority, a.name))
+
+
+# ---------------------------------------------------------------------------------------------- membership
+
+
+def _ensure_membership(con) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS audiences")
+    con.execute("""CREATE TABLE IF NOT EXISTS audiences.membership_events (
+        audience VARCHAR, customer_id VARCHAR, change VARCHAR, as_of DATE, qualifying JSON)""")
+
+
+def _previous_members(con, audience: str, as_of: str) -> set[str]:
+    rows = con.execute("""
+        SELECT customer_id FROM audiences.membership_events
+        WHERE audience = ? AND as_of < ?::DATE
+        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY as_of DESC, change = 'entered') = 1
+            AND change = 'entered'""", [audience, as_of]).fetchall()
+    return {r[0] for r in rows}
+
+
+def record_membership(con, audience: Audience, as_of: str) -> dict:
+    """Record who entered and who left `audience` on `as_of` (re-running a day rewrites that day).
+
+    Entries keep the row that qualified the person, so "why did this person get this" has an answer."""
+    _ensure_membership(con)
+    current = con.execute(f"SELECT customer_id, to_json(s)::VARCHAR AS qualifying FROM {audience.relation} s").df()
+    prev = _previous_members(con, audience.name, as_of)
+    now = set(current.customer_id)
+    entered = current[~current.customer_id.isin(prev)]
+    exited = sorted(prev - now)
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM audiences.membership_events WHERE audience = ? AND as_of = ?::DATE", [audience.name, as_of])
+    con.register("_entered", entered)
+    con.execute("INSERT INTO audiences.membership_events SELECT ?, customer_id, 'entered', ?::DATE, qualifying::JSON "
+                "FROM _entered", [audience.name, as_of])
+    con.unregister("_entered")
+    if exited:
+        con.executemany("INSERT INTO audiences.membership_events VALUES (?, ?, 'exited', ?::DATE, NULL)",
+                        [[audience.name, c, as_of] for c in exited])
+    con.execute("COMMIT")
+    return {"audience": audience.name, "as_of": as_of, "size": len(now), "entered": len(entered), "exited": len(exited)}
+
+
+def membership_changes(con, audience: str | None = None) -> list[dict]:
+    """Entries and exits per audience and day, newest first."""
+    _ensure_membership(con)
+    where = "WHERE audience = ?" if audience else ""
+    rows = con.execute(f"""
+        SELECT audience, as_of, count(*) FILTER (WHERE change = 'entered'), count(*) FILTER (WHERE change = 'exited')
+        FROM audiences.membership_events {where} GROUP BY 1, 2 ORDER BY 2 DESC, 1""",
+                       [audience] if audience else []).fetchall()
+    return [{"audience": a, "as_of": str(d), "entered": e, "exited": x} for a, d, e, x in rows]
+
+
+# ---------------------------------------------------------------------------------------------- analyst views
+
+
+def preview(con, audience: Audience, others: list[Audience], sample: int = 10) -> dict:
+    """Size, a sample of members with the columns that qualified them, and overlap with every other audience."""
+    size = con.execute(f"SELECT count(*) FROM {audience.relation}").fetchall()[0][0]
+    rows = con.execute(f"SELECT * FROM {audience.relation} ORDER BY customer_id LIMIT ?", [sample]).df()
+    overlap = []
+    for o in others:
+        if o.name == audience.name:
+            continue
+        try:
+            n = con.execute(f"SELECT count(*) FROM {audience.relation} a JOIN {o.relation} b USING (customer_id)").fetchall()[0][0]
+        except Exception:  # noqa: BLE001 - an audience not built yet has no overlap to show
+            continue
+        overlap.append({"audience": o.name, "shared": n, "share_of_this": round(n / size, 4) if size else 0.0})
+    return {"audience": audience.name, "size": size, "sample": json.loads(rows.to_json(orient="records", date_format="iso")),
+            "overlap": sorted(overlap, key=lambda r: -r["shared"])}
+
+
+def diff(con, audience: Audience, channel: str = "file") -> dict:
+    """Who would enter and who would leave against the last delivered state of this audience."""
+    from beacon.activation.export import governed_members  # activation sits beside audiences; import at use
+
+    members = governed_members(con, audience, channel)
+    sendable = set(members[members.suppression_reason.isna() & ~members.held_out].customer_id)
+    has_log = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activation' "
+                          "AND table_name = 'deliveries'").fetchall()[0][0]
+    last_day, delivered = None, set()
+    if has_log:
+        r = con.execute("SELECT max(as_of) FROM activation.deliveries WHERE audience = ?", [audience.name]).fetchall()[0][0]
+        if r is not None:
+            last_day = str(r)
+            delivered = {x[0] for x in con.execute(
+                "SELECT customer_id FROM activation.deliveries WHERE audience = ? AND as_of = ? AND status = 'delivered'",
+                [audience.name, r]).fetchall()}
+    enter, leave = sorted(sendable - delivered), sorted(delivered - sendable)
+    return {"audience": audience.name, "last_delivered": last_day, "delivered_then": len(delivered),
+            "sendable_now": len(sendable), "would_enter": len(enter), "would_leave": len(leave),
+            "unchanged": len(sendable & delivered), "enter_sample": enter[:10], "leave_sample": leave[:10]}

@@ -116,18 +116,80 @@ def cmd_audiences_list(args) -> int:
         for a in audiences:
             schema, table = a.relation.split(".")
             size = con.execute(f"SELECT count(*) FROM {a.relation}").fetchall()[0][0] if table_exists(con, schema, table) else None
+            last = None
+            if table_exists(con, "audiences", "membership_events"):
+                last = con.execute("SELECT max(as_of) FROM audiences.membership_events WHERE audience = ?",
+                                   [a.name]).fetchall()[0][0]
             rows.append({"name": a.name, "owner": a.owner, "size": size, "channels": list(a.channels),
+                         "last_refresh": str(last) if last else None,
                          "priority": a.priority, "holdout_pct": a.holdout_pct, "refresh": a.refresh, "path": a.path})
 
     def render(rows):
         t = Table(title="Audiences", title_justify="left")
-        for c in ("name", "owner", "size", "channels", "priority", "holdout_pct", "refresh"):
+        for c in ("name", "owner", "size", "channels", "priority", "holdout_pct", "refresh", "last_refresh"):
             t.add_column(c)
         for r in rows:
             t.add_row(r["name"], r["owner"], "not built" if r["size"] is None else f"{r['size']:,}",
-                      ", ".join(r["channels"]), str(r["priority"]), str(r["holdout_pct"]), r["refresh"])
+                      ", ".join(r["channels"]), str(r["priority"]), str(r["holdout_pct"]), r["refresh"],
+                      r["last_refresh"] or "never")
         console.print(t)
     _emit(rows, args.json, render)
+    return 0
+
+
+def _find_audience(name: str):
+    from beacon.audiences import discover
+    from beacon.config import settings
+    from beacon.dbt import ensure_manifest
+
+    audiences = discover(ensure_manifest(settings()))
+    match = [a for a in audiences if a.name == name]
+    if not match:
+        raise ValueError(f"no audience named {name!r}; known: {', '.join(a.name for a in audiences)}")
+    return match[0], audiences
+
+
+def cmd_audiences_preview(args) -> int:
+    from beacon.audiences import preview
+    from beacon.warehouse import connect
+
+    audience, audiences = _find_audience(args.name)
+    with connect() as con:
+        d = preview(con, audience, audiences, sample=args.sample)
+
+    def render(d):
+        console.print(f"[bold]{d['audience']}[/bold]: {d['size']:,} members")
+        if d["sample"]:
+            t = Table(title="Sample members (the columns that qualified them)", title_justify="left")
+            cols = list(d["sample"][0].keys())
+            for c in cols:
+                t.add_column(c)
+            for r in d["sample"]:
+                t.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
+            console.print(t)
+        t = Table(title="Overlap with other audiences", title_justify="left")
+        for c in ("audience", "shared", "share_of_this"):
+            t.add_column(c)
+        for r in d["overlap"]:
+            t.add_row(r["audience"], f"{r['shared']:,}", f"{r['share_of_this']:.1%}")
+        console.print(t)
+    _emit(d, args.json, render)
+    return 0
+
+
+def cmd_audiences_diff(args) -> int:
+    from beacon.audiences import diff
+    from beacon.warehouse import connect
+
+    audience, _ = _find_audience(args.name)
+    with connect() as con:
+        d = diff(con, audience)
+
+    def render(d):
+        console.print(_kv_table(f"{d['audience']}: changes against the delivery of {d['last_delivered'] or 'never'}",
+                                {k: d[k] for k in ("delivered_then", "sendable_now", "would_enter", "would_leave",
+                                                   "unchanged")}))
+    _emit(d, args.json, render)
     return 0
 
 
@@ -183,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     al = asub.add_parser("list", help="name, owner, size, channels, priority, holdout, refresh")
     al.add_argument("--json", action="store_true")
     al.set_defaults(func=cmd_audiences_list)
+    ap = asub.add_parser("preview", help="size, sample members with qualifying columns, overlap with the others")
+    ap.add_argument("name")
+    ap.add_argument("--sample", type=int, default=10)
+    ap.add_argument("--json", action="store_true")
+    ap.set_defaults(func=cmd_audiences_preview)
+    ad = asub.add_parser("diff", help="who would enter and leave against the last delivered state")
+    ad.add_argument("name")
+    ad.add_argument("--json", action="store_true")
+    ad.set_defaults(func=cmd_audiences_diff)
 
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bsub = b.add_subparsers(dest="bench_command", required=True)

@@ -12,7 +12,7 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     """Environment dbt and Cosmos need: the warehouse path, and no usage telemetry (offline, private)."""
     s = s or settings()
     return {
-        "BEACON_WAREHOUSE": str(s.warehouse_path),
+        "BEACON_DBT_WAREHOUSE_PATH": str(s.warehouse_path),  # read by profiles.yml only
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
         "DBT_PROFILES_DIR": str(s.dbt_project_dir),

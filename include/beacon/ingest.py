@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from beacon.warehouse import connect
+from beacon.warehouse import connect, ensure_scores_table
 
 SPEC_FILE = Path(__file__).with_name("sources.yml")
 _SQL_TYPES = {"varchar": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
@@ -372,6 +372,7 @@ def load_landing(landing_dir: Path, until: date | None = None, warehouse: Path |
     loads: list[FileLoad] = []
     with connect(warehouse) as con:
         ensure_raw_schema(con, specs)
+        ensure_scores_table(con)
         for day_dir in landing_days(landing_dir, until):
             # A file's events may not be later than the end of its day plus one day of clock skew.
             max_ts = datetime.combine(date.fromisoformat(day_dir.name), datetime.min.time()) + timedelta(days=2)

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 
 from beacon.config import Settings, settings
-from beacon.dbt import dbt_env
 
 DAG_ORDER = ("beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation")
 
@@ -38,7 +37,7 @@ def airflow_env(s: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "SCARF_NO_ANALYTICS": "true",
         "BEACON_RETRY_DELAY_SECONDS": os.environ.get("BEACON_RETRY_DELAY_SECONDS", "3"),
-        **dbt_env(s),
+        "DO_NOT_TRACK": "1",
     }
 
 

@@ -44,3 +44,10 @@ def table_sizes(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dic
         f"SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN "
         f"({', '.join('?' for _ in schemas)}) ORDER BY 1", list(schemas)).fetchall()
     return {n: con.execute(f"SELECT count(*) FROM {n}").fetchall()[0][0] for (n,) in names}
+
+
+def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
+    """ml.scores exists from the first load on (empty until the ML DAG scores), so segments can read it."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.execute("""CREATE TABLE IF NOT EXISTS ml.scores (customer_id VARCHAR, model VARCHAR, version VARCHAR,
+                   score DOUBLE, decile INTEGER, scored_at TIMESTAMP)""")

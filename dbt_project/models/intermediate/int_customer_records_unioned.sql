@@ -5,7 +5,7 @@ with crm as (
         contact_id as record_id,
         1 as source_rank,  -- CRM is the most trusted source for names and stages
         email, is_email_valid, email_canonical, phone_e164, first_name, last_name, street, city, state, postal_code,
-        null::date as birth_date, null::varchar as gender, company_id, lifecycle_stage,
+        null::date as birth_date, null::varchar as gender, company_id, job_title, lifecycle_stage,
         created_at, updated_at
     from {{ ref('stg_crm__contacts') }}
 ),
@@ -16,7 +16,7 @@ shop as (
         shop_customer_id as record_id,
         2 as source_rank,
         email, is_email_valid, email_canonical, phone_e164, first_name, last_name, street, city, state, postal_code,
-        birth_date, gender, null::varchar as company_id, null::varchar as lifecycle_stage,
+        birth_date, gender, null::varchar as company_id, null::varchar as job_title, null::varchar as lifecycle_stage,
         created_at, created_at as updated_at
     from {{ ref('stg_shop__customers') }}
 ),

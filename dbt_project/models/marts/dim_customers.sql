@@ -34,6 +34,7 @@ golden as (
         max(birth_date) as birth_date,
         max(gender) as gender,
         arg_max(company_id, updated_at) filter (where company_id is not null) as company_id,
+        arg_max(job_title, updated_at) filter (where job_title is not null) as job_title,
         arg_max(lifecycle_stage, updated_at) filter (where lifecycle_stage is not null) as crm_lifecycle_stage,
         min(created_at) as first_seen_at,
         count(*) filter (where source = 'crm') as crm_records,
