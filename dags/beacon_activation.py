@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
+from beacon.audiences import discover
+from beacon.config import settings
 from beacon.orchestration import DEFAULT_ARGS, EXPORTS, SCORES, START
+
+# Check every segment's audience contract at parse time: a malformed one is an import error naming
+# the file and field, instead of a failure in the middle of a delivery run.
+discover(settings().manifest_path)
 
 
 @dag(schedule=[SCORES], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "activation"],

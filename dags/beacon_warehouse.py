@@ -38,7 +38,7 @@ def beacon_warehouse():
                                      project_name="beacon", install_dbt_deps=False, env_vars=dbt_env(_S)),
         profile_config=ProfileConfig(profile_name="beacon", target_name="local",
                                      profiles_yml_filepath=_S.dbt_project_dir / "profiles.yml"),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH,
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE, exclude=["resource_type:exposure"],
                                    emit_datasets=False),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
                                          invocation_mode=InvocationMode.DBT_RUNNER),

@@ -83,3 +83,26 @@ def test_assets_chain_the_dags(dagbag):
         uris = [a.uri for a in getattr(condition, "objects", [])]
         assert uris, f"{consumer} is not scheduled on an Asset"
         assert all(produced.get(u) == producer for u in uris), (consumer, uris, produced)
+
+
+def test_malformed_audience_contract_is_a_parse_error_naming_file_and_field(manifest, tmp_path):
+    # A copy of the real manifest where one segment's holdout is out of range.
+    doc = json.loads(Path(manifest).read_text())
+    node = next(n for n in doc["nodes"].values() if n.get("name") == "win_back_lapsed" and n["resource_type"] == "model")
+    node["config"]["meta"]["audience"]["holdout_pct"] = 140
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "manifest.json").write_text(json.dumps(doc))
+    code = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(ROOT / 'dags' / 'beacon_activation.py')!r})
+print(json.dumps(list(bag.import_errors.values())))
+"""
+    import os
+
+    env = {**os.environ, "BEACON_DBT_TARGET_DIR": str(target)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    errors = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(errors) == 1
+    assert "models/segments/win_back_lapsed.sql" in errors[0] and "holdout_pct" in errors[0]

@@ -177,6 +177,24 @@ def cmd_audiences_preview(args) -> int:
     return 0
 
 
+def cmd_audiences_history(args) -> int:
+    from beacon.audiences import membership_changes
+    from beacon.warehouse import connect
+
+    with connect() as con:
+        rows = membership_changes(con, args.name)
+
+    def render(rows):
+        t = Table(title="Audience entries and exits per run", title_justify="left")
+        for c in ("as_of", "audience", "entered", "exited"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["as_of"], r["audience"], f"{r['entered']:,}", f"{r['exited']:,}")
+        console.print(t)
+    _emit(rows, args.json, render)
+    return 0
+
+
 def cmd_audiences_diff(args) -> int:
     from beacon.audiences import diff
     from beacon.warehouse import connect
@@ -250,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sample", type=int, default=10)
     ap.add_argument("--json", action="store_true")
     ap.set_defaults(func=cmd_audiences_preview)
+    ah = asub.add_parser("history", help="entries and exits per audience and run")
+    ah.add_argument("name", nargs="?", default=None)
+    ah.add_argument("--json", action="store_true")
+    ah.set_defaults(func=cmd_audiences_history)
     ad = asub.add_parser("diff", help="who would enter and leave against the last delivered state")
     ad.add_argument("name")
     ad.add_argument("--json", action="store_true")
