@@ -152,3 +152,32 @@ def test_preview_and_diff_on_the_run(new_segment_run):
     # Just delivered: nothing would enter or leave.
     assert d["last_delivered"] == day and d["would_enter"] == 0 and d["would_leave"] == 0
     assert d["unchanged"] == d["delivered_then"] > 0
+
+
+def test_day_two_increment_records_exits_and_keeps_stages(new_segment_run):
+    """Day 2 (new people, changed records, new events): entries and exits are recorded, and no
+    lifecycle stage date moves later or disappears."""
+    from beacon.pipeline import add_day, run_dags
+    from beacon.warehouse import connect
+
+    s, day1 = new_segment_run
+    with connect() as con:
+        before = con.execute("SELECT * FROM marts.customer_lifecycle").df().set_index("customer_id")
+    day2 = add_day(s, people=2000, seed=21, day=2)
+    run_dags(day2)
+    with connect() as con:
+        after = con.execute("SELECT * FROM marts.customer_lifecycle").df().set_index("customer_id")
+        changes = membership_changes(con)
+    common = before.index.intersection(after.index)
+    assert len(common) > 0.9 * len(before)
+    for col in ("subscriber_at", "lead_at", "mql_at", "sql_at", "customer_at"):
+        b, a = before.loc[common, col], after.loc[common, col]
+        had = b.notna()
+        assert a[had].notna().all(), col  # a reached stage never disappears
+        assert (a[had] <= b[had]).all(), col  # and its date never moves later
+    order = ["unknown", "subscriber", "lead", "mql", "sql", "customer"]
+    rank_b = before.loc[common, "lifecycle_stage"].map(order.index)
+    rank_a = after.loc[common, "lifecycle_stage"].map(order.index)
+    assert (rank_a >= rank_b).all()
+    day2_changes = [c for c in changes if c["as_of"] == day2]
+    assert day2_changes and sum(c["entered"] + c["exited"] for c in day2_changes) > 0

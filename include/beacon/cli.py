@@ -61,7 +61,7 @@ def cmd_demo(args) -> int:
         def progress(stage: str) -> None:
             status.update(f"[bold]running {stage}[/bold]")
             console.log(f"{stage} …")
-        result = run_demo(people=args.people, seed=args.seed, progress=progress)
+        result = run_demo(people=args.people, seed=args.seed, days=args.days, progress=progress)
     d = result.to_dict()
 
     def render(d):
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate a world and run the four DAGs in-process (dag.test)")
     d.add_argument("--people", type=int, default=20_000)
     d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--days", type=int, default=1, help="also run the daily increments of days 2..N")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
 

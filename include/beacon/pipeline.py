@@ -95,6 +95,16 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
     return cfg.day_date().isoformat()
 
 
+def add_day(s: Settings, people: int, seed: int, day: int) -> str:
+    """Generate the increment of `day` (new people, changed records, new events) into the current world."""
+    from beacon.generate import GenConfig, generate
+
+    cfg = GenConfig(people=people, seed=seed, day=day)
+    if not (s.landing_dir / cfg.day_date().isoformat()).exists():
+        generate(cfg, s.data_dir)
+    return cfg.day_date().isoformat()
+
+
 def run_dags(day: str, progress=None) -> dict[str, float]:
     """Run the four DAGs in order with `dag.test()`; raise naming the failed tasks if one fails."""
     os.environ.update(airflow_env())
@@ -150,8 +160,8 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
     return result
 
 
-def run_demo(people: int = 20_000, seed: int = 42, progress=None) -> DemoResult:
-    """Generate (if needed), initialize Airflow (if needed), run the DAGs, summarize."""
+def run_demo(people: int = 20_000, seed: int = 42, days: int = 1, progress=None) -> DemoResult:
+    """Generate (if needed), initialize Airflow (if needed), run the DAGs for each day, summarize."""
     from beacon.dbt import ensure_manifest
 
     s = settings()
@@ -168,5 +178,11 @@ def run_demo(people: int = 20_000, seed: int = 42, progress=None) -> DemoResult:
     ensure_manifest(s)
     result.seconds["setup"] = round(time.perf_counter() - t1, 2)
     result.seconds.update(run_dags(day, progress))
+    for d in range(2, days + 1):  # daily increments: each day's files, then the four DAGs again
+        if progress:
+            progress(f"day {d}")
+        result.day = add_day(s, people, seed, d)
+        for k, v in run_dags(result.day, progress).items():
+            result.seconds[f"{k} (day {d})"] = v
     result.seconds["total"] = round(time.perf_counter() - t0, 2)
     return collect(s, result)
