@@ -61,12 +61,16 @@ files = {{s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
 print(json.dumps({{"parse_seconds": parse, "files": files, "errors": list(bag.import_errors),
                   "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    print("DAG parse:", res)
-    assert res["errors"] == []
-    assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
-    assert res["parse_seconds"] <= 2.0, res
+    runs = []
+    for _ in range(3):  # the median of three fresh interpreters, so one noisy neighbour does not decide
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print("DAG parse:", runs)
+    for res in runs:
+        assert res["errors"] == []
+        assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
+    median = sorted(r["parse_seconds"] for r in runs)[1]
+    assert median <= 2.0, runs
 
 
 def test_assets_chain_the_dags(dagbag):

@@ -6,7 +6,6 @@ the new audience exported with the right members. Also: membership history and t
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -54,7 +53,7 @@ models:
 @pytest.fixture(scope="module")
 def new_segment_run(airflow_home, tmp_path_factory):
     """Copy the dbt project, add one SQL file and one YAML file, point Beacon at the copy, run the DAGs."""
-    from beacon.config import settings
+    from beacon.config import override_env, settings
     from beacon.dbt import ensure_manifest
     from beacon.pipeline import prepare_world, run_dags
 
@@ -63,22 +62,13 @@ def new_segment_run(airflow_home, tmp_path_factory):
     shutil.copytree(ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
     (project / "models" / "segments" / "frequent_buyers_thanks.sql").write_text(NEW_SQL)
     (project / "models" / "segments" / "_frequent_buyers_thanks.yml").write_text(NEW_YAML)
-    saved = {k: os.environ.get(k) for k in ("BEACON_DBT_PROJECT_DIR", "BEACON_DBT_TARGET_DIR", "BEACON_DATA_DIR")}
-    os.environ["BEACON_DBT_PROJECT_DIR"] = str(project)
-    os.environ["BEACON_DBT_TARGET_DIR"] = str(project / "target")
-    os.environ["BEACON_DATA_DIR"] = str(work / "data")
-    try:
+    with override_env(BEACON_DBT_PROJECT_DIR=str(project), BEACON_DBT_TARGET_DIR=str(project / "target"),
+                      BEACON_DATA_DIR=str(work / "data")):
         s = settings()
         day = prepare_world(s, people=2000, seed=21)
         ensure_manifest(s)
         run_dags(day)
         yield s, day
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_new_segment_is_exported_with_the_right_members(new_segment_run):

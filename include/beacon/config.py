@@ -6,6 +6,8 @@ Imports nothing of ours (bottom of the import graph).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +55,18 @@ def settings() -> Settings:
         dbt_project_dir=dbt_dir,
         dbt_target_dir=_path("BEACON_DBT_TARGET_DIR", dbt_dir / "target"),
     )
+
+
+@contextmanager
+def override_env(**values: str) -> Iterator[None]:
+    """Set environment variables for a block (e.g. point Beacon at another data folder), then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -344,7 +344,7 @@ def _iso(ts: np.ndarray | pd.Series) -> pd.Series:
 
 def _crm_contacts(P: pd.DataFrame, cfg: GenConfig, rng: np.random.Generator, day: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """CRM contacts: B2B people and leads; some entered twice; on later days, changed records too."""
-    crm = P[P.in_crm & (P.join_day == day)] if day == 1 else P[P.in_crm & (P.join_day == day)]
+    crm = P[P.in_crm & (P.join_day == day)]
     dup = crm[rng.random(len(crm)) < cfg.dup_rate]
     if day > 1:
         existing = P[P.in_crm & (P.join_day < day)]
@@ -512,7 +512,7 @@ def _web_events(P, cfg, rng, t0, t1, shop_ids, order_who, order_ts) -> tuple[pd.
     has_web = P.has_web.to_numpy()
     start, length = _active_seconds(P, t0, t1)
     # Browsing continues at a lower rate after churn.
-    length_all = np.maximum(np.minimum(t1, t1) - np.maximum(P.created_ts.to_numpy(), t0), 0)
+    length_all = np.maximum(t1 - np.maximum(P.created_ts.to_numpy(), t0), 0)
     rate = np.where(has_web, P.web_rate.to_numpy(), 0.0)
     who_a, ts_a = _poisson_times(rng, rate, start, length)
     who_b, ts_b = _poisson_times(rng, rate * 0.15, np.maximum(P.created_ts.to_numpy(), t0), length_all - length)
@@ -556,7 +556,6 @@ def _web_events(P, cfg, rng, t0, t1, shop_ids, order_who, order_ts) -> tuple[pd.
         "product": product.astype(np.int32),
         "user_id": np.where((kind == 7) & P.in_shop.to_numpy()[who], shop_ids[who], None),
         "email": np.where(np.isin(kind, [5, 6, 7]), email_for_form[who], None),
-        "_person_idx": P.person_idx.to_numpy()[who],
     })
     amap = pd.DataFrame({"anon": anon, "_person_id": P.person_id.to_numpy()[who]}).drop_duplicates("anon")
     return ev, amap
@@ -703,7 +702,7 @@ def _write_parquet(con, df: pd.DataFrame, path: Path) -> None:
     con.unregister("_df")
 
 
-def _write_web_jsonl(con, ev: pd.DataFrame, shop_ids_col: str, path: Path, bad: pd.DataFrame) -> None:
+def _write_web_jsonl(con, ev: pd.DataFrame, path: Path, bad: pd.DataFrame) -> None:
     """Segment-style track/page/identify calls, one JSON object per line."""
     con.register("_ev", ev)
     con.register("_names", pd.DataFrame({"kind": np.arange(len(_WEB_EVENTS), dtype=np.int8), "name": _WEB_EVENTS}))
@@ -818,7 +817,7 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     _write_parquet(con, orders, landing / "shop_orders.parquet")
     _write_parquet(con, items, landing / "shop_order_items.parquet")
     rows["shop_orders"], rows["shop_order_items"] = len(orders), len(items)
-    _write_web_jsonl(con, web, "user_id", landing / "web_events.jsonl", web_bad)
+    _write_web_jsonl(con, web, landing / "web_events.jsonl", web_bad)
     _write_email_jsonl(con, email, landing / "email_events.jsonl", email_bad)
     rows["web_events"], rows["email_events"] = len(web), len(email)
     for name, n in (("web_events", len(web)), ("email_events", len(email))):
