@@ -67,3 +67,14 @@ def test_duplicate_name_and_missing_key_column_fail(tmp_path):
 def test_project_segments_satisfy_the_contract(manifest):
     names = [a.name for a in discover(manifest)]
     assert "cart_abandoners" in names
+
+
+def test_exposures_declare_every_builtin_audience_for_each_of_its_channels(manifest):
+    # Lineage in dbt docs: an audience delivered on a channel is a dependency of that channel's exposure.
+    doc = json.loads(manifest.read_text())
+    exposure_for = {"file": "audience_file_exports", "email": "email_campaigns", "webhook": "crm_webhook",
+                    "ads": "ad_audiences"}
+    deps = {e["name"]: set(e["depends_on"]["nodes"]) for e in doc["exposures"].values()}
+    for a in discover(manifest):
+        for channel in a.channels:
+            assert f"model.beacon.{a.model}" in deps[exposure_for[channel]], (a.name, channel)
