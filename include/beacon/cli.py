@@ -211,6 +211,24 @@ def cmd_audiences_diff(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- ml
+
+
+def cmd_ml_evaluate(args) -> int:
+    from ml.evaluate import main_evaluate
+
+    d = main_evaluate(args.csv, args.target, positive=args.positive, drop=args.drop or (), sep=args.sep)
+
+    def render(d):
+        console.print(_kv_table(f"Lead-scoring learner on {d['file']}", {
+            "rows": d.get("rows"), "target": f"{d['target']} (positive = {d['positive']!r})",
+            "cv AUC (5-fold, mean ± sd)": f"{d['cv_auc_mean']:.4f} ± {d['cv_auc_std']:.4f}",
+            "time-ordered holdout AUC (last 20%)": f"{d['holdout_auc']:.4f}",
+            "seconds": d.get("seconds")}))
+    _emit(d, args.json, render)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- bench
 
 
@@ -277,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("name")
     ad.add_argument("--json", action="store_true")
     ad.set_defaults(func=cmd_audiences_diff)
+
+    m = sub.add_parser("ml", help="machine learning")
+    msub = m.add_subparsers(dest="ml_command", required=True)
+    me = msub.add_parser("evaluate", help="cross-validated and time-ordered AUC of the lead learner on any CSV")
+    me.add_argument("--csv", required=True)
+    me.add_argument("--target", required=True)
+    me.add_argument("--positive", default=None, help="the positive class value (inferred for yes/1/true)")
+    me.add_argument("--drop", default=None, help="comma-separated columns to leave out")
+    me.add_argument("--sep", default=None, help="field separator (sniffed when omitted)")
+    me.add_argument("--json", action="store_true")
+    me.set_defaults(func=cmd_ml_evaluate)
 
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bsub = b.add_subparsers(dest="bench_command", required=True)
