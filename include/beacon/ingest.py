@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -380,7 +379,3 @@ def load_landing(landing_dir: Path, until: date | None = None, warehouse: Path |
                 for path in sorted(day_dir.glob(spec.file + "*")):  # also .gz
                     loads.append(load_file(con, spec, path, max_ts))
     return LoadSummary(loads)
-
-
-def summary_json(summary: LoadSummary) -> str:
-    return json.dumps(summary.to_dict(), indent=2, default=str)

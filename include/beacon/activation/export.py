@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -92,7 +91,3 @@ def export_audience(con: duckdb.DuckDBPyConnection, audience: Audience, exports_
     con.execute("COMMIT")
     con.unregister("_log")
     return summary
-
-
-def export_location(exports_dir: Path, audience: str, as_of: str) -> Path:
-    return Path(exports_dir) / audience / as_of
