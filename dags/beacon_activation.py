@@ -34,12 +34,11 @@ def beacon_activation():
     def record_memberships(names: list[str]) -> list[dict]:
         from beacon.audiences import discover, record_membership
         from beacon.config import settings
-        from beacon.warehouse import connect
-        from ml.features import as_of
+        from beacon.warehouse import clock, connect
 
         s = settings()
         with connect() as con:
-            day = as_of(con).date().isoformat()
+            day = clock(con).date().isoformat()
             return [record_membership(con, a, day) for a in discover(s.manifest_path) if a.name in names]
 
     @task(outlets=[EXPORTS])
@@ -47,15 +46,14 @@ def beacon_activation():
         from beacon.activation.export import export_audience as export
         from beacon.audiences import discover
         from beacon.config import settings
-        from beacon.warehouse import connect
-        from ml.features import as_of
+        from beacon.warehouse import clock, connect
 
         s = settings()
         audience = next(a for a in discover(s.manifest_path) if a.name == name)
         if "file" not in audience.channels:
             return {"audience": name, "skipped": "no file channel"}
         with connect() as con:
-            day = as_of(con).date().isoformat()
+            day = clock(con).date().isoformat()
             return export(con, audience, str(s.exports_dir), day).to_dict()
 
     names = discover_audiences()

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
+from beacon.warehouse import clock
+
 FEATURES = [
     "tenure_days", "is_b2b", "has_phone", "orders_total", "orders_90d", "revenue_total", "days_since_order",
     "web_7d", "web_30d", "web_90d", "views_30d", "cart_adds_30d", "checkouts_30d", "days_since_web",
@@ -19,13 +21,8 @@ FEATURES = [
 
 
 def as_of(con: duckdb.DuckDBPyConnection) -> datetime:
-    """The warehouse's high-water mark: the latest web or order event (never the wall clock)."""
-    row = con.execute("""
-        SELECT greatest((SELECT max(event_at) FROM marts.fct_web_events), (SELECT max(ordered_at) FROM marts.fct_orders))
-    """).fetchall()[0][0]
-    if row is None:
-        raise ValueError("the warehouse has no events yet: run ingest and the warehouse DAG first")
-    return row
+    """The warehouse clock (see beacon.warehouse.clock): features, labels and scores count from it."""
+    return clock(con)
 
 
 def build(con: duckdb.DuckDBPyConnection, cutoff: datetime, horizon_days: int | None = None) -> pd.DataFrame:

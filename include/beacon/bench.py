@@ -42,8 +42,7 @@ def _run_stages(people: int, seed: int, work: Path) -> dict:
     from beacon.config import settings
     from beacon.generate import GenConfig, generate
     from beacon.ingest import load_landing
-    from beacon.warehouse import connect
-    from ml.features import as_of
+    from beacon.warehouse import clock, connect
     from ml.score import score_customers
     from ml.train import train_lead_score
 
@@ -72,7 +71,7 @@ def _run_stages(people: int, seed: int, work: Path) -> dict:
         _stage(stages, "ml_score", t0, scored["rows"])
 
         t0 = time.perf_counter()
-        day = as_of(con).date().isoformat()
+        day = clock(con).date().isoformat()
         members = 0
         for a in discover(s.manifest_path):
             members += export_audience(con, a, str(s.exports_dir), day).source_rows

@@ -51,3 +51,14 @@ def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.execute("""CREATE TABLE IF NOT EXISTS ml.scores (customer_id VARCHAR, model VARCHAR, version VARCHAR,
                    score DOUBLE, decile INTEGER, scored_at TIMESTAMP)""")
+
+
+def clock(con: duckdb.DuckDBPyConnection):
+    """The warehouse clock: the latest event time, from the dbt mart `warehouse_as_of` that the segment
+    windows also count back from (one clock for segments, ML and exports; never the wall clock)."""
+    if not table_exists(con, "marts", "warehouse_as_of"):
+        raise ValueError("the warehouse has no marts yet: run ingest and the warehouse DAG first")
+    value = con.execute("SELECT as_of_at FROM marts.warehouse_as_of").fetchall()[0][0]
+    if value is None:
+        raise ValueError("the warehouse has no events yet: run ingest and the warehouse DAG first")
+    return value
