@@ -1,0 +1,1 @@
+"""Data quality: expectation results in the warehouse and the circuit breaker activation checks."""
