@@ -1,23 +1,20 @@
--- Deterministic first pass: records sharing a canonical email (else phone) are one customer.
--- customer_id is a hash of that identity key, so it is stable across runs.
-with records as (
-    select * from {{ ref('int_customer_records_unioned') }}
-),
-
-keyed as (
-    select
-        *,
-        coalesce('email:' || email_canonical, 'phone:' || phone_e164, source || ':' || record_id) as identity_key
-    from records
+-- Each person record with its current customer_id: the latest identity event per record.
+with events as (
+    select * from {{ ref('int_identity_events') }}
 ),
 
 final as (
     select
         source,
         record_id,
-        identity_key,
-        'cus_' || substr(md5(identity_key), 1, 16) as customer_id
-    from keyed
+        record_key,
+        arg_max(customer_id, resolution_run) as customer_id,
+        arg_max(match_rule, resolution_run) as match_rule,
+        arg_max(match_probability, resolution_run) as match_probability,
+        min(resolution_run) as first_resolution_run,
+        max(resolution_run) as last_resolution_run
+    from events
+    group by source, record_id, record_key
 )
 
 select * from final

@@ -1,10 +1,12 @@
 -- Every person-like record from the CRM and the shop, in one shape, for identity resolution.
+-- record_key (source:record_id) is the node id of the identity graph.
 with crm as (
     select
         'crm' as source,
         contact_id as record_id,
         1 as source_rank,  -- CRM is the most trusted source for names and stages
-        email, is_email_valid, email_canonical, phone_e164, first_name, last_name, street, city, state, postal_code,
+        email, is_email_valid, email_canonical, phone_e164, first_name, last_name,
+        first_name_key, last_name_key, first_name_aliases, street, street_key, city, state, postal_code,
         null::date as birth_date, null::varchar as gender, company_id, job_title, lifecycle_stage,
         created_at, updated_at
     from {{ ref('stg_crm__contacts') }}
@@ -15,16 +17,27 @@ shop as (
         'shop' as source,
         shop_customer_id as record_id,
         2 as source_rank,
-        email, is_email_valid, email_canonical, phone_e164, first_name, last_name, street, city, state, postal_code,
+        email, is_email_valid, email_canonical, phone_e164, first_name, last_name,
+        first_name_key, last_name_key, first_name_aliases, street, street_key, city, state, postal_code,
         birth_date, gender, null::varchar as company_id, null::varchar as job_title, null::varchar as lifecycle_stage,
         created_at, created_at as updated_at
     from {{ ref('stg_shop__customers') }}
 ),
 
-final as (
+unioned as (
     select * from crm
     union all
     select * from shop
+),
+
+final as (
+    select
+        source || ':' || record_id as record_key,
+        *,
+        -- What matching reads: when it changes, the record is re-linked on the next incremental run.
+        md5(concat_ws('|', email_canonical, phone_e164, first_name_key, last_name_key, street_key, city, state,
+                      postal_code, birth_date)) as match_fingerprint
+    from unioned
 )
 
 select * from final

@@ -1,4 +1,6 @@
 -- Consent records (opt-in / opt-out per channel), keyed by email or phone.
+-- A table, not a view: phone normalization may call the plugin's beacon_e164(), which only dbt's connections have.
+{{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'consent') }}
 ),
@@ -8,7 +10,7 @@ final as (
         consent_id,
         {{ normalized_email('email') }} as email,
         {{ canonical_email('email') }} as email_canonical,
-        {{ phone_e164_nanp('phone') }} as phone_e164,
+        {{ phone_e164('phone') }} as phone_e164,
         lower(channel) as channel,
         lower(status) as status,
         source as consent_source,

@@ -1,4 +1,6 @@
 -- Shop customers: latest version per shop customer id, identifiers normalized.
+-- A table, not a view: phone normalization may call the plugin's beacon_e164(), which only dbt's connections have.
+{{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'shop_customers') }}
 ),
@@ -11,11 +13,15 @@ final as (
         {{ canonical_email('email') }} as email_canonical,
         {{ clean_name('first_name') }} as first_name,
         {{ clean_name('last_name') }} as last_name,
-        {{ phone_e164_nanp('phone') }} as phone_e164,
+        {{ name_key('first_name') }} as first_name_key,
+        {{ name_key('last_name') }} as last_name_key,
+        beacon_name_aliases({{ name_key('first_name') }}) as first_name_aliases,
+        {{ phone_e164('phone') }} as phone_e164,
         {{ clean_name('address_line1') }} as street,
+        {{ street_key('address_line1') }} as street_key,
         city,
         upper(state) as state,
-        zip as postal_code,
+        nullif(left(regexp_replace(zip, '[^0-9]', '', 'g'), 5), '') as postal_code,
         birth_date,
         nullif(gender, '') as gender,
         created_at

@@ -1,0 +1,1 @@
+"""Identity resolution: normalization, deterministic and probabilistic links, stable customer ids."""

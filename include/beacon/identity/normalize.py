@@ -1,0 +1,68 @@
+"""Normalization that SQL alone does badly: phone numbers (phonenumbers) and first-name nicknames.
+
+dbt calls these as DuckDB functions registered by the dbt-duckdb plugin below (profiles.yml), so the
+staging models stay SQL and analysts can read them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+
+DEFAULT_REGION = "US"
+
+
+@lru_cache(maxsize=200_000)
+def e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
+    """A phone number in E.164 (`+14155550123`), or None when phonenumbers finds it invalid."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=1)
+def _namer():
+    from nicknames import NickNamer  # curated nickname <-> given-name table (ships with the package)
+
+    return NickNamer()
+
+
+@lru_cache(maxsize=100_000)
+def name_aliases(first_name: str | None) -> list[str] | None:
+    """Every given name this first name can stand for (itself, its canonical names, its nicknames), sorted.
+
+    Two records whose alias lists intersect may name the same person ("Bob" and "Robert")."""
+    if first_name is None or not first_name.strip():
+        return None
+    n = first_name.strip().lower()
+    nn = _namer()
+    return sorted({n} | set(nn.canonicals_of(n)) | set(nn.nicknames_of(n)))
+
+
+def register(con: Any) -> None:
+    """Register `beacon_e164(varchar)` and `beacon_name_aliases(varchar)` on a DuckDB connection."""
+    from duckdb.sqltypes import VARCHAR
+
+    con.create_function("beacon_e164", lambda s: e164(s), [VARCHAR], VARCHAR, null_handling="special", side_effects=False)
+    con.create_function("beacon_name_aliases", lambda s: name_aliases(s), [VARCHAR], "VARCHAR[]", null_handling="special",
+                        side_effects=False)
+
+
+try:  # dbt-duckdb plugin: `plugins: [{module: beacon.identity.normalize}]` in profiles.yml
+    from dbt.adapters.duckdb.plugins import BasePlugin
+
+    class Plugin(BasePlugin):
+        """Registers Beacon's normalization functions on every connection dbt opens."""
+
+        def configure_connection(self, conn: Any) -> None:
+            register(conn)
+except ImportError:  # dbt-duckdb not installed: the functions above still work on their own
+    pass

@@ -1,0 +1,236 @@
+"""Identity resolution: link person records (deterministic rules plus Splink), cluster them by connected
+components, and give each cluster a customer id that survives new data.
+
+The dbt Python model `int_identity_events` calls `resolve()` on every run: the first run resolves
+everything; later runs link only new or changed records against the existing clusters, keep every
+existing id, and when a new link joins two existing customers the older id survives and the merge is
+written as an event (the `identity_merge_log` mart reads those).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# The columns the resolver reads from the records relation (int_customer_records_unioned).
+RECORD_COLUMNS = ["record_key", "source", "record_id", "email_canonical", "phone_e164", "first_name_key",
+                  "last_name_key", "first_name_aliases", "street_key", "city", "state", "postal_code",
+                  "birth_date", "updated_at", "match_fingerprint"]
+
+EVENT_COLUMNS = ["record_key", "source", "record_id", "customer_id", "event", "previous_customer_id", "match_rule",
+                 "match_probability", "match_fingerprint", "resolution_run", "resolved_as_of"]
+
+
+@dataclass(frozen=True)
+class ResolutionConfig:
+    """Rules and thresholds (dbt vars `identity_*` in dbt_project.yml; trade-offs in docs/identity.md)."""
+
+    # Splink match probability at or above which two records are linked. Higher: fewer false merges
+    # (precision), more missed links (recall). Merges are costly to undo, so the default leans to precision.
+    match_threshold: float = 0.95
+    # A canonical email or phone shared by more records than this is a shared/role mailbox or a switchboard:
+    # it gives no deterministic link (Splink still weighs it as evidence, with name and address).
+    max_email_group: int = 8
+    max_phone_group: int = 8
+    # Deterministic links need the names to agree too (first-name aliases intersect / same last name):
+    # households share mailboxes and phones, and an exact key alone would merge the family.
+    require_name_agreement: bool = True
+    probabilistic: bool = True
+    # Optional stored Splink model (JSON from beacon.identity.linker); None trains on the data at hand.
+    splink_model_json: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ResolutionStats:
+    """What a run did, for logs and the evaluation command."""
+
+    mode: str = "full"
+    records: int = 0
+    delta_records: int = 0
+    deterministic_edges: int = 0
+    probabilistic_edges: int = 0
+    clusters: int = 0
+    new_customers: int = 0
+    merges: int = 0
+    seconds: dict = field(default_factory=dict)
+
+
+def _timed(stats: ResolutionStats, name: str, t0: float) -> float:
+    now = time.perf_counter()
+    stats.seconds[name] = round(now - t0, 3)
+    return now
+
+
+def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, incremental: bool) -> None:
+    """Fill `_edges` with exact-key links: same canonical email, or same E.164 phone, with agreeing names.
+
+    Reads the temp view `_records` (and `_delta` when incremental: only pairs touching a new or changed
+    record). Keys shared by too many records are skipped (role mailboxes, switchboards)."""
+    name_ok = ("(NOT a.has_first OR NOT b.has_first OR list_has_any(a.first_name_aliases, b.first_name_aliases))"
+               " AND (a.last_name_key IS NULL OR b.last_name_key IS NULL OR a.last_name_key = b.last_name_key)"
+               if cfg.require_name_agreement else "true")
+    touch = "AND (a.is_delta OR b.is_delta)" if incremental else ""
+    for rule, col, limit in (("email", "email_canonical", cfg.max_email_group),
+                             ("phone", "phone_e164", cfg.max_phone_group)):
+        con.execute(f"""
+            INSERT INTO _edges
+            WITH keyed AS (
+                SELECT record_key, {col} AS k, first_name_aliases, first_name_aliases IS NOT NULL AS has_first,
+                       last_name_key, is_delta
+                FROM _records
+                WHERE {col} IS NOT NULL
+                QUALIFY count(*) OVER (PARTITION BY {col}) <= {int(limit)}
+            )
+            SELECT a.record_key, b.record_key, '{rule}', 1.0
+            FROM keyed a JOIN keyed b ON a.k = b.k AND a.record_key < b.record_key
+            WHERE {name_ok} {touch}""")
+
+
+def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, incremental: bool) -> str | None:
+    """Fill `_edges` with Splink links at or above the threshold; returns the model JSON it used."""
+    from beacon.identity import linker  # Splink: imported only when probabilistic linking runs
+
+    cols = ["record_key", "first_name_key", "last_name_key", "birth_date", "street_key", "city", "state",
+            "postal_code", "phone_e164", "email_canonical"]
+    records = con.execute(f"SELECT {', '.join(cols)}, is_delta FROM _records").df()
+    records = records.rename(columns={"record_key": "unique_id"})
+    roles = linker.detect_roles(records.drop(columns=["is_delta"]), id_col="unique_id")
+    if cfg.splink_model_json:
+        model = linker.TrainedModel.from_json(cfg.splink_model_json)
+    else:
+        model = linker.train(records.drop(columns=["is_delta"]), roles)
+    if incremental:
+        delta = records[records.is_delta].drop(columns=["is_delta"])
+        pairs = linker.predict_new_pairs(records.drop(columns=["is_delta"]), delta, model, cfg.match_threshold)
+    else:
+        pairs = linker.predict_pairs(records.drop(columns=["is_delta"]), model, cfg.match_threshold)
+    con.register("_splink_pairs", pairs)
+    con.execute("""INSERT INTO _edges SELECT least(unique_id_l, unique_id_r), greatest(unique_id_l, unique_id_r),
+                   'probabilistic', match_probability FROM _splink_pairs""")
+    con.unregister("_splink_pairs")
+    return model.to_json()
+
+
+def _components(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Connected components over records, edges and (incremental) each record's previous customer."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    con.execute("""CREATE OR REPLACE TEMP TABLE _nodes AS
+        SELECT node, (row_number() OVER (ORDER BY node) - 1)::BIGINT AS i FROM (
+            SELECT record_key AS node FROM _records
+            UNION SELECT 'customer:' || prev_customer_id FROM _records WHERE prev_customer_id IS NOT NULL)""")
+    n = con.execute("SELECT count(*) FROM _nodes").fetchall()[0][0]
+    e = con.execute("""
+        SELECT a.i AS src, b.i AS dst FROM _edges x JOIN _nodes a ON a.node = x.k1 JOIN _nodes b ON b.node = x.k2
+        UNION ALL
+        SELECT a.i, b.i FROM _records r JOIN _nodes a ON a.node = r.record_key
+            JOIN _nodes b ON b.node = 'customer:' || r.prev_customer_id""").fetchnumpy()
+    src, dst = np.asarray(e["src"], dtype=np.int64), np.asarray(e["dst"], dtype=np.int64)
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    nodes = con.execute("SELECT node, i FROM _nodes ORDER BY i").df()
+    nodes["component"] = labels[nodes.i.to_numpy()]
+    return nodes[["node", "component"]]
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
+    """Expose a DataFrame or a relation (dbt's ref() in a Python model) as a view on `con`."""
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        data.create_view(name, replace=True)
+    else:
+        con.register(name, data)
+
+
+def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | pd.DataFrame,
+            previous: duckdb.DuckDBPyRelation | pd.DataFrame | None = None,
+            cfg: ResolutionConfig | None = None, stats: ResolutionStats | None = None) -> pd.DataFrame:
+    """Resolve `records` (RECORD_COLUMNS) into identity events (EVENT_COLUMNS).
+
+    `previous` is the event log so far (None or empty: resolve from scratch). Only records that are new,
+    changed, or moved to another customer get an event, so the log stays append-only and small."""
+    cfg = cfg or ResolutionConfig()
+    stats = stats if stats is not None else ResolutionStats()
+    t = time.perf_counter()
+    _register(con, "_records_in", records)
+    incremental = previous is not None and len(previous) > 0
+    if incremental:
+        _register(con, "_previous_in", previous)
+        con.execute("""CREATE OR REPLACE TEMP TABLE _prev AS
+            SELECT record_key, arg_max(customer_id, resolution_run) AS customer_id,
+                   arg_max(match_fingerprint, resolution_run) AS match_fingerprint
+            FROM _previous_in GROUP BY record_key""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _customer_age AS
+            SELECT customer_id, min(resolution_run) AS first_run FROM _previous_in GROUP BY customer_id""")
+        run = con.execute("SELECT max(resolution_run) + 1 FROM _previous_in").fetchall()[0][0]
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE _prev (record_key VARCHAR, customer_id VARCHAR, match_fingerprint VARCHAR)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _customer_age (customer_id VARCHAR, first_run INTEGER)")
+        run = 1
+    stats.mode = "incremental" if incremental else "full"
+    con.execute("""CREATE OR REPLACE TEMP TABLE _records AS
+        SELECT r.*, p.customer_id AS prev_customer_id, p.match_fingerprint AS prev_fingerprint,
+               p.record_key IS NULL OR p.match_fingerprint IS DISTINCT FROM r.match_fingerprint AS is_delta
+        FROM _records_in r LEFT JOIN _prev p USING (record_key)""")
+    stats.records, stats.delta_records = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE is_delta) FROM _records").fetchall()[0]
+    con.execute("CREATE OR REPLACE TEMP TABLE _edges (k1 VARCHAR, k2 VARCHAR, rule VARCHAR, probability DOUBLE)")
+    t = _timed(stats, "prepare", t)
+    if stats.delta_records:
+        deterministic_edges(con, cfg, incremental)
+        stats.deterministic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0]
+        t = _timed(stats, "deterministic", t)
+        if cfg.probabilistic:
+            probabilistic_edges(con, cfg, incremental)
+            stats.probabilistic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0] - stats.deterministic_edges
+            t = _timed(stats, "probabilistic", t)
+    con.register("_components_df", _components(con))
+    t = _timed(stats, "components", t)
+    # Per component: the surviving id is the oldest previous id (first resolution run, then the smallest id);
+    # a component without one is a new customer, named after its smallest record key (deterministic).
+    events = con.execute(f"""
+        WITH comp AS (SELECT node, component FROM _components_df),
+        rec AS (
+            SELECT r.*, c.component FROM _records r JOIN comp c ON c.node = r.record_key),
+        survivor AS (
+            SELECT rec.component,
+                   arg_min(rec.prev_customer_id, (coalesce(a.first_run, 0), rec.prev_customer_id))
+                       FILTER (WHERE rec.prev_customer_id IS NOT NULL) AS old_id,
+                   'cus_' || substr(md5(min(rec.record_key)), 1, 16) AS new_id
+            FROM rec LEFT JOIN _customer_age a ON a.customer_id = rec.prev_customer_id
+            GROUP BY rec.component),
+        strongest AS (
+            SELECT k, arg_max(rule, probability) AS rule, max(probability) AS probability FROM (
+                SELECT k1 AS k, rule, probability FROM _edges UNION ALL SELECT k2, rule, probability FROM _edges)
+            GROUP BY k),
+        assigned AS (
+            SELECT rec.*, coalesce(s.old_id, s.new_id) AS customer_id,
+                   coalesce(st.rule, CASE WHEN rec.prev_customer_id IS NULL THEN 'none' ELSE 'existing' END) AS match_rule,
+                   st.probability AS match_probability
+            FROM rec JOIN survivor s USING (component) LEFT JOIN strongest st ON st.k = rec.record_key)
+        SELECT record_key, source, record_id, customer_id,
+               CASE WHEN prev_customer_id IS NULL THEN 'assigned'
+                    WHEN prev_customer_id <> customer_id THEN 'merged'
+                    ELSE 'updated' END AS event,
+               prev_customer_id AS previous_customer_id, match_rule, match_probability, match_fingerprint,
+               {int(run)}::INTEGER AS resolution_run,
+               (SELECT max(updated_at) FROM _records)::TIMESTAMP AS resolved_as_of
+        FROM assigned
+        WHERE prev_customer_id IS NULL OR prev_customer_id <> customer_id OR is_delta
+        ORDER BY record_key""").df()
+    _timed(stats, "assign", t)
+    stats.clusters = con.execute("SELECT count(DISTINCT component) FROM _components_df c JOIN _records r ON r.record_key = c.node").fetchall()[0][0]
+    known = set(con.execute("SELECT customer_id FROM _customer_age").df().customer_id)
+    stats.new_customers = int(events.loc[~events.customer_id.isin(known), "customer_id"].nunique())
+    stats.merges = int(events.loc[events.event == "merged", "previous_customer_id"].nunique())
+    con.unregister("_components_df")
+    log.info("identity resolution: %s", stats)
+    return events[EVENT_COLUMNS]
