@@ -9,7 +9,9 @@ survives). Rules and thresholds are the `identity_*` vars in dbt_project.yml.
 
 def model(dbt, session):
     dbt.config(materialized="incremental")
-    from beacon.identity.resolve import ResolutionConfig, resolve
+    import pyarrow as pa
+
+    from beacon.identity.resolve import ResolutionConfig, event_schema, resolve
 
     # Plain assignments: dbt's static parser only passes on config keys read this way.
     name_agreement = dbt.config.get("require_name_agreement")
@@ -23,4 +25,5 @@ def model(dbt, session):
     )
     records = dbt.ref("int_customer_records_unioned")
     previous = session.sql(f"SELECT * FROM {dbt.this}").df() if dbt.is_incremental else None
-    return resolve(session, records, previous, cfg)
+    events = resolve(session, records, previous, cfg)
+    return pa.Table.from_pandas(events, schema=event_schema(), preserve_index=False)

@@ -17,36 +17,50 @@ orders as (
     group by customer_id
 ),
 
+-- Survivorship per attribute (docs/identity.md): the value comes from one record, chosen by the rule below,
+-- and its `*_source` column says which source it came from (lineage).
+--   email, names: most trusted source (CRM, then shop), then most recently updated; valid emails only
+--   phone, birth date, gender: most recently updated non-null value, any source
+--   address: the most recently updated record with a street; all address fields from that same record
+--   company, job title, CRM stage: CRM only, most recently updated
 golden as (
     select
         customer_id,
         arg_max(email, (-source_rank, updated_at)) filter (where is_email_valid) as email,
         arg_max(source, (-source_rank, updated_at)) filter (where is_email_valid) as email_source,
         arg_max(first_name, (-source_rank, updated_at)) filter (where first_name is not null) as first_name,
-        arg_max(last_name, (-source_rank, updated_at)) filter (where last_name is not null) as last_name,
+        arg_max(last_name, (-source_rank, updated_at)) filter (where first_name is not null) as last_name,
         arg_max(source, (-source_rank, updated_at)) filter (where first_name is not null) as name_source,
         arg_max(phone_e164, updated_at) filter (where phone_e164 is not null) as phone_e164,
-        arg_max(street, updated_at) filter (where street is not null) as street,
-        arg_max(city, updated_at) filter (where street is not null) as city,
-        arg_max(state, updated_at) filter (where street is not null) as state,
-        arg_max(postal_code, updated_at) filter (where street is not null) as postal_code,
-        arg_max(source, updated_at) filter (where street is not null) as address_source,
-        max(birth_date) as birth_date,
-        max(gender) as gender,
+        arg_max(source, updated_at) filter (where phone_e164 is not null) as phone_source,
+        arg_max({'street': street, 'city': city, 'state': state, 'postal_code': postal_code, 'source': source},
+                (updated_at, record_id)) filter (where street is not null) as address,
+        arg_max(birth_date, updated_at) filter (where birth_date is not null) as birth_date,
+        arg_max(source, updated_at) filter (where birth_date is not null) as birth_date_source,
+        arg_max(gender, updated_at) filter (where gender is not null) as gender,
+        arg_max(source, updated_at) filter (where gender is not null) as gender_source,
         arg_max(company_id, updated_at) filter (where company_id is not null) as company_id,
         arg_max(job_title, updated_at) filter (where job_title is not null) as job_title,
         arg_max(lifecycle_stage, updated_at) filter (where lifecycle_stage is not null) as crm_lifecycle_stage,
         min(created_at) as first_seen_at,
+        max(updated_at) as last_updated_at,
+        count(*) as source_records,
         count(*) filter (where source = 'crm') as crm_records,
         count(*) filter (where source = 'shop') as shop_records,
-        min(record_id) filter (where source = 'shop') as shop_customer_id
+        min(record_id) filter (where source = 'shop') as shop_customer_id,
+        min(record_id) filter (where source = 'crm') as crm_contact_id
     from records
     group by customer_id
 ),
 
 final as (
     select
-        g.*,
+        g.* exclude (address),
+        g.address.street as street,
+        g.address.city as city,
+        g.address.state as state,
+        g.address.postal_code as postal_code,
+        g.address.source as address_source,
         g.email is not null as is_email_valid,
         coalesce(o.order_count, 0) as order_count,
         coalesce(o.lifetime_revenue, 0) as lifetime_revenue,

@@ -28,6 +28,15 @@ EVENT_COLUMNS = ["record_key", "source", "record_id", "customer_id", "event", "p
                  "match_probability", "match_fingerprint", "resolution_run", "resolved_as_of"]
 
 
+def event_schema():
+    """Arrow schema of the event log: explicit, so an all-null column never becomes DuckDB's NULL type."""
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.string()) for c in EVENT_COLUMNS[:7]] + [
+        ("match_probability", pa.float64()), ("match_fingerprint", pa.string()), ("resolution_run", pa.int32()),
+        ("resolved_as_of", pa.timestamp("us"))])
+
+
 @dataclass(frozen=True)
 class ResolutionConfig:
     """Rules and thresholds (dbt vars `identity_*` in dbt_project.yml; trade-offs in docs/identity.md)."""
