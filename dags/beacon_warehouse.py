@@ -44,7 +44,7 @@ def beacon_warehouse():
         project_config=_PROJECT,
         profile_config=ProfileConfig(profile_name="beacon", target_name="local",
                                      profiles_yml_filepath=_S.dbt_project_dir / "profiles.yml"),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE, exclude=["resource_type:exposure"],
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_ALL, exclude=["resource_type:exposure"],
                                    emit_datasets=False),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
                                          invocation_mode=InvocationMode.DBT_RUNNER),

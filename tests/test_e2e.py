@@ -80,3 +80,14 @@ def test_rerun_is_idempotent(demo):
         assert con.execute("SELECT count(*) FROM activation.deliveries").fetchall()[0][0] == \
             sum(a["members"] for a in r.audiences)
     assert csv.read_bytes() == before
+
+
+def test_dbt_docs_generate_works(demo):
+    """`dbt docs generate` builds the catalog of the warehouse the DAGs just built."""
+    from beacon import dbt
+
+    s, _, _ = demo
+    assert dbt.run(["docs", "generate"], s, quiet=True)
+    catalog = json.loads((s.dbt_target_dir / "catalog.json").read_text())
+    names = {n.split(".")[-1] for n in catalog["nodes"]}
+    assert {"dim_customers", "dim_companies", "fct_web_sessions", "customer_features", "identity_merge_log"} <= names

@@ -171,3 +171,26 @@ def test_day_two_increment_records_exits_and_keeps_stages(new_segment_run):
     assert (rank_a >= rank_b).all()
     day2_changes = [c for c in changes if c["as_of"] == day2]
     assert day2_changes and sum(c["entered"] + c["exited"] for c in day2_changes) > 0
+
+
+def test_day_two_keeps_customer_ids_and_logs_merges(new_segment_run):
+    """After day 2, every day-1 record keeps its customer id unless its customer was merged into an
+    older one, and each such move is in the merge log with a surviving customer that exists."""
+    from beacon.warehouse import connect
+
+    with connect() as con:
+        runs = con.execute("SELECT max(resolution_run) FROM intermediate.int_identity_events").fetchall()[0][0]
+        assert runs >= 2  # day 2 ran the resolver incrementally on top of day 1
+        first = con.execute("""SELECT record_key, arg_min(customer_id, resolution_run) AS day1_id
+                               FROM intermediate.int_identity_events GROUP BY 1""").df()
+        now = con.execute("SELECT record_key, customer_id FROM intermediate.int_customer_records_resolved").df()
+        merges = con.execute("SELECT * FROM marts.identity_merge_log").df()
+        customers = set(con.execute("SELECT customer_id FROM marts.dim_customers").df().customer_id)
+    both = first.merge(now, on="record_key")
+    moved = both[both.day1_id != both.customer_id]
+    # Every moved record is explained by a merge from its old id to its new one.
+    pairs = set(zip(merges.merged_customer_id, merges.surviving_customer_id, strict=True))
+    assert all((a, b) in pairs for a, b in zip(moved.day1_id, moved.customer_id, strict=True))
+    assert set(merges.surviving_customer_id) <= customers
+    assert not (set(merges.merged_customer_id) & customers)  # a merged id no longer names a customer
+    assert len(moved) <= 0.01 * len(both)

@@ -82,3 +82,54 @@ def _run_stages(people: int, seed: int, work: Path) -> dict:
         "stages": stages, "total_seconds": round(total, 2), "model_auc": trained.auc,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+
+
+def bench_warehouse(people: int, repeat: int = 3, seed: int = 42, workdir: Path | None = None) -> dict:
+    """Orchestration overhead: the warehouse DAG (Cosmos, via `dag.test()`) against a plain `dbt build`
+    of the same project on the same warehouse, alternating in one process; medians and their ratio."""
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-wh-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        with override_env(BEACON_DATA_DIR=str(work), BEACON_DBT_TARGET_DIR=str(work / "dbt_target")):
+            return _run_warehouse(people, repeat, seed)
+    finally:
+        if not workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_warehouse(people: int, repeat: int, seed: int) -> dict:
+    from statistics import median
+
+    from beacon import dbt
+    from beacon.config import settings
+    from beacon.generate import GenConfig, generate
+    from beacon.ingest import load_landing
+    from beacon.pipeline import airflow_env, ensure_airflow
+
+    s = settings()
+    generate(GenConfig(people=people, seed=seed), s.data_dir)
+    load_landing(s.landing_dir)
+    dbt.ensure_manifest(s)
+    os.environ.update(airflow_env(s))
+    ensure_airflow(s)
+    from airflow.dag_processing.dagbag import DagBag  # after the Airflow environment is set
+
+    dag = DagBag(dag_folder=str(s.home / "dags")).get_dag("beacon_warehouse")
+    if not dbt.run(["build"], s, quiet=True):  # warm-up: every table exists before the timed runs
+        raise RuntimeError("dbt build failed")
+    plain, orchestrated = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        if not dbt.run(["build"], s, quiet=True):
+            raise RuntimeError("dbt build failed")
+        plain.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        dr = dag.test()
+        orchestrated.append(time.perf_counter() - t0)
+        if not str(dr.state).endswith("success"):
+            raise RuntimeError(f"beacon_warehouse ended {dr.state}")
+    p, o = median(plain), median(orchestrated)
+    return {"benchmark": "warehouse_orchestration", "people": people, "repeat": repeat,
+            "dbt_build_seconds": [round(x, 2) for x in plain], "dag_seconds": [round(x, 2) for x in orchestrated],
+            "dbt_build_median": round(p, 2), "dag_median": round(o, 2), "overhead_ratio": round(o / p, 3),
+            "tasks": len(dag.tasks), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}

@@ -189,6 +189,11 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
         SELECT r.*, p.customer_id AS prev_customer_id, p.match_fingerprint AS prev_fingerprint,
                p.record_key IS NULL OR p.match_fingerprint IS DISTINCT FROM r.match_fingerprint AS is_delta
         FROM _records_in r LEFT JOIN _prev p USING (record_key)""")
+    missing, dupes = con.execute("""SELECT count(*) FILTER (WHERE record_key IS NULL),
+        count(*) - count(DISTINCT record_key) FILTER (WHERE record_key IS NOT NULL) FROM _records""").fetchall()[0]
+    if missing or dupes:
+        raise ValueError(f"identity records: {missing} rows without record_key and {dupes} duplicate record_key "
+                         "values; every record needs one unique key (source:record_id)")
     stats.records, stats.delta_records = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE is_delta) FROM _records").fetchall()[0]
     con.execute("CREATE OR REPLACE TEMP TABLE _edges (k1 VARCHAR, k2 VARCHAR, rule VARCHAR, probability DOUBLE)")

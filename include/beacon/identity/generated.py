@@ -1,0 +1,195 @@
+"""Evaluate identity resolution on a generated world against its ground truth, through the real pipeline.
+
+Day 1: generate, load the CRM and shop person files, build the dbt identity models, score the customer
+ids against the generator's record map, and time `resolve()` on the same records. Day 2: add the next
+day's records, run the incremental build, and measure how many day-1 people kept their customer id.
+The truth is read only here, never by the pipeline.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from beacon.config import override_env, settings
+
+PERSON_FILES = {"crm_contacts.csv": "crm", "shop_customers.csv": "shop"}
+SOURCE_OF_FILE = {"crm_contacts": "crm", "shop_customers": "shop"}
+
+
+@dataclass
+class GeneratedResult:
+    """Pairwise quality on day 1, resolution time, and id stability after the day-2 increment."""
+
+    dataset: str
+    people: int
+    records: int
+    true_entities: int
+    clusters: int
+    precision: float
+    recall: float
+    f1: float
+    seconds: float  # resolve() on every day-1 record, full mode
+    stage_seconds: dict = field(default_factory=dict)
+    day2_records: int = 0
+    day2_f1: float | None = None
+    id_stability: float | None = None  # share of day-1 people whose customer id is unchanged, merges aside
+    merged_people: int = 0
+    incremental_seconds: float | None = None  # the day-2 dbt run of the identity models
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pairwise_scores(assigned: pd.Series, truth: pd.Series) -> tuple[float, float, float]:
+    """Pairwise precision, recall and F1 of a clustering against true entities (pairs counted, not listed)."""
+    df = pd.DataFrame({"c": assigned.to_numpy(), "t": truth.to_numpy()})
+
+    def pairs(sizes: pd.Series) -> int:
+        n = sizes.to_numpy(dtype="int64")
+        return int((n * (n - 1) // 2).sum())
+
+    tp, pred, true = pairs(df.groupby(["c", "t"]).size()), pairs(df.groupby("c").size()), pairs(df.groupby("t").size())
+    precision = tp / pred if pred else 1.0
+    recall = tp / true if true else 1.0
+    f1 = 2 * tp / (pred + true) if pred + true else 1.0
+    return precision, recall, f1
+
+
+def _persons_only_landing(src: Path, dst: Path) -> None:
+    """Link each day's person files into a landing folder of their own (the events are not needed here)."""
+    for day in sorted(p for p in src.iterdir() if p.is_dir()):
+        (dst / day.name).mkdir(parents=True, exist_ok=True)
+        for name in PERSON_FILES:
+            if (day / name).exists() and not (dst / day.name / name).exists():
+                (dst / day.name / name).symlink_to(day / name)
+
+
+def _truth(truth_dir: Path) -> pd.DataFrame:
+    maps = [pd.read_parquet(p) for p in sorted(truth_dir.glob("*/record_map.parquet"))]
+    rm = pd.concat(maps, ignore_index=True)
+    rm = rm[rm.source.isin(SOURCE_OF_FILE)]
+    rm["record_key"] = rm.source.map(SOURCE_OF_FILE) + ":" + rm.record_id
+    return rm.drop_duplicates("record_key")[["record_key", "person_id"]]
+
+
+def _current_ids(warehouse: Path) -> pd.DataFrame:
+    from beacon.warehouse import connect  # read-write: dbt in this process keeps its own handle open
+
+    with connect(warehouse) as con:
+        return con.execute("SELECT record_key, customer_id FROM intermediate.int_customer_records_resolved").df()
+
+
+def _build(s, quiet: bool) -> float:
+    from beacon import dbt
+
+    t0 = time.perf_counter()
+    if not dbt.run(["build", "--select", "+int_customer_records_resolved", "--exclude", "resource_type:unit_test"],
+                   s, quiet=quiet):
+        raise RuntimeError("dbt build of the identity models failed (see dbt's output)")
+    return time.perf_counter() - t0
+
+
+def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, workdir: Path | None = None,
+                       quiet: bool = True, world: Path | None = None) -> GeneratedResult:
+    """Generate a world of `people`, resolve it through the dbt identity models, score it, then run day 2.
+
+    `world`: an already generated day-1 world (its landing/ and truth/) of the same people and seed, reused
+    read-only instead of generating one (a million people take a while to generate)."""
+    from beacon.generate import GenConfig, generate
+    from beacon.identity.resolve import ResolutionConfig, ResolutionStats, resolve
+    from beacon.ingest import load_landing
+
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-identity-"))
+    data = root / "data"
+    env = {"BEACON_DATA_DIR": str(data), "BEACON_DBT_TARGET_DIR": str(root / "dbt_target")}
+    try:
+        with override_env(**env):
+            s = settings()
+            stage: dict[str, float] = {}
+            t0 = time.perf_counter()
+            persons = root / "persons"
+            if world:
+                _persons_only_landing(Path(world) / "landing", persons)
+                for day in (Path(world) / "truth").iterdir():
+                    (s.truth_dir / day.name).mkdir(parents=True, exist_ok=True)
+                    (s.truth_dir / day.name / "record_map.parquet").symlink_to(day / "record_map.parquet")
+            else:
+                generate(GenConfig(people=people, seed=seed, day=1), data)
+                _persons_only_landing(s.landing_dir, persons)
+            stage["generate"] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
+            load_landing(persons, warehouse=s.warehouse_path)
+            stage["ingest"] = round(time.perf_counter() - t0, 2)
+            stage["dbt_day1"] = round(_build(s, quiet), 2)
+
+            from beacon.warehouse import connect
+
+            with connect(s.warehouse_path) as con:
+                records = con.execute("SELECT * FROM intermediate.int_customer_records_unioned").df()
+            # Time the resolver alone, on the same records the dbt model read, in a fresh in-memory DuckDB.
+            stats = ResolutionStats()
+            t0 = time.perf_counter()
+            events = resolve(duckdb.connect(), records, None, _config_from_project(s, ResolutionConfig), stats)
+            seconds = time.perf_counter() - t0
+            truth = _truth(s.truth_dir)
+            scored = events[["record_key", "customer_id"]].merge(truth, on="record_key")
+            p, r, f1 = pairwise_scores(scored.customer_id, scored.person_id)
+            result = GeneratedResult(
+                dataset="generated", people=people, records=len(records), true_entities=scored.person_id.nunique(),
+                clusters=scored.customer_id.nunique(), precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
+                seconds=round(seconds, 2), stage_seconds={**stage, **{f"resolve_{k}": v for k, v in stats.seconds.items()}})
+            if days < 2:
+                return result
+
+            day1 = _current_ids(s.warehouse_path).merge(truth, on="record_key")
+            generate(GenConfig(people=people, seed=seed, day=2), data)
+            _persons_only_landing(s.landing_dir, persons)
+            load_landing(persons, warehouse=s.warehouse_path)
+            result.incremental_seconds = round(_build(s, quiet), 2)
+            after = _current_ids(s.warehouse_path)
+            truth2 = _truth(s.truth_dir)
+            scored2 = after.merge(truth2, on="record_key")
+            result.day2_records = len(after)
+            result.day2_f1 = round(pairwise_scores(scored2.customer_id, scored2.person_id)[2], 5)
+            with connect(s.warehouse_path) as con:
+                merged = set(con.execute("SELECT merged_customer_id FROM marts.identity_merge_log").df().merged_customer_id) \
+                    if _has_table(con, "marts", "identity_merge_log") else set(con.execute(
+                        "SELECT previous_customer_id FROM intermediate.int_identity_events WHERE event = 'merged'").df()
+                        .previous_customer_id)
+            # A person is stable when every day-1 record of theirs has the same customer id after day 2.
+            # People whose day-1 customer was merged into an older one are counted apart (merges aside).
+            both = day1.merge(after, on="record_key", suffixes=("_day1", "_day2"))
+            both["same"] = both.customer_id_day1 == both.customer_id_day2
+            both["merged"] = both.customer_id_day1.isin(merged)
+            per_person = both.groupby("person_id").agg(same=("same", "all"), merged=("merged", "any"))
+            kept = per_person[~per_person.merged]
+            result.merged_people = int(per_person.merged.sum())
+            result.id_stability = round(float(kept.same.mean()), 5) if len(kept) else None
+            return result
+    finally:
+        if workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    return con.execute(q, [schema, table]).fetchall()[0][0] > 0
+
+
+def _config_from_project(s, config_cls):
+    """The resolver settings the dbt project uses (its `identity_*` vars), so both runs agree."""
+    import yaml
+
+    v = yaml.safe_load((s.dbt_project_dir / "dbt_project.yml").read_text()).get("vars", {})
+    return config_cls(match_threshold=float(v["identity_match_threshold"]),
+                      max_email_group=int(v["identity_max_email_group"]),
+                      max_phone_group=int(v["identity_max_phone_group"]),
+                      require_name_agreement=bool(v["identity_require_name_agreement"]),
+                      probabilistic=bool(v["identity_probabilistic"]))
