@@ -1,0 +1,1 @@
+"""Identity resolution: probabilistic record linkage (Splink on DuckDB) and its evaluation."""
