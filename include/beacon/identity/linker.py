@@ -298,7 +298,7 @@ def _splink_linker(con: duckdb.DuckDBPyConnection, tables: Sequence[str], settin
 
     db_api = DuckDBAPI(connection=con)
     sdfs = [db_api.register(t) for t in tables]
-    return Linker(sdfs if len(sdfs) > 1 else sdfs[0], settings, log_level=logging.WARNING)
+    return Linker(sdfs if len(sdfs) > 1 else sdfs[0], settings, log_level=logging.ERROR)
 
 
 def _n_pairs(sizes: Sequence[int]) -> float:
