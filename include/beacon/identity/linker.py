@@ -98,7 +98,7 @@ class LinkageConfig:
     min_pair_budget: int = 2_000_000
     # Training: at most this many records are used (uniform sample); u from this many random pairs.
     train_sample: int = 300_000
-    u_max_pairs: float = 5e6
+    u_max_pairs: float = 1e6
     # Assumed recall of the deterministic rules used to estimate the prior match probability.
     prior_recall: float = 0.8
     # Term-frequency adjustments on names, city and address (rare exact values count more).
