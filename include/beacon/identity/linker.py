@@ -103,6 +103,8 @@ class LinkageConfig:
     prior_recall: float = 0.8
     # Term-frequency adjustments on names, city and address (rare exact values count more).
     term_frequency: bool = True
+    # Smallest m probability of a level (EM sets unseen levels to 0, an absolute veto).
+    m_floor: float = 1e-4
     # Unknown columns: ignored, or compared with a generic Jaro-Winkler comparison.
     unknown_columns: Literal["ignore", "compare"] = "ignore"
     # Rescale the prior to the size of the data being scored (matches grow with n, pairs with n²).
@@ -225,6 +227,57 @@ def _prepare(con: duckdb.DuckDBPyConnection, frames: Sequence[pd.DataFrame], rol
 # ---------------------------------------------------------------------------------------------- model
 
 
+def _location_comparison(roles: Mapping[str, str]):
+    """One hierarchical comparison over postcode, city and state, so places implied by each other are not counted
+    twice (a US zip implies its city and state); where they are independent (FEBRL) the joint level learns that."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    have = [r for r in ("postcode", "city", "state") if r in roles]
+    both = " AND ".join
+    null = both(f'("{r}_l" IS NULL OR "{r}_r" IS NULL)' for r in have)
+    pc_eq, city_eq = '"postcode_l" = "postcode_r"', '"city_l" = "city_r"'
+    pc_typo = 'damerau_levenshtein("postcode_l", "postcode_r") <= 1'
+    st_eq = '"state_l" = "state_r"'
+    levels = [cll.CustomLevel(null, "no place on one side").configure(is_null_level=True)]
+    if {"postcode", "city", "state"} <= set(have):
+        levels.append(cll.CustomLevel(both([pc_eq, city_eq, st_eq]), "same postcode, city and state"))
+    if {"postcode", "city"} <= set(have):
+        levels.append(cll.CustomLevel(both([pc_eq, city_eq]), "same postcode and city"))
+    if "postcode" in have:
+        levels.append(cll.CustomLevel(pc_eq, "same postcode"))
+    if {"postcode", "city"} <= set(have):
+        levels.append(cll.CustomLevel(both([city_eq, pc_typo]), "same city, postcode one edit apart"))
+    if {"city", "state"} <= set(have):
+        levels.append(cll.CustomLevel(both([city_eq, st_eq]), "same city and state"))
+    if "city" in have:
+        levels.append(cll.CustomLevel(city_eq, "same city"))
+        levels.append(cll.CustomLevel('jaro_winkler_similarity("city_l", "city_r") >= 0.9', "city similar"))
+    if "postcode" in have:
+        levels.append(cll.CustomLevel(pc_typo, "postcode one edit apart"))
+    if "state" in have:
+        levels.append(cll.CustomLevel(st_eq, "same state"))
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(levels, output_column_name="place", comparison_description="postcode > city > state")
+
+
+def _name_comparison(role: str, roles: Mapping[str, str], tf: bool):
+    """Splink's NameComparison levels plus one for first and last name entered the other way round."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    other = "surname" if role == "given_name" else "given_name"
+    exact = cll.ExactMatchLevel(role)
+    if tf:
+        exact = exact.configure(tf_adjustment_column=role)
+    levels = [cll.NullLevel(role), exact, cll.JaroWinklerLevel(role, 0.92), cll.JaroWinklerLevel(role, 0.88)]
+    if other in roles:
+        levels.append(cll.CustomLevel(f'jaro_winkler_similarity("{role}_l", "{other}_r") >= 0.88',
+                                      f"{role} similar to the other record's {other} (swapped)"))
+    levels += [cll.JaroWinklerLevel(role, 0.7), cll.ElseLevel()]
+    return cl.CustomComparison(levels, output_column_name=role, comparison_description=f"{role} (name)")
+
+
 def _comparisons(roles: Mapping[str, str], extra: Sequence[str], cfg: LinkageConfig) -> list:
     import splink.comparison_library as cl
 
@@ -232,29 +285,40 @@ def _comparisons(roles: Mapping[str, str], extra: Sequence[str], cfg: LinkageCon
     out = []
     for role in roles:
         if role in ("given_name", "surname"):
-            c = cl.NameComparison(role, jaro_winkler_thresholds=[0.92, 0.88, 0.7])
-            if not tf:
-                c = c.configure(term_frequency_adjustments=False)
+            c = _name_comparison(role, roles, tf)
         elif role == "date_of_birth":
             c = cl.DateOfBirthComparison(role, input_is_string=True, datetime_format="%Y%m%d",
                                          invalid_dates_as_null=False)
         elif role in ("address_1", "address_2"):
             c = cl.JaroWinklerAtThresholds(role, [0.9, 0.7]).configure(term_frequency_adjustments=tf)
-        elif role == "city":
-            c = cl.JaroWinklerAtThresholds(role, [0.9]).configure(term_frequency_adjustments=tf)
-        elif role in ("postcode", "street_number"):
+        elif role == "street_number":
             c = cl.DamerauLevenshteinAtThresholds(role, [1]).configure(term_frequency_adjustments=tf)
-        elif role == "state":
-            c = cl.ExactMatch(role)
+        elif role in ("postcode", "city", "state"):
+            continue  # one place comparison below
         elif role in ("phone", "national_id"):
             c = cl.DamerauLevenshteinAtThresholds(role, [1, 2])
         elif role == "email":
-            c = cl.EmailComparison(role)
+            # Exact or one typo only: Splink's EmailComparison also rewards equal usernames, which for
+            # first.last@company addresses repeats the name evidence and links namesakes.
+            c = cl.DamerauLevenshteinAtThresholds(role, [1])
         else:  # pragma: no cover - roles are validated in _resolve_roles
             raise ValueError(role)
         out.append(c)
+    if any(r in roles for r in ("postcode", "city", "state")):
+        out.append(_location_comparison(roles))
     out += [cl.JaroWinklerAtThresholds(f"x_{_norm(c)}", [0.9, 0.7]) for c in extra]
     return out
+
+
+def _floor_m(settings: dict, floor: float) -> dict:
+    """Keep every trained m probability >= floor: EM gives exactly 0 to levels never seen among its matches, which
+    would make one disagreement veto a link whatever the other fields say."""
+    for comp in settings.get("comparisons", []):
+        for level in comp.get("comparison_levels", []):
+            m = level.get("m_probability")
+            if m is not None and not level.get("is_null_level") and m < floor:
+                level["m_probability"] = floor
+    return settings
 
 
 def _rule_sql(rule: Sequence[str]) -> str:
@@ -346,7 +410,7 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=cfg.seed)
     for rule in _em_rules(con, tables[0], roles):
         linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
-    model = linker.misc.save_model_to_json()
+    model = _floor_m(linker.misc.save_model_to_json(), cfg.m_floor)
     con.close()
     return TrainedModel(settings=model, roles=roles, extra_columns=extra, config=cfg, link_type=link_type,
                         trained_on={"records": [len(f) for f in frames], "pairs": _n_pairs([len(f) for f in frames])})
