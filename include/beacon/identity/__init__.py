@@ -1,1 +1,1 @@
-"""Identity resolution: normalization, deterministic and probabilistic links, stable customer ids."""
+"""Identity resolution: normalization, deterministic and probabilistic (Splink) links, stable customer ids."""
