@@ -25,5 +25,6 @@ def model(dbt, session):
     )
     records = dbt.ref("int_customer_records_unioned")
     previous = session.sql(f"SELECT * FROM {dbt.this}").df() if dbt.is_incremental else None
-    events = resolve(session, records, previous, cfg)
+    # The trained Splink model is kept beside the log, so increments are scored with the same model.
+    events = resolve(session, records, previous, cfg, model_store="intermediate.identity_linker_models")
     return pa.Table.from_pandas(events, schema=event_schema(), preserve_index=False)

@@ -103,29 +103,82 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
             WHERE {name_ok} {touch}""")
 
 
-def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, incremental: bool) -> str | None:
-    """Fill `_edges` with Splink links at or above the threshold; returns the model JSON it used."""
+# Which record column plays which role in the Splink model (beacon.identity.linker).
+LINK_ROLES = {"given_name": "first_name_key", "surname": "last_name_key", "date_of_birth": "birth_date",
+              "address_1": "street_key", "city": "city", "state": "state", "postcode": "postal_code",
+              "phone": "phone_e164", "email": "email_canonical"}
+MODEL_STORE_DDL = "CREATE TABLE IF NOT EXISTS {table} (trained_run INTEGER, model_json VARCHAR)"
+
+
+def _link_frame(con: duckdb.DuckDBPyConnection, where: str = "true") -> pd.DataFrame:
+    cols = ", ".join(f"{c}::VARCHAR AS {c}" if c == "birth_date" else c for c in LINK_ROLES.values())
+    return con.execute(f"SELECT record_key, {cols} FROM _records WHERE {where}").df()
+
+
+def _neighbourhood(con: duckdb.DuckDBPyConnection, rules: list[tuple[str, ...]]) -> pd.DataFrame:
+    """The delta plus every existing record that shares a blocking key with a delta record: the only records
+    a new record can be compared with, so an increment is scored without re-scoring everything."""
+    joins = []
+    for rule in rules:
+        cols = [LINK_ROLES[r] for r in rule]
+        on = " AND ".join(f"e.{c} = d.{c}" for c in cols)
+        joins.append(f"SELECT e.record_key FROM _records e JOIN _records d ON {on} WHERE d.is_delta AND NOT e.is_delta")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _hood AS
+        SELECT record_key FROM _records WHERE is_delta UNION {' UNION '.join(joins)}""")
+    return _link_frame(con, "record_key IN (SELECT record_key FROM _hood)")
+
+
+def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, incremental: bool,
+                        model_store: str | None = None, run: int = 1) -> int:
+    """Add Splink links at or above the threshold to `_edges`; returns how many.
+
+    A full run trains the model on (a bounded sample of) the records and keeps it in `model_store`; an
+    incremental run reuses the stored model and scores only the delta's neighbourhood."""
+    import dataclasses
+
     from beacon.identity import linker  # Splink: imported only when probabilistic linking runs
 
-    cols = ["record_key", "first_name_key", "last_name_key", "birth_date", "street_key", "city", "state",
-            "postal_code", "phone_e164", "email_canonical"]
-    records = con.execute(f"SELECT {', '.join(cols)}, is_delta FROM _records").df()
-    records = records.rename(columns={"record_key": "unique_id"})
-    roles = linker.detect_roles(records.drop(columns=["is_delta"]), id_col="unique_id")
+    model = None
     if cfg.splink_model_json:
         model = linker.TrainedModel.from_json(cfg.splink_model_json)
-    else:
-        model = linker.train(records.drop(columns=["is_delta"]), roles)
+    elif incremental and model_store:
+        con.execute(MODEL_STORE_DDL.format(table=model_store))
+        row = con.execute(f"SELECT arg_max(model_json, trained_run) FROM {model_store}").fetchall()[0][0]
+        model = linker.TrainedModel.from_json(row) if row else None
+    n_all = con.execute("SELECT count(*) FROM _records").fetchall()[0][0]
+    if model is None:
+        everything = _link_frame(con)
+        model = linker.train(everything, LINK_ROLES, id_col="record_key",
+                             # u from random pairs: 50 per record (at least 100k, at most 1M) is plenty for the
+                             # common levels and keeps training short on small worlds.
+                             config=linker.LinkageConfig(match_threshold=cfg.match_threshold, seed=42,
+                                                         u_max_pairs=float(min(1e6, max(1e5, 50 * n_all)))))
+        if model_store:
+            con.execute(MODEL_STORE_DDL.format(table=model_store))
+            if not incremental:  # a full resolution starts the model history again
+                con.execute(f"DELETE FROM {model_store}")
+            con.execute(f"INSERT INTO {model_store} VALUES (?, ?)", [run, model.to_json()])
     if incremental:
-        delta = records[records.is_delta].drop(columns=["is_delta"])
-        pairs = linker.predict_new_pairs(records.drop(columns=["is_delta"]), delta, model, cfg.match_threshold)
+        rules = [r for r in model.config.rules() if all(x in LINK_ROLES for x in r)]
+        frame = _neighbourhood(con, rules)
+        # The prior (chance two random records match) belongs to the whole population, not the neighbourhood.
+        settings = dict(model.settings)
+        settings["probability_two_random_records_match"] = linker._rescaled_prior(
+            settings["probability_two_random_records_match"], model.trained_on.get("records", [n_all]), [n_all])
+        model = dataclasses.replace(model, settings=settings,
+                                    config=dataclasses.replace(model.config, rescale_prior=False))
     else:
-        pairs = linker.predict_pairs(records.drop(columns=["is_delta"]), model, cfg.match_threshold)
+        frame = _link_frame(con)
+    if len(frame) < 2:
+        return 0
+    pairs = linker.predict_pairs(frame, model, cfg.match_threshold, id_col="record_key")
     con.register("_splink_pairs", pairs)
     con.execute("""INSERT INTO _edges SELECT least(unique_id_l, unique_id_r), greatest(unique_id_l, unique_id_r),
-                   'probabilistic', match_probability FROM _splink_pairs""")
+                   'probabilistic', match_probability FROM _splink_pairs p
+                   WHERE ? OR p.unique_id_l IN (SELECT record_key FROM _records WHERE is_delta)
+                         OR p.unique_id_r IN (SELECT record_key FROM _records WHERE is_delta)""", [not incremental])
     con.unregister("_splink_pairs")
-    return model.to_json()
+    return len(pairs)
 
 
 def _components(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -161,11 +214,13 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
 
 def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | pd.DataFrame,
             previous: duckdb.DuckDBPyRelation | pd.DataFrame | None = None,
-            cfg: ResolutionConfig | None = None, stats: ResolutionStats | None = None) -> pd.DataFrame:
+            cfg: ResolutionConfig | None = None, stats: ResolutionStats | None = None,
+            model_store: str | None = None) -> pd.DataFrame:
     """Resolve `records` (RECORD_COLUMNS) into identity events (EVENT_COLUMNS).
 
     `previous` is the event log so far (None or empty: resolve from scratch). Only records that are new,
-    changed, or moved to another customer get an event, so the log stays append-only and small."""
+    changed, or moved to another customer get an event, so the log stays append-only and small.
+    `model_store`: a table on `con` keeping the trained Splink model between runs."""
     cfg = cfg or ResolutionConfig()
     stats = stats if stats is not None else ResolutionStats()
     t = time.perf_counter()
@@ -203,7 +258,7 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
         stats.deterministic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0]
         t = _timed(stats, "deterministic", t)
         if cfg.probabilistic:
-            probabilistic_edges(con, cfg, incremental)
+            probabilistic_edges(con, cfg, incremental, model_store, run)
             stats.probabilistic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0] - stats.deterministic_edges
             t = _timed(stats, "probabilistic", t)
     con.register("_components_df", _components(con))
