@@ -249,7 +249,7 @@ def cmd_identity_evaluate(args) -> int:
                 raise
             raise RuntimeError("--dataset generated needs beacon.identity.generated (the warehouse identity "
                                f"models), which is not installed here: {exc}") from exc
-        res = evaluate_generated(people=args.people, seed=args.seed)
+        res = evaluate_generated(people=args.people, seed=args.seed, world=Path(args.world) if args.world else None)
     else:
         from beacon.identity import evaluate as ev
 
@@ -261,7 +261,9 @@ def cmd_identity_evaluate(args) -> int:
         console.print(_kv_table(f"Identity resolution on {d['dataset']}", {
             "records": d["records"], "true entities": d["true_entities"], "clusters": d["clusters"],
             "pairwise precision": f"{d['precision']:.4f}", "pairwise recall": f"{d['recall']:.4f}",
-            "pairwise F1": f"{d['f1']:.4f}", "seconds": d["seconds"]}))
+            "pairwise F1": f"{d['f1']:.4f}", "seconds": d["seconds"],
+            **({"day-2 F1": d["day2_f1"], "id stability after day 2": d["id_stability"],
+                "people merged on day 2": d["merged_people"]} if d.get("id_stability") is not None else {})}))
     _emit(d, args.json, render)
     return 0
 
@@ -282,6 +284,19 @@ def cmd_bench_pipeline(args) -> int:
         for st in d["stages"]:
             t.add_row(st["stage"], f"{st['seconds']:.2f}", f"{st['rows']:,}", f"{st['rows_per_s']:,.0f}")
         console.print(t)
+    _emit(d, args.json, render)
+    return 0
+
+
+def cmd_bench_warehouse(args) -> int:
+    from beacon.bench import bench_warehouse
+
+    d = bench_warehouse(people=args.people, repeat=args.repeat, seed=args.seed)
+
+    def render(d):
+        console.print(_kv_table(f"Warehouse orchestration overhead, {d['people']:,} people", {
+            "plain dbt build (median s)": d["dbt_build_median"], "warehouse DAG via Cosmos (median s)": d["dag_median"],
+            "ratio": d["overhead_ratio"], "tasks": d["tasks"]}))
     _emit(d, args.json, render)
     return 0
 
@@ -355,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     ie.add_argument("--id-col", default=None, help="record id column (default: row number)")
     ie.add_argument("--sep", default=None, help="field separator (sniffed when omitted)")
     ie.add_argument("--json", action="store_true")
+    ie.add_argument("--world", default=None,
+                    help="(--dataset generated) reuse this generated day-1 world of the same --people and --seed")
     ie.set_defaults(func=cmd_identity_evaluate)
 
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
@@ -366,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--keep", action="store_true", help="keep the work folder")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_bench_pipeline)
+    bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
+    bw.add_argument("--people", type=int, default=20_000)
+    bw.add_argument("--repeat", type=int, default=3, help="alternating runs of each; medians are compared")
+    bw.add_argument("--seed", type=int, default=42)
+    bw.add_argument("--json", action="store_true")
+    bw.set_defaults(func=cmd_bench_warehouse)
     return p
 
 

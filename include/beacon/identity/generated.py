@@ -35,13 +35,13 @@ class GeneratedResult:
     precision: float
     recall: float
     f1: float
-    seconds: float  # resolve() on every day-1 record, full mode
+    seconds: float  # the identity model (int_identity_events) resolving every day-1 record, full mode
     stage_seconds: dict = field(default_factory=dict)
     day2_records: int = 0
     day2_f1: float | None = None
     id_stability: float | None = None  # share of day-1 people whose customer id is unchanged, merges aside
     merged_people: int = 0
-    incremental_seconds: float | None = None  # the day-2 dbt run of the identity models
+    incremental_seconds: float | None = None  # the identity model on day 2 (incremental: the delta only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,8 +103,8 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
     `world`: an already generated day-1 world (its landing/ and truth/) of the same people and seed, reused
     read-only instead of generating one (a million people take a while to generate)."""
     from beacon.generate import GenConfig, generate
-    from beacon.identity.resolve import ResolutionConfig, ResolutionStats, resolve
     from beacon.ingest import load_landing
+    from beacon.warehouse import connect
 
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-identity-"))
     data = root / "data"
@@ -129,30 +129,25 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
             stage["ingest"] = round(time.perf_counter() - t0, 2)
             stage["dbt_day1"] = round(_build(s, quiet), 2)
 
-            from beacon.warehouse import connect
-
-            with connect(s.warehouse_path) as con:
-                records = con.execute("SELECT * FROM intermediate.int_customer_records_unioned").df()
-            # Time the resolver alone, on the same records the dbt model read, in a fresh in-memory DuckDB.
-            stats = ResolutionStats()
-            t0 = time.perf_counter()
-            events = resolve(duckdb.connect(), records, None, _config_from_project(s, ResolutionConfig), stats)
-            seconds = time.perf_counter() - t0
+            # Score what the dbt model produced; its own run time is the resolution time.
+            seconds = _node_seconds(s, "model.beacon.int_identity_events")
+            day1 = _current_ids(s.warehouse_path)
             truth = _truth(s.truth_dir)
-            scored = events[["record_key", "customer_id"]].merge(truth, on="record_key")
+            scored = day1.merge(truth, on="record_key")
             p, r, f1 = pairwise_scores(scored.customer_id, scored.person_id)
             result = GeneratedResult(
-                dataset="generated", people=people, records=len(records), true_entities=scored.person_id.nunique(),
+                dataset="generated", people=people, records=len(day1), true_entities=scored.person_id.nunique(),
                 clusters=scored.customer_id.nunique(), precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
-                seconds=round(seconds, 2), stage_seconds={**stage, **{f"resolve_{k}": v for k, v in stats.seconds.items()}})
+                seconds=round(seconds, 2), stage_seconds=stage)
             if days < 2:
                 return result
 
-            day1 = _current_ids(s.warehouse_path).merge(truth, on="record_key")
+            day1 = day1.merge(truth, on="record_key")
             generate(GenConfig(people=people, seed=seed, day=2), data)
             _persons_only_landing(s.landing_dir, persons)
             load_landing(persons, warehouse=s.warehouse_path)
-            result.incremental_seconds = round(_build(s, quiet), 2)
+            stage["dbt_day2"] = round(_build(s, quiet), 2)
+            result.incremental_seconds = round(_node_seconds(s, "model.beacon.int_identity_events"), 2)
             after = _current_ids(s.warehouse_path)
             truth2 = _truth(s.truth_dir)
             scored2 = after.merge(truth2, on="record_key")
@@ -178,18 +173,14 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _node_seconds(s, unique_id: str) -> float:
+    """How long dbt took for one node in its last invocation (run_results.json)."""
+    import json
+
+    results = json.loads((s.dbt_target_dir / "run_results.json").read_text())["results"]
+    return float(next(r["execution_time"] for r in results if r["unique_id"] == unique_id))
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
     return con.execute(q, [schema, table]).fetchall()[0][0] > 0
-
-
-def _config_from_project(s, config_cls):
-    """The resolver settings the dbt project uses (its `identity_*` vars), so both runs agree."""
-    import yaml
-
-    v = yaml.safe_load((s.dbt_project_dir / "dbt_project.yml").read_text()).get("vars", {})
-    return config_cls(match_threshold=float(v["identity_match_threshold"]),
-                      max_email_group=int(v["identity_max_email_group"]),
-                      max_phone_group=int(v["identity_max_phone_group"]),
-                      require_name_agreement=bool(v["identity_require_name_agreement"]),
-                      probabilistic=bool(v["identity_probabilistic"]))
