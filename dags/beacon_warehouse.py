@@ -2,8 +2,9 @@
 ### Warehouse
 
 Builds the dbt project (staging, identity resolution, marts, segments) with Cosmos, rendered from
-the dbt manifest (no dbt call at parse time). Cosmos' watcher mode runs a single `dbt build` and
-shows each model as its own task, so orchestration adds little over a plain `dbt build`.
+the dbt manifest (no dbt call at parse time). Cosmos' watcher mode runs a single `dbt build` of the
+models; each mart and segment shows as its own task (staging and intermediate models build inside
+that one run), and the unit and data tests run inside it too, as in a plain `dbt build`.
 Scheduled on `beacon_raw`; emits `beacon_marts`.
 """
 
@@ -23,6 +24,7 @@ from cosmos import (
 )
 
 from beacon.config import settings
+from beacon.cosmos_render import published_only
 from beacon.dbt import dbt_env
 from beacon.orchestration import DEFAULT_ARGS, MARTS, RAW, START
 
@@ -36,6 +38,14 @@ _PROJECT = ProjectConfig(dbt_project_path=_S.dbt_project_dir, manifest_path=_S.m
 _PROJECT.manifest_path = _S.manifest_path
 
 
+# One `dbt build` (watcher mode) runs every model, unit test and data test; only marts and segments get a
+# task each (see beacon.cosmos_render for why). No separate test tasks: the producer's build runs the tests
+# (setup_operator_args below), so a failing test fails the build, as with a plain `dbt build`.
+_RENDER = RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE,
+                       exclude=["resource_type:exposure"], emit_datasets=False)
+_RENDER.node_converters = published_only(_RENDER)
+
+
 @dag(schedule=[RAW], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "warehouse", "dbt"],
      default_args=DEFAULT_ARGS, doc_md=__doc__)
 def beacon_warehouse():
@@ -44,10 +54,12 @@ def beacon_warehouse():
         project_config=_PROJECT,
         profile_config=ProfileConfig(profile_name="beacon", target_name="local",
                                      profiles_yml_filepath=_S.dbt_project_dir / "profiles.yml"),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_ALL, exclude=["resource_type:exposure"],
-                                   emit_datasets=False),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
-                                         invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=_RENDER,
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.DBT_RUNNER,
+            # Cosmos limits the producer to --resource-type model/seed/snapshot when tests are not rendered;
+            # adding the test types makes it the same `dbt build` as a plain one.
+            setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"]}),
         # Sensors reschedule instead of deferring, so `dag.test()` (one task at a time) never waits on them.
         operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},
     )

@@ -1,0 +1,34 @@
+"""How Cosmos renders the dbt project: one task per published model (marts and segments) only.
+
+In watcher mode one `dbt build` runs every node; each rendered model is a sensor task that reports its
+model's result (and can retry just that model). Staging and intermediate models still build inside that
+one `dbt build` and show in its log, but get no task of their own: every task costs about half a second
+of scheduling however little it does, and analysts act on marts and segments, not on staging views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def published_only(render_config: Any, folders: Iterable[str] = ("marts", "segments")) -> dict[Any, Callable]:
+    """Cosmos node converters that render models under models/<folder>/ as usual and skip all others."""
+    from cosmos.airflow.graph import create_airflow_task, create_task_metadata
+    from cosmos.constants import DbtResourceType
+
+    wanted = tuple(f"{f}/" for f in folders)
+
+    def convert(dag, task_group, node, execution_mode, task_args, test_indirect_selection=None,
+                on_warning_callback=None, detached_from_parent=None, **_: Any):
+        under_models = str(node.file_path).replace("\\", "/").split("/models/", 1)[-1]  # e.g. marts/dim_customers.sql
+        if not under_models.startswith(wanted):
+            return None  # built by the producer's `dbt build`; no task of its own
+        ident = "__".join(x for x in (dag.dag_id, task_group.group_id if task_group else None) if x)
+        meta = create_task_metadata(node=node, execution_mode=execution_mode, args=task_args,
+                                    dbt_dag_task_group_identifier=ident, render_config=render_config,
+                                    test_indirect_selection=test_indirect_selection,
+                                    on_warning_callback=on_warning_callback, detached_from_parent=detached_from_parent)
+        return create_airflow_task(meta, dag, task_group=task_group) if meta else None
+
+    return {DbtResourceType.MODEL: convert, DbtResourceType.SEED: convert}
