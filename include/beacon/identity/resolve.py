@@ -83,7 +83,10 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
 
     Reads the temp view `_records` (and `_delta` when incremental: only pairs touching a new or changed
     record). Keys shared by too many records are skipped (role mailboxes, switchboards)."""
-    name_ok = ("(NOT a.has_first OR NOT b.has_first OR list_has_any(a.first_name_aliases, b.first_name_aliases))"
+    # One first name must be the other or one of its nicknames (not merely share one: Bill and Bob both
+    # stand for Robert, yet are not each other).
+    name_ok = ("(NOT a.has_first OR NOT b.has_first OR list_contains(a.first_name_aliases, b.first_name_key)"
+               " OR list_contains(b.first_name_aliases, a.first_name_key))"
                " AND (a.last_name_key IS NULL OR b.last_name_key IS NULL OR a.last_name_key = b.last_name_key)"
                if cfg.require_name_agreement else "true")
     touch = "AND (a.is_delta OR b.is_delta)" if incremental else ""
@@ -92,7 +95,8 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
         con.execute(f"""
             INSERT INTO _edges
             WITH keyed AS (
-                SELECT record_key, {col} AS k, first_name_aliases, first_name_aliases IS NOT NULL AS has_first,
+                SELECT record_key, {col} AS k, first_name_key, first_name_aliases,
+                       first_name_aliases IS NOT NULL AS has_first,
                        last_name_key, is_delta
                 FROM _records
                 WHERE {col} IS NOT NULL
