@@ -90,21 +90,25 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
                " AND (a.last_name_key IS NULL OR b.last_name_key IS NULL OR a.last_name_key = b.last_name_key)"
                if cfg.require_name_agreement else "true")
     touch = "AND (a.is_delta OR b.is_delta)" if incremental else ""
+    # A shared mailbox with a contradicting phone or postcode is left to Splink to weigh: namesakes do share
+    # addresses like jsmith@gmail.com, and an exact-key link cannot be outvoted later.
+    no_conflict = {"email": " AND (a.phone_e164 IS NULL OR b.phone_e164 IS NULL OR a.phone_e164 = b.phone_e164)"
+                            " AND (a.postal_code IS NULL OR b.postal_code IS NULL OR a.postal_code = b.postal_code)",
+                   "phone": ""}
     for rule, col, limit in (("email", "email_canonical", cfg.max_email_group),
                              ("phone", "phone_e164", cfg.max_phone_group)):
         con.execute(f"""
             INSERT INTO _edges
             WITH keyed AS (
                 SELECT record_key, {col} AS k, first_name_key, first_name_aliases,
-                       first_name_aliases IS NOT NULL AS has_first,
-                       last_name_key, is_delta
+                       first_name_aliases IS NOT NULL AS has_first, last_name_key, phone_e164, postal_code, is_delta
                 FROM _records
                 WHERE {col} IS NOT NULL
                 QUALIFY count(*) OVER (PARTITION BY {col}) <= {int(limit)}
             )
             SELECT a.record_key, b.record_key, '{rule}', 1.0
             FROM keyed a JOIN keyed b ON a.k = b.k AND a.record_key < b.record_key
-            WHERE {name_ok} {touch}""")
+            WHERE {name_ok}{no_conflict[rule] if cfg.require_name_agreement else ""} {touch}""")
 
 
 # Which record column plays which role in the Splink model (beacon.identity.linker).
