@@ -577,9 +577,13 @@ def cluster(ids: Sequence | pd.Series | pd.DataFrame, pairs: pd.DataFrame, thres
     n = len(node_ids)
     graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    frame = pd.DataFrame({"unique_id": node_ids.to_numpy(), "label": labels})
-    frame["cluster_id"] = frame.groupby("label").unique_id.transform("min")
-    return frame[["unique_id", "cluster_id"]]
+    # cluster_id = the smallest member id: in id order, the first node seen of each component.
+    values = node_ids.to_numpy()
+    order = np.argsort(values, kind="stable")
+    comp, first = np.unique(labels[order], return_index=True)
+    smallest = np.empty(len(comp), dtype=object)
+    smallest[comp] = values[order[first]]
+    return pd.DataFrame({"unique_id": values, "cluster_id": smallest[labels]})
 
 
 def one_to_one_links(pairs: pd.DataFrame) -> pd.DataFrame:
