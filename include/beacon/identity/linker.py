@@ -435,7 +435,7 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     cfg = config or LinkageConfig()
     frames = _frames(df)
     roles, extra = _resolve_roles(frames[0], roles, id_col, cfg)
-    sizes = [len(f) for f in frames]
+    sizes = [len(f) for f in frames]  # a uniform sample keeps the prior of the whole input: both scale with n²
     share = min(1.0, cfg.train_sample / sum(sizes))
     if share < 1.0:
         frames = [f.sample(frac=share, random_state=cfg.seed) for f in frames]
@@ -460,7 +460,7 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     model = _floor_m(linker.misc.save_model_to_json(), cfg.m_floor)
     con.close()
     return TrainedModel(settings=model, roles=roles, extra_columns=extra, config=cfg, link_type=link_type,
-                        trained_on={"records": [len(f) for f in frames], "pairs": _n_pairs([len(f) for f in frames])})
+                        trained_on={"records": sizes, "sampled": [len(f) for f in frames]})
 
 
 def _deterministic_rules(roles: Mapping[str, str]) -> list[tuple[str, ...]]:
@@ -478,13 +478,15 @@ def _deterministic_rules(roles: Mapping[str, str]) -> list[tuple[str, ...]]:
 
 
 def _em_rules(con: duckdb.DuckDBPyConnection, table: str, roles: Mapping[str, str]) -> list[tuple[str, ...]]:
-    """Two EM blocking rules: names (trains everything else) and a well-filled non-name field (trains names)."""
+    """Two EM blocking rules: names plus a place (trains everything else) and a well-filled identifier (trains
+    names and place). The place keeps namesakes, who crowd name-only blocks in large data, from passing for matches."""
     n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] or 1
     filled = {r: con.execute(f'SELECT count("{r}") FROM {table}').fetchall()[0][0] / n for r in roles}
     rules: list[tuple[str, ...]] = []
     names = tuple(r for r in ("given_name", "surname") if r in roles)
     if names:
-        rules.append(names)
+        where = next((r for r in ("postcode", "city", "state") if r in roles and filled[r] >= 0.5), None)
+        rules.append((*names, where) if where else names)
     for cand in (("date_of_birth",), ("national_id",), ("email",), ("phone",), ("postcode", "street_number"),
                  ("postcode",), ("city",)):
         if all(c in roles and filled[c] >= 0.5 for c in cand):
