@@ -542,6 +542,50 @@ def predict_pairs(df: pd.DataFrame | Sequence[pd.DataFrame], model: TrainedModel
     return out.reset_index(drop=True)
 
 
+def predict_increment(new: pd.DataFrame, existing: pd.DataFrame, model: TrainedModel, threshold: float | None = None,
+                      *, id_col: str = "unique_id") -> pd.DataFrame:
+    """Score only the pairs that new records add (new-existing and new-new), never existing-existing ones.
+
+    For daily increments of a dedupe model: the existing records' clusters stand, and these pairs say which
+    cluster each new record joins (or which clusters it bridges). Term frequencies come from all records.
+    """
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
+    if model.link_type != "dedupe_only":
+        raise ValueError("predict_increment needs a dedupe model")
+    cfg = model.config
+    threshold = cfg.match_threshold if threshold is None else threshold
+    for frame in (new, existing):
+        missing = [c for c in list(model.roles.values()) + model.extra_columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"column(s) {missing} of the model's roles are missing from the data")
+    con = _connect(cfg)
+    old_t, new_t = _prepare(con, [existing, new], model.roles, model.extra_columns, id_col)
+    con.execute(f"CREATE TABLE input_all AS SELECT * FROM {old_t} UNION ALL SELECT * FROM {new_t}").fetchall()
+    clash = con.execute(f"SELECT count(*) FROM {new_t} JOIN {old_t} USING (unique_id)").fetchall()[0][0]
+    if clash:
+        raise ValueError(f"{clash} new record id(s) already exist among the existing records")
+    rules = _select_rules(con, ["input_all"], model.roles, cfg)
+    settings = dict(model.settings)
+    settings["blocking_rules_to_generate_predictions"] = [_rule_sql(r) for r in rules]
+    n_all = len(existing) + len(new)
+    if cfg.rescale_prior and model.trained_on.get("records"):
+        settings["probability_two_random_records_match"] = _rescaled_prior(
+            settings["probability_two_random_records_match"], model.trained_on["records"], [n_all])
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker(db_api.register("input_all"), SettingsCreator.from_path_or_dict(settings), log_level=logging.ERROR)
+    for col in linker._settings_obj._term_frequency_columns:
+        linker.table_management.compute_tf_table(col.unquote().name)
+    old_sdf, new_sdf = db_api.register(old_t), db_api.register(new_t)
+    parts = [linker.inference.predict_between(old_sdf, new_sdf, threshold_match_probability=threshold,
+                                              warning_mode="never"),
+             linker.inference.predict_within(new_sdf, threshold_match_probability=threshold, warning_mode="never")]
+    out = con.execute(" UNION ALL ".join(f"SELECT unique_id_l, unique_id_r, match_probability FROM {p.physical_name}"
+                                         for p in parts)).df()
+    con.close()
+    return out.reset_index(drop=True)
+
+
 def _rescaled_prior(prior: float, trained: Sequence[int], now: Sequence[int]) -> float:
     """Prior for data of another size: true matches grow with the record count, candidate pairs with its square."""
     if list(trained) == list(now):
