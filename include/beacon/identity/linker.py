@@ -109,7 +109,8 @@ class LinkageConfig:
     m_floor: float = 1e-4
     # Unknown columns: ignored, or compared with a generic Jaro-Winkler comparison.
     unknown_columns: Literal["ignore", "compare"] = "ignore"
-    # Rescale the prior to the size of the data being scored (matches grow with n, pairs with n²).
+    # Rescale the prior to the size of the data being scored (matches grow with n, pairs with n²): right when the
+    # scored data are a whole population like the training input; switch off to score a random sample of it.
     rescale_prior: bool = True
     # DuckDB resources for prediction (None = all cores / DuckDB's default memory limit).
     threads: int | None = None
