@@ -488,7 +488,9 @@ def _em_rules(con: duckdb.DuckDBPyConnection, table: str, roles: Mapping[str, st
     if names:
         where = next((r for r in ("postcode", "city", "state") if r in roles and filled[r] >= 0.5), None)
         rules.append((*names, where) if where else names)
-    for cand in (("date_of_birth",), ("national_id",), ("email",), ("phone",), ("postcode", "street_number"),
+    # Identifiers that say nothing about the name come first: pairs sharing an email derived from a name
+    # (first.last@) but not a person are namesakes, who would teach EM that matches may differ in place.
+    for cand in (("date_of_birth",), ("national_id",), ("phone",), ("email",), ("postcode", "street_number"),
                  ("postcode",), ("city",)):
         if all(c in roles and filled[c] >= 0.5 for c in cand):
             rules.append(cand)
