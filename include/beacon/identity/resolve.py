@@ -167,19 +167,29 @@ def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
                 con.execute(f"DELETE FROM {model_store}")
             con.execute(f"INSERT INTO {model_store} VALUES (?, ?)", [run, model.to_json()])
     if incremental:
+        # Score the delta against the existing records (link only: pairs among existing records were scored
+        # before) and within itself, with the stored model. The prior (chance two random records match)
+        # belongs to the whole population, not to the frames scored here.
         rules = [r for r in model.config.rules() if all(x in LINK_ROLES for x in r)]
-        frame = _neighbourhood(con, rules)
-        # The prior (chance two random records match) belongs to the whole population, not the neighbourhood.
+        hood = _neighbourhood(con, rules)
+        keys = set(con.execute("SELECT record_key FROM _records WHERE is_delta").df().record_key)
+        delta, existing = hood[hood.record_key.isin(keys)], hood[~hood.record_key.isin(keys)]
         settings = dict(model.settings)
         settings["probability_two_random_records_match"] = linker._rescaled_prior(
             settings["probability_two_random_records_match"], model.trained_on.get("records", [n_all]), [n_all])
-        model = dataclasses.replace(model, settings=settings,
-                                    config=dataclasses.replace(model.config, rescale_prior=False))
+        fixed = dataclasses.replace(model.config, rescale_prior=False)
+        within = dataclasses.replace(model, settings=settings, config=fixed)
+        between = dataclasses.replace(model, settings={**settings, "link_type": "link_only"}, config=fixed,
+                                      link_type="link_only")
+        parts = []
+        if len(delta) >= 2:
+            parts.append(linker.predict_pairs(delta, within, cfg.match_threshold, id_col="record_key"))
+        if len(delta) and len(existing):
+            parts.append(linker.predict_pairs([delta, existing], between, cfg.match_threshold, id_col="record_key"))
+        pairs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["unique_id_l", "unique_id_r", "match_probability"])
     else:
-        frame = _link_frame(con)
-    if len(frame) < 2:
-        return 0
-    pairs = linker.predict_pairs(frame, model, cfg.match_threshold, id_col="record_key")
+        pairs = linker.predict_pairs(_link_frame(con), model, cfg.match_threshold, id_col="record_key")
     con.register("_splink_pairs", pairs)
     con.execute("""INSERT INTO _edges SELECT least(unique_id_l, unique_id_r), greatest(unique_id_l, unique_id_r),
                    'probabilistic', match_probability FROM _splink_pairs p
