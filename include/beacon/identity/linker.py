@@ -98,8 +98,9 @@ class LinkageConfig:
     max_total_pairs_per_record: float = 8.0
     # Budgets never go below this many pairs (small data sets keep every rule).
     min_pair_budget: int = 2_000_000
-    # Training: at most this many records are used (uniform sample); u from this many random pairs.
-    train_sample: int = 300_000
+    # Training: at most this many records are used (uniform sample); u from this many random pairs. On the 1M
+    # world a 300k sample drove one EM block's m below what Splink accepts (the next block is then used instead).
+    train_sample: int = 150_000
     u_max_pairs: float = 1e6
     # Assumed recall of the deterministic rules used to estimate the prior match probability.
     prior_recall: float = 0.8
@@ -456,8 +457,15 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     linker.training.estimate_probability_two_random_records_match(
         [block_on(*r) for r in _deterministic_rules(roles)], recall=cfg.prior_recall)
     linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=cfg.seed)
-    for rule in _em_rules(con, tables[0], roles):
-        linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
+    for alternatives in _em_rules(con, tables[0], roles):
+        for rule in alternatives:
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
+                break
+            except ValueError as exc:  # Splink 5 refuses an m that EM drove below 1e-300: try the next block
+                if "below the minimum" not in str(exc):
+                    raise
+                log.warning("EM on block %s failed (%s); trying the next block", rule, exc)
     model = _floor_m(linker.misc.save_model_to_json(), cfg.m_floor)
     con.close()
     return TrainedModel(settings=model, roles=roles, extra_columns=extra, config=cfg, link_type=link_type,
@@ -478,27 +486,27 @@ def _deterministic_rules(roles: Mapping[str, str]) -> list[tuple[str, ...]]:
     return out
 
 
-def _em_rules(con: duckdb.DuckDBPyConnection, table: str, roles: Mapping[str, str]) -> list[tuple[str, ...]]:
+def _em_rules(con: duckdb.DuckDBPyConnection, table: str, roles: Mapping[str, str]) -> list[list[tuple[str, ...]]]:
     """Two EM blocking rules: names plus a place (trains everything else) and a well-filled identifier (trains
     names and place). The place keeps namesakes, who crowd name-only blocks in large data, from passing for matches."""
     n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] or 1
     filled = {r: con.execute(f'SELECT count("{r}") FROM {table}').fetchall()[0][0] / n for r in roles}
-    rules: list[tuple[str, ...]] = []
+    sessions: list[list[tuple[str, ...]]] = []
     names = tuple(r for r in ("given_name", "surname") if r in roles)
     if names:
         where = next((r for r in ("postcode", "city", "state") if r in roles and filled[r] >= 0.5), None)
-        rules.append((*names, where) if where else names)
+        sessions.append([(*names, where)] if where else [names])
     # Identifiers that say nothing about the name come first: pairs sharing an email derived from a name
     # (first.last@) but not a person are namesakes, who would teach EM that matches may differ in place.
-    for cand in (("date_of_birth",), ("national_id",), ("phone",), ("email",), ("postcode", "street_number"),
-                 ("postcode",), ("city",)):
-        if all(c in roles and filled[c] >= 0.5 for c in cand):
-            rules.append(cand)
-            break
-    if len(rules) < 2:
+    # Later candidates are fallbacks for when EM fails on an earlier one.
+    second = [cand for cand in (("date_of_birth",), ("national_id",), ("phone",), ("email",),
+                                ("postcode", "street_number"), ("postcode",), ("city",))
+              if all(c in roles and filled[c] >= 0.5 for c in cand)]
+    if not second:
         rest = [r for r in roles if r not in names]
-        rules.append((rest[0],) if rest else (list(roles)[0],))
-    return rules
+        second = [(rest[0],) if rest else (list(roles)[0],)]
+    sessions.append(second)
+    return sessions
 
 
 # ---------------------------------------------------------------------------------------------- predict
