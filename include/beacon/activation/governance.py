@@ -121,19 +121,21 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                if required_any else "false")
     cap = policy.frequency_cap if policy.counts_as_message else None
     return f"""
-        WITH email_events AS (
+        WITH params AS (SELECT $as_of::TIMESTAMP AS as_of),
+        email_events AS (
             SELECT customer_id,
                 bool_or(event_name = 'complaint') AS complained,
                 bool_or(event_name = 'bounce' AND bounce_type = 'hard') AS hard_bounced,
                 max(event_at) FILTER (WHERE event_name = 'unsubscribe') AS last_unsubscribe
-            FROM marts.fct_email_events WHERE customer_id IS NOT NULL AND event_at <= $as_of GROUP BY 1),
+            FROM marts.fct_email_events WHERE customer_id IS NOT NULL AND event_at <= (SELECT as_of FROM params) GROUP BY 1),
         email_opt_in AS (
             SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
         higher AS ({higher_sql}),
         recent AS (
             SELECT customer_id, count(*) AS n FROM activation.sync_log
             WHERE status = 'delivered' AND operation IN ('add', 'update') AND channel IN (SELECT unnest($message_channels))
-              AND as_of > $as_of - INTERVAL {WINDOW_DAYS} DAY AND as_of <= $as_of
+              AND as_of > (SELECT as_of FROM params) - INTERVAL {WINDOW_DAYS} DAY
+              AND as_of <= (SELECT as_of FROM params)
             GROUP BY 1),
         base AS (
             SELECT s.*, {cust + ',' if cust else ''} sc.score AS lead_score, sc.decile AS lead_decile,
@@ -168,7 +170,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
             LEFT JOIN recent r ON r.customer_id = s.customer_id
             {scores})
         SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base ORDER BY customer_id
-    """, {"as_of": as_of, "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
+    """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
           policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
           "consent_channel": policy.consent_channel}
 
