@@ -131,6 +131,18 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
         email_opt_in AS (
             SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
         higher AS ({higher_sql}),
+        -- Manual and erasure suppressions, matched on the customer id or on the (normalized) email.
+        listed AS (
+            SELECT s.customer_id, x.reason FROM {audience.relation} s
+            JOIN activation.suppression_list x ON x.customer_id = s.customer_id
+            UNION ALL
+            SELECT s.customer_id, x.reason FROM {audience.relation} s
+            LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
+            JOIN activation.suppression_list x ON x.email = lower({email_expr})),
+        manual AS (
+            SELECT customer_id, bool_or(reason = 'erased') AS erased, bool_or(reason = 'complained') AS complained,
+                bool_or(reason = 'hard_bounced') AS hard_bounced, bool_or(reason = 'unsubscribed') AS unsubscribed
+            FROM listed GROUP BY 1),
         recent AS (
             SELECT customer_id, count(*) AS n FROM activation.sync_log
             WHERE status = 'delivered' AND operation IN ('add', 'update') AND channel IN (SELECT unnest($message_channels))
@@ -140,19 +152,12 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
         base AS (
             SELECT s.*, {cust + ',' if cust else ''} sc.score AS lead_score, sc.decile AS lead_decile,
                 CASE
-                    WHEN EXISTS (SELECT 1 FROM activation.suppression_list x WHERE x.reason = 'erased'
-                                 AND (x.customer_id = s.customer_id OR x.email = lower({email_expr}))) THEN 'erased'
-                    WHEN ee.complained OR EXISTS (SELECT 1 FROM activation.suppression_list x
-                                 WHERE x.reason = 'complained' AND (x.customer_id = s.customer_id
-                                 OR x.email = lower({email_expr}))) THEN 'complained'
-                    WHEN ee.hard_bounced OR EXISTS (SELECT 1 FROM activation.suppression_list x
-                                 WHERE x.reason = 'hard_bounced' AND (x.customer_id = s.customer_id
-                                 OR x.email = lower({email_expr}))) THEN 'hard_bounced'
+                    WHEN m.erased THEN 'erased'
+                    WHEN ee.complained OR m.complained THEN 'complained'
+                    WHEN ee.hard_bounced OR m.hard_bounced THEN 'hard_bounced'
                     -- An unsubscribe stands until a later email opt-in.
                     WHEN (ee.last_unsubscribe IS NOT NULL AND (oi.recorded_at IS NULL OR oi.recorded_at <= ee.last_unsubscribe))
-                         OR EXISTS (SELECT 1 FROM activation.suppression_list x WHERE x.reason = 'unsubscribed'
-                                    AND (x.customer_id = s.customer_id OR x.email = lower({email_expr})))
-                         THEN 'unsubscribed'
+                         OR m.unsubscribed THEN 'unsubscribed'
                     WHEN c.status = 'opt_out' THEN 'opted_out'
                     WHEN $opt_in_required AND c.status IS DISTINCT FROM 'opt_in' THEN 'no_consent'
                     WHEN {invalid} THEN 'invalid'
@@ -168,6 +173,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
             LEFT JOIN email_events ee ON ee.customer_id = s.customer_id
             LEFT JOIN email_opt_in oi ON oi.customer_id = s.customer_id
             LEFT JOIN recent r ON r.customer_id = s.customer_id
+            LEFT JOIN manual m ON m.customer_id = s.customer_id
             {scores})
         SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base ORDER BY customer_id
     """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":

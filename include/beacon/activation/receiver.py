@@ -25,15 +25,15 @@ class FaultyReceiver:
     def __init__(self, fault_rate: float = 0.0, faults: tuple[str, ...] = FAULTS, seed: int = 7, token: str | None = None,
                  hmac_secret: str | None = None, timeout_sleep: float = 1.0, retry_after: str = "1",
                  reject: dict[str, int] | None = None, latency: float = 0.0,
-                 on_applied: Callable[[int], None] | None = None):
+                 on_applied: Callable[[int], None] | None = None, script: list[str | None] | None = None):
         self.fault_rate, self.faults, self.token, self.hmac_secret = fault_rate, faults, token, hmac_secret
         self.timeout_sleep, self.retry_after, self.latency = timeout_sleep, retry_after, latency
         self.reject = dict(reject or {})  # customer_id -> how many more times to reject it
         self.on_applied = on_applied  # called with the number of requests applied so far, before answering
+        self.script = list(script or [])  # faults for the first requests, in order (None = no fault); then random
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.applied: dict[str, dict] = {}  # idempotency_key -> row
-        self.applied_per_member: Counter = Counter()  # (customer_id, operation, version-free) applications
         self.requests = 0
         self.requests_applied = 0
         self.faults_injected: Counter = Counter()
@@ -73,7 +73,10 @@ class FaultyReceiver:
         with self._lock:
             self.requests += 1
             self.headers.append(dict(h.headers))
-            fault = self._rng.choice(self.faults) if self._rng.random() < self.fault_rate else None
+            if self.script:
+                fault = self.script.pop(0)
+            else:
+                fault = self._rng.choice(self.faults) if self._rng.random() < self.fault_rate else None
         if self.latency:
             time.sleep(self.latency)
         if not self._authorized(h.headers, body):
