@@ -41,6 +41,7 @@ class FaultyReceiver:
         self.rows_received = 0
         self.unauthorized = 0
         self.headers: list[dict] = []
+        self.times: list[float] = []  # monotonic arrival time of each request
         self._server: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------------------------------ counts
@@ -73,6 +74,7 @@ class FaultyReceiver:
         with self._lock:
             self.requests += 1
             self.headers.append(dict(h.headers))
+            self.times.append(time.monotonic())
             if self.script:
                 fault = self.script.pop(0)
             else:
