@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from beacon.activation.destinations import registry
-from beacon.activation.governance import ensure_tables
+from beacon.activation.governance import default_policy, ensure_tables
 from beacon.activation.sync import SyncSummary, run_sync
 from beacon.audiences import Audience, discover
 
@@ -49,8 +50,9 @@ def activate(con: duckdb.DuckDBPyConnection, manifest_path: Path, audience: str,
     if destination not in a.channels:
         raise ValueError(f"audience {audience!r} is not delivered to {destination!r}; its channels: {list(a.channels)}")
     dest = registry.build(destination, exports_url)
+    policy = replace(default_policy(dest.channel), **registry.policy_overrides(destination))
     try:
-        return run_sync(con, a, audiences, dest, as_of, mode=mode, dry_run=dry_run, run_id=run_id)
+        return run_sync(con, a, audiences, dest, as_of, mode=mode, dry_run=dry_run, run_id=run_id, policy=policy)
     finally:
         close = getattr(dest, "close", None)
         if close:

@@ -28,6 +28,17 @@ def connection(conn_id: str):
         return None
 
 
+def policy_overrides(name: str) -> dict:
+    """Governance settings a destination's connection may override (extra: opt_in_required, frequency_cap,
+    counts_as_message, priority_arbitration)."""
+    conn = connection(f"beacon_{name}")
+    extra = conn.extra_dejson if conn is not None else {}
+    out = {k: extra[k] for k in ("opt_in_required", "frequency_cap", "counts_as_message") if k in extra}
+    if "priority_arbitration" in extra:
+        out["exclusive"] = bool(extra["priority_arbitration"])
+    return out
+
+
 def build(name: str, default_exports_url: str) -> Destination:
     """The destination called `name`, configured from connection `beacon_<name>`."""
     from beacon.activation.destinations.ads import CustomerMatch
