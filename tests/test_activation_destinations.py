@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import socket
-import time
 
 import pytest
 from activation_world import AS_OF, audience, consent, segment, warehouse

@@ -117,6 +117,9 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
               else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
                    "ON false")
     email_expr = "s.email" if "email" in seg_cols else "cu.email"
+    # The current lead score, unless the segment carries its own.
+    score_cols = "".join(f"sc.{src} AS {col}, " for col, src in (("lead_score", "score"), ("lead_decile", "decile"))
+                         if col not in seg_cols)
     invalid = (" AND ".join(f"{'s' if f in seg_cols else 'cu'}.{f} IS NULL" for f in required_any)
                if required_any else "false")
     cap = policy.frequency_cap if policy.counts_as_message else None
@@ -150,7 +153,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
               AND as_of <= (SELECT as_of FROM params)
             GROUP BY 1),
         base AS (
-            SELECT s.*, {cust + ',' if cust else ''} sc.score AS lead_score, sc.decile AS lead_decile,
+            SELECT s.*, {cust + ',' if cust else ''} {score_cols}
                 CASE
                     WHEN m.erased THEN 'erased'
                     WHEN ee.complained OR m.complained THEN 'complained'

@@ -33,8 +33,6 @@ from beacon.audiences import Audience
 MODES = ("upsert", "mirror", "insert_only")
 # Mapped by default when a destination names no fields: the segment's columns plus these.
 DEFAULT_EXTRA_FIELDS = ("email", "first_name", "last_name", "lead_decile")
-_ENGINE_COLS = ("reason", "held_out", "lead_score", "lead_decile", "phone_e164", "city", "state", "postal_code",
-                "email", "first_name", "last_name")
 
 
 @dataclass
@@ -71,16 +69,17 @@ class SyncSummary:
         return asdict(self)
 
 
-def mapped_fields(con: duckdb.DuckDBPyConnection, dest: Destination) -> list[str]:
-    """The fields whose values are sent (and hashed): the destination's own list, else segment columns plus contact fields."""
+def mapped_fields(con: duckdb.DuckDBPyConnection, dest: Destination, relation: str) -> list[str]:
+    """The fields whose values are sent (and hashed): the destination's own list, else the segment's columns plus
+    the contact fields and lead decile."""
     cols = [r[0] for r in con.execute("DESCRIBE _gov").fetchall()]
     if dest.fields:
         missing = [f for f in dest.fields if f not in cols]
         if missing:
             raise ValueError(f"destination {dest.name}: mapped field(s) {missing} are not available; available: {cols}")
         return [f for f in dest.fields if f != "customer_id"]
-    seg = [c for c in cols if c not in _ENGINE_COLS and c != "customer_id"]
-    return seg + [c for c in DEFAULT_EXTRA_FIELDS if c in cols]
+    seg = [r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall() if r[0] != "customer_id"]
+    return seg + [c for c in DEFAULT_EXTRA_FIELDS if c in cols and c not in seg]
 
 
 def _q(name: str) -> str:
@@ -99,7 +98,7 @@ def plan(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Aud
                                  dest.required_any)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _gov AS {sql}", params)
     t1 = time.perf_counter()
-    fields = mapped_fields(con, dest)
+    fields = mapped_fields(con, dest, audience.relation)
     struct = ", ".join(f"{_q(f)} := {_q(f)}" for f in fields)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _desired AS
         SELECT customer_id, payload, md5(payload) AS row_hash FROM (

@@ -36,7 +36,7 @@ class SmtpEmail:
     def __init__(self, host: str, port: int, sender: str, postal_address: str, unsubscribe_url: str,
                  unsubscribe_secret: str, unsubscribe_mailto: str | None = None, username: str | None = None,
                  password: str | None = None, starttls: bool = False, use_ssl: bool = False,
-                 templates_dir: str | None = None, batch_size: int = 100, timeout: float = 30.0,
+                 templates_dir: str | None = None, batch_size: int = 20, timeout: float = 30.0,
                  fields: tuple[str, ...] | None = None, name: str = "email"):
         if not postal_address or not postal_address.strip():
             raise ValueError(f"destination {name}: a physical postal address is required in every marketing email")
@@ -65,7 +65,7 @@ class SmtpEmail:
         return cls(conn.host or "localhost", int(conn.port or 25), x["from"], x["postal_address"], x["unsubscribe_url"],
                    x["unsubscribe_secret"], unsubscribe_mailto=x.get("unsubscribe_mailto"), username=conn.login or None,
                    password=conn.password or None, starttls=bool(x.get("starttls")), use_ssl=bool(x.get("ssl")),
-                   templates_dir=x.get("templates_dir"), batch_size=int(x.get("batch_size", 100)),
+                   templates_dir=x.get("templates_dir"), batch_size=int(x.get("batch_size", 20)),
                    fields=tuple(x["fields"]) if x.get("fields") else None, name=name)
 
     def plan(self, rows: pd.DataFrame, name: str, meta: dict) -> list[Batch]:
