@@ -18,11 +18,9 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from beacon.activation.destinations import Batch, Destination, RowResult, send_all
+from beacon.activation.destinations import Destination, RowResult, send_all
 from beacon.activation.governance import (
-    CONSENT_REASONS,
     REASON_ORDER,
-    SUPPRESSION_REASONS,
     ChannelPolicy,
     default_policy,
     ensure_tables,
@@ -258,6 +256,3 @@ def last_delivered(con: duckdb.DuckDBPyConnection, audience: str, destination: s
         WHERE audience = ? AND destination = ?""", [audience, destination]).fetchall()[0]
     return {"members": n, "last_synced_at": str(last) if last else None}
 
-
-__all__ = ["MODES", "SyncSummary", "plan", "run_sync", "last_delivered", "Batch", "SUPPRESSION_REASONS",
-           "CONSENT_REASONS"]
