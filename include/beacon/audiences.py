@@ -160,7 +160,7 @@ def diff(con, audience: Audience, audiences: list[Audience] | None = None, desti
                  dry_run=True)
     sample = {op: [r["customer_id"] for r in s.sample if r["operation"] == op] for op in ("add", "update", "remove")}
     return {"audience": audience.name, "destination": destination, "mode": s.mode,
-            "last_delivered": before["last_synced_at"], "delivered_then": before["members"],
+            "last_delivered": before["last_delivered"], "delivered_then": before["members"],
             "sendable_now": s.unchanged + s.adds + s.updates, "would_enter": s.adds, "would_update": s.updates,
             "would_leave": s.removes, "unchanged": s.unchanged, "held_out": s.held_out, "suppressed": s.suppressed,
             "invalid": s.invalid, "enter_sample": sample["add"], "update_sample": sample["update"],

@@ -10,8 +10,11 @@ batch by batch only after the destination acknowledged it, so nothing is lost an
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -140,12 +143,52 @@ def plan(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Aud
 
 
 def _changes_frame(con: duckdb.DuckDBPyConnection, fields: list[str], limit: int | None = None) -> pd.DataFrame:
-    """The planned changes with their mapped fields expanded from the payload (removes carry the last delivered values)."""
+    """The planned changes with their mapped fields, typed: current values for adds and updates, the last
+    delivered values (from the stored payload) for removes."""
     lim = f"LIMIT {int(limit)}" if limit else ""
-    df = con.execute(f"SELECT customer_id, operation, version, idempotency_key, payload FROM _changes "
-                     f"ORDER BY customer_id {lim}").df()
-    values = pd.DataFrame([json.loads(p) if p else {} for p in df.payload], columns=fields, index=df.index)
-    return pd.concat([df.drop(columns=["payload"]), values], axis=1)
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _gov)").fetchall())
+
+    def value(f: str) -> str:
+        path = "'$.\"" + f.replace("'", "''").replace('"', '\\"') + "\"'"
+        return (f"CASE WHEN c.operation = 'remove' THEN TRY_CAST(json_extract_string(c.payload, {path}) AS {types[f]}) "
+                f"ELSE g.{_q(f)} END AS {_q(f)}")
+
+    cols = "".join(", " + value(f) for f in fields)
+    return con.execute(f"""SELECT c.customer_id, c.operation, c.version, c.idempotency_key {cols}
+        FROM _changes c LEFT JOIN _gov g ON g.customer_id = c.customer_id
+        ORDER BY c.customer_id {lim}""").df()
+
+
+def _acknowledged(dest: Destination, batches: list) -> Iterator[list[tuple]]:
+    """The destination's answers, grouped: whatever was acknowledged while the last group was being committed
+    is committed together (fewer transactions; still nothing committed before its acknowledgement)."""
+    q: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for item in send_all(dest, batches):
+                q.put(("ok", item))
+        except BaseException as exc:  # noqa: BLE001 - handed to the committing thread
+            q.put(("error", exc))
+        finally:
+            q.put(("done", None))
+
+    threading.Thread(target=pump, daemon=True, name="beacon-send").start()
+    while True:
+        items = [q.get()]
+        while True:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                break
+        group = [v for k, v in items if k == "ok"]
+        if group:
+            yield group
+        for k, v in items:
+            if k == "error":
+                raise v
+            if k == "done":
+                return
 
 
 def _commit(con: duckdb.DuckDBPyConnection, s: SyncSummary, rows: pd.DataFrame, results: list[RowResult],
@@ -208,8 +251,9 @@ def run_sync(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list
         day = str(as_of)[:10]
         batches = dest.plan(changes, name=f"{s.audience}/{day}", meta=meta)
         try:
-            for batch, results in send_all(dest, batches):
-                ok, bad = _commit(con, s, batch.rows, results, as_of, attempts)
+            for group in _acknowledged(dest, batches):
+                rows = pd.concat([b.rows for b, _ in group], ignore_index=True)
+                ok, bad = _commit(con, s, rows, [r for _, res in group for r in res], as_of, attempts)
                 s.delivered += ok
                 s.failed += bad
         except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, then the error propagates
@@ -250,9 +294,10 @@ def _log_decisions(con: duckdb.DuckDBPyConnection, s: SyncSummary, as_of) -> Non
 
 
 def last_delivered(con: duckdb.DuckDBPyConnection, audience: str, destination: str) -> dict:
-    """What the destination holds according to the last acknowledged state (members present, last sync time)."""
+    """What the destination holds according to the acknowledged state, and the warehouse day of the last delivery."""
     ensure_tables(con)
-    n, last = con.execute("""SELECT count(*) FILTER (WHERE present), max(synced_at) FROM activation.sync_state
-        WHERE audience = ? AND destination = ?""", [audience, destination]).fetchall()[0]
-    return {"members": n, "last_synced_at": str(last) if last else None}
-
+    n = con.execute("""SELECT count(*) FILTER (WHERE present) FROM activation.sync_state
+        WHERE audience = ? AND destination = ?""", [audience, destination]).fetchall()[0][0]
+    last = con.execute("""SELECT max(as_of) FROM activation.sync_runs WHERE audience = ? AND destination = ?
+        AND status IN ('succeeded', 'partial') AND delivered > 0""", [audience, destination]).fetchall()[0][0]
+    return {"members": n, "last_delivered": last.date().isoformat() if last else None}
