@@ -27,6 +27,7 @@ def synthetic_warehouse(members: int, audience: str = "bench_audience") -> tuple
     """An in-memory warehouse with one segment of `members` people, all with an email and email consent."""
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
     con.execute("CREATE SCHEMA segments; CREATE SCHEMA marts")
     con.execute(f"""CREATE TABLE segments.{audience} AS SELECT 'c' || lpad(i::VARCHAR, 8, '0') AS customer_id,
         (i * 7919) % 1000 AS points, ['gold', 'silver', 'bronze'][1 + i % 3] AS tier FROM range({members}) t(i)""")

@@ -92,7 +92,7 @@ def governed(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list
              as_of, policy: ChannelPolicy | None = None, required_any: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every member of `audience` with the mapped-field candidates, a reason not to send (or NULL) and the holdout flag."""
     sql, params = governed_query(con, audience, audiences, channel, as_of, policy, required_any)
-    return con.execute(sql, params).df()
+    return con.execute(f"SELECT * FROM ({sql}) ORDER BY customer_id", params).df()
 
 
 def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], channel: str,
@@ -178,7 +178,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
             LEFT JOIN recent r ON r.customer_id = s.customer_id
             LEFT JOIN manual m ON m.customer_id = s.customer_id
             {scores})
-        SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base ORDER BY customer_id
+        SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base
     """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
           policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
           "consent_channel": policy.consent_channel}

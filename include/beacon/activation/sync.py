@@ -108,32 +108,34 @@ def plan(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Aud
     allowed = {"insert_only": "('add')", "upsert": "('add', 'update')", "mirror": "('add', 'update', 'remove')"}[mode]
     # insert_only: a member once inserted is never sent again (no updates, no removes, no re-adds).
     insert_only = "AND never_sent" if mode == "insert_only" else ""
+    # The diff runs on narrow columns (key, hash, version); payloads are joined to the few changed rows after.
+    con.execute("""CREATE OR REPLACE TEMP TABLE _diff AS
+        WITH st AS (SELECT customer_id, row_hash, version, present FROM activation.sync_state
+                    WHERE audience = $a AND destination = $d)
+        SELECT coalesce(d.customer_id, st.customer_id) AS customer_id,
+            CASE WHEN st.customer_id IS NULL OR NOT st.present THEN 'add'
+                 WHEN d.customer_id IS NULL THEN 'remove'
+                 WHEN d.row_hash <> st.row_hash THEN 'update' ELSE 'unchanged' END AS operation,
+            coalesce(st.version, 0) + 1 AS version, st.customer_id IS NULL AS never_sent
+        FROM (SELECT customer_id, row_hash FROM _desired) d FULL JOIN st ON st.customer_id = d.customer_id
+        WHERE d.customer_id IS NOT NULL OR st.present""", {"a": audience.name, "d": dest.name})
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _changes AS
-        WITH st AS (SELECT * FROM activation.sync_state WHERE audience = $a AND destination = $d),
-        diffed AS (
-            SELECT coalesce(d.customer_id, st.customer_id) AS customer_id,
-                CASE WHEN st.customer_id IS NULL OR NOT st.present THEN 'add'
-                     WHEN d.customer_id IS NULL THEN 'remove'
-                     WHEN d.row_hash <> st.row_hash THEN 'update' END AS operation,
-                coalesce(st.version, 0) + 1 AS version,
-                CASE WHEN d.customer_id IS NULL THEN st.payload ELSE d.payload END AS payload,
-                CASE WHEN d.customer_id IS NULL THEN st.row_hash ELSE d.row_hash END AS row_hash,
-                st.customer_id IS NULL AS never_sent
-            FROM _desired d FULL JOIN st ON st.customer_id = d.customer_id
-            WHERE d.customer_id IS NOT NULL OR st.present)
-        SELECT customer_id, operation, version, payload, row_hash,
-            substr(sha256($a || '|' || $d || '|' || customer_id || '|' || version::VARCHAR), 1, 32) AS idempotency_key
-        FROM diffed WHERE operation IN {allowed} {insert_only}
-        ORDER BY customer_id""", {"a": audience.name, "d": dest.name})
+        SELECT x.customer_id, x.operation, x.version,
+            CASE WHEN x.operation = 'remove' THEN st.payload ELSE d.payload END AS payload,
+            CASE WHEN x.operation = 'remove' THEN st.row_hash ELSE d.row_hash END AS row_hash,
+            substr(sha256($a || '|' || $d || '|' || x.customer_id || '|' || x.version::VARCHAR), 1, 32) AS idempotency_key
+        FROM (SELECT * FROM _diff WHERE operation IN {allowed} {insert_only}) x
+        LEFT JOIN _desired d ON d.customer_id = x.customer_id AND x.operation <> 'remove'
+        LEFT JOIN activation.sync_state st ON x.operation = 'remove' AND st.audience = $a AND st.destination = $d
+            AND st.customer_id = x.customer_id AND st.version = x.version - 1
+        ORDER BY x.customer_id""", {"a": audience.name, "d": dest.name})
     t2 = time.perf_counter()
     counts = con.execute("""SELECT count(*), count(*) FILTER (WHERE reason = 'invalid'),
         count(*) FILTER (WHERE held_out) FROM _gov""").fetchall()[0]
     reasons = dict(con.execute("SELECT reason, count(*) FROM _gov WHERE reason IS NOT NULL AND reason <> 'invalid' "
                                "GROUP BY 1").fetchall())
     ops = dict(con.execute("SELECT operation, count(*) FROM _changes GROUP BY 1").fetchall())
-    unchanged = con.execute("""SELECT count(*) FROM _desired d JOIN activation.sync_state st
-        ON st.customer_id = d.customer_id AND st.audience = ? AND st.destination = ? AND st.present
-        AND st.row_hash = d.row_hash""", [audience.name, dest.name]).fetchall()[0][0]
+    unchanged = con.execute("SELECT count(*) FROM _diff WHERE operation = 'unchanged'").fetchall()[0][0]
     s = SyncSummary(run_id="", audience=audience.name, destination=dest.name, channel=dest.channel, mode=mode,
                     as_of=str(as_of), source_rows=counts[0], invalid=counts[1], held_out=counts[2],
                     suppressed={r: reasons[r] for r in REASON_ORDER if r in reasons}, adds=ops.get("add", 0),
