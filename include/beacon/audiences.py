@@ -156,8 +156,8 @@ def diff(con, audience: Audience, audiences: list[Audience] | None = None, desti
     from beacon.warehouse import clock
 
     before = last_delivered(con, audience.name, destination)
-    s = run_sync(con, audience, audiences or [audience], build(destination, str(settings().exports_dir)), clock(con),
-                 dry_run=True)
+    audiences = audiences or discover(settings().manifest_path)  # priority needs every audience
+    s = run_sync(con, audience, audiences, build(destination, str(settings().exports_dir)), clock(con), dry_run=True)
     sample = {op: [r["customer_id"] for r in s.sample if r["operation"] == op] for op in ("add", "update", "remove")}
     return {"audience": audience.name, "destination": destination, "mode": s.mode,
             "last_delivered": before["last_delivered"], "delivered_then": before["members"],
