@@ -72,6 +72,13 @@ def test_each_reason_is_decided_in_order_and_counted():
     # A webhook needs no opt-in (opt-outs and suppressions still hold) and no email.
     w = governed(con, a, [a], "webhook", AS_OF).set_index("customer_id").reason
     assert w["c7"] is None and w["c8"] is None and w["c6"] == "opted_out" and w["c1"] == "complained"
+    # A sync counts each reason and logs every member it did not send, an invalid row with the missing field.
+    s = run_sync(con, a, [a], Recorder("email", "insert_only"), AS_OF)
+    assert s.suppressed == {"erased": 2, "complained": 1, "hard_bounced": 1, "unsubscribed": 1, "opted_out": 1,
+                            "no_consent": 1} and (s.invalid, s.adds) == (1, 4)
+    log = con.execute("SELECT customer_id, status, reason, error FROM activation.sync_log WHERE operation = 'skip' "
+                      "ORDER BY customer_id").fetchall()
+    assert len(log) == 8 and ("c8", "invalid", "invalid", "the destination needs a value in one of: email") in log
 
 
 def test_priority_gives_a_person_only_the_highest_priority_audience_on_a_channel():

@@ -241,7 +241,7 @@ def run_sync(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list
         return s
     started = datetime.now()
     _record_run(con, s, started, finished=False)
-    _log_decisions(con, s, as_of)
+    _log_decisions(con, s, as_of, dest.required_any)
     attempts = dict(con.execute("""SELECT l.idempotency_key, count(*) FROM activation.sync_log l
         JOIN _changes c USING (idempotency_key) WHERE l.status = 'failed' AND l.audience = ? AND l.destination = ?
         GROUP BY 1""", [s.audience, s.destination]).fetchall())
@@ -279,15 +279,17 @@ def _record_run(con: duckdb.DuckDBPyConnection, s: SyncSummary, started: datetim
                  json.dumps(s.suppressed)])
 
 
-def _log_decisions(con: duckdb.DuckDBPyConnection, s: SyncSummary, as_of) -> None:
+def _log_decisions(con: duckdb.DuckDBPyConnection, s: SyncSummary, as_of, required_any: tuple[str, ...]) -> None:
     """Log every member not sent this run with its reason, and add new control-group members for lift measurement."""
     con.execute("BEGIN TRANSACTION")
     con.execute("""INSERT INTO activation.sync_log
         SELECT $run, $a, $d, $ch, customer_id, 'skip',
             CASE WHEN held_out THEN 'held_out' WHEN reason = 'invalid' THEN 'invalid' ELSE 'suppressed' END,
-            CASE WHEN held_out THEN 'holdout' ELSE reason END, NULL, NULL, NULL, $as_of, now()
+            CASE WHEN held_out THEN 'holdout' ELSE reason END,
+            CASE WHEN reason = 'invalid' THEN $invalid END, NULL, NULL, $as_of, now()
         FROM _gov WHERE reason IS NOT NULL OR held_out""",
-                {"run": s.run_id, "a": s.audience, "d": s.destination, "ch": s.channel, "as_of": as_of})
+                {"run": s.run_id, "a": s.audience, "d": s.destination, "ch": s.channel, "as_of": as_of,
+                 "invalid": f"the destination needs a value in one of: {', '.join(required_any)}"})
     con.execute("""INSERT INTO activation.control_group SELECT $a, customer_id, $as_of, $run FROM _gov g
         WHERE held_out AND NOT EXISTS (SELECT 1 FROM activation.control_group x
                                        WHERE x.audience = $a AND x.customer_id = g.customer_id)""",
