@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import smtplib
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -130,40 +131,58 @@ class SmtpEmail:
 
     def send(self, batch: Batch) -> list[RowResult]:
         """One message per add/update row over one session; removes need no message. Per-row results."""
-        audience = batch.meta.get("audience", "default")
-        results: list[RowResult] = []
-        smtp = None
+        session: list = [None]
         try:
-            for row in batch.rows.to_dict(orient="records"):
-                key = str(row["customer_id"])
-                if row.get("operation") == "remove":
-                    results.append(RowResult(key=key, status="delivered"))
-                    continue
-                try:
-                    msg = self.message(audience, row, batch.meta)
-                except (TemplateError, KeyError, TypeError) as exc:
-                    results.append(RowResult(key=key, status="failed", error=f"template: {type(exc).__name__}: {exc}"))
-                    continue
-                for attempt in (1, 2):  # one reconnect if the server dropped the session
-                    try:
-                        smtp = smtp or self._connect()
-                        smtp.send_message(msg)
-                        results.append(RowResult(key=key, status="delivered"))
-                        break
-                    except smtplib.SMTPRecipientsRefused as exc:
-                        results.append(RowResult(key=key, status="failed", error=f"recipient refused: {exc.recipients}"))
-                        break
-                    except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
-                        smtp = None
-                        if attempt == 2:
-                            results.append(RowResult(key=key, status="failed", error=f"{type(exc).__name__}: {exc}"))
-                    except smtplib.SMTPException as exc:
-                        results.append(RowResult(key=key, status="failed", error=f"{type(exc).__name__}: {exc}"))
-                        break
+            return [r for _, r in self._deliver(batch, session)]
         finally:
-            if smtp is not None:
+            self._close(session)
+
+    def send_many(self, batches: list[Batch]) -> Iterator[tuple[Batch, list[RowResult]]]:
+        """One session for all batches, answering message by message: the engine commits each acknowledged
+        message as soon as it can, so a crash can repeat only the few messages acknowledged but not yet committed."""
+        session: list = [None]
+        try:
+            for batch in batches:
+                for i, result in self._deliver(batch, session):
+                    one = Batch(name=batch.name, rows=batch.rows.iloc[i:i + 1].reset_index(drop=True), meta=batch.meta)
+                    yield one, [result]
+        finally:
+            self._close(session)
+
+    def _deliver(self, batch: Batch, session: list) -> Iterator[tuple[int, RowResult]]:
+        """Send each row's message on the shared session (`session[0]`, reconnected once if dropped)."""
+        audience = batch.meta.get("audience", "default")
+        for i, row in enumerate(batch.rows.to_dict(orient="records")):
+            key = str(row["customer_id"])
+            if row.get("operation") == "remove":
+                yield i, RowResult(key=key, status="delivered")
+                continue
+            try:
+                msg = self.message(audience, row, batch.meta)
+            except (TemplateError, KeyError, TypeError) as exc:
+                yield i, RowResult(key=key, status="failed", error=f"template: {type(exc).__name__}: {exc}")
+                continue
+            for attempt in (1, 2):  # one reconnect if the server dropped the session
                 try:
-                    smtp.quit()
-                except smtplib.SMTPException:
-                    pass
-        return results
+                    session[0] = session[0] or self._connect()
+                    session[0].send_message(msg)
+                    yield i, RowResult(key=key, status="delivered")
+                    break
+                except smtplib.SMTPRecipientsRefused as exc:
+                    yield i, RowResult(key=key, status="failed", error=f"recipient refused: {exc.recipients}")
+                    break
+                except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+                    session[0] = None
+                    if attempt == 2:
+                        yield i, RowResult(key=key, status="failed", error=f"{type(exc).__name__}: {exc}")
+                except smtplib.SMTPException as exc:
+                    yield i, RowResult(key=key, status="failed", error=f"{type(exc).__name__}: {exc}")
+                    break
+
+    @staticmethod
+    def _close(session: list) -> None:
+        if session[0] is not None:
+            try:
+                session[0].quit()
+            except smtplib.SMTPException:
+                pass
