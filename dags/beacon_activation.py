@@ -1,19 +1,26 @@
 """
 ### Activation
 
-Discovers audiences from the dbt manifest (segment models with `meta.audience`), records who
-entered and left each one, applies consent and the holdout, and exports each audience as CSV with
-a manifest to the exports folder.
-Scheduled on `beacon_scores`; emits `beacon_exports`.
+Runs only when the data-quality circuit breaker is closed (a failing critical expectation in
+`quality.expectation_results` skips every delivery and records why). Discovers the (audience,
+destination) pairs from the dbt manifest (segment models with `meta.audience`, one pair per channel),
+records who entered and left each audience, then maps one sync per pair: governance (consent,
+suppression, priority, frequency cap, holdout), a diff against the last delivered state, and delivery
+of only the changes. Destinations are configured from Airflow connections `beacon_<channel>`; a
+channel without a connection is skipped with the reason (the file channel defaults to the exports folder).
+Scheduled on `beacon_scores`; emits `beacon_exports` and, through the alias `beacon_audience_delivered`,
+one Asset per delivered audience and destination.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, AssetAlias, dag, task
 
 from beacon.audiences import discover
 from beacon.config import settings
 from beacon.orchestration import DEFAULT_ARGS, EXPORTS, SCORES, START
+
+DELIVERED = AssetAlias("beacon_audience_delivered")
 
 # Check every segment's audience contract at parse time: a malformed one is an import error naming
 # the file and field, instead of a failure in the middle of a delivery run.
@@ -23,41 +30,76 @@ discover(settings().manifest_path)
 @dag(schedule=[SCORES], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "activation"],
      default_args=DEFAULT_ARGS, doc_md=__doc__)
 def beacon_activation():
+    @task.short_circuit
+    def check_quality_gate(run_id=None) -> bool:
+        """False (skip every delivery) while a critical data-quality expectation fails."""
+        import logging
+
+        from beacon.activation.activate import quality_gate
+        from beacon.warehouse import clock, connect
+
+        with connect() as con:
+            gate = quality_gate(con, f"dag:{run_id}", clock(con))
+        log = logging.getLogger("beacon.activation")
+        for w in gate["warnings"]:
+            log.warning("data-quality warning (not blocking): %s", w)
+        if gate["open"]:
+            log.error("activation blocked, nothing will be sent: %s", "; ".join(gate["failures"]))
+        return not gate["open"]
+
     @task
-    def discover_audiences() -> list[str]:
-        from beacon.audiences import discover
+    def discover_deliveries() -> list[dict]:
+        from beacon.activation.activate import delivery_pairs
         from beacon.config import settings
 
-        return [a.name for a in discover(settings().manifest_path)]
+        return delivery_pairs(settings().manifest_path)
 
     @task
-    def record_memberships(names: list[str]) -> list[dict]:
+    def record_memberships(pairs: list[dict]) -> list[dict]:
         from beacon.audiences import discover, record_membership
         from beacon.config import settings
         from beacon.warehouse import clock, connect
 
-        s = settings()
+        names = {p["audience"] for p in pairs}
         with connect() as con:
             day = clock(con).date().isoformat()
-            return [record_membership(con, a, day) for a in discover(s.manifest_path) if a.name in names]
+            return [record_membership(con, a, day) for a in discover(settings().manifest_path) if a.name in names]
 
-    @task(outlets=[EXPORTS])
-    def export_audience(name: str) -> dict:
-        from beacon.activation.export import export_audience as export
-        from beacon.audiences import discover
+    @task(outlets=[EXPORTS, DELIVERED], map_index_template="{{ delivery }}")
+    def sync_audience(pair: dict, run_id=None, outlet_events=None) -> dict:
+        from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from beacon.activation.activate import activate
+        from beacon.activation.destinations.registry import NotConfigured
         from beacon.config import settings
         from beacon.warehouse import clock, connect
 
+        get_current_context()["delivery"] = f"{pair['audience']} -> {pair['destination']}"
         s = settings()
-        audience = next(a for a in discover(s.manifest_path) if a.name == name)
-        if "file" not in audience.channels:
-            return {"audience": name, "skipped": "no file channel"}
-        with connect() as con:
-            day = clock(con).date().isoformat()
-            return export(con, audience, str(s.exports_dir), day).to_dict()
+        try:
+            with connect() as con:
+                summary = activate(con, s.manifest_path, pair["audience"], pair["destination"], str(s.exports_dir),
+                                   clock(con), run_id=f"{run_id}:{pair['audience']}:{pair['destination']}")
+        except NotConfigured as exc:
+            raise AirflowSkipException(str(exc)) from exc
+        if summary.delivered:
+            outlet_events[DELIVERED].add(
+                Asset(name=f"beacon_audience_{summary.audience}_{summary.destination}",
+                      uri=f"beacon://audiences/{summary.audience}/{summary.destination}"),
+                extra={"run_id": summary.run_id, "delivered": summary.delivered, "adds": summary.adds,
+                       "updates": summary.updates, "removes": summary.removes})
+        if summary.failed:  # delivered rows are committed; the failed ones are retried by the next run
+            import logging
 
-    names = discover_audiences()
-    record_memberships(names) >> export_audience.expand(name=names)
+            logging.getLogger("beacon.activation").warning("%s", summary.message)
+        d = summary.to_dict()
+        d.pop("sample")
+        return d
+
+    pairs = discover_deliveries()
+    check_quality_gate() >> pairs
+    record_memberships(pairs) >> sync_audience.expand(pair=pairs)
 
 
 beacon_activation()

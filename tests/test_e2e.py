@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+from beacon.audiences import discover
 from beacon.config import settings
 from beacon.pipeline import DemoResult, collect, prepare_world, run_dags
 from beacon.warehouse import connect
@@ -31,18 +32,28 @@ def test_every_stage_produced_output(demo):
     assert 0.6 < r.model["auc"] <= 1.0
 
 
+def _exports(s, day: str) -> dict:
+    """Every cart_abandoners file export of the day, by name, with its bytes."""
+    folder = s.exports_dir / "cart_abandoners" / day
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
 def test_exported_members_are_exactly_the_sendable_segment_members(demo):
     s, day, r = demo
     folder = s.exports_dir / "cart_abandoners" / day
-    exported = pd.read_csv(folder / "cart_abandoners.csv")
-    manifest = json.loads((folder / "manifest.json").read_text())
+    [csv] = sorted(folder.glob("cart_abandoners-*.csv"))  # the first sync: one file of adds
+    exported = pd.read_csv(csv)
+    manifest = json.loads(csv.with_name(csv.stem + ".manifest.json").read_text())
     assert manifest["row_count"] == len(exported) > 0
-    assert manifest["sha256"] == hashlib.sha256((folder / "cart_abandoners.csv").read_bytes()).hexdigest()
+    assert manifest["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+    assert (exported.operation == "add").all()
+    audiences = {a.name: a for a in discover(s.manifest_path)}
+    me = audiences["cart_abandoners"]
+    higher = [a for a in audiences.values() if "file" in a.channels and a.priority > me.priority]
     with connect() as con:
         segment = con.execute("SELECT customer_id FROM segments.cart_abandoners").df()
-        log = con.execute("SELECT customer_id, status, reason FROM activation.deliveries "
-                          "WHERE audience = 'cart_abandoners'").df()
-        consent = con.execute("SELECT customer_id, status FROM marts.dim_consent WHERE channel = 'email'").df()
+        log = con.execute("SELECT customer_id, operation, status, reason FROM activation.sync_log "
+                          "WHERE audience = 'cart_abandoners' AND destination = 'file'").df()
         # Recompute the segment rule independently from the marts: cart add in the 72 h before the latest
         # event, and no order at or after that cart add.
         qualifies = con.execute("""
@@ -54,43 +65,134 @@ def test_exported_members_are_exactly_the_sendable_segment_members(demo):
                                                    WHERE x.customer_id = w.customer_id AND x.event_name = 'product_added'))
               AND EXISTS (SELECT 1 FROM marts.dim_customers c WHERE c.customer_id = w.customer_id AND c.is_email_valid)
         """).df()
+        # Who may receive a file export, restated from the marts: email opt-in, never complained or hard-bounced,
+        # no unsubscribe since the opt-in, and not in a higher-priority audience delivered to files.
+        may = set(con.execute(f"""
+            SELECT s.customer_id FROM segments.cart_abandoners s
+            JOIN marts.dim_consent c ON c.customer_id = s.customer_id AND c.channel = 'email' AND c.status = 'opt_in'
+            WHERE NOT EXISTS (SELECT 1 FROM marts.fct_email_events e WHERE e.customer_id = s.customer_id
+                              AND (e.event_name = 'complaint' OR (e.event_name = 'bounce' AND e.bounce_type = 'hard')
+                                   OR (e.event_name = 'unsubscribe' AND e.event_at >= c.recorded_at)))
+            {''.join(f" AND s.customer_id NOT IN (SELECT customer_id FROM {a.relation})" for a in higher)}
+        """).df().customer_id)
         emails = con.execute("SELECT customer_id, email FROM marts.dim_customers").df().set_index("customer_id").email
     assert set(segment.customer_id) == set(qualifies.customer_id)
-    opted_in = set(consent[consent.status == "opt_in"].customer_id)
+    held = {c for c in may if int(hashlib.md5(f"cart_abandoners:{c}".encode()).hexdigest()[:8], 16) % 10000 / 100
+            < me.holdout_pct}
     sent = set(exported.customer_id)
-    assert sent <= set(segment.customer_id)
-    assert sent <= opted_in  # nobody without email consent
+    assert sent == may - held  # exactly the people the rules allow, minus the control group
     assert sent == set(log[log.status == "delivered"].customer_id)
-    assert not sent & set(log[log.status == "held_out"].customer_id)
-    # Every member is accounted for: delivered, held out, or suppressed with a reason.
+    assert held == set(log[log.status == "held_out"].customer_id)
+    # Every member is accounted for: delivered, held out, or not sent with a reason.
     assert sorted(log.customer_id) == sorted(segment.customer_id)
-    assert set(segment.customer_id) - opted_in == set(log[log.status == "suppressed"].customer_id)
+    assert log[log.status == "suppressed"].reason.notna().all()
     assert (exported.set_index("customer_id").email == emails.reindex(exported.customer_id)).all()
 
 
 def test_rerun_is_idempotent(demo):
-    """Re-running the day loads nothing twice and delivers the same audiences. Audiences that read ml.scores
-    are the exception by design: segments use the scores of the previous ML run, and before the first run
-    there are none, so they may change once between the first and the second run."""
     s, day, r = demo
-    csv = s.exports_dir / "cart_abandoners" / day / "cart_abandoners.csv"
-    before = csv.read_bytes()
+    before = _exports(s, day)
     with connect() as con:
         raw_before = con.execute("SELECT count(*) FROM raw.web_events").fetchall()[0][0]
     run_dags(day)
-    manifest = json.loads(s.manifest_path.read_text())
-    reads_scores = {n["name"] for n in manifest["nodes"].values()
-                    if "source.beacon.ml.scores" in n.get("depends_on", {}).get("nodes", [])}
-    assert reads_scores  # the exception is real: some segments do read the scores
-    first = {a["audience"]: a["members"] for a in r.audiences}
     with connect() as con:
         assert con.execute("SELECT count(*) FROM raw.web_events").fetchall()[0][0] == raw_before
-        now = dict(con.execute("SELECT audience, count(*) FROM activation.deliveries GROUP BY 1").fetchall())
-        for audience, members in now.items():
-            assert members == con.execute(f"SELECT count(*) FROM segments.{audience}").fetchall()[0][0], audience
-    assert {a: n for a, n in now.items() if a not in reads_scores} == \
-        {a: n for a, n in first.items() if a not in reads_scores}
-    assert csv.read_bytes() == before
+        cart = con.execute("""SELECT adds + updates + removes FROM activation.sync_runs WHERE audience = 'cart_abandoners'
+            AND destination = 'file' ORDER BY started_at DESC LIMIT 1""").fetchall()[0][0]
+        sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
+    assert cart == 0 and _exports(s, day) == before  # the same data: nothing sent, no file written
+    # (Other audiences may change on a re-run of every DAG: e.g. segments built after the first scoring now carry
+    # the lead score. Without new data, a second activation run sends nothing anywhere.)
+    _run_activation()
+    with connect() as con:
+        assert con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0] == \
+            sent_before
+        latest = con.execute("""SELECT adds + updates + removes FROM activation.sync_runs WHERE status <> 'blocked'
+            QUALIFY row_number() OVER (PARTITION BY audience, destination ORDER BY started_at DESC) = 1""").fetchall()
+    assert len(latest) == 12 and sum(n for (n,) in latest) == 0
+
+
+def _run_activation():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(settings().home / "dags" / "beacon_activation.py"))
+    dr = bag.get_dag("beacon_activation").test()
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances() if ti.task_id != "sync_audience"}, \
+        [str(ti.state) for ti in dr.get_task_instances() if ti.task_id == "sync_audience"], str(dr.state)
+
+
+def test_the_quality_breaker_blocks_activation_and_closing_it_delivers(demo):
+    from datetime import datetime
+
+    from beacon.quality.breaker import ensure_results_table
+
+    s, day, r = demo
+    with connect() as con:
+        # Forget the cart_abandoners file delivery, so the next run has something to deliver.
+        pending = con.execute("SELECT count(*) FROM activation.sync_state WHERE audience = 'cart_abandoners' "
+                              "AND destination = 'file' AND present").fetchall()[0][0]
+        con.execute("DELETE FROM activation.sync_state WHERE audience = 'cart_abandoners' AND destination = 'file'")
+        ensure_results_table(con)
+        con.execute("""INSERT INTO quality.expectation_results VALUES ('gx-1', 'marts_dim_customers',
+            'expect_column_values_to_be_unique(customer_id)', 'critical', false, '3 duplicates', '{}', ?)""",
+                    [datetime(2026, 11, 1)])
+        sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
+    assert pending > 0
+    tasks, syncs, state = _run_activation()
+    assert state.endswith("success") and tasks["check_quality_gate"].endswith("success")
+    assert tasks["discover_deliveries"].endswith("skipped") and all(x.endswith("skipped") for x in syncs)
+    with connect() as con:
+        assert con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0] == \
+            sent_before  # nothing sent
+        [(status, message)] = con.execute("SELECT status, message FROM activation.sync_runs WHERE status = 'blocked'"
+                                          ).fetchall()
+    assert "expect_column_values_to_be_unique(customer_id)" in message and "3 duplicates" in message  # and why
+    # The next checkpoint of the suite passes: the breaker closes and the pending delivery goes out.
+    with connect() as con:
+        con.execute("""INSERT INTO quality.expectation_results VALUES ('gx-2', 'marts_dim_customers',
+            'expect_column_values_to_be_unique(customer_id)', 'critical', true, '0 duplicates', '{}', ?)""",
+                    [datetime(2026, 11, 2)])
+    tasks, syncs, state = _run_activation()
+    assert state.endswith("success") and any(x.endswith("success") for x in syncs)
+    with connect() as con:
+        [(adds, delivered)] = con.execute("""SELECT adds, delivered FROM activation.sync_runs
+            WHERE audience = 'cart_abandoners' AND destination = 'file' ORDER BY started_at DESC LIMIT 1""").fetchall()
+    assert adds == delivered == pending
+    # An Asset event for the delivered audience, through the alias.
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        uris = {u for (u,) in session.query(AssetModel.uri).join(AssetEvent, AssetEvent.asset_id == AssetModel.id)}
+    assert "beacon://audiences/cart_abandoners/file" in uris
+
+
+def test_cli_dry_run_and_audiences_diff_agree_with_the_sync_engine(demo, capsys):
+    from beacon.cli import main
+
+    def run(*argv) -> dict:
+        assert main([*argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    d = run("audiences", "diff", "cart_abandoners")
+    assert (d["would_enter"], d["would_update"], d["would_leave"]) == (0, 0, 0) and d["unchanged"] == d["delivered_then"]
+    with connect() as con:
+        con.execute("""DELETE FROM activation.sync_state WHERE audience = 'cart_abandoners' AND destination = 'file'
+            AND customer_id IN (SELECT customer_id FROM activation.sync_state WHERE audience = 'cart_abandoners'
+                                AND destination = 'file' ORDER BY customer_id LIMIT 3)""")
+        sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
+    d = run("audiences", "diff", "cart_abandoners")
+    dry = run("activate", "--audience", "cart_abandoners", "--destination", "file", "--dry-run")
+    assert d["would_enter"] == dry["adds"] == 3 and dry["status"] == "dry_run"
+    assert [r["customer_id"] for r in dry["sample"]] == d["enter_sample"]
+    with connect() as con:
+        assert con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0] == \
+            sent_before  # the dry run sent nothing
+    real = run("activate", "--audience", "cart_abandoners", "--destination", "file")
+    assert (real["adds"], real["delivered"], real["status"]) == (3, 3, "succeeded")
+    assert run("audiences", "diff", "cart_abandoners")["would_enter"] == 0
+    assert main(["activate", "--audience", "cart_abandoners", "--destination", "ads"]) == 2  # not one of its channels
+    assert "not delivered to 'ads'" in capsys.readouterr().err
 
 
 def test_dbt_docs_generate_works(demo):

@@ -147,23 +147,21 @@ def preview(con, audience: Audience, others: list[Audience], sample: int = 10) -
             "overlap": sorted(overlap, key=lambda r: -r["shared"])}
 
 
-def diff(con, audience: Audience, channel: str = "file") -> dict:
-    """Who would enter and who would leave against the last delivered state of this audience."""
-    from beacon.activation.export import governed_members  # activation sits beside audiences; import at use
+def diff(con, audience: Audience, audiences: list[Audience] | None = None, destination: str = "file") -> dict:
+    """Who would be added, updated and removed against the last delivered state: the sync engine's own dry run."""
+    # activation sits beside audiences: import at use
+    from beacon.activation.destinations.registry import build
+    from beacon.activation.sync import last_delivered, run_sync
+    from beacon.config import settings
+    from beacon.warehouse import clock
 
-    members = governed_members(con, audience, channel)
-    sendable = set(members[members.suppression_reason.isna() & ~members.held_out].customer_id)
-    has_log = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activation' "
-                          "AND table_name = 'deliveries'").fetchall()[0][0]
-    last_day, delivered = None, set()
-    if has_log:
-        r = con.execute("SELECT max(as_of) FROM activation.deliveries WHERE audience = ?", [audience.name]).fetchall()[0][0]
-        if r is not None:
-            last_day = str(r)
-            delivered = {x[0] for x in con.execute(
-                "SELECT customer_id FROM activation.deliveries WHERE audience = ? AND as_of = ? AND status = 'delivered'",
-                [audience.name, r]).fetchall()}
-    enter, leave = sorted(sendable - delivered), sorted(delivered - sendable)
-    return {"audience": audience.name, "last_delivered": last_day, "delivered_then": len(delivered),
-            "sendable_now": len(sendable), "would_enter": len(enter), "would_leave": len(leave),
-            "unchanged": len(sendable & delivered), "enter_sample": enter[:10], "leave_sample": leave[:10]}
+    before = last_delivered(con, audience.name, destination)
+    audiences = audiences or discover(settings().manifest_path)  # priority needs every audience
+    s = run_sync(con, audience, audiences, build(destination, str(settings().exports_dir)), clock(con), dry_run=True)
+    sample = {op: [r["customer_id"] for r in s.sample if r["operation"] == op] for op in ("add", "update", "remove")}
+    return {"audience": audience.name, "destination": destination, "mode": s.mode,
+            "last_delivered": before["last_delivered"], "delivered_then": before["members"],
+            "sendable_now": s.unchanged + s.adds + s.updates, "would_enter": s.adds, "would_update": s.updates,
+            "would_leave": s.removes, "unchanged": s.unchanged, "held_out": s.held_out, "suppressed": s.suppressed,
+            "invalid": s.invalid, "enter_sample": sample["add"], "update_sample": sample["update"],
+            "leave_sample": sample["remove"]}

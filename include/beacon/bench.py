@@ -73,8 +73,9 @@ def _run_stages(people: int, seed: int, work: Path) -> dict:
         t0 = time.perf_counter()
         day = clock(con).date().isoformat()
         members = 0
-        for a in discover(s.manifest_path):
-            members += export_audience(con, a, str(s.exports_dir), day).source_rows
+        audiences = discover(s.manifest_path)
+        for a in audiences:
+            members += export_audience(con, a, str(s.exports_dir), day, audiences=audiences).source_rows
         _stage(stages, "activation_export", t0, members)
     total = sum(st["seconds"] for st in stages)
     return {

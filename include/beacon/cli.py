@@ -199,16 +199,62 @@ def cmd_audiences_diff(args) -> int:
     from beacon.audiences import diff
     from beacon.warehouse import connect
 
-    audience, _ = _find_audience(args.name)
+    audience, audiences = _find_audience(args.name)
     with connect() as con:
-        d = diff(con, audience)
+        d = diff(con, audience, audiences, destination=args.destination)
 
     def render(d):
-        console.print(_kv_table(f"{d['audience']}: changes against the delivery of {d['last_delivered'] or 'never'}",
-                                {k: d[k] for k in ("delivered_then", "sendable_now", "would_enter", "would_leave",
-                                                   "unchanged")}))
+        console.print(_kv_table(f"{d['audience']} -> {d['destination']}: changes against the delivery of "
+                                f"{d['last_delivered'] or 'never'}",
+                                {k: d[k] for k in ("delivered_then", "sendable_now", "would_enter", "would_update",
+                                                   "would_leave", "unchanged", "held_out", "invalid")}
+                                | {f"suppressed: {k}": v for k, v in d["suppressed"].items()}))
     _emit(d, args.json, render)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------- activate
+
+
+def cmd_activate(args) -> int:
+    from beacon.activation.activate import activate, quality_gate
+    from beacon.config import settings
+    from beacon.dbt import ensure_manifest
+    from beacon.warehouse import clock, connect
+
+    s = settings()
+    manifest = ensure_manifest(s)
+    with connect() as con:
+        as_of = clock(con)
+        if not args.dry_run:
+            gate = quality_gate(con, f"cli:{args.audience}:{args.destination}", as_of)
+            if gate["open"]:
+                err.print("[red]blocked:[/red] the data-quality circuit breaker is open; nothing was sent:")
+                for f in gate["failures"]:
+                    err.print(f"  - {f}")
+                return 3
+        d = activate(con, manifest, args.audience, args.destination, str(s.exports_dir), as_of, dry_run=args.dry_run,
+                     mode=args.mode).to_dict()
+    d["sample"] = d["sample"][: args.sample]
+
+    def render(d):
+        title = f"{d['audience']} -> {d['destination']} ({d['mode']}{', DRY RUN: nothing sent' if d['dry_run'] else ''})"
+        console.print(_kv_table(title, {k: d[k] for k in ("status", "source_rows", "adds", "updates", "removes",
+                                                          "unchanged", "invalid", "held_out", "delivered", "failed")}
+                                | {f"suppressed: {k}": v for k, v in d["suppressed"].items()}))
+        if d["sample"]:
+            t = Table(title="Sample of the changes" + (" that would be sent" if d["dry_run"] else ""),
+                      title_justify="left")
+            cols = list(d["sample"][0].keys())
+            for c in cols:
+                t.add_column(c)
+            for r in d["sample"]:
+                t.add_row(*("" if r[c] is None else str(r[c]) for c in cols))
+            console.print(t)
+        if d["message"]:
+            console.print(d["message"])
+    _emit(d, args.json, render)
+    return 0 if d["status"] in ("succeeded", "dry_run") else 1
 
 
 # ---------------------------------------------------------------------------------------------- ml
@@ -301,6 +347,19 @@ def cmd_bench_warehouse(args) -> int:
     return 0
 
 
+def cmd_bench_activation(args) -> int:
+    from beacon.activation.bench import bench_activation
+
+    d = bench_activation(members=args.members, changed=args.changed, rows=args.rows, fault_rate=args.fault_rate,
+                         repeats=args.repeats)
+
+    def render(d):
+        console.print(_kv_table("Activation diff", d["diff"]))
+        console.print(_kv_table("Webhook delivery", {k: v for k, v in d["webhook"].items() if not isinstance(v, dict)}))
+    _emit(d, args.json, render)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="beacon", description="Warehouse-native marketing automation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -345,8 +404,19 @@ def build_parser() -> argparse.ArgumentParser:
     ah.set_defaults(func=cmd_audiences_history)
     ad = asub.add_parser("diff", help="who would enter and leave against the last delivered state")
     ad.add_argument("name")
+    ad.add_argument("--destination", default="file", help="which destination's delivered state (default: file)")
     ad.add_argument("--json", action="store_true")
     ad.set_defaults(func=cmd_audiences_diff)
+
+    ac = sub.add_parser("activate", help="sync one audience to one destination outside Airflow (or --dry-run)")
+    ac.add_argument("--audience", required=True)
+    ac.add_argument("--destination", required=True, help="a channel of the audience: file, email, webhook, ads")
+    ac.add_argument("--mode", default=None, choices=["upsert", "mirror", "insert_only"],
+                    help="sync mode (default: the destination's)")
+    ac.add_argument("--dry-run", action="store_true", help="show counters and a sample; send nothing")
+    ac.add_argument("--sample", type=int, default=10)
+    ac.add_argument("--json", action="store_true")
+    ac.set_defaults(func=cmd_activate)
 
     m = sub.add_parser("ml", help="machine learning")
     msub = m.add_subparsers(dest="ml_command", required=True)
@@ -389,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--seed", type=int, default=42)
     bw.add_argument("--json", action="store_true")
     bw.set_defaults(func=cmd_bench_warehouse)
+    ba = bsub.add_parser("activation", help="diff of a large audience; webhook delivery under injected faults")
+    ba.add_argument("--members", type=int, default=1_000_000)
+    ba.add_argument("--changed", type=float, default=0.01, help="share of members changed between the two syncs")
+    ba.add_argument("--rows", type=int, default=100_000, help="rows delivered to the faulty webhook receiver")
+    ba.add_argument("--fault-rate", type=float, default=0.2)
+    ba.add_argument("--repeats", type=int, default=3, help="runs of each measurement (the median is reported)")
+    ba.add_argument("--json", action="store_true")
+    ba.set_defaults(func=cmd_bench_activation)
     return p
 
 

@@ -145,12 +145,18 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
         for t in ("marts.dim_customers", "marts.fct_orders", "marts.fct_web_events", "marts.fct_email_events",
                   "marts.dim_consent", "ml.scores"):
             result.warehouse[t] = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        # The latest file sync of each audience: members, what the export now holds, held out, not sent.
+        runs = con.execute("""
+            SELECT r.audience, r.source_rows, r.held_out, r.invalid, r.suppressed,
+                (SELECT count(*) FROM activation.sync_state st WHERE st.audience = r.audience
+                 AND st.destination = 'file' AND st.present) AS exported
+            FROM activation.sync_runs r WHERE r.destination = 'file' AND r.status IN ('succeeded', 'partial')
+            QUALIFY row_number() OVER (PARTITION BY r.audience ORDER BY r.started_at DESC) = 1
+            ORDER BY 1""").fetchall()
         result.audiences = [
-            {"audience": a, "members": int(n), "exported": int(e), "held_out": int(h), "suppressed": int(x)}
-            for a, n, e, h, x in con.execute("""
-                SELECT audience, count(*), count(*) FILTER (WHERE status = 'delivered'),
-                       count(*) FILTER (WHERE status = 'held_out'), count(*) FILTER (WHERE status = 'suppressed')
-                FROM activation.deliveries GROUP BY 1 ORDER BY 1""").fetchall()
+            {"audience": a, "members": int(n), "exported": int(e), "held_out": int(h),
+             "suppressed": int(i) + sum(json.loads(x or "{}").values())}
+            for a, n, h, i, x, e in runs
         ]
     champion = s.registry_dir / "lead_score" / "CHAMPION"
     if champion.exists():

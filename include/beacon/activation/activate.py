@@ -1,0 +1,71 @@
+"""Entry points the DAG and the CLI share: which (audience, destination) pairs exist, the quality gate, one sync."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from beacon.activation.destinations import registry
+from beacon.activation.governance import default_policy, ensure_tables
+from beacon.activation.sync import SyncSummary, run_sync
+from beacon.audiences import Audience, discover
+
+
+def delivery_pairs(manifest_path: Path) -> list[dict]:
+    """Every (audience, destination) pair from the audiences' `channels`, highest priority first."""
+    return [{"audience": a.name, "destination": ch} for a in discover(manifest_path) for ch in a.channels]
+
+
+def quality_gate(con: duckdb.DuckDBPyConnection, run_id: str, as_of) -> dict:
+    """Read the data-quality circuit breaker; when it is open, record a blocked run naming each failing expectation."""
+    from beacon.quality.breaker import breaker_state
+
+    state = breaker_state(con)
+    if state.open:
+        ensure_tables(con)
+        message = "blocked by the data-quality circuit breaker: " + "; ".join(state.failures)
+        now = datetime.now()
+        con.execute("""INSERT INTO activation.sync_runs (run_id, audience, destination, as_of, started_at, finished_at,
+                       status, message) VALUES (?, '*', '*', ?, ?, ?, 'blocked', ?)""", [run_id, as_of, now, now, message])
+    return {"open": state.open, "failures": state.failures, "warnings": state.warnings}
+
+
+def find_audience(manifest_path: Path, name: str) -> tuple[Audience, list[Audience]]:
+    """The audience called `name` and all audiences (priority needs them all)."""
+    audiences = discover(manifest_path)
+    match = [a for a in audiences if a.name == name]
+    if not match:
+        raise ValueError(f"no audience named {name!r}; known: {', '.join(a.name for a in audiences)}")
+    return match[0], audiences
+
+
+def activate(con: duckdb.DuckDBPyConnection, manifest_path: Path, audience: str, destination: str, exports_url: str,
+             as_of, dry_run: bool = False, mode: str | None = None, run_id: str | None = None) -> SyncSummary:
+    """Sync one audience to one destination (or plan it, with `dry_run`)."""
+    a, audiences = find_audience(manifest_path, audience)
+    if destination not in a.channels:
+        raise ValueError(f"audience {audience!r} is not delivered to {destination!r}; its channels: {list(a.channels)}")
+    dest = registry.build(destination, exports_url)
+    policy = replace(default_policy(dest.channel), **registry.policy_overrides(destination))
+    try:
+        return run_sync(con, a, audiences, dest, as_of, mode=mode, dry_run=dry_run, run_id=run_id, policy=policy)
+    finally:
+        close = getattr(dest, "close", None)
+        if close:
+            close()
+
+
+def run_summaries(con: duckdb.DuckDBPyConnection, audience: str | None = None, limit: int = 20) -> list[dict]:
+    """The latest run summaries, newest first."""
+    ensure_tables(con)
+    where = "WHERE audience = ?" if audience else ""
+    df = con.execute(f"SELECT * FROM activation.sync_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}",
+                     [audience] if audience else []).df()
+    out = json.loads(df.to_json(orient="records", date_format="iso"))
+    for r in out:
+        r["suppressed"] = json.loads(r["suppressed"]) if r.get("suppressed") else {}
+    return out

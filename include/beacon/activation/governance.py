@@ -1,0 +1,189 @@
+"""Governance before every send: consent, global suppression, priority, frequency cap and holdout.
+
+Each member of an audience gets at most one reason not to be sent, decided in this order (the first
+that applies wins, so counters add up): erased, complained, hard_bounced, unsubscribed, opted_out,
+no_consent, invalid, lower_priority, frequency_cap; a member with no reason is then either held out
+(the control group) or sendable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from beacon.audiences import Audience
+
+# Global suppression: applies to every channel.
+SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
+CONSENT_REASONS = ("opted_out", "no_consent")
+REASON_ORDER = (*SUPPRESSION_REASONS, *CONSENT_REASONS, "invalid", "lower_priority", "frequency_cap")
+# Customer attributes a destination may map; segment columns of the same name win.
+CUSTOMER_FIELDS = ("email", "phone_e164", "first_name", "last_name", "city", "state", "postal_code")
+WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    """How a delivery channel is governed (defaults below; a destination's connection may override them)."""
+
+    consent_channel: str  # which marts.dim_consent channel this channel needs
+    opt_in_required: bool  # True: no record = no send; False: only an opt-out blocks
+    counts_as_message: bool  # counted against (and checked by) the frequency cap
+    exclusive: bool = True  # priority arbitration: one audience per person on this channel
+    frequency_cap: int = field(default_factory=lambda: int(os.environ.get("BEACON_FREQUENCY_CAP", "3")))
+
+
+def default_policy(channel: str) -> ChannelPolicy:
+    """The house policy per channel: files and ads carry emails that are mailed or matched, so they need opt-in."""
+    return {
+        "email": ChannelPolicy("email", opt_in_required=True, counts_as_message=True),
+        "file": ChannelPolicy("email", opt_in_required=True, counts_as_message=False),
+        "webhook": ChannelPolicy("email", opt_in_required=False, counts_as_message=False),
+        "ads": ChannelPolicy("ads", opt_in_required=True, counts_as_message=False),
+    }[channel]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Activation's own tables: sync state, sync log, run summaries, control group, manual suppressions."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS activation")
+    con.execute("""CREATE TABLE IF NOT EXISTS activation.sync_state (
+        audience VARCHAR, destination VARCHAR, customer_id VARCHAR, row_hash VARCHAR, version INTEGER,
+        present BOOLEAN, run_id VARCHAR, synced_at TIMESTAMP, payload VARCHAR)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS activation.sync_log (
+        run_id VARCHAR, audience VARCHAR, destination VARCHAR, channel VARCHAR, customer_id VARCHAR,
+        operation VARCHAR, status VARCHAR, reason VARCHAR, error VARCHAR, attempt INTEGER,
+        idempotency_key VARCHAR, as_of TIMESTAMP, logged_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS activation.sync_runs (
+        run_id VARCHAR, audience VARCHAR, destination VARCHAR, channel VARCHAR, mode VARCHAR, as_of TIMESTAMP,
+        started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR, message VARCHAR, source_rows INTEGER,
+        adds INTEGER, updates INTEGER, removes INTEGER, unchanged INTEGER, invalid INTEGER, failed INTEGER,
+        delivered INTEGER, held_out INTEGER, suppressed JSON)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS activation.control_group (
+        audience VARCHAR, customer_id VARCHAR, first_held_out_at TIMESTAMP, run_id VARCHAR)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS activation.suppression_list (
+        customer_id VARCHAR, email VARCHAR, reason VARCHAR, recorded_at TIMESTAMP, source VARCHAR)""")
+
+
+def add_suppression(con: duckdb.DuckDBPyConnection, reason: str, recorded_at, customer_id: str | None = None,
+                    email: str | None = None, source: str = "manual") -> None:
+    """Suppress a person everywhere (e.g. an erasure request); matched on customer id or email."""
+    if reason not in SUPPRESSION_REASONS:
+        raise ValueError(f"suppression reason must be one of {SUPPRESSION_REASONS}, not {reason!r}")
+    if not customer_id and not email:
+        raise ValueError("a suppression needs a customer_id or an email")
+    ensure_tables(con)
+    con.execute("INSERT INTO activation.suppression_list VALUES (?, lower(trim(?)), ?, ?, ?)",
+                [customer_id, email, reason, recorded_at, source])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+
+def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, table]).fetchall()[0][0] > 0
+
+
+def governed(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], channel: str,
+             as_of, policy: ChannelPolicy | None = None, required_any: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Every member of `audience` with the mapped-field candidates, a reason not to send (or NULL) and the holdout flag."""
+    sql, params = governed_query(con, audience, audiences, channel, as_of, policy, required_any)
+    return con.execute(f"SELECT * FROM ({sql}) ORDER BY customer_id", params).df()
+
+
+def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], channel: str,
+                   as_of, policy: ChannelPolicy | None = None, required_any: tuple[str, ...] = ()) -> tuple[str, dict]:
+    """The governance query and its parameters (the sync engine materializes it inside DuckDB).
+
+    `required_any`: the destination needs at least one of these fields (e.g. email or phone); a member
+    without any is `invalid`."""
+    policy = policy or default_policy(channel)
+    ensure_tables(con)
+    seg_cols = _columns(con, audience.relation)
+    extra = [f for f in CUSTOMER_FIELDS if f not in seg_cols]
+    cust = ", ".join(f"cu.{f}" for f in extra)
+    # Higher-priority audiences on the same channel that exist in the warehouse (ties broken by name).
+    higher = [a for a in audiences if a.name != audience.name and channel in a.channels
+              and (a.priority > audience.priority or (a.priority == audience.priority and a.name < audience.name))]
+    higher = [a for a in higher if _has(con, *a.relation.split("."))] if policy.exclusive else []
+    higher_sql = (" UNION ".join(f"SELECT customer_id FROM {a.relation}" for a in higher)
+                  or "SELECT NULL::VARCHAR AS customer_id WHERE false")
+    has_scores = _has(con, "ml", "scores")
+    scores = ("LEFT JOIN ml.scores sc ON sc.customer_id = s.customer_id AND sc.model = 'lead_score'" if has_scores
+              else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
+                   "ON false")
+    email_expr = "s.email" if "email" in seg_cols else "cu.email"
+    # The current lead score, unless the segment carries its own.
+    score_cols = "".join(f"sc.{src} AS {col}, " for col, src in (("lead_score", "score"), ("lead_decile", "decile"))
+                         if col not in seg_cols)
+    invalid = (" AND ".join(f"{'s' if f in seg_cols else 'cu'}.{f} IS NULL" for f in required_any)
+               if required_any else "false")
+    cap = policy.frequency_cap if policy.counts_as_message else None
+    return f"""
+        WITH params AS (SELECT $as_of::TIMESTAMP AS as_of),
+        email_events AS (
+            SELECT customer_id,
+                bool_or(event_name = 'complaint') AS complained,
+                bool_or(event_name = 'bounce' AND bounce_type = 'hard') AS hard_bounced,
+                max(event_at) FILTER (WHERE event_name = 'unsubscribe') AS last_unsubscribe
+            FROM marts.fct_email_events WHERE customer_id IS NOT NULL AND event_at <= (SELECT as_of FROM params) GROUP BY 1),
+        email_opt_in AS (
+            SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
+        higher AS ({higher_sql}),
+        -- Manual and erasure suppressions, matched on the customer id or on the (normalized) email.
+        listed AS (
+            SELECT s.customer_id, x.reason FROM {audience.relation} s
+            JOIN activation.suppression_list x ON x.customer_id = s.customer_id
+            UNION ALL
+            SELECT s.customer_id, x.reason FROM {audience.relation} s
+            LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
+            JOIN activation.suppression_list x ON x.email = lower({email_expr})),
+        manual AS (
+            SELECT customer_id, bool_or(reason = 'erased') AS erased, bool_or(reason = 'complained') AS complained,
+                bool_or(reason = 'hard_bounced') AS hard_bounced, bool_or(reason = 'unsubscribed') AS unsubscribed
+            FROM listed GROUP BY 1),
+        recent AS (
+            SELECT customer_id, count(*) AS n FROM activation.sync_log
+            WHERE status = 'delivered' AND operation IN ('add', 'update') AND channel IN (SELECT unnest($message_channels))
+              AND as_of > (SELECT as_of FROM params) - INTERVAL {WINDOW_DAYS} DAY
+              AND as_of <= (SELECT as_of FROM params)
+            GROUP BY 1),
+        base AS (
+            SELECT s.*, {cust + ',' if cust else ''} {score_cols}
+                CASE
+                    WHEN m.erased THEN 'erased'
+                    WHEN ee.complained OR m.complained THEN 'complained'
+                    WHEN ee.hard_bounced OR m.hard_bounced THEN 'hard_bounced'
+                    -- An unsubscribe stands until a later email opt-in.
+                    WHEN (ee.last_unsubscribe IS NOT NULL AND (oi.recorded_at IS NULL OR oi.recorded_at <= ee.last_unsubscribe))
+                         OR m.unsubscribed THEN 'unsubscribed'
+                    WHEN c.status = 'opt_out' THEN 'opted_out'
+                    WHEN $opt_in_required AND c.status IS DISTINCT FROM 'opt_in' THEN 'no_consent'
+                    WHEN {invalid} THEN 'invalid'
+                    WHEN s.customer_id IN (SELECT customer_id FROM higher) THEN 'lower_priority'
+                    WHEN $cap IS NOT NULL AND coalesce(r.n, 0) >= $cap THEN 'frequency_cap'
+                END AS reason,
+                -- Stable hash of (audience, customer): the same person is always in or out of the control group.
+                (('0x' || substr(md5($audience || ':' || s.customer_id), 1, 8))::UBIGINT % 10000) / 100.0
+                    < $holdout_pct AS held_out
+            FROM {audience.relation} s
+            LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
+            LEFT JOIN marts.dim_consent c ON c.customer_id = s.customer_id AND c.channel = $consent_channel
+            LEFT JOIN email_events ee ON ee.customer_id = s.customer_id
+            LEFT JOIN email_opt_in oi ON oi.customer_id = s.customer_id
+            LEFT JOIN recent r ON r.customer_id = s.customer_id
+            LEFT JOIN manual m ON m.customer_id = s.customer_id
+            {scores})
+        SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base
+    """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
+          policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
+          "consent_channel": policy.consent_channel}
+
+
+def _message_channels(policy: ChannelPolicy, channel: str) -> set[str]:
+    """Channels whose deliveries count as marketing messages (email always; this one if its policy says so)."""
+    return {"email"} | ({channel} if policy.counts_as_message else set())
