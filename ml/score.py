@@ -1,33 +1,222 @@
-"""Score every customer with the champion lead model and write the scores to the warehouse."""
+"""Score every customer with each champion model: a score, its decile and the top three reasons in words a
+marketer understands, written to ml.scores; drift and fairness of the scores written beside them."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
+import lightgbm as lgb
+import numpy as np
 import pandas as pd
 
 from beacon.warehouse import ensure_scores_table
-from ml import features, registry
-from ml.train import MODEL_NAME, deciles
+from ml import features, monitor, registry
+from ml.metrics import deciles
+
+MODELS = ("lead_score", "churn", "ltv")
+# Per feature: (when the value is above the training average, when it is at or below it, when it is missing).
+PHRASES: dict[str, tuple[str, str, str]] = {
+    "tenure_days": ("long-standing contact", "new contact", "unknown first contact"),
+    "is_b2b": ("works at a business account", "not linked to a business account", "no company on file"),
+    "has_phone": ("phone number on file", "no phone number on file", "no phone number on file"),
+    "orders_total": ("many past orders", "few or no past orders", "no orders yet"),
+    "orders_90d": ("ordered in the last 90 days", "no orders in the last 90 days", "no orders yet"),
+    "revenue_total": ("high lifetime spend", "low lifetime spend", "no spend yet"),
+    "days_since_order": ("long time since the last order", "ordered recently", "has never ordered"),
+    "web_7d": ("active on the website this week", "no website visits this week", "no website visits"),
+    "web_30d": ("frequent website visits this month", "few website visits this month", "no website visits"),
+    "web_90d": ("frequent website visits in 90 days", "few website visits in 90 days", "no website visits"),
+    "views_30d": ("viewed products this month", "viewed no products this month", "viewed no products"),
+    "cart_adds_30d": ("added items to the cart this month", "no cart additions this month", "no cart additions"),
+    "checkouts_30d": ("started a checkout this month", "no checkout started this month", "no checkout started"),
+    "days_since_web": ("long time since the last website visit", "visited the website recently",
+                       "never visited the website"),
+    "email_opens_90d": ("opens our emails", "has not opened emails lately", "has not opened emails"),
+    "email_clicks_90d": ("clicks links in our emails", "no email clicks lately", "no email clicks"),
+    "email_sends_90d": ("received many emails lately", "received few emails lately", "received no emails"),
+    "days_since_open": ("long time since the last email open", "opened an email recently", "never opened an email"),
+    "webinar_regs_90d": ("registered for a webinar", "no webinar registrations lately", "no webinar registrations"),
+    "orders_365d": ("frequent buyer this year", "few orders this year", "no orders this year"),
+    "revenue_365d": ("high spend in the last 12 months", "low spend in the last 12 months", "no spend this year"),
+    "avg_order_value": ("large average order", "small average order", "no orders yet"),
+    "days_since_first_order": ("long-time customer", "recent first purchase", "has never ordered"),
+}
+SCORE_COLUMNS = ["customer_id", "model", "version", "score", "decile", "scored_at", "reason_1", "reason_2", "reason_3"]
+
+
+def calibrate(meta: dict, raw: np.ndarray) -> np.ndarray:
+    """Raw LightGBM output (log-odds or log-value) to the calibrated probability or value."""
+    cal = meta.get("calibration") or {}
+    if meta.get("kind", "binary") == "binary":
+        z = cal.get("a", 1.0) * raw + cal.get("b", 0.0)
+        return 1.0 / (1.0 + np.exp(-z))
+    return np.exp(raw) * cal.get("factor", 1.0)
+
+
+def predict(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated scores and raw outputs of a registered model on a feature frame."""
+    raw = booster.predict(X[meta["features"]], raw_score=True, num_iteration=meta.get("best_iteration") or None)
+    return calibrate(meta, raw), raw
+
+
+def _split_points(booster: lgb.Booster, n_features: int) -> list[np.ndarray]:
+    """Every threshold the trees split each feature on (numeric splits only)."""
+    points: list[set] = [set() for _ in range(n_features)]
+
+    def walk(node: dict) -> None:
+        if "split_feature" in node:
+            points[node["split_feature"]].add(float(node["threshold"]))
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in booster.dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    return [np.array(sorted(p)) for p in points]
+
+
+def contributions(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """LightGBM's per-feature contributions (SHAP values, last column the bias), computed once per distinct cell.
+
+    Two rows on the same side of every split threshold of every feature get the same prediction and the same
+    contributions, so rows are grouped by their cell (the interval of each feature between thresholds, missing
+    apart) and `pred_contrib` runs on one row per cell; the result is exact. Returns (unique contributions,
+    index of each row's cell)."""
+    points = _split_points(booster, X.shape[1])
+    codes = np.empty(X.shape, dtype=np.int32)
+    for j, t in enumerate(points):
+        col = X[:, j]
+        codes[:, j] = np.where(np.isnan(col), len(t) + 1, np.searchsorted(t, col, side="left"))
+    cells = pd.DataFrame(codes)
+    inverse = cells.groupby(list(cells.columns), sort=False).ngroup().to_numpy()
+    first = np.unique(inverse, return_index=True)[1]
+    contrib = booster.predict(X[first], pred_contrib=True, num_iteration=num_iteration)
+    return contrib, inverse
+
+
+def reason_codes(contrib: np.ndarray, inverse: np.ndarray, X: np.ndarray, names: list[str],
+                 means: np.ndarray, top: int = 3) -> list[pd.Categorical]:
+    """The `top` features pushing each row's score up most, in words (empty where fewer push it up)."""
+    f = len(names)
+    c = contrib[:, :f]
+    k = min(top, f)
+    order = np.argsort(-c, axis=1, kind="stable")[:, :k]  # per cell: the strongest upward contributions
+    strength = np.take_along_axis(c, order, axis=1)
+    vocabulary = [p for n in names for p in PHRASES.get(n, (f"high {n}", f"low {n}", f"{n} unknown"))]
+    unique = list(dict.fromkeys(vocabulary))  # some phrases are shared by features (categories must be unique)
+    remap = np.array([unique.index(v) for v in vocabulary] + [-1], dtype=np.int32)
+    out = []
+    rows = np.arange(len(inverse))
+    for r in range(k):
+        feat = order[inverse, r]
+        value = X[rows, feat]
+        code = feat * 3 + np.where(np.isnan(value), 2, np.where(value > means[feat], 0, 1))
+        code[strength[inverse, r] <= 0] = -1  # a feature pulling the score down is not a reason for it
+        out.append(pd.Categorical.from_codes(remap[code], categories=unique))
+    while len(out) < top:
+        out.append(pd.Categorical.from_codes(np.full(len(inverse), -1), categories=unique))
+    return out
+
+
+def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> pd.DataFrame:
+    """Score, decile and top-3 reasons for every row of a feature frame (the scoring path, benchmarked)."""
+    names = meta["features"]
+    values = X[names].to_numpy(dtype=np.float64)
+    contrib, inverse = contributions(booster, values, meta.get("best_iteration") or None)
+    raw = contrib.sum(axis=1)[inverse]  # contributions add up to the raw prediction
+    score = calibrate(meta, raw)
+    means = np.array([meta.get("feature_means", {}).get(n, 0.0) for n in names])
+    reasons = reason_codes(contrib, inverse, values, names, means)
+    return pd.DataFrame({"customer_id": X.customer_id.to_numpy(), "score": score.round(6),
+                         "decile": deciles(score), "reason_1": reasons[0], "reason_2": reasons[1],
+                         "reason_3": reasons[2]})
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, scored_at, scores: pd.DataFrame) -> None:
+    """Replace this model's rows in ml.scores in one transaction (idempotent per run)."""
+    ensure_scores_table(con)
+    out = scores.assign(model=model, version=version, scored_at=pd.Timestamp(scored_at))
+    con.register("_scores", out)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM ml.scores WHERE model = ?", [model])
+        con.execute(f"INSERT INTO ml.scores ({', '.join(SCORE_COLUMNS)}) SELECT {', '.join(SCORE_COLUMNS)} FROM _scores")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_scores")
+
+
+def _write_monitoring(con: duckdb.DuckDBPyConnection, model: str, version: str, as_of, drift_rows: list[dict],
+                      fair: dict | None) -> None:
+    """Replace this model's rows of today in ml.drift and ml.fairness."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.execute("""CREATE TABLE IF NOT EXISTS ml.drift (as_of TIMESTAMP, model VARCHAR, version VARCHAR,
+                   kind VARCHAR, name VARCHAR, psi DOUBLE, state VARCHAR)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS ml.fairness (as_of TIMESTAMP, model VARCHAR, version VARCHAR,
+                   attribute VARCHAR, "group" VARCHAR, "rows" BIGINT, selection_rate DOUBLE, ratio_to_highest DOUBLE,
+                   flagged BOOLEAN, score_mean DOUBLE, score_median DOUBLE, score_p90 DOUBLE)""")
+    ts = pd.Timestamp(as_of)
+    con.execute("DELETE FROM ml.drift WHERE model = ? AND as_of = ?", [model, ts])
+    con.execute("DELETE FROM ml.fairness WHERE model = ? AND as_of = ?", [model, ts])
+    if drift_rows:
+        d = pd.DataFrame(drift_rows).assign(as_of=ts, model=model, version=version)
+        con.register("_drift", d)
+        con.execute("INSERT INTO ml.drift SELECT as_of, model, version, kind, name, psi, state FROM _drift")
+        con.unregister("_drift")
+    rows = [{"attribute": a, **g} for a, v in (fair or {}).get("attributes", {}).items() for g in v["groups"]]
+    if rows:
+        f = pd.DataFrame(rows).assign(as_of=ts, model=model, version=version)
+        con.register("_fair", f)
+        con.execute("""INSERT INTO ml.fairness SELECT as_of, model, version, attribute, "group", "rows", selection_rate,
+                       ratio_to_highest, flagged, score_mean, score_median, score_p90 FROM _fair""")
+        con.unregister("_fair")
+
+
+def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, X: pd.DataFrame | None = None,
+                groups: pd.DataFrame | None = None) -> dict:
+    """Score one model's population with its champion; write scores, drift and fairness; a small summary."""
+    t0 = time.perf_counter()
+    version, booster, meta = registry.load_champion(registry_dir, model)
+    end = features.as_of(con)
+    X = features.build(con, end) if X is None else X
+    if meta.get("population") == "buyers":
+        X = X[X.orders_total > 0].reset_index(drop=True)
+    scores = score_frame(booster, meta, X)
+    write_scores(con, model, version, end, scores)
+    rows = [{"kind": "feature", **r} for r in monitor.drift(meta.get("reference", {}).get("features", {}), X)]
+    if "score" in meta.get("reference", {}):
+        value = monitor.psi(meta["reference"]["score"], scores.score.to_numpy())
+        rows.insert(0, {"kind": "score", "name": "score", "psi": round(value, 4), "state": monitor.state(value)})
+    fair = monitor.fairness(scores[["customer_id", "score", "decile"]], groups) if groups is not None else None
+    _write_monitoring(con, model, version, end, rows, fair)
+    return {"model": model, "version": version, "rows": len(scores), "scored_at": str(end),
+            "mean_score": round(float(scores.score.mean()), 4) if len(scores) else None,
+            "drift_state": monitor.overall_state(rows), "score_psi": rows[0]["psi"] if rows else None,
+            "drifted": [r["name"] for r in rows if r["state"] != "ok"],
+            "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items() for g in v["flagged"]],
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:
+    """Score every model that has a champion (features and demographics are built once for all)."""
+    end = features.as_of(con)
+    X = features.build(con, end)
+    groups = features.demographics(con, end)
+    out, missing = {}, []
+    for m in models:
+        if registry.champion_version(registry_dir, m) is None:
+            missing.append(m)
+            continue
+        out[m] = score_model(con, registry_dir, m, X, groups)
+    alert = "alert" if any(v["drift_state"] == "alert" for v in out.values()) else \
+        "warn" if any(v["drift_state"] == "warn" for v in out.values()) else "ok"
+    return {"scored_at": str(end), "models": out, "not_trained": missing, "drift_state": alert}
 
 
 def score_customers(con: duckdb.DuckDBPyConnection, registry_dir: Path) -> dict:
-    """Replace this model's rows in ml.scores with today's scores (idempotent per as-of date)."""
-    version, booster, meta = registry.load_champion(registry_dir, MODEL_NAME)
-    end = features.as_of(con)
-    X = features.build(con, end)
-    p = booster.predict(X[meta["features"]], num_iteration=meta.get("best_iteration") or None)
-    out = pd.DataFrame({
-        "customer_id": X.customer_id, "model": MODEL_NAME, "version": version, "score": p.round(6),
-        "decile": deciles(p), "scored_at": pd.Timestamp(end),
-    })
-    ensure_scores_table(con)
-    con.register("_scores", out)
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM ml.scores WHERE model = ?", [MODEL_NAME])
-    con.execute("INSERT INTO ml.scores SELECT * FROM _scores")
-    con.execute("COMMIT")
-    con.unregister("_scores")
-    return {"model": MODEL_NAME, "version": version, "rows": len(out), "scored_at": str(end),
-            "mean_score": round(float(p.mean()), 4)}
+    """Score the lead model alone (the pipeline benchmark's scoring stage)."""
+    return score_model(con, registry_dir, "lead_score")
