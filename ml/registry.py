@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lightgbm as lgb
@@ -48,7 +48,7 @@ def set_champion(registry_dir: Path, model_name: str, version: str, action: str 
     if not (Path(registry_dir) / model_name / version / "model.txt").exists():
         raise ValueError(f"{model_name} has no version {version!r} (known: {', '.join(versions(registry_dir, model_name)) or 'none'})")
     entries = history(registry_dir, model_name)
-    entries.append({"version": version, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    entries.append({"version": version, "at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "action": action, "reason": reason})
     _write(Path(registry_dir) / model_name / "history.json", json.dumps(entries, indent=2))
     _write(Path(registry_dir) / model_name / "CHAMPION", version)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -223,7 +223,7 @@ def train_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, name: str, t
     holdout = _evaluate(spec, va.y.to_numpy(), values)
     train_values, _ = predict(booster, meta, tr)
     decision = _decide(registry_dir, spec, version, holdout[spec.primary_metric], va, tolerance)
-    importance = dict(zip(cols, booster.feature_importance("gain").round(3).tolist()))
+    importance = dict(zip(cols, booster.feature_importance("gain").round(3).tolist(), strict=True))
     meta.update({
         "as_of": str(end), "train_cutoff": str(train_cutoff), "valid_cutoff": str(valid_cutoff),
         "label_days": days, "annualized": spec.kind == "regression" and days != spec.horizon_days,
@@ -237,7 +237,7 @@ def train_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, name: str, t
         "params": params, "data_fingerprint": fp, "libraries": library_versions(),
         "importance_gain": importance, "decision": decision,
         "feature_means": {f: round(float(np.nanmean(tr[f])), 6) if tr[f].notna().any() else 0.0 for f in cols},
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # Training distributions for the drift monitor (scoring compares against them).
         "reference": {"features": {f: monitor.reference(tr[f].to_numpy(dtype=float)) for f in cols},
                       "score": monitor.reference(train_values)},
