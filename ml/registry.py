@@ -48,6 +48,9 @@ def set_champion(registry_dir: Path, model_name: str, version: str, action: str 
     if not (Path(registry_dir) / model_name / version / "model.txt").exists():
         raise ValueError(f"{model_name} has no version {version!r} (known: {', '.join(versions(registry_dir, model_name)) or 'none'})")
     entries = history(registry_dir, model_name)
+    before = champion_version(registry_dir, model_name)
+    if not entries and before is not None:  # a champion from before the history existed stays reachable
+        entries.append({"version": before, "at": None, "action": "promote", "reason": "champion before history"})
     entries.append({"version": version, "at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "action": action, "reason": reason})
     _write(Path(registry_dir) / model_name / "history.json", json.dumps(entries, indent=2))
