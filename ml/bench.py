@@ -17,6 +17,8 @@ from ml import features
 from ml.score import score_frame, write_scores
 from ml.train import SPECS, _fit
 
+BASELINE_ROWS = 20_000
+
 
 def synthetic_features(n: int, seed: int = 42) -> pd.DataFrame:
     """Feature rows shaped like the warehouse's: zero-inflated counts, money amounts, recency days or missing."""
@@ -99,7 +101,17 @@ def bench_score(customers: int = 1_000_000, models: tuple[str, ...] = ("lead_sco
             written = con.execute("SELECT count(*), count(reason_1) FROM ml.scores WHERE model = ?", [name]).fetchall()[0]
             if written[0] != customers:
                 raise RuntimeError(f"{name}: wrote {written[0]} rows for {customers} customers")
-            out.append({"model": name, "trees": booster.num_trees(), "distinct_cells": scores.attrs["cells"],
+            # Baselines in the same process: plain prediction, and LightGBM's pred_contrib row by row (a sample).
+            values = X[meta["features"]].to_numpy()
+            t4 = time.perf_counter()
+            booster.predict(values, raw_score=True)
+            t5 = time.perf_counter()
+            sample = values[:BASELINE_ROWS]
+            booster.predict(sample, pred_contrib=True)
+            t6 = time.perf_counter()
+            out.append({"model": name, "trees": booster.num_trees(),
+                        "predict_only_seconds": round(t5 - t4, 2),
+                        "pred_contrib_every_row_seconds_estimate": round((t6 - t5) * customers / len(sample), 1),
                         "rows_with_reasons": int(written[1]), "score_seconds": round(t2 - t1, 2),
                         "write_seconds": round(t3 - t2, 2), "seconds": round(t3 - t1, 2),
                         "rows_per_s": round(customers / (t3 - t1), 1)})

@@ -189,3 +189,11 @@ def test_metrics_gains_and_calibration():
     assert m["gains"][0]["cumulative_gain"] == 1.0 and m["calibration_error"] == pytest.approx(0.05, abs=1e-6)
     r = metrics.regression_metrics(np.array([0, 0, 10, 100.0]), np.array([1, 2, 3, 4.0]))
     assert r["gini"] == pytest.approx(1.0) and r["spearman"] > 0.9
+
+
+def test_scoring_benchmark_runs_the_real_path_small():
+    from ml.bench import bench_score
+
+    d = bench_score(customers=3000, models=("churn",), train_rows=3000)
+    m = d["models"][0]
+    assert d["customers"] == 3000 and m["rows_with_reasons"] > 2500 and m["trees"] > 0 and m["rows_per_s"] > 0
