@@ -1,8 +1,12 @@
 """
 ### ML scores
 
-Trains the LightGBM lead-conversion score on point-in-time warehouse features (out-of-time
-validation), registers it, and scores every customer into `ml.scores`.
+Trains the three LightGBM scores — lead conversion (30 days), churn of past buyers (90 days) and
+12-month lifetime value — on point-in-time warehouse features with out-of-time validation, registers
+each version (champion/challenger on the same holdout) and writes the HTML model report; then scores
+every customer with each champion into `ml.scores` (score, decile, top-3 reasons) and records drift
+(PSI against training) and the fairness audit in `ml.drift` and `ml.fairness`; finally rebuilds the
+dbt segments that read the scores, so activation sees today's scores.
 Scheduled on `beacon_marts`; emits `beacon_scores`.
 """
 
@@ -17,24 +21,35 @@ from beacon.orchestration import DEFAULT_ARGS, MARTS, SCORES, START
      default_args=DEFAULT_ARGS, doc_md=__doc__)
 def beacon_ml():
     @task
-    def train_lead_score() -> dict:
+    def train_models() -> dict:
         from beacon.config import settings
         from beacon.warehouse import connect
-        from ml.train import train_lead_score as train
+        from ml.train import train_all
 
         with connect() as con:
-            return train(con, settings().registry_dir).__dict__
+            return train_all(con, settings().registry_dir)
 
     @task(outlets=[SCORES])
     def score_customers(trained: dict) -> dict:
+        import logging
+
+        from beacon import dbt
         from beacon.config import settings
         from beacon.warehouse import connect
-        from ml.score import score_customers as score
+        from ml.score import score_all
 
         with connect() as con:
-            return {**score(con, settings().registry_dir), "auc": trained["auc"]}
+            scored = score_all(con, settings().registry_dir)
+        # Segments that read the scores (hot_b2b_leads, high_value_churn_risk) were built before this run's
+        # scores existed: rebuild them so activation exports today's scores.
+        if not dbt.run(["build", "--select", "source:ml.scores+"], quiet=True):
+            raise RuntimeError("dbt build of the segments that read ml.scores failed")
+        if scored["drift_state"] != "ok":
+            logging.getLogger(__name__).warning("ML drift state %s: %s", scored["drift_state"],
+                                                {m: v["drifted"] for m, v in scored["models"].items()})
+        return {**scored, "report": trained["report"]}
 
-    score_customers(train_lead_score())
+    score_customers(train_models())
 
 
 beacon_ml()

@@ -1,33 +1,281 @@
-"""Score every customer with the champion lead model and write the scores to the warehouse."""
+"""Score every customer with each champion model: a score, its decile and the top three reasons in words a
+marketer understands, written to ml.scores; drift and fairness of the scores written beside them."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
+import lightgbm as lgb
+import numpy as np
 import pandas as pd
 
 from beacon.warehouse import ensure_scores_table
-from ml import features, registry
-from ml.train import MODEL_NAME, deciles
+from ml import features, monitor, registry
+from ml.metrics import deciles
+
+MODELS = ("lead_score", "churn", "ltv")
+# Per feature: (when the value is above the training average, when it is at or below it, when it is missing).
+PHRASES: dict[str, tuple[str, str, str]] = {
+    "tenure_days": ("long-standing contact", "new contact", "unknown first contact"),
+    "is_b2b": ("works at a business account", "not linked to a business account", "no company on file"),
+    "has_phone": ("phone number on file", "no phone number on file", "no phone number on file"),
+    "orders_total": ("many past orders", "few or no past orders", "no orders yet"),
+    "orders_90d": ("ordered in the last 90 days", "no orders in the last 90 days", "no orders yet"),
+    "revenue_total": ("high lifetime spend", "low lifetime spend", "no spend yet"),
+    "days_since_order": ("long time since the last order", "ordered recently", "has never ordered"),
+    "web_7d": ("active on the website this week", "no website visits this week", "no website visits"),
+    "web_30d": ("frequent website visits this month", "few website visits this month", "no website visits"),
+    "web_90d": ("frequent website visits in 90 days", "few website visits in 90 days", "no website visits"),
+    "views_30d": ("viewed products this month", "viewed no products this month", "viewed no products"),
+    "cart_adds_30d": ("added items to the cart this month", "no cart additions this month", "no cart additions"),
+    "checkouts_30d": ("started a checkout this month", "no checkout started this month", "no checkout started"),
+    "days_since_web": ("long time since the last website visit", "visited the website recently",
+                       "never visited the website"),
+    "email_opens_90d": ("opens our emails", "has not opened emails lately", "has not opened emails"),
+    "email_clicks_90d": ("clicks links in our emails", "no email clicks lately", "no email clicks"),
+    "email_sends_90d": ("received many emails lately", "received few emails lately", "received no emails"),
+    "days_since_open": ("long time since the last email open", "opened an email recently", "never opened an email"),
+    "webinar_regs_90d": ("registered for a webinar", "no webinar registrations lately", "no webinar registrations"),
+    "orders_365d": ("frequent buyer this year", "few orders this year", "no orders this year"),
+    "revenue_365d": ("high spend in the last 12 months", "low spend in the last 12 months", "no spend this year"),
+    "avg_order_value": ("large average order", "small average order", "no orders yet"),
+    "days_since_first_order": ("long-time customer", "recent first purchase", "has never ordered"),
+}
+SCORE_COLUMNS = ["customer_id", "model", "version", "score", "decile", "scored_at", "reason_1", "reason_2", "reason_3"]
+
+
+def calibrate(meta: dict, raw: np.ndarray) -> np.ndarray:
+    """Raw LightGBM output (log-odds or log-value) to the calibrated probability or value."""
+    cal = meta.get("calibration") or {}
+    if meta.get("kind", "binary") == "binary":
+        z = cal.get("a", 1.0) * raw + cal.get("b", 0.0)
+        return 1.0 / (1.0 + np.exp(-z))
+    return np.exp(raw) * cal.get("factor", 1.0)
+
+
+def predict(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated scores and raw outputs of a registered model on a feature frame."""
+    raw = booster.predict(X[meta["features"]], raw_score=True, num_iteration=meta.get("best_iteration") or None)
+    return calibrate(meta, raw), raw
+
+
+ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| at or below it counts as zero for zero-as-missing splits
+CHUNK = 262_144  # rows per block
+MERGE_LIMIT = 1 << 16  # merge trees while their joint decision patterns number at most this many
+
+
+def _nodes(tree: dict) -> list[tuple[int, float, bool, str]]:
+    """A tree's numeric splits (feature, threshold, default_left, missing_type), or [] for a one-leaf tree."""
+    out: list[tuple[int, float, bool, str]] = []
+
+    def walk(node: dict) -> None:
+        if "split_feature" in node:
+            if node.get("decision_type", "<=") != "<=":
+                raise ValueError("categorical split: per-tree grouping does not apply")
+            out.append((int(node["split_feature"]), float(node["threshold"]), bool(node["default_left"]),
+                        str(node.get("missing_type", "None"))))
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    walk(tree["tree_structure"])
+    return out
+
+
+def _goes_left(col: np.ndarray, col0: np.ndarray, nan: np.ndarray, zero: np.ndarray, threshold: float,
+               default_left: bool, missing_type: str) -> np.ndarray:
+    """LightGBM's numerical decision: NaN counts as 0 unless NaN is the missing value; missing values (NaN, or
+    zero for zero-as-missing) go to the default side; else left when x <= threshold."""
+    if missing_type == "NaN":
+        left = col <= threshold  # NaN compares false
+        return left | nan if default_left else left
+    left = col0 <= threshold
+    if missing_type == "Zero":
+        return left | zero if default_left else left & ~zero
+    return left
+
+
+def _first_of_each(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For integer codes in [0, size): the first row of each code present, and each row's rank among them."""
+    first = np.full(size, -1, dtype=np.int64)
+    first[code[::-1]] = np.arange(len(code) - 1, -1, -1)
+    used = np.flatnonzero(first >= 0)
+    rank = np.zeros(size, dtype=np.int64)
+    rank[used] = np.arange(len(used))
+    return first[used], rank[code]
+
+
+def contributions(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
+    """LightGBM's per-feature contributions (pred_contrib: SHAP values, last column the bias), fast and exact.
+
+    SHAP values add up over trees, and one tree's values for a row depend only on the row's decision at each
+    of that tree's splits. So per tree and block of rows, rows are grouped by their decision pattern (at most
+    2^14 for 15 leaves, in practice a few dozen) and `pred_contrib` runs on that tree for one row per pattern.
+    Consecutive trees are then merged while their joint patterns stay few (a table of summed values), so each
+    row gathers one table row per few trees instead of per tree. Same values as `pred_contrib` on every row."""
+    n, f = X.shape
+    trees = booster.dump_model(num_iteration=num_iteration or -1)["tree_info"]
+    splits = []
+    for tree in trees:
+        try:
+            nodes = _nodes(tree)
+        except ValueError:
+            nodes = None
+        splits.append(nodes if nodes is not None and len(nodes) <= 24 else None)
+    out = np.zeros((n, f + 1))
+    for lo in range(0, n, CHUNK):
+        block = X[lo:lo + CHUNK]
+        cols = np.ascontiguousarray(block.T)
+        nan = np.isnan(cols)
+        cols0 = np.where(nan, 0.0, cols)
+        zero = np.abs(cols0) <= ZERO
+        acc = out[lo:lo + CHUNK]
+        group, table = np.zeros(len(block), dtype=np.int64), np.zeros((1, f + 1))  # merged trees so far
+        for t, nodes in enumerate(splits):
+            if nodes is None:  # categorical or very large tree: every row through pred_contrib
+                acc += booster.predict(block, pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1)
+                continue
+            code = np.zeros(len(block), dtype=np.int64)
+            for i, (feat, thr, left, missing) in enumerate(nodes):
+                code |= _goes_left(cols[feat], cols0[feat], nan[feat], zero[feat], thr, left, missing).astype(np.int64) << i
+            reps, pattern = _first_of_each(code, 1 << len(nodes))
+            # A few rows per tree: one thread costs less than starting a pool.
+            values = booster.predict(block[reps], pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1)
+            if len(table) * len(values) > MERGE_LIMIT:
+                acc += table[group]  # flush the merged trees into the rows
+                group, table = np.zeros(len(block), dtype=np.int64), np.zeros((1, f + 1))
+            joint = group * len(values) + pattern
+            reps, group = _first_of_each(joint, len(table) * len(values))
+            table = table[joint[reps] // len(values)] + values[joint[reps] % len(values)]
+        acc += table[group]
+    return out
+
+
+def reason_codes(contrib: np.ndarray, X: np.ndarray, names: list[str], means: np.ndarray,
+                 top: int = 3) -> list[pd.Categorical]:
+    """The `top` features pushing each row's score up most, in words (empty where fewer push it up)."""
+    f = len(names)
+    c = contrib[:, :f]
+    k = min(top, f)
+    part = np.argpartition(-c, k - 1, axis=1)[:, :k] if k < f else np.tile(np.arange(f), (len(c), 1))
+    order = np.take_along_axis(part, np.argsort(-np.take_along_axis(c, part, axis=1), axis=1, kind="stable"), 1)
+    strength = np.take_along_axis(c, order, axis=1)  # the k strongest upward contributions, strongest first
+    vocabulary = [p for n in names for p in PHRASES.get(n, (f"high {n}", f"low {n}", f"{n} unknown"))]
+    unique = list(dict.fromkeys(vocabulary))  # some phrases are shared by features (categories must be unique)
+    remap = np.array([unique.index(v) for v in vocabulary] + [-1], dtype=np.int32)
+    out = []
+    rows = np.arange(len(c))
+    for r in range(k):
+        feat = order[:, r]
+        value = X[rows, feat]
+        code = feat * 3 + np.where(np.isnan(value), 2, np.where(value > means[feat], 0, 1))
+        code[strength[:, r] <= 0] = -1  # a feature pulling the score down is not a reason for it
+        out.append(pd.Categorical.from_codes(remap[code], categories=unique))
+    while len(out) < top:
+        out.append(pd.Categorical.from_codes(np.full(len(c), -1), categories=unique))
+    return out
+
+
+def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> pd.DataFrame:
+    """Score, decile and top-3 reasons for every row of a feature frame (the scoring path, benchmarked)."""
+    names = meta["features"]
+    values = X[names].to_numpy(dtype=np.float64)
+    contrib = contributions(booster, values, meta.get("best_iteration") or None)
+    raw = contrib.sum(axis=1)  # contributions add up to the raw prediction
+    score = calibrate(meta, raw)
+    means = np.array([meta.get("feature_means", {}).get(n, 0.0) for n in names])
+    reasons = reason_codes(contrib, values, names, means)
+    out = pd.DataFrame({"customer_id": X.customer_id.to_numpy(), "score": score.round(6),
+                        "decile": deciles(score), "reason_1": reasons[0], "reason_2": reasons[1],
+                        "reason_3": reasons[2]})
+    return out
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, scored_at, scores: pd.DataFrame) -> None:
+    """Replace this model's rows in ml.scores in one transaction (idempotent per run)."""
+    ensure_scores_table(con)
+    out = scores.assign(model=model, version=version, scored_at=pd.Timestamp(scored_at))
+    con.register("_scores", out)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM ml.scores WHERE model = ?", [model])
+        con.execute(f"INSERT INTO ml.scores ({', '.join(SCORE_COLUMNS)}) SELECT {', '.join(SCORE_COLUMNS)} FROM _scores")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_scores")
+
+
+def _write_monitoring(con: duckdb.DuckDBPyConnection, model: str, version: str, as_of, drift_rows: list[dict],
+                      fair: dict | None) -> None:
+    """Replace this model's rows of today in ml.drift and ml.fairness."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.execute("""CREATE TABLE IF NOT EXISTS ml.drift (as_of TIMESTAMP, model VARCHAR, version VARCHAR,
+                   kind VARCHAR, name VARCHAR, psi DOUBLE, state VARCHAR)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS ml.fairness (as_of TIMESTAMP, model VARCHAR, version VARCHAR,
+                   attribute VARCHAR, "group" VARCHAR, "rows" BIGINT, selection_rate DOUBLE, ratio_to_highest DOUBLE,
+                   flagged BOOLEAN, score_mean DOUBLE, score_median DOUBLE, score_p90 DOUBLE)""")
+    ts = pd.Timestamp(as_of)
+    con.execute("DELETE FROM ml.drift WHERE model = ? AND as_of = ?", [model, ts])
+    con.execute("DELETE FROM ml.fairness WHERE model = ? AND as_of = ?", [model, ts])
+    if drift_rows:
+        d = pd.DataFrame(drift_rows).assign(as_of=ts, model=model, version=version)
+        con.register("_drift", d)
+        con.execute("INSERT INTO ml.drift SELECT as_of, model, version, kind, name, psi, state FROM _drift")
+        con.unregister("_drift")
+    rows = [{"attribute": a, **g} for a, v in (fair or {}).get("attributes", {}).items() for g in v["groups"]]
+    if rows:
+        f = pd.DataFrame(rows).assign(as_of=ts, model=model, version=version)
+        con.register("_fair", f)
+        con.execute("""INSERT INTO ml.fairness SELECT as_of, model, version, attribute, "group", "rows", selection_rate,
+                       ratio_to_highest, flagged, score_mean, score_median, score_p90 FROM _fair""")
+        con.unregister("_fair")
+
+
+def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, X: pd.DataFrame | None = None,
+                groups: pd.DataFrame | None = None) -> dict:
+    """Score one model's population with its champion; write scores, drift and fairness; a small summary."""
+    t0 = time.perf_counter()
+    version, booster, meta = registry.load_champion(registry_dir, model)
+    end = features.as_of(con)
+    X = features.build(con, end) if X is None else X
+    if meta.get("population") == "buyers":
+        X = X[X.orders_total > 0].reset_index(drop=True)
+    scores = score_frame(booster, meta, X)
+    write_scores(con, model, version, end, scores)
+    rows = [{"kind": "feature", **r} for r in monitor.drift(meta.get("reference", {}).get("features", {}), X)]
+    if "score" in meta.get("reference", {}):
+        value = monitor.psi(meta["reference"]["score"], scores.score.to_numpy())
+        rows.insert(0, {"kind": "score", "name": "score", "psi": round(value, 4), "state": monitor.state(value)})
+    fair = monitor.fairness(scores[["customer_id", "score", "decile"]], groups) if groups is not None else None
+    _write_monitoring(con, model, version, end, rows, fair)
+    return {"model": model, "version": version, "rows": len(scores), "scored_at": str(end),
+            "mean_score": round(float(scores.score.mean()), 4) if len(scores) else None,
+            "drift_state": monitor.overall_state(rows), "score_psi": rows[0]["psi"] if rows else None,
+            "drifted": [r["name"] for r in rows if r["state"] != "ok"],
+            "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items() for g in v["flagged"]],
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:
+    """Score every model that has a champion (features and demographics are built once for all)."""
+    end = features.as_of(con)
+    X = features.build(con, end)
+    groups = features.demographics(con, end)
+    out, missing = {}, []
+    for m in models:
+        if registry.champion_version(registry_dir, m) is None:
+            missing.append(m)
+            continue
+        out[m] = score_model(con, registry_dir, m, X, groups)
+    alert = "alert" if any(v["drift_state"] == "alert" for v in out.values()) else \
+        "warn" if any(v["drift_state"] == "warn" for v in out.values()) else "ok"
+    return {"scored_at": str(end), "models": out, "not_trained": missing, "drift_state": alert}
 
 
 def score_customers(con: duckdb.DuckDBPyConnection, registry_dir: Path) -> dict:
-    """Replace this model's rows in ml.scores with today's scores (idempotent per as-of date)."""
-    version, booster, meta = registry.load_champion(registry_dir, MODEL_NAME)
-    end = features.as_of(con)
-    X = features.build(con, end)
-    p = booster.predict(X[meta["features"]], num_iteration=meta.get("best_iteration") or None)
-    out = pd.DataFrame({
-        "customer_id": X.customer_id, "model": MODEL_NAME, "version": version, "score": p.round(6),
-        "decile": deciles(p), "scored_at": pd.Timestamp(end),
-    })
-    ensure_scores_table(con)
-    con.register("_scores", out)
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM ml.scores WHERE model = ?", [MODEL_NAME])
-    con.execute("INSERT INTO ml.scores SELECT * FROM _scores")
-    con.execute("COMMIT")
-    con.unregister("_scores")
-    return {"model": MODEL_NAME, "version": version, "rows": len(out), "scored_at": str(end),
-            "mean_score": round(float(p.mean()), 4)}
+    """Score the lead model alone (the pipeline benchmark's scoring stage)."""
+    return score_model(con, registry_dir, "lead_score")

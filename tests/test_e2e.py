@@ -28,8 +28,15 @@ def test_every_stage_produced_output(demo):
     truth = pd.read_parquet(s.truth_dir / day / "bad_rows.parquet")
     assert r.raw["rows_quarantined"] == len(truth)
     assert r.warehouse["marts.dim_customers"] > 1000
-    assert r.warehouse["ml.scores"] == r.warehouse["marts.dim_customers"]
     assert 0.6 < r.model["auc"] <= 1.0
+    # The ML DAG trained, registered, scored and reported all three models.
+    assert {m["model"] for m in r.models} == {"lead_score", "churn", "ltv"} and r.model_report
+    with connect() as con:
+        scored = dict(con.execute("SELECT model, count(*) FROM ml.scores GROUP BY 1").fetchall())
+        buyers = con.execute("SELECT count(*) FROM marts.dim_customers WHERE order_count > 0").fetchall()[0][0]
+    assert scored == {"lead_score": r.warehouse["marts.dim_customers"], "ltv": r.warehouse["marts.dim_customers"],
+                      "churn": buyers}
+    assert r.warehouse["ml.scores"] == sum(scored.values())
 
 
 def _exports(s, day: str) -> dict:

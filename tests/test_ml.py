@@ -42,6 +42,10 @@ def test_events_after_the_cutoff_cannot_change_features():
     labelled = features.build(con, cutoff, horizon_days=30)
     assert labelled.set_index("customer_id").converted.to_dict() == {"a": True, "b": True}
     assert labelled.set_index("customer_id").orders_total.to_dict() == {"a": 1, "b": 0}
+    # The LTV label is the revenue inside the window only.
+    assert labelled.set_index("customer_id").revenue_next.to_dict() == {"a": 20.0, "b": 99.0}
+    # Features do not depend on whether labels are asked for.
+    assert labelled[before.columns].equals(before)
 
 
 def test_features_see_facts_up_to_the_cutoff():

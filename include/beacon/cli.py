@@ -75,6 +75,11 @@ def cmd_demo(args) -> int:
             t.add_row(a["audience"], *(f"{a[c]:,}" for c in ("members", "exported", "held_out", "suppressed")))
         console.print(t)
         console.print(_kv_table("Lead score model", d["model"]))
+        if d.get("models"):
+            console.print(_kv_table("Champion models (holdout)", {
+                m["model"]: f"{m['version']}  {m['metric']} {m['value']}  rows {m['train_rows']}/{m['valid_rows']}"
+                for m in d["models"]}))
+            console.print(f"Model report: [bold]{d['model_report']}[/bold]")
         console.print(f"Exports: [bold]{d['exports_dir']}[/bold]  (one folder per audience and day: CSV + manifest.json)")
     _emit(d, args.json, render)
     return 0
@@ -314,7 +319,60 @@ def cmd_identity_evaluate(args) -> int:
     return 0
 
 
+def cmd_ml_models(args) -> int:
+    from beacon.config import settings
+    from ml.registry import listing
+
+    rows = listing(settings().registry_dir, args.model)
+
+    def render(rows):
+        t = Table(title="Model versions (* = champion)", title_justify="left")
+        for c in ("model", "version", "", "trained_at", "train_cutoff", "metric", "value", "decision"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["model"], r["version"], "*" if r["champion"] else "", str(r["trained_at"]),
+                      str(r["train_cutoff"]), str(r["metric"]), str(r["value"]), str(r["decision"] or ""))
+        console.print(t)
+    _emit(rows, args.json, render)
+    return 0
+
+
+def cmd_ml_promote(args) -> int:
+    from beacon.config import settings
+    from ml.registry import promote
+
+    d = promote(settings().registry_dir, args.model, args.version, reason=args.reason)
+    _emit(d, args.json, lambda d: console.print(f"{d['model']}: champion {d['champion']} (was {d['previous']})"))
+    return 0
+
+
+def cmd_ml_rollback(args) -> int:
+    from beacon.config import settings
+    from ml.registry import rollback
+
+    d = rollback(settings().registry_dir, args.model, reason=args.reason)
+    _emit(d, args.json, lambda d: console.print(f"{d['model']}: champion {d['champion']} (was {d['previous']})"))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- bench
+
+
+def cmd_bench_score(args) -> int:
+    from ml.bench import bench_score
+
+    d = bench_score(customers=args.customers, models=tuple(args.models.split(",")), seed=args.seed)
+
+    def render(d):
+        t = Table(title=f"Scoring benchmark, {d['customers']:,} customers", title_justify="left")
+        for c in ("model", "trees", "score s", "write s", "total s", "rows/s"):
+            t.add_column(c, justify="right" if c != "model" else "left")
+        for m in d["models"]:
+            t.add_row(m["model"], str(m["trees"]), f"{m['score_seconds']:.2f}",
+                      f"{m['write_seconds']:.2f}", f"{m['seconds']:.2f}", f"{m['rows_per_s']:,.0f}")
+        console.print(t)
+    _emit(d, args.json, render)
+    return 0
 
 
 def cmd_bench_pipeline(args) -> int:
@@ -428,6 +486,21 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--sep", default=None, help="field separator (sniffed when omitted)")
     me.add_argument("--json", action="store_true")
     me.set_defaults(func=cmd_ml_evaluate)
+    mm = msub.add_parser("models", help="registered model versions, champion marked")
+    mm.add_argument("--model", default=None, choices=["lead_score", "churn", "ltv"])
+    mm.add_argument("--json", action="store_true")
+    mm.set_defaults(func=cmd_ml_models)
+    mp = msub.add_parser("promote", help="make a registered version the champion")
+    mp.add_argument("model", choices=["lead_score", "churn", "ltv"])
+    mp.add_argument("version")
+    mp.add_argument("--reason", default="manual promote")
+    mp.add_argument("--json", action="store_true")
+    mp.set_defaults(func=cmd_ml_promote)
+    mr = msub.add_parser("rollback", help="return to the previous champion")
+    mr.add_argument("model", choices=["lead_score", "churn", "ltv"])
+    mr.add_argument("--reason", default="manual rollback")
+    mr.add_argument("--json", action="store_true")
+    mr.set_defaults(func=cmd_ml_rollback)
 
     idn = sub.add_parser("identity", help="identity resolution")
     isub = idn.add_subparsers(dest="identity_command", required=True)
@@ -467,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--repeats", type=int, default=3, help="runs of each measurement (the median is reported)")
     ba.add_argument("--json", action="store_true")
     ba.set_defaults(func=cmd_bench_activation)
+    bs = bsub.add_parser("score", help="score N synthetic customers through the real scoring path and write them")
+    bs.add_argument("--customers", type=int, default=1_000_000)
+    bs.add_argument("--models", default="lead_score,churn,ltv")
+    bs.add_argument("--seed", type=int, default=42)
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_bench_score)
     return p
 
 

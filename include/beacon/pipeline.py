@@ -70,6 +70,8 @@ class DemoResult:
     warehouse: dict[str, int] = field(default_factory=dict)
     audiences: list[dict] = field(default_factory=list)
     model: dict = field(default_factory=dict)
+    models: list[dict] = field(default_factory=list)
+    model_report: str = ""
     exports_dir: str = ""
 
     def to_dict(self) -> dict:
@@ -162,6 +164,16 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
     if champion.exists():
         meta = json.loads((s.registry_dir / "lead_score" / champion.read_text().strip() / "metadata.json").read_text())
         result.model = {k: meta[k] for k in ("model", "version", "auc", "pr_auc", "train_rows", "valid_rows")}
+    for name in ("lead_score", "churn", "ltv"):  # every champion of the ML DAG, with its holdout metric
+        pointer = s.registry_dir / name / "CHAMPION"
+        if pointer.exists():
+            meta = json.loads((s.registry_dir / name / pointer.read_text().strip() / "metadata.json").read_text())
+            metric = meta.get("primary_metric", "roc_auc")
+            result.models.append({"model": name, "version": meta["version"], "metric": metric,
+                                  "value": meta.get("metrics", {}).get(metric), "train_rows": meta["train_rows"],
+                                  "valid_rows": meta["valid_rows"]})
+    report = s.registry_dir / "reports" / "latest.html"
+    result.model_report = str(report) if report.exists() else ""
     result.exports_dir = str(s.exports_dir)
     return result
 

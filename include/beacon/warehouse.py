@@ -50,7 +50,10 @@ def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
     """ml.scores exists from the first load on (empty until the ML DAG scores), so segments can read it."""
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.execute("""CREATE TABLE IF NOT EXISTS ml.scores (customer_id VARCHAR, model VARCHAR, version VARCHAR,
-                   score DOUBLE, decile INTEGER, scored_at TIMESTAMP)""")
+                   score DOUBLE, decile INTEGER, scored_at TIMESTAMP, reason_1 VARCHAR, reason_2 VARCHAR,
+                   reason_3 VARCHAR)""")
+    for c in ("reason_1", "reason_2", "reason_3"):  # tables created before the reason codes existed
+        con.execute(f"ALTER TABLE ml.scores ADD COLUMN IF NOT EXISTS {c} VARCHAR")
 
 
 def clock(con: duckdb.DuckDBPyConnection):
