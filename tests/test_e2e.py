@@ -129,7 +129,7 @@ def _run_activation():
 
 
 def test_the_quality_breaker_blocks_activation_and_closing_it_delivers(demo):
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from beacon.quality.breaker import ensure_results_table
 
@@ -140,9 +140,13 @@ def test_the_quality_breaker_blocks_activation_and_closing_it_delivers(demo):
                               "AND destination = 'file' AND present").fetchall()[0][0]
         con.execute("DELETE FROM activation.sync_state WHERE audience = 'cart_abandoners' AND destination = 'file'")
         ensure_results_table(con)
+        # After every checkpoint the DAGs ran (their rows carry the wall-clock run time), so these are the latest.
+        latest = con.execute("SELECT max(run_at) FROM quality.expectation_results").fetchall()[0][0]
+        t1 = (latest or datetime(2026, 11, 1)) + timedelta(days=1)
+        t2 = t1 + timedelta(days=1)
         con.execute("""INSERT INTO quality.expectation_results VALUES ('gx-1', 'marts_dim_customers',
             'expect_column_values_to_be_unique(customer_id)', 'critical', false, '3 duplicates', '{}', ?)""",
-                    [datetime(2026, 11, 1)])
+                    [t1])
         sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
     assert pending > 0
     tasks, syncs, state = _run_activation()
@@ -158,7 +162,7 @@ def test_the_quality_breaker_blocks_activation_and_closing_it_delivers(demo):
     with connect() as con:
         con.execute("""INSERT INTO quality.expectation_results VALUES ('gx-2', 'marts_dim_customers',
             'expect_column_values_to_be_unique(customer_id)', 'critical', true, '0 duplicates', '{}', ?)""",
-                    [datetime(2026, 11, 2)])
+                    [t2])
     tasks, syncs, state = _run_activation()
     assert state.endswith("success") and any(x.endswith("success") for x in syncs)
     with connect() as con:
