@@ -9,7 +9,10 @@ together, so a unit is loaded once (by content hash) and rows read = rows loaded
 from __future__ import annotations
 
 import csv
+import json
+import queue
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -176,48 +179,67 @@ class Batches:
     batches: Iterator[pa.Table]
 
 
+_SIMPLE_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def _json_columns(spec: SourceSpec) -> tuple[str, str]:
+    """JSON parsing for the declared paths: one `json_transform` into a struct (fast) when every path is a
+    plain dotted path, else one `json_extract_string` with the list of paths. Returns (expression, columns)."""
+    if all(c.path and _SIMPLE_PATH.match(c.path) for c in spec.columns):
+        tree: dict = {}
+        for c in spec.columns:
+            node = tree
+            *parents, leaf = c.path[2:].split(".")
+            for k in parents:
+                node = node.setdefault(k, {})
+            node[leaf] = "VARCHAR"
+        refs = ", ".join("v" + "".join(f'."{k}"' for k in c.path[2:].split(".")) + f' AS "{c.name}"'
+                         for c in spec.columns)
+        return f"json_transform(line, '{json.dumps(tree)}')", refs
+    paths = ", ".join(f"'{c.path}'" for c in spec.columns)
+    refs = ", ".join(f'v[{i + 1}] AS "{c.name}"' for i, c in enumerate(spec.columns))
+    return f"json_extract_string(line, [{paths}])", refs
+
+
 def _stage_select(spec: SourceSpec, shape: str, present: set[str], extras: list[str]) -> str:
     """SQL turning one registered batch `_batch` into text columns plus _line, _malformed, _payload, extras."""
     if shape == "text":
         return "SELECT * FROM _batch"
     if shape == "json":
-        paths = ", ".join(f"'{c.path}'" for c in spec.columns)
-        cols = ", ".join(f'v[{i + 1}] AS "{c.name}"' for i, c in enumerate(spec.columns))
+        parse, cols = _json_columns(spec)
         ex = "".join(f", CASE WHEN ok THEN json_extract_string(line, '$.\"{e}\"') END AS \"{column_name(e)}\""
                      for e in extras)
-        # One JSON parse per valid line; the raw line is kept only where the row may be quarantined.
+        # One validity check and one JSON parse per line; the raw line is kept only for quarantined rows.
         return f"""SELECT _line, CASE WHEN NOT ok THEN 'line is not valid JSON' END AS _malformed, line AS _payload,
                           {cols}{ex}
-                   FROM (SELECT _line, line, json_valid(line) AS ok,
-                                CASE WHEN json_valid(line) THEN json_extract_string(line, [{paths}]) END AS v
-                         FROM _batch)"""
+                   FROM (SELECT _line, line, ok, CASE WHEN ok THEN {parse} END AS v
+                         FROM (SELECT _line, line, json_valid(line) AS ok FROM _batch))"""
     cols = ", ".join((f'CAST("{c.name}" AS VARCHAR)' if c.name in present else "NULL::VARCHAR") + f' AS "{c.name}"'
                      for c in spec.columns)
     ex = "".join(f', CAST("{e}" AS VARCHAR) AS "{column_name(e)}"' for e in extras)
     return f"SELECT _line, NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _payload, {cols}{ex} FROM _batch"
 
 
+def _t(col: str) -> str:
+    return f'"__t_{col}"'
+
+
 def _classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str:
-    """SQL giving every staged row a reason (NULL = good) and a message naming the field."""
-    missing = " OR ".join(f"nullif(trim(\"{k}\"), '') IS NULL" for k in spec.key)
-    missing_msg = "concat_ws(', ', " + ", ".join(
-        f"CASE WHEN nullif(trim(\"{k}\"), '') IS NULL THEN '{k} is empty' END" for k in spec.key) + ")"
+    """SQL typing every staged row once (columns __t_<name>) and giving it a reason (NULL = good).
+
+    The raw payload is carried only for quarantined rows (EXCLUDE keeps good rows' text out of memory)."""
+    missing = " OR ".join(f"{_t(k)} IS NULL" for k in spec.key)
     typed = [c for c in spec.columns if c.type != "varchar"]
-    bad_type = " OR ".join(f"(nullif(trim(\"{c.name}\"), '') IS NOT NULL AND {_typed(c.name, c.type)} IS NULL)"
+    bad_type = " OR ".join(f"({_t(c.name)} IS NULL AND nullif(trim(\"{c.name}\"), '') IS NOT NULL)"
                            for c in typed) or "false"
-    type_msg = "concat_ws(', ', " + ", ".join(
-        f"CASE WHEN nullif(trim(\"{c.name}\"), '') IS NOT NULL AND {_typed(c.name, c.type)} IS NULL "
-        f"THEN '{c.name}: ' || \"{c.name}\" || ' is not a {c.type}' END" for c in typed) + ")" if typed else "''"
     et = spec.event_time
-    et_type = next((c.type for c in spec.columns if c.name == et), None)
-    future = f"{_typed(et, et_type)} > TIMESTAMP '{max_event_time:%Y-%m-%d %H:%M:%S}'" if et else "false"
-    future_msg = f"'{et}: ' || {_typed(et, et_type)} || ' is after {max_event_time:%Y-%m-%d %H:%M}'" if et else "''"
+    future = f"{_t(et)} > TIMESTAMP '{max_event_time:%Y-%m-%d %H:%M:%S}'" if et else "false"
     payload = "to_json({" + ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns) + "})::VARCHAR"
-    # The raw payload is carried only for quarantined rows (EXCLUDE keeps good rows' text out of memory).
+    casts = ", ".join(f"{_typed(c.name, c.type)} AS {_t(c.name)}" for c in spec.columns)
+    # Text of varchar columns equals their typed value: only the typed copy is kept (less to materialize).
+    drop = ", ".join(["_payload", *(f'"{c.name}"' for c in spec.columns if c.type == "varchar")])
     return f"""
-      SELECT * EXCLUDE (_payload),
-        CASE _reason WHEN 'malformed' THEN _malformed WHEN 'missing_key' THEN {missing_msg}
-                     WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} END AS _message,
+      SELECT * EXCLUDE ({drop}),
         CASE WHEN _reason IS NOT NULL THEN coalesce(_payload, {payload}) END AS _bad_payload
       FROM (
         SELECT *,
@@ -225,8 +247,58 @@ def _classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str
                WHEN {missing} THEN 'missing_key'
                WHEN {bad_type} THEN 'wrong_type'
                WHEN {future} THEN 'future_timestamp' END AS _reason
-        FROM ({stage})
+        FROM (SELECT *, {casts} FROM ({stage}))
       )"""
+
+
+def _message_sql(spec: SourceSpec, max_event_time: datetime) -> str:
+    """The quarantine message of a classified row, naming the field and what was wrong with it."""
+    missing_msg = "concat_ws(', ', " + ", ".join(
+        f"CASE WHEN {_t(k)} IS NULL THEN '{k} is empty' END" for k in spec.key) + ")"
+    typed = [c for c in spec.columns if c.type != "varchar"]
+    type_msg = "concat_ws(', ', " + ", ".join(
+        f"CASE WHEN {_t(c.name)} IS NULL AND nullif(trim(\"{c.name}\"), '') IS NOT NULL "
+        f"THEN '{c.name}: ' || \"{c.name}\" || ' is not a {c.type}' END" for c in typed) + ")" if typed else "''"
+    et = spec.event_time
+    future_msg = f"'{et}: ' || {_t(et)} || ' is after {max_event_time:%Y-%m-%d %H:%M}'" if et else "''"
+    return (f"CASE _reason WHEN 'malformed' THEN _malformed WHEN 'missing_key' THEN {missing_msg} "
+            f"WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} END")
+
+
+def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Read the next batches in a thread while DuckDB classifies the current one (Arrow releases the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for b in batches:
+                if not put(b):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it in the loading thread
+            put(exc)
+
+    threading.Thread(target=work, daemon=True).start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the consumer stopped (done or failed): let the reader thread end
 
 
 def already_loaded(con: duckdb.DuckDBPyConnection, source: str, sha: str) -> bool:
@@ -264,7 +336,8 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         return fl
     now = datetime.now().replace(microsecond=0)  # audit metadata only, never used in logic
     names = [c.name for c in spec.columns]
-    typed_cols = ", ".join(f"{_typed(c.name, c.type)}" for c in spec.columns)
+    typed_cols = ", ".join(_t(n) for n in names)
+    message = _message_sql(spec, max_event_time)
     reasons: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
@@ -275,21 +348,24 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         fl.added_columns = _add_columns(con, spec, extras)
         ins_cols = ", ".join(f'"{n}"' for n in [*names, *META_COLUMNS, *(column_name(e) for e in extras)])
         ex_sel = "".join(f', "{column_name(e)}"' for e in extras)
-        for batch in b.batches:
+        for batch in _prefetch(b.batches):
             con.register("_batch", batch)
             stage = _stage_select(spec, b.shape, set(batch.column_names), extras)
             con.execute("CREATE OR REPLACE TEMP TABLE _classified AS " + _classify_sql(spec, stage, max_event_time))
             con.unregister("_batch")
+            # Insertion order is kept without a sort (DuckDB preserves it); _line records the position anyway.
             con.execute(f"""INSERT INTO raw.{spec.name} ({ins_cols})
-                SELECT {typed_cols}, ?, _line, ?, ?, ?, ?{ex_sel} FROM _classified WHERE _reason IS NULL ORDER BY _line""",
+                SELECT {typed_cols}, ?, _line, ?, ?, ?, ?{ex_sel} FROM _classified WHERE _reason IS NULL""",
                         [location, fl.batch_id, now, sha, origin])
-            con.execute("""INSERT INTO raw._quarantine
-                SELECT ?, ?, _line, _reason, _message, _bad_payload, ?, ? FROM _classified
+            con.execute(f"""INSERT INTO raw._quarantine
+                SELECT ?, ?, _line, _reason, {message}, _bad_payload, ?, ? FROM _classified
                 WHERE _reason IS NOT NULL ORDER BY _line""", [spec.name, location, fl.batch_id, now])
             fl.rows_read += batch.num_rows
-            fl.rows_loaded += _scalar(con, "SELECT count(*) FROM _classified WHERE _reason IS NULL")
-            for r, n in con.execute("SELECT _reason, count(*) FROM _classified WHERE _reason IS NOT NULL GROUP BY 1").fetchall():
-                reasons[r] = reasons.get(r, 0) + n
+            for r, n in con.execute("SELECT _reason, count(*) FROM _classified GROUP BY 1").fetchall():
+                if r is None:
+                    fl.rows_loaded += n
+                else:
+                    reasons[r] = reasons.get(r, 0) + n
         fl.reasons = dict(sorted(reasons.items()))
         fl.rows_quarantined = sum(reasons.values())
         if fl.rows_read != fl.rows_loaded + fl.rows_quarantined:  # nothing may be lost silently

@@ -132,18 +132,24 @@ def _jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem) -
     src = path if _is_local(fs) else fs.open(path, "rb", compression=_compression(path))
     reader = pacsv.open_csv(
         src,
-        read_options=pacsv.ReadOptions(column_names=["line"], block_size=64 << 20),
+        read_options=pacsv.ReadOptions(column_names=["line"], block_size=16 << 20),
         parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
                                          newlines_in_values=False, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
     )
 
     def batches() -> Iterator[pa.Table]:
-        first = 1
+        # Several 16 MB blocks per batch: a batch of many chunks lets DuckDB scan it on all cores.
+        first, parts, n = 1, [], 0
         for rb in reader:
-            n = rb.num_rows
-            yield pa.table({"_line": pa.array(range(first, first + n), pa.int64()), "line": rb.column(0)})
-            first += n
+            parts.append(pa.RecordBatch.from_arrays(
+                [pa.array(range(first + n, first + n + rb.num_rows), pa.int64()), rb.column(0)], ["_line", "line"]))
+            n += rb.num_rows
+            if n >= BATCH_ROWS:
+                yield pa.Table.from_batches(parts)
+                first, parts, n = first + n, [], 0
+        if parts:
+            yield pa.Table.from_batches(parts)
 
     return Batches("json", [], batches())
 
