@@ -230,3 +230,20 @@ def load_crm_api(cfg: ApiConfig, max_event_time: datetime, warehouse=None,
         for resource, table in (resources or RESOURCES).items():
             runs.append(load_resource(con, cfg, resource, specs[table], max_event_time, http))
     return LoadSummary([fl for r in runs for fl in r.loads]), runs
+
+
+def load_crm_api_if_configured(until, conn_id: str = CONN_ID) -> dict:
+    """The ingest DAG's CRM step: load when the Airflow connection exists, else say why nothing was done."""
+    from datetime import date as _date
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        cfg = config_from_connection(conn_id)
+    except AirflowNotFoundException:
+        return {"skipped": f"connection {conn_id} is not defined"}
+    day = until if isinstance(until, _date) else _date.fromisoformat(str(until))
+    summary, runs = load_crm_api(cfg, datetime.combine(day, datetime.min.time()) + timedelta(days=2))
+    return {**summary.totals(), "reasons": summary.reasons(),
+            "cursors": {r.resource: r.cursor_after for r in runs}, "pages": {r.resource: r.pages for r in runs}}
