@@ -249,6 +249,25 @@ def cmd_bench_pipeline(args) -> int:
     return 0
 
 
+def cmd_bench_ingest(args) -> int:
+    from beacon.bench import bench_ingest
+
+    d = bench_ingest(people=args.people, seed=args.seed, world=Path(args.world) if args.world else None,
+                     repeat=args.repeat)
+
+    def render(d):
+        t = Table(title=f"Ingest benchmark (events), {d['people']:,} people", title_justify="left")
+        for c in ("run", "rows read", "seconds", "rows/s", "DuckDB read_json s", "ratio"):
+            t.add_column(c, justify="right")
+        for r in d["runs"]:
+            t.add_row(str(r["repeat"]), f"{r['rows_read']:,}", f"{r['seconds']:.2f}", f"{r['rows_per_s']:,}",
+                      f"{r['duckdb_read_json_seconds']:.2f}", f"{r['ratio']:.2f}")
+        console.print(t)
+        console.print(f"median ratio {d['median_ratio']} (target <= {d['target_ratio']})")
+    _emit(d, args.json, render)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="beacon", description="Warehouse-native marketing automation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -316,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--keep", action="store_true", help="keep the work folder")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_bench_pipeline)
+    bi = bsub.add_parser("ingest", help="events ingest rows/s and the ratio to DuckDB's own read_json of the same files")
+    bi.add_argument("--people", type=int, default=20_000)
+    bi.add_argument("--seed", type=int, default=42)
+    bi.add_argument("--world", default=None, help="reuse a generated world (e.g. /tmp/beacon-1m-world)")
+    bi.add_argument("--repeat", type=int, default=3)
+    bi.add_argument("--json", action="store_true")
+    bi.set_defaults(func=cmd_bench_ingest)
     return p
 
 
