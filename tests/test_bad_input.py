@@ -137,6 +137,8 @@ CASES: dict[str, Case] = {
         check="""SELECT email = '{"value":"a@b.co"}' FROM raw.web_events"""),  # kept as JSON text, GX flags the email
     "jsonl_unexpected_nesting_in_timestamp": Case({"web_events.jsonl": jsonl(event("m1", ts={"iso": "2026-06-30"}))},
                                                   "loaded", 0, {"wrong_type": 1}),
+    "jsonl_extra_field": Case({"web_events.jsonl": jsonl(event("m1", channel="mobile"), event("m2", context={"ip": "x"}))},
+                              "loaded", 2, check="SELECT list(channel ORDER BY _line) = ['mobile', NULL] FROM raw.web_events"),
     "jsonl_truncated_gzip": Case({"web_events.jsonl.gz": gzip.compress(jsonl(*[event(f"m{i}") for i in range(3000)]))[:2000]},
                                  "failed", error="web_events.jsonl.gz", check="SELECT count(*) = 0 FROM raw.web_events"),
     # --- Parquet

@@ -56,6 +56,7 @@ class SourceSpec:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     event_time: str | None = None
+    ignore: tuple[str, ...] = ()  # fields known and deliberately not loaded (not reported as drift)
 
 
 @dataclass
@@ -130,7 +131,8 @@ def load_specs(path: Path = SPEC_FILE) -> dict[str, SourceSpec]:
         for k in [*s["key"], *([s["event_time"]] if s.get("event_time") else [])]:
             if k not in names:
                 raise IngestError(f"{path}: source {name}: key/event_time column {k!r} is not declared")
-        specs[name] = SourceSpec(name, s["file"], s["format"], tuple(s["key"]), tuple(cols), s.get("event_time"))
+        specs[name] = SourceSpec(name, s["file"], s["format"], tuple(s["key"]), tuple(cols), s.get("event_time"),
+                                 tuple(s.get("ignore", [])))
     return specs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -138,10 +139,18 @@ def _jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem) -
         convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
     )
 
+    first_rb = next(iter(reader), None)
+    extras = _json_extras(spec, first_rb.column(0) if first_rb is not None else pa.array([], pa.string()))
+
+    def blocks() -> Iterator[pa.RecordBatch]:
+        if first_rb is not None:
+            yield first_rb
+            yield from reader
+
     def batches() -> Iterator[pa.Table]:
         # Several 16 MB blocks per batch: a batch of many chunks lets DuckDB scan it on all cores.
         first, parts, n = 1, [], 0
-        for rb in reader:
+        for rb in blocks():
             parts.append(pa.RecordBatch.from_arrays(
                 [pa.array(range(first + n, first + n + rb.num_rows), pa.int64()), rb.column(0)], ["_line", "line"]))
             n += rb.num_rows
@@ -151,7 +160,25 @@ def _jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem) -
         if parts:
             yield pa.Table.from_batches(parts)
 
-    return Batches("json", [], batches())
+    return Batches("json", extras, batches())
+
+
+DRIFT_SAMPLE_LINES = 10_000
+
+
+def _json_extras(spec: SourceSpec, lines: pa.Array) -> list[str]:
+    """New top-level fields in the first lines of a JSON-lines file (a sample: scanning every line's keys
+    would cost as much as the load itself); they become new raw columns for the whole file."""
+    known = {c.path[2:].split(".")[0] for c in spec.columns if c.path} | set(spec.ignore)
+    found: dict[str, None] = {}
+    for line in lines.slice(0, DRIFT_SAMPLE_LINES).to_pylist():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            found.update(dict.fromkeys(k for k in doc if k not in known))
+    return list(found)
 
 
 def _parquet_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem) -> Batches:
