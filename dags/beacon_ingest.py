@@ -43,7 +43,8 @@ def beacon_ingest():
 
         return load_crm_api_if_configured(_until())
 
-    @task(outlets=[RAW])
+    # all_done: a CRM API outage (a failed task, retried) must not hold back the landing files' checks.
+    @task(outlets=[RAW], trigger_rule="all_done")
     def check_raw_quality() -> dict:
         from beacon.config import settings
         from beacon.quality.checkpoint import run_raw_checkpoint

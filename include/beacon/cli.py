@@ -87,7 +87,7 @@ def cmd_ingest(args) -> int:
     from beacon.config import settings
     from beacon.ingest import load_landing
 
-    s = load_landing(Path(args.landing or settings().landing_dir),
+    s = load_landing(args.landing or settings().landing_dir,  # a folder or an fsspec URL (s3://…)
                      until=date.fromisoformat(args.until) if args.until else None)
     d = s.to_dict()
 
