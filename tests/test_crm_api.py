@@ -105,3 +105,13 @@ def test_token_comes_from_the_airflow_connection(monkeypatch, tmp_path):
         assert runs[0].pages == 3 and summary.totals()["rows_loaded"] == 5
         with pytest.raises(ApiError, match="HTTP 401"):
             load_crm_api(ApiConfig(base_url=crm.url, token="wrong"), MAX_TS, warehouse=tmp_path / "wh2.duckdb")
+
+
+def test_an_api_that_only_returns_garbage_stops_after_three_pages(tmp_path):
+    with FakeCrm({"contacts": contacts(500)}) as crm:
+        for p in range(1, 20):
+            crm.faults[("contacts", p)] = [b"<html>oops</html>"] * 2
+        summary, runs = load_crm_api(_cfg(crm), MAX_TS, warehouse=tmp_path / "wh.duckdb",
+                                     resources={"contacts": "crm_contacts"})
+    assert runs[0].pages == 3 and [f.status for f in summary.files] == ["failed"] * 3
+    assert runs[0].cursor_after is None  # nothing skipped for good: the next run starts from the same cursor

@@ -38,6 +38,7 @@ from beacon.warehouse import connect
 RESOURCES = {"contacts": "crm_contacts", "companies": "crm_companies"}
 CONN_ID = "beacon_crm_api"
 CURSOR_FIELD = "updated_at"  # what the API filters `updated_since` on
+MAX_BAD_PAGES_IN_A_ROW = 3
 
 
 class ApiError(RuntimeError):
@@ -158,7 +159,7 @@ def load_resource(con: duckdb.DuckDBPyConnection, cfg: ApiConfig, resource: str,
     since, boundary = state.get("updated_since"), set(state.get("boundary_keys", []))
     run = ApiRun(resource=resource, cursor_before=since, cursor_after=since)
     et = CURSOR_FIELD
-    newest, newest_keys, all_ok, page = since, set(boundary), True, 1
+    newest, newest_keys, all_ok, page, bad_in_a_row = since, set(boundary), True, 1, 0
     while page:
         params = {"page": page, "per_page": cfg.per_page, **({"updated_since": since} if since else {})}
         url = f"{cfg.base_url}/{resource}?{urlencode(params)}"
@@ -186,10 +187,12 @@ def load_resource(con: duckdb.DuckDBPyConnection, cfg: ApiConfig, resource: str,
             _quarantine_page(con, spec, url, body, err, f"{spec.name}:api:{sha[:12]}", sha)
             run.loads.append(FileLoad(source=spec.name, file=url, status="failed", sha256=sha, error=err))
             all_ok = False
-            page += 1  # page numbers let us go on past a bad page; the cursor will not move past it
-            if page > 10_000:
+            bad_in_a_row += 1
+            if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:  # the API is broken, not one page: stop, retry next run
                 break
+            page += 1  # page numbers let us go on past a bad page; the cursor will not move past it
             continue
+        bad_in_a_row = 0
         records = doc["data"]
         keep = []
         for r in records:  # the inclusive cursor re-sends the last run's boundary records: skip those
