@@ -29,8 +29,11 @@ def beacon_ingest():
     def load_landing_files() -> dict:
         from beacon.config import settings
         from beacon.ingest import load_landing
+        from beacon.ingest.landing import landing_from_connection
 
-        summary = load_landing(settings().landing_dir, until=_until())
+        # The landing zone: connection beacon_landing (e.g. S3) when defined, else the local folder.
+        root, options = landing_from_connection() or (settings().landing_dir, {})
+        summary = load_landing(root, until=_until(), storage_options=options)
         failed = [f"{f.file}: {f.error}" for f in summary.files if f.status == "failed"]
         for line in failed:  # a bad file is reported; the other files still loaded
             print(f"FAILED {line}")

@@ -12,6 +12,7 @@ import pytest
 
 from beacon.generate import GenConfig, generate
 from beacon.ingest import load_landing
+from beacon.ingest.landing import landing_from_connection
 from beacon.ingest.webhooks import land_webhook
 
 DAY = "2026-06-30"
@@ -43,7 +44,7 @@ def s3(monkeypatch):
     server.stop()
 
 
-def test_s3_landing_loads_like_local_and_reloads_nothing(world, s3, tmp_path):
+def test_s3_landing_loads_like_local_and_reloads_nothing(world, s3, tmp_path, monkeypatch):
     import boto3
 
     client = boto3.client("s3", endpoint_url=s3)
@@ -54,8 +55,13 @@ def test_s3_landing_loads_like_local_and_reloads_nothing(world, s3, tmp_path):
             client.put_object(Bucket="landing", Key=f"in/{DAY}/{p.name}.gz", Body=gzip.compress(p.read_bytes()))
         else:
             client.upload_file(str(p), "landing", f"in/{DAY}/{p.name}")
-    opts = {"endpoint_url": s3, "key": "testing", "secret": "testing", "skip_instance_cache": True}
-    remote = load_landing("s3://landing/in", warehouse=tmp_path / "s3.duckdb", storage_options=opts)
+    # The landing zone as the DAG finds it: an Airflow connection (secrets in the connection, not in code).
+    monkeypatch.setenv("AIRFLOW_CONN_BEACON_LANDING", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"url": "s3://landing/in", "endpoint_url": s3, "skip_instance_cache": True}}))
+    root, opts = landing_from_connection()
+    assert root == "s3://landing/in" and opts["key"] == "testing"
+    remote = load_landing(root, warehouse=tmp_path / "s3.duckdb", storage_options=opts)
     local = load_landing(world / "landing", warehouse=tmp_path / "local.duckdb")
     assert remote.totals()["files_loaded"] == 9 and remote.totals()["files_failed"] == 0
     assert remote.totals() == local.totals() and remote.reasons() == local.reasons()
