@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
+from beacon.warehouse import table_exists
+
 EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 VOLUME_LOW, VOLUME_HIGH = 0.1, 10.0  # a daily load outside 0.1x..10x the median of earlier daily loads is flagged
 
@@ -97,6 +99,8 @@ def _volume_bounds(con: duckdb.DuckDBPyConnection, source: str, batch_ids: list[
 
 def latest_batches(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """Per source, the batch ids of its most recent load (what a raw checkpoint validates by default)."""
+    if not table_exists(con, "raw", "_load_ledger"):  # nothing was ever loaded: nothing to validate
+        return {}
     rows = con.execute("""
         WITH l AS (SELECT source, batch_id, loaded_at FROM raw._load_ledger WHERE status = 'loaded' AND rows_loaded > 0)
         SELECT source, list(batch_id ORDER BY batch_id) FROM l
