@@ -211,11 +211,12 @@ def _stage_select(spec: SourceSpec, shape: str, present: set[str], extras: list[
         parse, cols = _json_columns(spec)
         ex = "".join(f", CASE WHEN ok THEN json_extract_string(line, '$.\"{e}\"') END AS \"{column_name(e)}\""
                      for e in extras)
-        # One validity check and one JSON parse per line; the raw line is kept only for quarantined rows.
+        # One JSON parse per line: try() turns invalid JSON into NULL (cheaper than json_valid first);
+        # the raw line is kept only for quarantined rows.
         return f"""SELECT _line, CASE WHEN NOT ok THEN 'line is not a valid JSON object' END AS _malformed, line AS _payload,
                           {cols}{ex}
-                   FROM (SELECT _line, line, ok, CASE WHEN ok THEN {parse} END AS v
-                         FROM (SELECT _line, line, json_valid(line) AND starts_with(ltrim(line), '{{') AS ok FROM _batch))"""
+                   FROM (SELECT _line, line, v, v IS NOT NULL AND starts_with(ltrim(line), '{{') AS ok
+                         FROM (SELECT _line, line, try({parse}) AS v FROM _batch))"""
     cols = ", ".join((f'CAST("{c.name}" AS VARCHAR)' if c.name in present else "NULL::VARCHAR") + f' AS "{c.name}"'
                      for c in spec.columns)
     ex = "".join(f', CAST("{e}" AS VARCHAR) AS "{column_name(e)}"' for e in extras)
