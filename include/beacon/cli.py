@@ -92,7 +92,8 @@ def cmd_ingest(args) -> int:
     d = s.to_dict()
 
     def render(d):
-        console.print(_kv_table("Ingest", {**d["totals"], **{f"quarantined: {k}": v for k, v in d["reasons"].items()}}))
+        console.print(_kv_table("Ingest", {**d["totals"], **{f"quarantined: {k}": v for k, v in d["reasons"].items()},
+                                           **{f"new columns: {k}": ", ".join(v) for k, v in d["schema_changes"].items()}}))
         for f in d["files"]:
             if f["status"] == "failed":
                 err.print(f"[red]FAILED[/red] {f['file']}: {f['error']}")
