@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from beacon.bench import bench_ingest
+from beacon.ingest.bench import bench_ingest
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

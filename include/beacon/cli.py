@@ -251,7 +251,7 @@ def cmd_bench_pipeline(args) -> int:
 
 
 def cmd_bench_ingest(args) -> int:
-    from beacon.bench import bench_ingest
+    from beacon.ingest.bench import bench_ingest
 
     d = bench_ingest(people=args.people, seed=args.seed, world=Path(args.world) if args.world else None,
                      repeat=args.repeat)
