@@ -71,7 +71,16 @@ def beacon_warehouse():
         with connect() as con:
             return table_sizes(con, ("marts", "segments"))
 
-    dbt >> publish_marts()
+    @task
+    def check_marts_quality() -> dict:
+        # GX checkpoint on the marts activation reads; critical failures open the breaker activation checks.
+        from beacon.quality.checkpoint import run_marts_checkpoint
+        from beacon.warehouse import connect
+
+        with connect() as con:
+            return run_marts_checkpoint(con, _S.data_dir / "quality" / "docs").to_dict()
+
+    dbt >> check_marts_quality() >> publish_marts()
 
 
 beacon_warehouse()

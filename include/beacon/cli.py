@@ -92,12 +92,13 @@ def cmd_ingest(args) -> int:
     from beacon.config import settings
     from beacon.ingest import load_landing
 
-    s = load_landing(Path(args.landing or settings().landing_dir),
+    s = load_landing(args.landing or settings().landing_dir,  # a folder or an fsspec URL (s3://…)
                      until=date.fromisoformat(args.until) if args.until else None)
     d = s.to_dict()
 
     def render(d):
-        console.print(_kv_table("Ingest", {**d["totals"], **{f"quarantined: {k}": v for k, v in d["reasons"].items()}}))
+        console.print(_kv_table("Ingest", {**d["totals"], **{f"quarantined: {k}": v for k, v in d["reasons"].items()},
+                                           **{f"new columns: {k}": ", ".join(v) for k, v in d["schema_changes"].items()}}))
         for f in d["files"]:
             if f["status"] == "failed":
                 err.print(f"[red]FAILED[/red] {f['file']}: {f['error']}")
@@ -420,6 +421,25 @@ def cmd_bench_activation(args) -> int:
     return 0
 
 
+def cmd_bench_ingest(args) -> int:
+    from beacon.ingest.bench import bench_ingest
+
+    d = bench_ingest(people=args.people, seed=args.seed, world=Path(args.world) if args.world else None,
+                     repeat=args.repeat)
+
+    def render(d):
+        t = Table(title=f"Ingest benchmark (events), {d['people']:,} people", title_justify="left")
+        for c in ("run", "rows read", "seconds", "rows/s", "DuckDB read_json s", "ratio"):
+            t.add_column(c, justify="right")
+        for r in d["runs"]:
+            t.add_row(str(r["repeat"]), f"{r['rows_read']:,}", f"{r['seconds']:.2f}", f"{r['rows_per_s']:,}",
+                      f"{r['duckdb_read_json_seconds']:.2f}", f"{r['ratio']:.2f}")
+        console.print(t)
+        console.print(f"median ratio {d['median_ratio']} (target <= {d['target_ratio']})")
+    _emit(d, args.json, render)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="beacon", description="Warehouse-native marketing automation.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -549,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=int, default=42)
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_bench_score)
+    bi = bsub.add_parser("ingest", help="events ingest rows/s and the ratio to DuckDB's own read_json of the same files")
+    bi.add_argument("--people", type=int, default=20_000)
+    bi.add_argument("--seed", type=int, default=42)
+    bi.add_argument("--world", default=None, help="reuse a generated world (e.g. /tmp/beacon-1m-world)")
+    bi.add_argument("--repeat", type=int, default=3)
+    bi.add_argument("--json", action="store_true")
+    bi.set_defaults(func=cmd_bench_ingest)
     return p
 
 

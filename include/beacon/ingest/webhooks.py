@@ -1,0 +1,158 @@
+"""Email-service event webhooks: batches posted by SendGrid, Mailgun or Postmark, landed as files, loaded like the others.
+
+A receiver calls `land_webhook` with the posted body; it is written verbatim (named by its hash, so a
+retried post lands once) under <landing>/<day>/webhooks/. Loading maps each provider's event shape onto
+`raw.email_events` (delivered, open, click, bounce with its type, spam report, unsubscribe); an event
+that cannot be mapped is quarantined with the reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+import duckdb
+import fsspec
+import pyarrow as pa
+
+from beacon.ingest.core import Batches, FileLoad, IngestError, SourceSpec, load_unit
+
+PROVIDERS = ("sendgrid", "mailgun", "postmark")
+
+# Each provider's event names onto Beacon's vocabulary (the one stg_esp__email_events reads).
+_SENDGRID = {"processed": "sent", "delivered": "delivered", "open": "open", "click": "click", "bounce": "bounce",
+             "dropped": "bounce", "spamreport": "complaint", "unsubscribe": "unsubscribe",
+             "group_unsubscribe": "unsubscribe"}
+_MAILGUN = {"accepted": "sent", "delivered": "delivered", "opened": "open", "clicked": "click", "failed": "bounce",
+            "complained": "complaint", "unsubscribed": "unsubscribe"}
+_POSTMARK = {"Delivery": "delivered", "Open": "open", "Click": "click", "Bounce": "bounce",
+             "SpamComplaint": "complaint", "SubscriptionChange": "unsubscribe"}
+_COLUMNS = ("event_id", "event", "email", "event_at", "message_id", "campaign_id", "bounce_type", "url")
+
+
+def land_webhook(body: bytes, provider: str, landing_dir: str, day: str, storage_options: dict | None = None) -> str:
+    """Write one posted webhook body to the landing zone (idempotent: the name is the body's hash)."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown email-service provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    fs, root = fsspec.core.url_to_fs(str(landing_dir), **(storage_options or {}))
+    path = f"{root}/{day}/webhooks/{provider}-{hashlib.sha256(body).hexdigest()[:16]}.json"
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    if not fs.exists(path):
+        with fs.open(path, "wb") as fh:
+            fh.write(body)
+    return path
+
+
+def _epoch(v) -> str | None:
+    """Seconds since the epoch as text, from a number or an ISO-8601 string."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, int | float):
+        return str(int(v))
+    return str(int(datetime.fromisoformat(str(v).replace("Z", "+00:00")).timestamp()))
+
+
+def _sendgrid(e: dict) -> dict:
+    bounce = None
+    if e.get("event") == "bounce":
+        bounce = "soft" if e.get("type") == "blocked" else "hard"
+    elif e.get("event") == "dropped":
+        bounce = "hard"
+    return {"event_id": e.get("sg_event_id"), "event": _SENDGRID[e["event"]], "email": e.get("email"),
+            "event_at": _epoch(e.get("timestamp")), "message_id": e.get("sg_message_id"),
+            "campaign_id": e.get("campaign_id"), "bounce_type": bounce, "url": e.get("url")}
+
+
+def _mailgun(e: dict) -> dict:
+    d = e["event-data"]
+    bounce = None
+    if d.get("event") == "failed":
+        bounce = "hard" if d.get("severity") == "permanent" else "soft"
+    return {"event_id": d.get("id"), "event": _MAILGUN[d["event"]], "email": d.get("recipient"),
+            "event_at": _epoch(d.get("timestamp")),
+            "message_id": ((d.get("message") or {}).get("headers") or {}).get("message-id"),
+            "campaign_id": (d.get("user-variables") or {}).get("campaign_id"), "bounce_type": bounce,
+            "url": d.get("url")}
+
+
+def _postmark(e: dict) -> dict:
+    kind = e["RecordType"]
+    when = e.get("DeliveredAt") or e.get("ReceivedAt") or e.get("BouncedAt") or e.get("ChangedAt")
+    bounce = None
+    if kind == "Bounce":
+        bounce = "hard" if e.get("Type") == "HardBounce" else "soft"
+    event = _POSTMARK[kind]
+    if kind == "SubscriptionChange" and not e.get("SuppressSending", True):
+        event = "resubscribe"
+    eid = e.get("ID") or hashlib.sha256(json.dumps(e, sort_keys=True).encode()).hexdigest()[:24]
+    return {"event_id": str(eid), "event": event, "email": e.get("Recipient") or e.get("Email"),
+            "event_at": _epoch(when), "message_id": e.get("MessageID"),
+            "campaign_id": (e.get("Metadata") or {}).get("campaign_id"), "bounce_type": bounce,
+            "url": e.get("OriginalLink")}
+
+
+_NORMALIZE = {"sendgrid": _sendgrid, "mailgun": _mailgun, "postmark": _postmark}
+
+
+def _events(provider: str, doc) -> list:
+    """The events of one posted body: SendGrid posts an array, Mailgun one object, Postmark one (or an array)."""
+    return doc if isinstance(doc, list) else [doc]
+
+
+def webhook_batches(provider: str, body: bytes, location: str) -> Batches:
+    """One webhook file as a text batch in the email_events columns; unmappable events marked malformed."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IngestError(f"{location}: body is not valid JSON ({exc})") from exc
+    cols: dict[str, list] = {c: [] for c in _COLUMNS}
+    lines, malformed, payloads = [], [], []
+    for i, e in enumerate(_events(provider, doc), start=1):
+        lines.append(i)
+        try:
+            if not isinstance(e, dict):
+                raise ValueError(f"event is a {type(e).__name__}, not an object")
+            row = _NORMALIZE[provider](e)
+            bad = None
+        except KeyError as exc:
+            row, bad = {}, f"unknown or missing event field {exc} for {provider}"
+        except (ValueError, TypeError, AttributeError) as exc:
+            row, bad = {}, f"cannot map {provider} event: {exc}"
+        malformed.append(bad)
+        payloads.append(json.dumps(e) if bad else None)
+        for c in _COLUMNS:
+            v = row.get(c)
+            cols[c].append(None if v is None else str(v))
+
+    def batches() -> Iterator[pa.Table]:
+        yield pa.table({"_line": pa.array(lines, pa.int64()), "_malformed": pa.array(malformed, pa.string()),
+                        "_payload": pa.array(payloads, pa.string()),
+                        **{c: pa.array(v, pa.string()) for c, v in cols.items()}})
+
+    return Batches("text", [], batches())
+
+
+def load_webhook_files(con: duckdb.DuckDBPyConnection, spec: SourceSpec, folder: str, max_event_time: datetime,
+                       fs: fsspec.AbstractFileSystem) -> list[FileLoad]:
+    """Load every not-yet-loaded webhook batch file of one landing day into raw.email_events."""
+    if not fs.exists(folder):
+        return []
+    out = []
+    for path in sorted(fs.glob(f"{folder}/*.json")):
+        name = path.rsplit("/", 1)[-1]
+        provider = name.split("-", 1)[0]
+        body = fs.cat_file(path)
+        sha = hashlib.sha256(body).hexdigest()
+
+        def open_batches(provider=provider, body=body, path=path) -> Batches:
+            if provider not in PROVIDERS:
+                raise IngestError(f"{path}: unknown provider {provider!r} (file name must start with one of "
+                                  f"{', '.join(PROVIDERS)})")
+            return webhook_batches(provider, body, path)
+
+        out.append(load_unit(con, spec, location=path, sha=sha, size=len(body), open_batches=open_batches,
+                             max_event_time=max_event_time, origin=f"webhook:{provider}",
+                             batch_label=path.split("/")[-3] if path.count("/") >= 2 else "webhooks"))
+    return out
