@@ -178,6 +178,33 @@ def test_the_quality_breaker_blocks_activation_and_closing_it_delivers(demo):
     assert "beacon://audiences/cart_abandoners/file" in uris
 
 
+def test_a_real_checkpoint_failure_blocks_activation(demo):
+    """End to end with Great Expectations itself: a duplicated customer in marts.dim_customers fails the
+    marts checkpoint's critical uniqueness expectation, the breaker opens and the activation DAG sends
+    nothing; once the data is fixed and the checkpoint passes again, the breaker closes."""
+    from beacon.quality.breaker import breaker_state
+    from beacon.quality.checkpoint import run_marts_checkpoint
+
+    s, day, r = demo
+    docs = s.data_dir / "quality" / "docs"
+    with connect() as con:
+        con.execute("INSERT INTO marts.dim_customers SELECT * FROM marts.dim_customers LIMIT 1")
+        report = run_marts_checkpoint(con, docs)
+        state = breaker_state(con)
+        sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
+    assert state.open and any("customer_id" in f and "marts_dim_customers" in f for f in state.failures), state
+    assert report.to_dict()  # the checkpoint reported (and wrote Data Docs)
+    tasks, syncs, dag_state = _run_activation()
+    assert dag_state.endswith("success") and all(x.endswith("skipped") for x in syncs)
+    with connect() as con:
+        assert con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0] == \
+            sent_before
+        # Fix the data: drop the duplicate, check again; the breaker closes.
+        con.execute("""CREATE OR REPLACE TABLE marts.dim_customers AS SELECT DISTINCT * FROM marts.dim_customers""")
+        run_marts_checkpoint(con, docs)
+        assert not breaker_state(con).open
+
+
 def test_cli_dry_run_and_audiences_diff_agree_with_the_sync_engine(demo, capsys):
     from beacon.cli import main
 
