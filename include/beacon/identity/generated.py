@@ -14,10 +14,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from beacon.config import override_env, settings
+from beacon.identity.metrics import pairwise_scores
 
 PERSON_FILES = {"crm_contacts.csv": "crm", "shop_customers.csv": "shop"}
 SOURCE_OF_FILE = {"crm_contacts": "crm", "shop_customers": "shop"}
@@ -45,21 +45,6 @@ class GeneratedResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def pairwise_scores(assigned: pd.Series, truth: pd.Series) -> tuple[float, float, float]:
-    """Pairwise precision, recall and F1 of a clustering against true entities (pairs counted, not listed)."""
-    df = pd.DataFrame({"c": assigned.to_numpy(), "t": truth.to_numpy()})
-
-    def pairs(sizes: pd.Series) -> int:
-        n = sizes.to_numpy(dtype="int64")
-        return int((n * (n - 1) // 2).sum())
-
-    tp, pred, true = pairs(df.groupby(["c", "t"]).size()), pairs(df.groupby("c").size()), pairs(df.groupby("t").size())
-    precision = tp / pred if pred else 1.0
-    recall = tp / true if true else 1.0
-    f1 = 2 * tp / (pred + true) if pred + true else 1.0
-    return precision, recall, f1
 
 
 def _persons_only_landing(src: Path, dst: Path) -> None:
@@ -104,7 +89,7 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
     read-only instead of generating one (a million people take a while to generate)."""
     from beacon.generate import GenConfig, generate
     from beacon.ingest import load_landing
-    from beacon.warehouse import connect
+    from beacon.warehouse import connect, table_exists
 
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-identity-"))
     data = root / "data"
@@ -134,7 +119,8 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
             day1 = _current_ids(s.warehouse_path)
             truth = _truth(s.truth_dir)
             scored = day1.merge(truth, on="record_key")
-            p, r, f1 = pairwise_scores(scored.customer_id, scored.person_id)
+            score = pairwise_scores(scored.customer_id, scored.person_id)
+            p, r, f1 = score.precision, score.recall, score.f1
             result = GeneratedResult(
                 dataset="generated", people=people, records=len(day1), true_entities=scored.person_id.nunique(),
                 clusters=scored.customer_id.nunique(), precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
@@ -152,10 +138,10 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
             truth2 = _truth(s.truth_dir)
             scored2 = after.merge(truth2, on="record_key")
             result.day2_records = len(after)
-            result.day2_f1 = round(pairwise_scores(scored2.customer_id, scored2.person_id)[2], 5)
+            result.day2_f1 = round(pairwise_scores(scored2.customer_id, scored2.person_id).f1, 5)
             with connect(s.warehouse_path) as con:
                 merged = set(con.execute("SELECT merged_customer_id FROM marts.identity_merge_log").df().merged_customer_id) \
-                    if _has_table(con, "marts", "identity_merge_log") else set(con.execute(
+                    if table_exists(con, "marts", "identity_merge_log") else set(con.execute(
                         "SELECT previous_customer_id FROM intermediate.int_identity_events WHERE event = 'merged'").df()
                         .previous_customer_id)
             # A person is stable when every day-1 record of theirs has the same customer id after day 2.
@@ -179,8 +165,3 @@ def _node_seconds(s, unique_id: str) -> float:
 
     results = json.loads((s.dbt_target_dir / "run_results.json").read_text())["results"]
     return float(next(r["execution_time"] for r in results if r["unique_id"] == unique_id))
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(q, [schema, table]).fetchall()[0][0] > 0
