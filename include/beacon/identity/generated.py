@@ -19,8 +19,8 @@ import pandas as pd
 from beacon.config import override_env, settings
 from beacon.identity.metrics import pairwise_scores
 
-PERSON_FILES = {"crm_contacts.csv": "crm", "shop_customers.csv": "shop"}
-SOURCE_OF_FILE = {"crm_contacts": "crm", "shop_customers": "shop"}
+PERSON_FILES = ("crm_contacts.csv", "shop_customers.csv")  # the landing files holding person records
+SOURCE_OF_FILE = {"crm_contacts": "crm", "shop_customers": "shop"}  # truth source name -> record_key prefix
 
 
 @dataclass

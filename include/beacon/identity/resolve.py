@@ -48,13 +48,11 @@ class ResolutionConfig:
     # it gives no deterministic link (Splink still weighs it as evidence, with name and address).
     max_email_group: int = 8
     max_phone_group: int = 8
-    # Deterministic links need the names to agree too (first-name aliases intersect / same last name):
+    # Deterministic links need the names to agree too (one first name is the other or its nickname, and
+    # the same last name):
     # households share mailboxes and phones, and an exact key alone would merge the family.
     require_name_agreement: bool = True
     probabilistic: bool = True
-    # Optional stored Splink model (JSON from beacon.identity.linker); None trains on the data at hand.
-    splink_model_json: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -81,8 +79,8 @@ def _timed(stats: ResolutionStats, name: str, t0: float) -> float:
 def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, incremental: bool) -> None:
     """Fill `_edges` with exact-key links: same canonical email, or same E.164 phone, with agreeing names.
 
-    Reads the temp view `_records` (and `_delta` when incremental: only pairs touching a new or changed
-    record). Keys shared by too many records are skipped (role mailboxes, switchboards)."""
+    Reads the temp table `_records`; when incremental, only pairs touching a new or changed record
+    (`is_delta`). Keys shared by too many records are skipped (role mailboxes, switchboards)."""
     # One first name must be the other or one of its nicknames (not merely share one: Bill and Bob both
     # stand for Robert, yet are not each other).
     name_ok = ("(NOT a.has_first OR NOT b.has_first OR list_contains(a.first_name_aliases, b.first_name_key)"
@@ -147,9 +145,7 @@ def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
     from beacon.identity import linker  # Splink: imported only when probabilistic linking runs
 
     model = None
-    if cfg.splink_model_json:
-        model = linker.TrainedModel.from_json(cfg.splink_model_json)
-    elif incremental and model_store:
+    if incremental and model_store:
         con.execute(MODEL_STORE_DDL.format(table=model_store))
         row = con.execute(f"SELECT arg_max(model_json, trained_run) FROM {model_store}").fetchall()[0][0]
         model = linker.TrainedModel.from_json(row) if row else None
