@@ -111,3 +111,41 @@ print(json.dumps(list(bag.import_errors.values())))
     errors = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(errors) == 1
     assert "models/segments/win_back_lapsed.sql" in errors[0] and "holdout_pct" in errors[0]
+
+
+def _node_finished(uid: str, status: str = "success") -> str:
+    """A dbt NodeFinished event as `dbt --log-format json` prints it (the fields Cosmos reads)."""
+    return json.dumps({"info": {"name": "NodeFinished", "level": "debug", "msg": f"finished {uid}",
+                                "ts": "2026-11-24T05:00:00.000000Z"},
+                       "data": {"node_info": {"unique_id": uid, "node_status": status, "resource_type": uid.split(".")[0],
+                                              "node_started_at": "2026-11-24T04:59:59", "node_finished_at": "2026-11-24T05:00:00"},
+                                "run_result": {"status": status, "message": "OK"}}})
+
+
+def test_warehouse_producer_reports_only_nodes_that_have_a_task(dagbag):
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    dag = dagbag.dags["beacon_warehouse"]
+    producer = next(t for t in dag.tasks if isinstance(t, DbtProducerWatcherOperator))
+    sensed = {t.model_unique_id for t in dag.tasks if getattr(t, "model_unique_id", None)}
+    assert "model.beacon.dim_customers" in sensed and "model.beacon.stg_crm__contacts" not in sensed
+
+    class FakeTI:  # records what the producer would push to Airflow
+        def __init__(self):
+            self.pushed: dict[str, object] = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    ti = FakeTI()
+    parse = producer._make_parse_callable()
+    extra = {"context": {"ti": ti}}
+    for uid in ("model.beacon.stg_crm__contacts", "test.beacon.not_null_dim_customers_customer_id.abc",
+                "unit_test.beacon.dim_customers.survivorship", "model.beacon.dim_customers"):
+        parse(_node_finished(uid), extra)
+    parse(_node_finished("model.beacon.cart_abandoners", "error"), extra)
+
+    statuses = {k: v for k, v in ti.pushed.items() if k.endswith("_status")}
+    assert statuses == {"model__beacon__dim_customers_status": {"status": "success", "outlet_uris": []},
+                        "model__beacon__cart_abandoners_status": {"status": "error", "outlet_uris": []}}
+    assert not any("stg_crm" in k or "not_null" in k or "survivorship" in k for k in ti.pushed)

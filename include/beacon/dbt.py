@@ -26,9 +26,28 @@ def run(args: list[str], s: Settings | None = None, quiet: bool = False) -> bool
     s = s or settings()
     os.environ.update(dbt_env(s))
     s.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    res = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args, "--project-dir", str(s.dbt_project_dir), "--profiles-dir",
-                              str(s.dbt_project_dir), "--target-path", str(s.dbt_target_dir)])
+    try:
+        res = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args, "--project-dir", str(s.dbt_project_dir),
+                                  "--profiles-dir", str(s.dbt_project_dir), "--target-path", str(s.dbt_target_dir)])
+    finally:
+        release_warehouse()
     return bool(res.success)
+
+
+def release_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run.
+
+    dbt-duckdb holds its environment (and DuckDB's file lock) for the life of the process, so a later
+    `dbt` subprocess (the warehouse DAG's producer) or another process could not open the warehouse.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a locked dependency
+        return
+    with manager._LOCK:
+        if manager._ENV is not None:
+            manager._ENV.close()
+            manager._ENV = None
 
 
 def manifest_is_stale(s: Settings | None = None) -> bool:
