@@ -181,29 +181,46 @@ def contributions(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None
     return out
 
 
-def reason_codes(contrib: np.ndarray, X: np.ndarray, names: list[str], means: np.ndarray,
-                 top: int = 3) -> list[pd.Categorical]:
-    """The `top` features pushing each row's score up most, in words (empty where fewer push it up)."""
-    f = len(names)
+def _top_codes(contrib: np.ndarray, X: np.ndarray, means: np.ndarray, remap: np.ndarray, k: int) -> np.ndarray:
+    """Phrase codes (k, rows) of the k strongest upward contributions per row, strongest first (-1: none)."""
+    f = X.shape[1]
     c = contrib[:, :f]
-    k = min(top, f)
     part = np.argpartition(-c, k - 1, axis=1)[:, :k] if k < f else np.tile(np.arange(f), (len(c), 1))
     order = np.take_along_axis(part, np.argsort(-np.take_along_axis(c, part, axis=1), axis=1, kind="stable"), 1)
-    strength = np.take_along_axis(c, order, axis=1)  # the k strongest upward contributions, strongest first
-    vocabulary = [p for n in names for p in PHRASES.get(n, (f"high {n}", f"low {n}", f"{n} unknown"))]
-    unique = list(dict.fromkeys(vocabulary))  # some phrases are shared by features (categories must be unique)
-    remap = np.array([unique.index(v) for v in vocabulary] + [-1], dtype=np.int32)
-    out = []
+    strength = np.take_along_axis(c, order, axis=1)
+    out = np.empty((k, len(c)), dtype=np.int32)
     rows = np.arange(len(c))
     for r in range(k):
         feat = order[:, r]
         value = X[rows, feat]
         code = feat * 3 + np.where(np.isnan(value), 2, np.where(value > means[feat], 0, 1))
         code[strength[:, r] <= 0] = -1  # a feature pulling the score down is not a reason for it
-        out.append(pd.Categorical.from_codes(remap[code], categories=unique))
-    while len(out) < top:
-        out.append(pd.Categorical.from_codes(np.full(len(c), -1), categories=unique))
+        out[r] = remap[code]
     return out
+
+
+def reason_codes(contrib: np.ndarray, X: np.ndarray, names: list[str], means: np.ndarray,
+                 top: int = 3) -> list[pd.Categorical]:
+    """The `top` features pushing each row's score up most, in words (empty where fewer push it up).
+    Large inputs are split in row blocks over THREADS threads (the numpy sorts release the GIL)."""
+    f = len(names)
+    k = min(top, f)
+    vocabulary = [p for n in names for p in PHRASES.get(n, (f"high {n}", f"low {n}", f"{n} unknown"))]
+    unique = list(dict.fromkeys(vocabulary))  # some phrases are shared by features (categories must be unique)
+    remap = np.array([unique.index(v) for v in vocabulary] + [-1], dtype=np.int32)
+    codes = np.full((top, len(contrib)), -1, dtype=np.int32)
+    edges = np.linspace(0, len(contrib), THREADS + 1).astype(int) if len(contrib) >= CHUNK else np.array([0, len(contrib)])
+
+    def work(i: int) -> None:
+        lo, hi = edges[i], edges[i + 1]
+        codes[:k, lo:hi] = _top_codes(contrib[lo:hi], X[lo:hi], means, remap, k)
+
+    if len(edges) > 2:
+        with ThreadPoolExecutor(len(edges) - 1) as pool:
+            list(pool.map(work, range(len(edges) - 1)))
+    else:
+        work(0)
+    return [pd.Categorical.from_codes(codes[r], categories=unique) for r in range(top)]
 
 
 def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> pd.DataFrame:
