@@ -4,6 +4,7 @@ marketer understands, written to ml.scores; drift and fairness of the scores wri
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -62,8 +63,9 @@ def predict(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> tuple[np.ndarr
 
 
 ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| at or below it counts as zero for zero-as-missing splits
-CHUNK = 262_144  # rows per block
-MERGE_LIMIT = 1 << 16  # merge trees while their joint decision patterns number at most this many
+CHUNK = 262_144  # rows per block (fewer, larger blocks: less per-call overhead in LightGBM)
+MAX_NODES = 24  # trees with more splits (or a categorical split) go through pred_contrib on every row
+THREADS = 2  # blocks scored at once (numpy and LightGBM release the GIL); each thread has its own Booster
 
 
 def _nodes(tree: dict) -> list[tuple[int, float, bool, str]]:
@@ -96,85 +98,129 @@ def _goes_left(col: np.ndarray, col0: np.ndarray, nan: np.ndarray, zero: np.ndar
     return left
 
 
-def _first_of_each(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """For integer codes in [0, size): the first row of each code present, and each row's rank among them."""
+def _patterns(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows' decision patterns (one bool row per split): the first row of each pattern present, and each
+    row's pattern number among them."""
+    k, m = bits.shape
+    if k == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(m, dtype=np.intp)
+    code = bits[0].astype(np.uint32)
+    for i in range(1, k):
+        code |= np.left_shift(bits[i], i, dtype=np.uint32)
+    if k > 16:  # a table of 2^k slots would be large: sort instead
+        _, first, rank = np.unique(code, return_index=True, return_inverse=True)
+        return first, rank.reshape(-1)
+    size = 1 << k
     first = np.full(size, -1, dtype=np.int64)
-    first[code[::-1]] = np.arange(len(code) - 1, -1, -1)
+    first[code[::-1]] = np.arange(m - 1, -1, -1)
     used = np.flatnonzero(first >= 0)
-    rank = np.zeros(size, dtype=np.int64)
+    rank = np.zeros(size, dtype=np.intp)
     rank[used] = np.arange(len(used))
     return first[used], rank[code]
 
 
-def contributions(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
+def _block_contributions(booster: lgb.Booster, plans: list, block: np.ndarray) -> np.ndarray:
+    """Contributions of one block of rows, transposed: (features + 1, rows)."""
+    m, f = block.shape
+    cols = np.ascontiguousarray(block.T)
+    nan = np.isnan(cols)
+    cols0 = np.where(nan, 0.0, cols)
+    zero = np.abs(cols0) <= ZERO
+    acc = np.zeros((f + 1, m))
+    bits = np.empty((MAX_NODES, m), dtype=bool)
+    for t, plan in enumerate(plans):
+        if plan is None:  # categorical or very large tree: every row through pred_contrib
+            acc += booster.predict(block, pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1).T
+            continue
+        nodes, used = plan
+        for i, (feat, thr, left, missing) in enumerate(nodes):
+            bits[i] = _goes_left(cols[feat], cols0[feat], nan[feat], zero[feat], thr, left, missing)
+        reps, pattern = _patterns(bits[:len(nodes)])
+        values = booster.predict(block[reps], pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1)
+        for u in used:  # a feature outside the tree's splits contributes exactly 0
+            acc[u] += values[:, u].take(pattern)
+        acc[f] += values[0, f]  # the tree's expected value: the same for every row
+    return acc
+
+
+def contributions(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None = None,
+                  threads: int | None = None) -> np.ndarray:
     """LightGBM's per-feature contributions (pred_contrib: SHAP values, last column the bias), fast and exact.
 
     SHAP values add up over trees, and one tree's values for a row depend only on the row's decision at each
-    of that tree's splits. So per tree and block of rows, rows are grouped by their decision pattern (at most
-    2^14 for 15 leaves, in practice a few dozen) and `pred_contrib` runs on that tree for one row per pattern.
-    Consecutive trees are then merged while their joint patterns stay few (a table of summed values), so each
-    row gathers one table row per few trees instead of per tree. Same values as `pred_contrib` on every row."""
+    of that tree's splits (and are 0 for features the tree does not split on). So per tree and block of rows,
+    rows are grouped by their decision pattern (at most 2^14 for 15 leaves, in practice a few hundred),
+    `pred_contrib` runs on that tree for one row per pattern, and each row gathers its pattern's values for
+    the tree's own features. Blocks run on `threads` threads, each with its own copy of the booster. Same
+    values as `pred_contrib` on every row (up to float rounding: the per-tree values are summed in tree order)."""
     n, f = X.shape
+    X = np.asarray(X, dtype=np.float64)
     trees = booster.dump_model(num_iteration=num_iteration or -1)["tree_info"]
-    splits = []
+    plans: list = []
     for tree in trees:
         try:
             nodes = _nodes(tree)
         except ValueError:
             nodes = None
-        splits.append(nodes if nodes is not None and len(nodes) <= 24 else None)
-    out = np.zeros((n, f + 1))
-    for lo in range(0, n, CHUNK):
-        block = X[lo:lo + CHUNK]
-        cols = np.ascontiguousarray(block.T)
-        nan = np.isnan(cols)
-        cols0 = np.where(nan, 0.0, cols)
-        zero = np.abs(cols0) <= ZERO
-        acc = out[lo:lo + CHUNK]
-        group, table = np.zeros(len(block), dtype=np.int64), np.zeros((1, f + 1))  # merged trees so far
-        for t, nodes in enumerate(splits):
-            if nodes is None:  # categorical or very large tree: every row through pred_contrib
-                acc += booster.predict(block, pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1)
-                continue
-            code = np.zeros(len(block), dtype=np.int64)
-            for i, (feat, thr, left, missing) in enumerate(nodes):
-                code |= _goes_left(cols[feat], cols0[feat], nan[feat], zero[feat], thr, left, missing).astype(np.int64) << i
-            reps, pattern = _first_of_each(code, 1 << len(nodes))
-            # A few rows per tree: one thread costs less than starting a pool.
-            values = booster.predict(block[reps], pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1)
-            if len(table) * len(values) > MERGE_LIMIT:
-                acc += table[group]  # flush the merged trees into the rows
-                group, table = np.zeros(len(block), dtype=np.int64), np.zeros((1, f + 1))
-            joint = group * len(values) + pattern
-            reps, group = _first_of_each(joint, len(table) * len(values))
-            table = table[joint[reps] // len(values)] + values[joint[reps] % len(values)]
-        acc += table[group]
+        ok = nodes is not None and len(nodes) <= MAX_NODES
+        plans.append((nodes, sorted({node[0] for node in nodes})) if ok else None)
+    out = np.empty((n, f + 1))
+    starts = list(range(0, n, CHUNK))
+    threads = max(1, min(threads or THREADS, len(starts)))
+    boosters = [booster] + [lgb.Booster(model_str=booster.model_to_string(num_iteration=-1)) for _ in range(threads - 1)]
+
+    def work(k: int) -> None:
+        for lo in starts[k::threads]:
+            out[lo:lo + CHUNK] = _block_contributions(boosters[k], plans, X[lo:lo + CHUNK]).T
+
+    if threads == 1:
+        work(0)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
     return out
 
 
-def reason_codes(contrib: np.ndarray, X: np.ndarray, names: list[str], means: np.ndarray,
-                 top: int = 3) -> list[pd.Categorical]:
-    """The `top` features pushing each row's score up most, in words (empty where fewer push it up)."""
-    f = len(names)
+def _top_codes(contrib: np.ndarray, X: np.ndarray, means: np.ndarray, remap: np.ndarray, k: int) -> np.ndarray:
+    """Phrase codes (k, rows) of the k strongest upward contributions per row, strongest first (-1: none)."""
+    f = X.shape[1]
     c = contrib[:, :f]
-    k = min(top, f)
     part = np.argpartition(-c, k - 1, axis=1)[:, :k] if k < f else np.tile(np.arange(f), (len(c), 1))
     order = np.take_along_axis(part, np.argsort(-np.take_along_axis(c, part, axis=1), axis=1, kind="stable"), 1)
-    strength = np.take_along_axis(c, order, axis=1)  # the k strongest upward contributions, strongest first
-    vocabulary = [p for n in names for p in PHRASES.get(n, (f"high {n}", f"low {n}", f"{n} unknown"))]
-    unique = list(dict.fromkeys(vocabulary))  # some phrases are shared by features (categories must be unique)
-    remap = np.array([unique.index(v) for v in vocabulary] + [-1], dtype=np.int32)
-    out = []
+    strength = np.take_along_axis(c, order, axis=1)
+    out = np.empty((k, len(c)), dtype=np.int32)
     rows = np.arange(len(c))
     for r in range(k):
         feat = order[:, r]
         value = X[rows, feat]
         code = feat * 3 + np.where(np.isnan(value), 2, np.where(value > means[feat], 0, 1))
         code[strength[:, r] <= 0] = -1  # a feature pulling the score down is not a reason for it
-        out.append(pd.Categorical.from_codes(remap[code], categories=unique))
-    while len(out) < top:
-        out.append(pd.Categorical.from_codes(np.full(len(c), -1), categories=unique))
+        out[r] = remap[code]
     return out
+
+
+def reason_codes(contrib: np.ndarray, X: np.ndarray, names: list[str], means: np.ndarray,
+                 top: int = 3) -> list[pd.Categorical]:
+    """The `top` features pushing each row's score up most, in words (empty where fewer push it up).
+    Large inputs are split in row blocks over THREADS threads (the numpy sorts release the GIL)."""
+    f = len(names)
+    k = min(top, f)
+    vocabulary = [p for n in names for p in PHRASES.get(n, (f"high {n}", f"low {n}", f"{n} unknown"))]
+    unique = list(dict.fromkeys(vocabulary))  # some phrases are shared by features (categories must be unique)
+    remap = np.array([unique.index(v) for v in vocabulary] + [-1], dtype=np.int32)
+    codes = np.full((top, len(contrib)), -1, dtype=np.int32)
+    edges = np.linspace(0, len(contrib), THREADS + 1).astype(int) if len(contrib) >= CHUNK else np.array([0, len(contrib)])
+
+    def work(i: int) -> None:
+        lo, hi = edges[i], edges[i + 1]
+        codes[:k, lo:hi] = _top_codes(contrib[lo:hi], X[lo:hi], means, remap, k)
+
+    if len(edges) > 2:
+        with ThreadPoolExecutor(len(edges) - 1) as pool:
+            list(pool.map(work, range(len(edges) - 1)))
+    else:
+        work(0)
+    return [pd.Categorical.from_codes(codes[r], categories=unique) for r in range(top)]
 
 
 def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> pd.DataFrame:

@@ -129,6 +129,23 @@ def test_reason_contributions_equal_lightgbm_pred_contrib():
         assert np.allclose(contributions(b, X), b.predict(X, pred_contrib=True), atol=1e-10), extra
 
 
+def test_contributions_in_blocks_on_two_threads_equal_one_pass(monkeypatch):
+    # Blocks of rows run on two threads, each with its own booster: the same values as pred_contrib, in row order.
+    import ml.score
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 4))
+    X[rng.random(5000) < 0.1, 2] = np.nan
+    y = (X[:, 0] + np.nan_to_num(X[:, 2]) * X[:, 1] > 0).astype(int)
+    b = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1}, lgb.Dataset(X, y), 30)
+    monkeypatch.setattr(ml.score, "CHUNK", 700)  # 8 blocks, the last one short
+    expected = b.predict(X, pred_contrib=True)
+    for threads in (1, 2):
+        assert np.allclose(contributions(b, X, threads=threads), expected, atol=1e-10), threads
+    assert np.allclose(contributions(b, X, num_iteration=10, threads=2), b.predict(X, pred_contrib=True, num_iteration=10),
+                       atol=1e-10)
+
+
 def test_reason_words_follow_the_strongest_upward_contributions():
     # A model where only cart additions matter: reason 1 names them for customers with many.
     rng = np.random.default_rng(1)

@@ -267,9 +267,10 @@ def cmd_activate(args) -> int:
 
 
 def cmd_ml_evaluate(args) -> int:
-    from ml.evaluate import main_evaluate
+    from ml.evaluate import SEED, main_evaluate
 
-    d = main_evaluate(args.csv, args.target, positive=args.positive, drop=args.drop or (), sep=args.sep)
+    d = main_evaluate(args.csv, args.target, positive=args.positive, drop=args.drop or (), sep=args.sep,
+                      seed=SEED if args.seed is None else args.seed)
 
     def render(d):
         console.print(_kv_table(f"Lead-scoring learner on {d['file']}", {
@@ -506,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--positive", default=None, help="the positive class value (inferred for yes/1/true)")
     me.add_argument("--drop", default=None, help="comma-separated columns to leave out")
     me.add_argument("--sep", default=None, help="field separator (sniffed when omitted)")
+    me.add_argument("--seed", type=int, default=None, help="seed of the CV folds and the learner (default 7)")
     me.add_argument("--json", action="store_true")
     me.set_defaults(func=cmd_ml_evaluate)
     mm = msub.add_parser("models", help="registered model versions, champion marked")
