@@ -114,17 +114,18 @@ def test_killed_mid_sync_then_rerun_neither_loses_nor_duplicates(tmp_path):
         r.latency = 0.2  # eight batches, two at a time: sending takes about a second
         rng = random.Random(5)
         kill_at.clear()
-        progress = []
+        progress, codes = [], []
         for _ in range(2):
             before = r.requests
             child["now"] = Child(db, r.url)
             child["now"].ready()
             timer = threading.Timer(rng.uniform(0.3, 1.0), child["now"].kill)
             timer.start()
-            code = child["now"].wait()[0]
+            codes.append(child["now"].wait()[0])
             timer.cancel()
-            assert code == -signal.SIGKILL
             progress.append(r.requests - before)
+        # The second run only sends what the first left, so it may finish before its timer fires.
+        assert codes[0] == -signal.SIGKILL and codes[1] in (0, -signal.SIGKILL), codes
         assert any(0 < p < 8 for p in progress), progress  # at least one kill landed in the middle of sending
         assert _finish(db, r.url)["failed"] == 0
         print(f"requests per killed run {progress}, total {r.requests}, redelivered rows {r.redelivered}")
