@@ -10,10 +10,6 @@ Scheduled on `beacon_raw`; emits `beacon_marts`.
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 from airflow.sdk import dag, task
 from cosmos import (
     DbtTaskGroup,
@@ -28,8 +24,8 @@ from cosmos import (
 )
 
 from beacon.config import settings
-from beacon.cosmos_render import producer_reports_rendered_only, published_only
-from beacon.dbt import dbt_env
+from beacon.cosmos_render import producer_reports_rendered_only, published_only, skip_unemitted_lineage
+from beacon.dbt import dbt_env, executable
 from beacon.orchestration import DEFAULT_ARGS, MARTS, RAW, START
 
 _S = settings()
@@ -40,10 +36,6 @@ _PROJECT = ProjectConfig(dbt_project_path=_S.dbt_project_dir, manifest_path=_S.m
 # The manifest is a local file: read it as a plain Path. Cosmos wraps it in ObjectStoragePath, whose
 # first use loads every Airflow plugin (about 0.6 s of each parse) for lineage we do not need here.
 _PROJECT.manifest_path = _S.manifest_path
-# The producer runs `dbt build` as a child process (the dbt installed beside this Python). In-process
-# (DBT_RUNNER), dbt's threads share the GIL with the Airflow task runtime's own threads and every node ran
-# slower; a child process also hands its memory back when the build ends.
-_DBT = next((str(p) for p in [Path(sys.executable).parent / "dbt"] if p.exists()), shutil.which("dbt") or "dbt")
 
 
 # One `dbt build` (watcher mode) runs every model, unit test and data test; only marts and segments get a
@@ -64,7 +56,11 @@ def beacon_warehouse():
                                      profiles_yml_filepath=_S.dbt_project_dir / "profiles.yml"),
         render_config=_RENDER,
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.SUBPROCESS, dbt_executable_path=_DBT,
+            # The producer runs `dbt build` as a child process: in-process (DBT_RUNNER) every dbt node ran slower
+            # inside the Airflow task (most likely its threads competing for the GIL), and a child process
+            # hands its memory back when the build ends.
+            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=executable(),
             # Cosmos limits the producer to --resource-type model/seed/snapshot when tests are not rendered;
             # adding the test types makes it the same `dbt build` as a plain one.
             setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"]}),
@@ -72,6 +68,7 @@ def beacon_warehouse():
         operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},
     )
     producer_reports_rendered_only(dbt)
+    skip_unemitted_lineage(dbt)
 
     @task(outlets=[MARTS])
     def publish_marts() -> dict:

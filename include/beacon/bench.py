@@ -10,7 +10,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -126,8 +125,7 @@ def _run_warehouse(people: int, repeat: int, seed: int, world: Path | None) -> d
         raise RuntimeError("dbt build failed")
     # The baseline is a plain `dbt build` from the command line, the same child process the DAG's producer
     # starts. The same build in this already warm process (imports done, no start-up) is timed as well.
-    cli = [str(Path(sys.executable).parent / "dbt"), "--quiet", "build", "--project-dir", str(s.dbt_project_dir),
-           "--profiles-dir", str(s.dbt_project_dir), "--target-path", str(s.dbt_target_dir)]
+    cli = [dbt.executable(), "--quiet", "build", *dbt.project_flags(s)]
     cli_env = {**os.environ, **dbt.dbt_env(s)}
     plain, inproc, orchestrated, dbt_span = [], [], [], []
     for _ in range(repeat):

@@ -46,11 +46,9 @@ def producer_reports_rendered_only(group: Any) -> None:
     import json
 
     from cosmos.operators._watcher.base import _log_dbt_msg
-    from cosmos.operators.watcher import DbtProducerWatcherOperator
 
-    tasks = list(group.children.values())
-    producer = next(t for t in tasks if isinstance(t, DbtProducerWatcherOperator))
-    rendered = {uid for t in tasks if (uid := getattr(t, "model_unique_id", None))}
+    producer = _producer(group)
+    rendered = {uid for t in group.children.values() if (uid := getattr(t, "model_unique_id", None))}
     make_parse = producer._make_parse_callable  # Cosmos' own parser: event line -> XComs and log
 
     def make_filtered_parse() -> Callable[[str, Any], None]:
@@ -70,10 +68,9 @@ def producer_reports_rendered_only(group: Any) -> None:
         return parse_line
 
     producer._make_parse_callable = make_filtered_parse
-    _skip_lineage_nobody_emits(producer)
 
 
-def _skip_lineage_nobody_emits(producer: Any) -> None:
+def skip_unemitted_lineage(group: Any) -> None:
     """Skip Cosmos' OpenLineage parsing of the dbt artifacts when nothing would emit the events.
 
     After each build Cosmos parses manifest.json and run_results.json into OpenLineage events (about 0.9 s
@@ -82,4 +79,11 @@ def _skip_lineage_nobody_emits(producer: Any) -> None:
     import importlib.util
 
     if importlib.util.find_spec("airflow.providers.openlineage") is None:
-        producer.calculate_openlineage_events_completes = lambda *args, **kwargs: False
+        _producer(group).calculate_openlineage_events_completes = lambda *args, **kwargs: False
+
+
+def _producer(group: Any) -> Any:
+    """The watcher producer task of a Cosmos DbtTaskGroup."""
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    return next(t for t in group.children.values() if isinstance(t, DbtProducerWatcherOperator))

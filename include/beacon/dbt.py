@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 from beacon.config import Settings, settings
@@ -19,6 +21,18 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     }
 
 
+def executable() -> str:
+    """The `dbt` command installed beside this Python (the project's environment), else the one on PATH."""
+    here = Path(sys.executable).parent / "dbt"
+    return str(here) if here.exists() else shutil.which("dbt") or "dbt"
+
+
+def project_flags(s: Settings) -> list[str]:
+    """The flags that point dbt at this project, its profile and the target folder."""
+    return ["--project-dir", str(s.dbt_project_dir), "--profiles-dir", str(s.dbt_project_dir),
+            "--target-path", str(s.dbt_target_dir)]
+
+
 def run(args: list[str], s: Settings | None = None, quiet: bool = False) -> bool:
     """`dbt <args>` in this process; True on success. `quiet` keeps stdout for errors only (JSON callers)."""
     from dbt.cli.main import dbtRunner  # heavy import, only when dbt actually runs
@@ -27,8 +41,7 @@ def run(args: list[str], s: Settings | None = None, quiet: bool = False) -> bool
     os.environ.update(dbt_env(s))
     s.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        res = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args, "--project-dir", str(s.dbt_project_dir),
-                                  "--profiles-dir", str(s.dbt_project_dir), "--target-path", str(s.dbt_target_dir)])
+        res = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args, *project_flags(s)])
     finally:
         release_warehouse()
     return bool(res.success)
@@ -40,10 +53,8 @@ def release_warehouse() -> None:
     dbt-duckdb holds its environment (and DuckDB's file lock) for the life of the process, so a later
     `dbt` subprocess (the warehouse DAG's producer) or another process could not open the warehouse.
     """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
-    except ImportError:  # pragma: no cover - dbt-duckdb is a locked dependency
-        return
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+
     with manager._LOCK:
         if manager._ENV is not None:
             manager._ENV.close()
