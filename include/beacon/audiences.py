@@ -75,6 +75,15 @@ def discover(manifest_path: Path) -> list[Audience]:
     return sorted(found.values(), key=lambda a: (-a.priority, a.name))
 
 
+def find_audience(manifest_path: Path, name: str) -> tuple[Audience, list[Audience]]:
+    """The audience called `name` and all audiences (priority needs them all)."""
+    audiences = discover(manifest_path)
+    match = [a for a in audiences if a.name == name]
+    if not match:
+        raise ValueError(f"no audience named {name!r}; known: {', '.join(a.name for a in audiences)}")
+    return match[0], audiences
+
+
 # ---------------------------------------------------------------------------------------------- membership
 
 
@@ -128,6 +137,25 @@ def membership_changes(con, audience: str | None = None) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- analyst views
+
+
+def status(con, audiences: list[Audience]) -> list[dict]:
+    """Each audience's contract with its current size (None: not built yet) and its last recorded refresh."""
+    from beacon.warehouse import table_exists
+
+    has_events = table_exists(con, "audiences", "membership_events")
+    rows = []
+    for a in audiences:
+        schema, table = a.relation.split(".")
+        size = con.execute(f"SELECT count(*) FROM {a.relation}").fetchall()[0][0] if table_exists(con, schema, table) else None
+        last = None
+        if has_events:
+            last = con.execute("SELECT max(as_of) FROM audiences.membership_events WHERE audience = ?",
+                               [a.name]).fetchall()[0][0]
+        rows.append({"name": a.name, "owner": a.owner, "size": size, "channels": list(a.channels),
+                     "last_refresh": str(last) if last else None,
+                     "priority": a.priority, "holdout_pct": a.holdout_pct, "refresh": a.refresh, "path": a.path})
+    return rows
 
 
 def preview(con, audience: Audience, others: list[Audience], sample: int = 10) -> dict:

@@ -12,7 +12,7 @@ import duckdb
 from beacon.activation.destinations import registry
 from beacon.activation.governance import default_policy, ensure_tables
 from beacon.activation.sync import SyncSummary, run_sync
-from beacon.audiences import Audience, discover
+from beacon.audiences import discover, find_audience
 
 
 def delivery_pairs(manifest_path: Path) -> list[dict]:
@@ -32,15 +32,6 @@ def quality_gate(con: duckdb.DuckDBPyConnection, run_id: str, as_of) -> dict:
         con.execute("""INSERT INTO activation.sync_runs (run_id, audience, destination, as_of, started_at, finished_at,
                        status, message) VALUES (?, '*', '*', ?, ?, ?, 'blocked', ?)""", [run_id, as_of, now, now, message])
     return {"open": state.open, "failures": state.failures, "warnings": state.warnings}
-
-
-def find_audience(manifest_path: Path, name: str) -> tuple[Audience, list[Audience]]:
-    """The audience called `name` and all audiences (priority needs them all)."""
-    audiences = discover(manifest_path)
-    match = [a for a in audiences if a.name == name]
-    if not match:
-        raise ValueError(f"no audience named {name!r}; known: {', '.join(a.name for a in audiences)}")
-    return match[0], audiences
 
 
 def activate(con: duckdb.DuckDBPyConnection, manifest_path: Path, audience: str, destination: str, exports_url: str,

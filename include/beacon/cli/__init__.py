@@ -1,0 +1,38 @@
+"""`beacon`: the single command-line entry point. Tables by default, JSON with --json.
+
+One module per command group; each has `register(sub)` adding its subparsers, with its handlers beside
+it. Output goes through `beacon.cli.render`; the work (and any SQL) lives in the library functions the
+handlers call. To add a group: write `beacon/cli/<group>.py` with `register` and list it in GROUPS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from beacon.cli import activate, audiences, bench, demo, identity, ml
+from beacon.cli.render import err
+
+# In the order of `beacon --help`.
+GROUPS = (demo, audiences, activate, ml, identity, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="beacon", description="Warehouse-native marketing automation.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

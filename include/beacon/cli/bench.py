@@ -1,0 +1,125 @@
+"""`beacon bench pipeline|warehouse|activation|score|ingest`: benchmarks, JSON with --json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from beacon.cli.render import console, emit, kv_table, table
+
+
+def cmd_score(args) -> int:
+    from ml.bench import bench_score
+
+    d = bench_score(customers=args.customers, models=tuple(args.models.split(",")), seed=args.seed)
+
+    def render(d):
+        cols = ("model", "trees", "score s", "write s", "total s", "rows/s")
+        t = table(f"Scoring benchmark, {d['customers']:,} customers", cols, right=cols[1:])
+        for m in d["models"]:
+            t.add_row(m["model"], str(m["trees"]), f"{m['score_seconds']:.2f}",
+                      f"{m['write_seconds']:.2f}", f"{m['seconds']:.2f}", f"{m['rows_per_s']:,.0f}")
+        console.print(t)
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_pipeline(args) -> int:
+    from beacon.bench import bench_pipeline
+
+    d = bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
+                       keep=args.keep)
+
+    def render(d):
+        cols = ("stage", "seconds", "rows", "rows/s")
+        t = table(f"Pipeline benchmark, {d['people']:,} people", cols, right=cols[1:])
+        for st in d["stages"]:
+            t.add_row(st["stage"], f"{st['seconds']:.2f}", f"{st['rows']:,}", f"{st['rows_per_s']:,.0f}")
+        console.print(t)
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_warehouse(args) -> int:
+    from beacon.bench import bench_warehouse
+
+    d = bench_warehouse(people=args.people, repeat=args.repeat, seed=args.seed,
+                        world=Path(args.world) if args.world else None)
+
+    def render(d):
+        console.print(kv_table(f"Warehouse orchestration overhead, {d['people']:,} people", {
+            "plain dbt build (median s)": d["dbt_build_median"], "warehouse DAG via Cosmos (median s)": d["dag_median"],
+            "ratio": d["overhead_ratio"], "Cosmos task group alone (median s)": d["dbt_group_median"],
+            "task group ratio": d["dbt_group_ratio"], "tasks": d["tasks"]}))
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_activation(args) -> int:
+    from beacon.activation.bench import bench_activation
+
+    d = bench_activation(members=args.members, changed=args.changed, rows=args.rows, fault_rate=args.fault_rate,
+                         repeats=args.repeats)
+
+    def render(d):
+        console.print(kv_table("Activation diff", d["diff"]))
+        console.print(kv_table("Webhook delivery", {k: v for k, v in d["webhook"].items() if not isinstance(v, dict)}))
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from beacon.ingest.bench import bench_ingest
+
+    d = bench_ingest(people=args.people, seed=args.seed, world=Path(args.world) if args.world else None,
+                     repeat=args.repeat)
+
+    def render(d):
+        cols = ("run", "rows read", "seconds", "rows/s", "DuckDB read_json s", "ratio")
+        t = table(f"Ingest benchmark (events), {d['people']:,} people", cols, right=cols)
+        for r in d["runs"]:
+            t.add_row(str(r["repeat"]), f"{r['rows_read']:,}", f"{r['seconds']:.2f}", f"{r['rows_per_s']:,}",
+                      f"{r['duckdb_read_json_seconds']:.2f}", f"{r['ratio']:.2f}")
+        console.print(t)
+        console.print(f"median ratio {d['median_ratio']} (target <= {d['target_ratio']})")
+    emit(d, args.json, render)
+    return 0
+
+
+def register(sub) -> None:
+    b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
+    bsub = b.add_subparsers(dest="bench_command", required=True)
+    bp = bsub.add_parser("pipeline", help="per-stage wall seconds and rows/s of the whole pipeline")
+    bp.add_argument("--people", type=int, default=20_000)
+    bp.add_argument("--seed", type=int, default=42)
+    bp.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
+    bp.add_argument("--keep", action="store_true", help="keep the work folder")
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_pipeline)
+    bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
+    bw.add_argument("--people", type=int, default=20_000)
+    bw.add_argument("--repeat", type=int, default=3, help="alternating runs of each; medians are compared")
+    bw.add_argument("--seed", type=int, default=42)
+    bw.add_argument("--world", default=None, help="reuse a generated world of --people (e.g. /tmp/beacon-1m-world)")
+    bw.add_argument("--json", action="store_true")
+    bw.set_defaults(func=cmd_warehouse)
+    ba = bsub.add_parser("activation", help="diff of a large audience; webhook delivery under injected faults")
+    ba.add_argument("--members", type=int, default=1_000_000)
+    ba.add_argument("--changed", type=float, default=0.01, help="share of members changed between the two syncs")
+    ba.add_argument("--rows", type=int, default=100_000, help="rows delivered to the faulty webhook receiver")
+    ba.add_argument("--fault-rate", type=float, default=0.2)
+    ba.add_argument("--repeats", type=int, default=3, help="runs of each measurement (the median is reported)")
+    ba.add_argument("--json", action="store_true")
+    ba.set_defaults(func=cmd_activation)
+    bs = bsub.add_parser("score", help="score N synthetic customers through the real scoring path and write them")
+    bs.add_argument("--customers", type=int, default=1_000_000)
+    bs.add_argument("--models", default="lead_score,churn,ltv")
+    bs.add_argument("--seed", type=int, default=42)
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_score)
+    bi = bsub.add_parser("ingest", help="events ingest rows/s and the ratio to DuckDB's own read_json of the same files")
+    bi.add_argument("--people", type=int, default=20_000)
+    bi.add_argument("--seed", type=int, default=42)
+    bi.add_argument("--world", default=None, help="reuse a generated world (e.g. /tmp/beacon-1m-world)")
+    bi.add_argument("--repeat", type=int, default=3)
+    bi.add_argument("--json", action="store_true")
+    bi.set_defaults(func=cmd_ingest)
