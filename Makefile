@@ -29,7 +29,9 @@ airflow-init: install
 demo: install
 	$(BIN)/beacon demo --people $(PEOPLE)
 
+# The import layers (.importlinter) are checked first: a broken contract fails CI before the suite runs.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lock: $(BIN)/python
@@ -44,6 +46,7 @@ bench-1m: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf data .airflow .airflow-test dbt_project/target dbt_project/logs

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from beacon.audiences import diff, discover, membership_changes, preview, record_membership
+from beacon.activation.preview import diff
+from beacon.audiences import discover, membership_changes, preview, record_membership
 
 ROOT = Path(__file__).resolve().parents[1]
 

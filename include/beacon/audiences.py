@@ -7,7 +7,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-CHANNELS = frozenset({"file", "email", "webhook", "ads"})
+# The delivery channels an audience may name (meta.audience.channels): the one list. Governance has a
+# policy per channel and the destination registry a connection kind per channel.
+CHANNELS = ("file", "email", "webhook", "ads")
 REFRESH = frozenset({"hourly", "daily", "weekly"})
 REQUIRED = ("name", "description", "owner", "channels", "priority", "holdout_pct", "refresh")
 
@@ -174,22 +176,3 @@ def preview(con, audience: Audience, others: list[Audience], sample: int = 10) -
     return {"audience": audience.name, "size": size, "sample": json.loads(rows.to_json(orient="records", date_format="iso")),
             "overlap": sorted(overlap, key=lambda r: -r["shared"])}
 
-
-def diff(con, audience: Audience, audiences: list[Audience] | None = None, destination: str = "file") -> dict:
-    """Who would be added, updated and removed against the last delivered state: the sync engine's own dry run."""
-    # activation sits beside audiences: import at use
-    from beacon.activation.destinations.registry import build
-    from beacon.activation.sync import last_delivered, run_sync
-    from beacon.config import settings
-    from beacon.warehouse import clock
-
-    before = last_delivered(con, audience.name, destination)
-    audiences = audiences or discover(settings().manifest_path)  # priority needs every audience
-    s = run_sync(con, audience, audiences, build(destination, str(settings().exports_dir)), clock(con), dry_run=True)
-    sample = {op: [r["customer_id"] for r in s.sample if r["operation"] == op] for op in ("add", "update", "remove")}
-    return {"audience": audience.name, "destination": destination, "mode": s.mode,
-            "last_delivered": before["last_delivered"], "delivered_then": before["members"],
-            "sendable_now": s.unchanged + s.adds + s.updates, "would_enter": s.adds, "would_update": s.updates,
-            "would_leave": s.removes, "unchanged": s.unchanged, "held_out": s.held_out, "suppressed": s.suppressed,
-            "invalid": s.invalid, "enter_sample": sample["add"], "update_sample": sample["update"],
-            "leave_sample": sample["remove"]}

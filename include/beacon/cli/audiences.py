@@ -71,7 +71,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from beacon.audiences import diff
+    from beacon.activation.preview import diff
     from beacon.warehouse import connect
 
     audience, audiences = _find(args.name)
