@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from beacon.audiences import Audience
+from beacon.audiences import CHANNELS, Audience
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
@@ -36,14 +36,21 @@ class ChannelPolicy:
     frequency_cap: int = field(default_factory=lambda: int(os.environ.get("BEACON_FREQUENCY_CAP", "3")))
 
 
+# The house policy per channel (beacon.audiences.CHANNELS): files and ads carry emails that are mailed or
+# matched, so they need opt-in. Built per call: the frequency cap is read from the settings each time.
+_POLICIES = {
+    "email": {"consent_channel": "email", "opt_in_required": True, "counts_as_message": True},
+    "file": {"consent_channel": "email", "opt_in_required": True, "counts_as_message": False},
+    "webhook": {"consent_channel": "email", "opt_in_required": False, "counts_as_message": False},
+    "ads": {"consent_channel": "ads", "opt_in_required": True, "counts_as_message": False},
+}
+if set(_POLICIES) != set(CHANNELS):  # a channel added to the audience contract needs a policy here
+    raise ImportError(f"governance policies {sorted(_POLICIES)} do not match the channels {sorted(CHANNELS)}")
+
+
 def default_policy(channel: str) -> ChannelPolicy:
-    """The house policy per channel: files and ads carry emails that are mailed or matched, so they need opt-in."""
-    return {
-        "email": ChannelPolicy("email", opt_in_required=True, counts_as_message=True),
-        "file": ChannelPolicy("email", opt_in_required=True, counts_as_message=False),
-        "webhook": ChannelPolicy("email", opt_in_required=False, counts_as_message=False),
-        "ads": ChannelPolicy("ads", opt_in_required=True, counts_as_message=False),
-    }[channel]
+    """The house policy for one delivery channel."""
+    return ChannelPolicy(**_POLICIES[channel])
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

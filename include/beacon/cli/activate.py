@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from beacon.audiences import CHANNELS
 from beacon.cli.render import console, emit, err, kv_table, records_table
 
 
@@ -43,7 +44,7 @@ def cmd_activate(args) -> int:
 def register(sub) -> None:
     ac = sub.add_parser("activate", help="sync one audience to one destination outside Airflow (or --dry-run)")
     ac.add_argument("--audience", required=True)
-    ac.add_argument("--destination", required=True, help="a channel of the audience: file, email, webhook, ads")
+    ac.add_argument("--destination", required=True, help=f"a channel of the audience: {', '.join(CHANNELS)}")
     ac.add_argument("--mode", default=None, choices=["upsert", "mirror", "insert_only"],
                     help="sync mode (default: the destination's)")
     ac.add_argument("--dry-run", action="store_true", help="show counters and a sample; send nothing")

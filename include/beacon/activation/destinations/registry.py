@@ -8,9 +8,11 @@ webhook, ads/customer_match -> customer-match upload. Without a connection, only
 from __future__ import annotations
 
 from beacon.activation.destinations import Destination
+from beacon.audiences import CHANNELS
 
-KINDS = {"fs": "file", "file": "file", "smtp": "email", "email": "email", "http": "webhook", "https": "webhook",
-         "webhook": "webhook", "ads": "ads", "customer_match": "ads"}
+# Connection type -> destination kind; each channel's own name is a kind too.
+KINDS = {"fs": "file", "smtp": "email", "http": "webhook", "https": "webhook", "customer_match": "ads",
+         **{c: c for c in CHANNELS}}
 
 
 class NotConfigured(LookupError):
@@ -63,4 +65,4 @@ def build(name: str, default_exports_url: str) -> Destination:
     if kind == "ads":
         return CustomerMatch.from_connection(name, conn, default_exports_url)
     raise ValueError(f"connection {conn_id}: cannot tell the destination kind from conn_type {conn.conn_type!r}; "
-                     f"set extra.kind to one of file, email, webhook, ads")
+                     f"set extra.kind to one of {', '.join(CHANNELS)}")
