@@ -4,7 +4,7 @@
     (the world comes from `beacon generate --people 1000000 --out /tmp/beacon-1m-world`)
 
 Prints JSON: records, seconds per step (prepare, train, predict, cluster) and pairwise scores against truth/.
-The staging normalization of the dbt models (lowercase canonical emails, E.164 phones) is reproduced in SQL here.
+Emails are canonicalized by the staging models' own dbt macro (beacon.emails); E.164 phones by a SQL shortcut.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from beacon.emails import macro_sql
 from beacon.identity.linker import LinkageConfig, TrainedModel, cluster, predict_pairs, train
 from beacon.identity.metrics import pairwise_scores
 
-_EMAIL = "nullif(regexp_replace(lower(trim(email)), '\\+[^@]*@', '@'), '')"
+_EMAIL = macro_sql("canonical_email", "email")
 _PHONE = ("CASE WHEN length(regexp_replace(phone, '[^0-9]', '', 'g')) >= 10 THEN "
           "'+1' || right(regexp_replace(phone, '[^0-9]', '', 'g'), 10) END")
 

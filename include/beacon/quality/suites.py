@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
+from beacon.emails import raw_email_regex
 from beacon.warehouse import table_exists
 
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 VOLUME_LOW, VOLUME_HIGH = 0.1, 10.0  # a daily load outside 0.1x..10x the median of earlier daily loads is flagged
 
 
@@ -48,8 +48,9 @@ def _in_set(col: str, values: list[str], severity: str = "critical") -> Check:
 
 
 def _emails(col: str, mostly: float = 0.95) -> Check:
-    """The email validity rate: at least `mostly` of the non-null emails look like addresses."""
-    return Check("ExpectColumnValuesToMatchRegex", {"column": col, "regex": EMAIL_REGEX, "mostly": mostly}, "warning")
+    """The email validity rate: at least `mostly` of the non-null emails are valid by the dbt macro's rule."""
+    return Check("ExpectColumnValuesToMatchRegex", {"column": col, "regex": raw_email_regex(), "mostly": mostly},
+                 "warning")
 
 
 def _fresh(col: str, not_before: datetime, severity: str = "warning") -> Check:
