@@ -1,0 +1,106 @@
+"""One generator run: a day of the world to landing/<date>/ and its truth to truth/<date>/."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from beacon.generate.bad_rows import _append_malformed, _bad_events, _inject_bad
+from beacon.generate.behaviour import _consent, _email_events, _orders, _web_events
+from beacon.generate.config import DAY, HISTORY_DAYS, GenConfig, GenSummary
+from beacon.generate.helpers import _epoch, _hexid
+from beacon.generate.population import people
+from beacon.generate.records import _crm_companies, _crm_contacts, _products, _shop_customers
+from beacon.generate.writers import _write_csv, _write_email_jsonl, _write_parquet, _write_web_jsonl
+
+
+def generate(cfg: GenConfig, out: Path) -> GenSummary:
+    """Write day `cfg.day` of the world to `out/landing/<date>/` and its truth to `out/truth/<date>/`."""
+    t_start = time.perf_counter()
+    day_str = cfg.day_date().isoformat()
+    landing = Path(out) / "landing" / day_str
+    truth = Path(out) / "truth" / day_str
+    landing.mkdir(parents=True, exist_ok=True)
+    truth.mkdir(parents=True, exist_ok=True)
+    P = people(cfg)
+    rng = np.random.default_rng([cfg.seed, 2, cfg.day])
+    if cfg.day == 1:
+        t0, t1 = _epoch(cfg.as_of) - (HISTORY_DAYS - 1) * DAY, _epoch(cfg.as_of) + DAY
+    else:
+        t0 = _epoch(cfg.day_date())
+        t1 = t0 + DAY
+    shop_ids = _hexid("S", P.person_idx.to_numpy(), cfg.seed + 21, 10).to_numpy()
+
+    crm, crm_map = _crm_contacts(P, cfg, rng, cfg.day)
+    companies = _crm_companies(P, cfg, rng, cfg.day)
+    shop, shop_map = _shop_customers(P, cfg, rng, cfg.day)
+    orders, items, order_who, order_ts = _orders(P, cfg, rng, t0, t1, shop_ids)
+    web, anon_map = _web_events(P, cfg, rng, t0, t1, shop_ids, order_who, order_ts)
+    web = web.sort_values("ts", kind="stable").reset_index(drop=True)
+    web["row"] = np.arange(len(web), dtype=np.int64)
+    email = _email_events(P, cfg, rng, t0, t1).sort_values("ts", kind="stable").reset_index(drop=True)
+    email["row"] = np.arange(len(email), dtype=np.int64)
+    consent = _consent(P, cfg, rng, cfg.day, email)
+
+    bad: list[dict] = []
+    bad += _inject_bad(crm, "crm_contacts.csv", cfg, rng, "contact_id", "updated_at", None, "email", True)
+    bad += _inject_bad(companies, "crm_companies.csv", cfg, rng, "company_id", "created_at", "employees", None, True)
+    bad += _inject_bad(shop, "shop_customers.csv", cfg, rng, "customer_id", "created_at", None, "email", True)
+    bad += _inject_bad(orders, "shop_orders.parquet", cfg, rng, "order_id", "ordered_at", None, None, False)
+    bad += _inject_bad(consent, "consent.csv", cfg, rng, "consent_id", "recorded_at", None, None, True)
+    web_bad = _bad_events(len(web), "web_events.jsonl", ["future_timestamp", "wrong_type"], cfg, rng)
+    email_bad = _bad_events(len(email), "email_events.jsonl", ["missing_key", "future_timestamp"], cfg, rng)
+    bad += [{"file": "web_events.jsonl", "line": int(r) + 1, "kind": k} for r, k in zip(web_bad.row, web_bad.kind, strict=True)]
+    bad += [{"file": "email_events.jsonl", "line": int(r) + 1, "kind": k} for r, k in zip(email_bad.row, email_bad.kind, strict=True)]
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+    rows: dict[str, int] = {}
+    for name, df in (("crm_contacts", crm), ("crm_companies", companies), ("shop_customers", shop), ("consent", consent)):
+        p = landing / f"{name}.csv"
+        _write_csv(con, df, p)
+        rows[name] = len(df)
+        bad += _append_malformed(p, "csv", len(df), df.shape[1], cfg, rng, True)
+    if cfg.day == 1:
+        products = _products(cfg)
+        _write_csv(con, products, landing / "shop_products.csv")
+        rows["shop_products"] = len(products)
+    _write_parquet(con, orders, landing / "shop_orders.parquet")
+    _write_parquet(con, items, landing / "shop_order_items.parquet")
+    rows["shop_orders"], rows["shop_order_items"] = len(orders), len(items)
+    _write_web_jsonl(con, web, landing / "web_events.jsonl", web_bad)
+    _write_email_jsonl(con, email, landing / "email_events.jsonl", email_bad)
+    rows["web_events"], rows["email_events"] = len(web), len(email)
+    for name, n in (("web_events", len(web)), ("email_events", len(email))):
+        bad += _append_malformed(landing / f"{name}.jsonl", "jsonl", n, 0, cfg, rng, False)
+
+    # Ground truth: never read by the pipeline, only by evaluations and tests.
+    new_people = P[P.join_day == cfg.day]
+    truth_people = new_people[["person_id", "gender", "first_name", "last_name", "birth_date", "email", "work_email",
+                               "phone", "address", "city", "state", "zip", "is_b2b", "company_idx", "in_crm", "in_shop",
+                               "has_web", "no_shared_id", "moved", "household", "engagement", "intent", "value",
+                               "p_open", "p_click", "order_rate", "web_rate", "aov", "created_ts", "churn_ts"]]
+    _write_parquet(con, truth_people, truth / "people.parquet")
+    record_map = pd.concat([
+        crm_map.assign(source="crm_contacts"), shop_map.assign(source="shop_customers"),
+        anon_map.assign(record_id=lambda d: [f"anon-{a:012x}" for a in d.anon.tolist()], source="web_events")
+        .drop(columns="anon"),
+    ], ignore_index=True).rename(columns={"_person_id": "person_id"})
+    _write_parquet(con, record_map, truth / "record_map.parquet")
+    _write_parquet(con, pd.DataFrame(bad, columns=["file", "line", "kind"]), truth / "bad_rows.parquet")
+    con.close()
+
+    bad_counts = pd.Series([b["kind"] for b in bad]).value_counts().to_dict() if bad else {}
+    summary = GenSummary(
+        day=cfg.day, date=day_str, landing=str(landing), truth=str(truth),
+        people_total=len(P), people_new=int((P.join_day == cfg.day).sum()), rows=rows,
+        bad_rows={k: int(v) for k, v in bad_counts.items()}, seconds=round(time.perf_counter() - t_start, 2),
+    )
+    (truth / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    return summary
