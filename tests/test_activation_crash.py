@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 from activation_world import AS_OF, audience, segment, warehouse
 
-from beacon.activation.receiver import FaultyReceiver
+from beacon.testing.receiver import FaultyReceiver
 
 TESTS = Path(__file__).resolve().parent
 CHILD = """

@@ -13,8 +13,8 @@ from activation_world import AS_OF, audience, consent, segment, warehouse
 from beacon.activation.destinations.file import batch_id
 from beacon.activation.destinations.registry import NotConfigured, build, policy_overrides
 from beacon.activation.destinations.webhook import Webhook
-from beacon.activation.receiver import FaultyReceiver
 from beacon.activation.sync import run_sync
+from beacon.testing.receiver import FaultyReceiver
 
 
 def _free_port() -> int:

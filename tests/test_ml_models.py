@@ -209,7 +209,7 @@ def test_metrics_gains_and_calibration():
 
 
 def test_scoring_benchmark_runs_the_real_path_small():
-    from ml.bench import bench_score
+    from beacon.bench.score import bench_score
 
     d = bench_score(customers=3000, models=("churn",), train_rows=3000)
     m = d["models"][0]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from beacon.cli.render import console, emit, kv_table, table
 
 
 def cmd_score(args) -> int:
-    from ml.bench import bench_score
+    from beacon.bench.score import bench_score
 
     d = bench_score(customers=args.customers, models=tuple(args.models.split(",")), seed=args.seed)
 
@@ -24,10 +25,13 @@ def cmd_score(args) -> int:
 
 
 def cmd_pipeline(args) -> int:
-    from beacon.bench import bench_pipeline
+    from beacon.bench.pipeline import bench_pipeline, with_median_stages
 
-    d = bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
-                       keep=args.keep)
+    if args.repeat > 1 and args.workdir:
+        raise ValueError("--repeat needs fresh work folders: leave out --workdir")
+    runs = [bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
+                           keep=args.keep) for _ in range(args.repeat)]
+    d = runs[0] if len(runs) == 1 else with_median_stages(runs)
 
     def render(d):
         cols = ("stage", "seconds", "rows", "rows/s")
@@ -39,8 +43,28 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_identity(args) -> int:
+    from beacon.bench.identity import bench_identity
+
+    d = bench_identity(Path(args.world), limit=args.limit, threads=args.threads, repeat=args.repeat,
+                       model_out=Path(args.model_out) if args.model_out else None, doubled_run=args.doubled)
+
+    def render(d):
+        rows = {"records": d["records"], "threads": d["threads"], "prepare s": d["prepare_s"], "train s": d["train_s"],
+                "predict + cluster s (median)": d["median_predict_plus_cluster_s"],
+                "pairwise precision": f"{d['scores']['precision']:.4f}", "pairwise recall": f"{d['scores']['recall']:.4f}",
+                "pairwise F1": f"{d['scores']['f1']:.4f}"}
+        if "doubled" in d:
+            rows |= {"doubled: records": d["doubled"]["records"],
+                     "doubled: predict + cluster s": d["doubled"]["predict_plus_cluster_s"],
+                     "doubled: pairwise F1": f"{d['doubled']['scores']['f1']:.4f}"}
+        console.print(kv_table("Identity engine at scale", rows))
+    emit(d, args.json, render)
+    return 0
+
+
 def cmd_warehouse(args) -> int:
-    from beacon.bench import bench_warehouse
+    from beacon.bench.pipeline import bench_warehouse
 
     d = bench_warehouse(people=args.people, repeat=args.repeat, seed=args.seed,
                         world=Path(args.world) if args.world else None)
@@ -55,10 +79,10 @@ def cmd_warehouse(args) -> int:
 
 
 def cmd_activation(args) -> int:
-    from beacon.activation.bench import bench_activation
+    from beacon.bench.activation import bench_activation
 
     d = bench_activation(members=args.members, changed=args.changed, rows=args.rows, fault_rate=args.fault_rate,
-                         repeats=args.repeats)
+                         repeat=args.repeat)
 
     def render(d):
         console.print(kv_table("Activation diff", d["diff"]))
@@ -68,7 +92,7 @@ def cmd_activation(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from beacon.ingest.bench import bench_ingest
+    from beacon.bench.ingest import bench_ingest
 
     d = bench_ingest(people=args.people, seed=args.seed, world=Path(args.world) if args.world else None,
                      repeat=args.repeat)
@@ -93,6 +117,7 @@ def register(sub) -> None:
     bp.add_argument("--seed", type=int, default=42)
     bp.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
     bp.add_argument("--keep", action="store_true", help="keep the work folder")
+    bp.add_argument("--repeat", type=int, default=1, help="runs; with more than one, each stage's median is reported")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_pipeline)
     bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
@@ -107,7 +132,8 @@ def register(sub) -> None:
     ba.add_argument("--changed", type=float, default=0.01, help="share of members changed between the two syncs")
     ba.add_argument("--rows", type=int, default=100_000, help="rows delivered to the faulty webhook receiver")
     ba.add_argument("--fault-rate", type=float, default=0.2)
-    ba.add_argument("--repeats", type=int, default=3, help="runs of each measurement (the median is reported)")
+    ba.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
+    ba.add_argument("--repeats", dest="repeat", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling, still accepted
     ba.add_argument("--json", action="store_true")
     ba.set_defaults(func=cmd_activation)
     bs = bsub.add_parser("score", help="score N synthetic customers through the real scoring path and write them")
@@ -123,3 +149,13 @@ def register(sub) -> None:
     bi.add_argument("--repeat", type=int, default=3)
     bi.add_argument("--json", action="store_true")
     bi.set_defaults(func=cmd_ingest)
+    bd = bsub.add_parser("identity", help="train, store and reload the identity model, then predict + cluster a world")
+    bd.add_argument("--world", required=True, help="a generated world (e.g. /tmp/beacon-1m-world)")
+    bd.add_argument("--limit", type=int, default=None, help="records per source (default: all)")
+    bd.add_argument("--threads", type=int, default=2)
+    bd.add_argument("--repeat", type=int, default=3, help="predict+cluster runs with the stored model")
+    bd.add_argument("--model-out", default=None, help="where to write the trained model JSON")
+    bd.add_argument("--no-doubled", dest="doubled", action="store_false",
+                    help="skip the run on twice the records (a second population)")
+    bd.add_argument("--json", action="store_true")
+    bd.set_defaults(func=cmd_identity)

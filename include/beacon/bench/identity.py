@@ -1,16 +1,14 @@
 """Identity engine at scale: train on a sample, store the model, then predict + cluster all CRM + shop records.
 
-    flock /tmp/beacon-heavy.lock .venv/bin/python bench/bench_identity.py --world /tmp/beacon-1m-world
+    flock /tmp/beacon-heavy.lock .venv/bin/beacon bench identity --world /tmp/beacon-1m-world --json
     (the world comes from `beacon generate --people 1000000 --out /tmp/beacon-1m-world`)
 
-Prints JSON: records, seconds per step (prepare, train, predict, cluster) and pairwise scores against truth/.
+Reports records, seconds per step (prepare, train, predict, cluster) and pairwise scores against truth/.
 Emails are canonicalized by the staging models' own dbt macro (beacon.emails); E.164 phones by a SQL shortcut.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
@@ -86,41 +84,31 @@ def _median_total(runs: list[dict]) -> float:
     return round(totals[len(totals) // 2], 2)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--world", required=True)
-    ap.add_argument("--limit", type=int, default=None, help="records per source (default: all)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=3, help="predict+cluster runs with the stored model")
-    ap.add_argument("--model-out", default=None, help="where to write the trained model JSON")
-    ap.add_argument("--no-doubled", dest="doubled", action="store_false",
-                    help="skip the run on twice the records (a second population, see doubled())")
-    a = ap.parse_args()
+def bench_identity(world: Path, limit: int | None = None, threads: int = 2, repeat: int = 3,
+                   model_out: Path | None = None, doubled_run: bool = True) -> dict:
+    """Prepare, train, store and reload the model, then `repeat` predict + cluster runs scored against truth/;
+    with `doubled_run`, one more run on twice the records (a second population, see doubled())."""
     t = time.perf_counter()
-    df = load_people(Path(a.world), a.limit)
+    df = load_people(Path(world), limit)
     prepare_s = time.perf_counter() - t
     truth = df.pop("person_id")
-    cfg = LinkageConfig(threads=a.threads)
+    cfg = LinkageConfig(threads=threads)
     t = time.perf_counter()
     model = train(df, id_col="record_id", config=cfg)
     train_s = time.perf_counter() - t
     text = model.to_json()
-    if a.model_out:
-        Path(a.model_out).write_text(text)
+    if model_out:
+        Path(model_out).write_text(text)
     stored = TrainedModel.from_json(text)
-    runs, clusters = _timed_runs(df, stored, a.repeat)
+    runs, clusters = _timed_runs(df, stored, repeat)
     s = pairwise_scores(clusters.cluster_id.to_numpy(), truth.to_numpy())
-    out = {"records": len(df), "threads": a.threads, "prepare_s": round(prepare_s, 2), "train_s": round(train_s, 2),
+    out = {"records": len(df), "threads": threads, "prepare_s": round(prepare_s, 2), "train_s": round(train_s, 2),
            "runs": runs, "median_predict_plus_cluster_s": _median_total(runs), "roles": stored.roles,
            "scores": s.to_dict()}
-    if a.doubled:
+    if doubled_run:
         df2, truth2 = doubled(df, truth)
         runs2, clusters2 = _timed_runs(df2, stored, 1)
         s2 = pairwise_scores(clusters2.cluster_id.to_numpy(), truth2.to_numpy())
         out["doubled"] = {"records": len(df2), "runs": runs2, "predict_plus_cluster_s": _median_total(runs2),
                           "scores": s2.to_dict()}
-    print(json.dumps(out, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    return out

@@ -16,9 +16,9 @@ import duckdb
 
 from beacon.activation.destinations.file import FileExport
 from beacon.activation.destinations.webhook import Webhook
-from beacon.activation.receiver import FaultyReceiver
 from beacon.activation.sync import plan, run_sync
 from beacon.audiences import Audience
+from beacon.testing.receiver import FaultyReceiver
 
 AS_OF = datetime(2026, 6, 30, 12, 0)
 
@@ -51,7 +51,7 @@ def _acknowledge_all(con: duckdb.DuckDBPyConnection, audience: str, destination:
         FROM _changes WHERE operation <> 'remove'""", [audience, destination])
 
 
-def bench_diff(members: int, changed: float, repeats: int) -> dict:
+def bench_diff(members: int, changed: float, repeat: int) -> dict:
     """Seed the delivered state, change `changed` of the members, time the plan (govern + hash + diff)."""
     con, a = synthetic_warehouse(members)
     dest = FileExport("memory://unused", name="file")
@@ -68,7 +68,7 @@ def bench_diff(members: int, changed: float, repeats: int) -> dict:
     con.execute("""INSERT INTO marts.dim_consent SELECT customer_id, 'email', 'opt_in', TIMESTAMP '2026-01-01'
         FROM segments.bench_audience WHERE customer_id LIKE 'n%'""")
     times, s = [], None
-    for _ in range(repeats):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         s, _fields = plan(con, a, [a], dest, AS_OF)
         times.append(time.perf_counter() - t0)
@@ -112,10 +112,10 @@ def bench_webhook(rows: int, fault_rate: float, batch_size: int = 1000, concurre
 
 
 def bench_activation(members: int = 1_000_000, changed: float = 0.01, rows: int = 100_000, fault_rate: float = 0.2,
-                     repeats: int = 3) -> dict:
+                     repeat: int = 3) -> dict:
     """Both measurements, with the machine they ran on."""
-    diff = bench_diff(members, changed, repeats)
-    runs = [bench_webhook(rows, fault_rate, seed=7 + i) for i in range(repeats)]
+    diff = bench_diff(members, changed, repeat)
+    runs = [bench_webhook(rows, fault_rate, seed=7 + i) for i in range(repeat)]
     runs.sort(key=lambda r: r["rows_per_s"])
     webhook = runs[len(runs) // 2]  # the median run by throughput, reported whole
     webhook["runs_rows_per_s"] = [r["rows_per_s"] for r in runs]

@@ -155,3 +155,17 @@ def _run_warehouse(people: int, repeat: int, seed: int, world: Path | None) -> d
             "dbt_group_ratio": round(g / p, 3), "overhead_ratio": round(o / p, 3),
             "dbt_group_ratio_vs_inprocess": round(g / w, 3),
             "tasks": len(dag.tasks), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+
+
+def with_median_stages(runs: list[dict]) -> dict:
+    """Several `bench_pipeline` runs as one report: every run, and each stage at its median seconds."""
+    from statistics import median
+
+    stages = []
+    for i, st in enumerate(runs[0]["stages"]):
+        sec = median(r["stages"][i]["seconds"] for r in runs)
+        stages.append({"stage": st["stage"], "seconds": round(sec, 3), "rows": st["rows"],
+                       "rows_per_s": round(st["rows"] / sec, 1) if sec > 0 else None})
+    return {**{k: v for k, v in runs[0].items() if k != "stages"}, "repeat": len(runs), "stages": stages,
+            "median_seconds": {st["stage"]: st["seconds"] for st in stages},
+            "total_seconds": round(sum(st["seconds"] for st in stages), 2), "runs": runs}
