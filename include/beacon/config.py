@@ -1,4 +1,4 @@
-"""One place for paths and settings: local defaults, each overridable by an environment variable.
+"""One place for settings: every environment variable Beacon reads is a field of `Settings`.
 
 Imports nothing of ours (bottom of the import graph).
 """
@@ -20,19 +20,37 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _int(var: str, default: int | None) -> int | None:
+    value = os.environ.get(var)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {var}={value!r}: expected a whole number") from None
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Resolved locations of everything Beacon reads and writes."""
+    """Every setting Beacon reads from the environment, resolved (the variable is named in each comment).
 
-    home: Path
-    data_dir: Path
-    landing_dir: Path
-    truth_dir: Path
-    warehouse_path: Path
-    exports_dir: Path
-    registry_dir: Path
-    dbt_project_dir: Path
-    dbt_target_dir: Path
+    Airflow connections (destinations, the CRM API) and dbt vars (segment windows) are read where they
+    are used; README.md lists all three sources in one table."""
+
+    home: Path  # BEACON_HOME: the project folder (default: the checkout)
+    data_dir: Path  # BEACON_DATA_DIR: everything generated and built (default: <home>/data)
+    landing_dir: Path  # BEACON_LANDING_DIR: landing files, a folder or fsspec URL (default: <data>/landing)
+    truth_dir: Path  # BEACON_TRUTH_DIR: the generator's ground truth (default: <data>/truth)
+    warehouse_path: Path  # BEACON_WAREHOUSE: the DuckDB file (default: <data>/warehouse/beacon.duckdb)
+    exports_dir: Path  # BEACON_EXPORTS_DIR: file exports (default: <data>/exports)
+    registry_dir: Path  # BEACON_REGISTRY_DIR: the model registry (default: <data>/registry)
+    dbt_project_dir: Path  # BEACON_DBT_PROJECT_DIR: the dbt project (default: <home>/dbt_project)
+    dbt_target_dir: Path  # BEACON_DBT_TARGET_DIR: dbt's target folder with the manifest (default: <dbt>/target)
+    duckdb_memory_limit: str = "8GB"  # BEACON_DUCKDB_MEMORY_LIMIT: DuckDB spills to disk beyond this
+    frequency_cap: int = 3  # BEACON_FREQUENCY_CAP: messages per person per 7 days (a connection may override)
+    retry_delay_seconds: int | None = None  # BEACON_RETRY_DELAY_SECONDS: task retry delay (unset: 120 s; demo 3 s)
+    airflow_home: Path | None = None  # AIRFLOW_HOME: the embedded Airflow's home (default: <home>/.airflow)
+    airflow_log_level: str = "WARNING"  # AIRFLOW__LOGGING__LOGGING_LEVEL: the embedded Airflow's log level
 
     @property
     def manifest_path(self) -> Path:
@@ -54,6 +72,12 @@ def settings() -> Settings:
         registry_dir=_path("BEACON_REGISTRY_DIR", data / "registry"),
         dbt_project_dir=dbt_dir,
         dbt_target_dir=_path("BEACON_DBT_TARGET_DIR", dbt_dir / "target"),
+        duckdb_memory_limit=os.environ.get("BEACON_DUCKDB_MEMORY_LIMIT") or "8GB",
+        frequency_cap=_int("BEACON_FREQUENCY_CAP", 3),
+        retry_delay_seconds=_int("BEACON_RETRY_DELAY_SECONDS", None),
+        # Not resolved: Airflow reads AIRFLOW_HOME as given.
+        airflow_home=Path(os.environ["AIRFLOW_HOME"]) if os.environ.get("AIRFLOW_HOME") else home / ".airflow",
+        airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
     )
 
 

@@ -5,11 +5,12 @@ Imports nothing heavy, so DAG files stay fast to parse.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset
+
+from beacon.config import settings
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -21,10 +22,13 @@ EXPORTS = Asset(name="beacon_exports", uri="beacon://exports/audiences")
 # DuckDB allows one writer at a time: every warehouse task takes a slot of this one-slot pool.
 WAREHOUSE_POOL = "duckdb_writer"
 
+RETRY_DELAY_SECONDS = 120  # between task retries, unless BEACON_RETRY_DELAY_SECONDS says otherwise
+_retry = settings().retry_delay_seconds
+
 DEFAULT_ARGS = {
     "owner": "beacon-data-eng",
     "retries": 2,
     # The embedded demo shortens this (BEACON_RETRY_DELAY_SECONDS) so a failure is reported quickly.
-    "retry_delay": timedelta(seconds=int(os.environ.get("BEACON_RETRY_DELAY_SECONDS", "120"))),
+    "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS if _retry is None else _retry),
     "pool": WAREHOUSE_POOL,
 }

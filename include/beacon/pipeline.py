@@ -24,7 +24,7 @@ DAG_ORDER = ("beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activatio
 def airflow_env(s: Settings | None = None) -> dict[str, str]:
     """Airflow settings for the embedded mode: SQLite metadata DB in <home>/.airflow, no examples, no telemetry."""
     s = s or settings()
-    home = Path(os.environ.get("AIRFLOW_HOME") or s.home / ".airflow")
+    home = s.airflow_home
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(s.home / "dags"),
@@ -34,9 +34,10 @@ def airflow_env(s: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "beacon",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": s.airflow_log_level,
         "SCARF_NO_ANALYTICS": "true",
-        "BEACON_RETRY_DELAY_SECONDS": os.environ.get("BEACON_RETRY_DELAY_SECONDS", "3"),
+        # Short retries in the embedded demo, so a failure is reported quickly (unless set explicitly).
+        "BEACON_RETRY_DELAY_SECONDS": str(3 if s.retry_delay_seconds is None else s.retry_delay_seconds),
         "DO_NOT_TRACK": "1",
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator
     try:
         con.execute("SET enable_progress_bar = false")
         # Bounded memory: big loads spill to disk instead of taking the machine (override per deployment).
-        con.execute(f"SET memory_limit = '{os.environ.get('BEACON_DUCKDB_MEMORY_LIMIT', '8GB')}'")
+        con.execute(f"SET memory_limit = '{settings().duckdb_memory_limit}'")
         con.execute("SET preserve_insertion_order = true")
         yield con
     finally:

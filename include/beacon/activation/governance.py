@@ -8,13 +8,13 @@ no_consent, invalid, lower_priority, frequency_cap; a member with no reason is t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from beacon.audiences import CHANNELS, Audience
+from beacon.config import settings
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
@@ -33,7 +33,7 @@ class ChannelPolicy:
     opt_in_required: bool  # True: no record = no send; False: only an opt-out blocks
     counts_as_message: bool  # counted against (and checked by) the frequency cap
     exclusive: bool = True  # priority arbitration: one audience per person on this channel
-    frequency_cap: int = field(default_factory=lambda: int(os.environ.get("BEACON_FREQUENCY_CAP", "3")))
+    frequency_cap: int = field(default_factory=lambda: settings().frequency_cap)
 
 
 # The house policy per channel (beacon.audiences.CHANNELS): files and ads carry emails that are mailed or
