@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 
 import pandas as pd
-from activation_world import AS_OF, audience, consent, email_event, segment, warehouse
+from support.activation_world import AS_OF, audience, consent, email_event, segment, warehouse
 
 from beacon.activation.destinations import Batch, RowResult
 from beacon.activation.destinations.ads import CustomerMatch, normalize_email, normalize_phone, sha256

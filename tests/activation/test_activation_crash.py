@@ -12,16 +12,16 @@ import threading
 from pathlib import Path
 
 import duckdb
-from activation_world import AS_OF, audience, segment, warehouse
+from support.activation_world import AS_OF, audience, segment, warehouse
 
 from beacon.testing.receiver import FaultyReceiver
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, where support/ lives
 CHILD = """
 import json, sys
 sys.path.insert(0, {tests!r})
 import duckdb
-from activation_world import AS_OF, audience
+from support.activation_world import AS_OF, audience
 from beacon.activation.destinations.webhook import Webhook
 from beacon.activation.sync import run_sync
 con = duckdb.connect({db!r})

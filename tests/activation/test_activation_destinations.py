@@ -8,7 +8,7 @@ import json
 import socket
 
 import pytest
-from activation_world import AS_OF, audience, consent, segment, warehouse
+from support.activation_world import AS_OF, audience, consent, segment, warehouse
 
 from beacon.activation.destinations.file import batch_id
 from beacon.activation.destinations.registry import NotConfigured, build, policy_overrides

@@ -12,7 +12,7 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
-from activation_world import AS_OF, audience, segment, warehouse
+from support.activation_world import AS_OF, audience, segment, warehouse
 
 from beacon.activation.destinations import Batch, RowResult
 from beacon.activation.governance import add_suppression, ensure_tables

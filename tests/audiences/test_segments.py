@@ -15,7 +15,7 @@ import pytest
 from beacon.activation.preview import diff
 from beacon.audiences import discover, membership_changes, preview, record_membership
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 NEW_SQL = """-- Buyers with at least three completed orders: a loyalty thank-you.
 with customers as (

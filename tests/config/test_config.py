@@ -9,7 +9,7 @@ import pytest
 
 from beacon.config import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env_reads(path: Path) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 HEAVY = ("pandas", "lightgbm", "duckdb", "sklearn", "great_expectations", "dbt", "splink", "numpy")
 

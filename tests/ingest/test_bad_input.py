@@ -189,7 +189,7 @@ def test_bad_input(name, tmp_path):
 
 def test_api_page_with_invalid_json_is_quarantined(tmp_path):
     """Case 35 of the matrix: an API page returning invalid JSON (the CRM source; see test_crm_api for the retry)."""
-    from fake_crm import TOKEN, FakeCrm, contacts
+    from support.fake_crm import TOKEN, FakeCrm, contacts
 
     from beacon.ingest.crm_api import ApiConfig, load_crm_api
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import duckdb
 import pytest
-from fake_crm import TOKEN, FakeCrm, companies, contacts
+from support.fake_crm import TOKEN, FakeCrm, companies, contacts
 
 from beacon.ingest.crm_api import ApiConfig, ApiError, config_from_connection, load_crm_api
 

@@ -103,7 +103,7 @@ def test_non_binary_target_is_a_clear_error(tmp_path):
 def _bank_file() -> Path:
     """The shared bank-marketing file: $BEACON_SHARED_DIR/data/..., else <repo>/../shared/data/..."""
     override = os.environ.get("BEACON_SHARED_DIR")
-    shared = Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
+    shared = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
     return shared / "data" / BANK
 
 

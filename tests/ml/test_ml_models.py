@@ -4,20 +4,17 @@ drift and fairness, the report; plus the parts on hand-made inputs."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from support.ml_world import build_world
 
 from ml import features, metrics, monitor, registry
 from ml.score import contributions, score_all, score_frame
 from ml.train import SPECS, train_all, train_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from ml_world import build_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
