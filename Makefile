@@ -1,4 +1,4 @@
-# Two commands for a new machine:  make demo  (run the pipeline)  ·  make test  (run the tests)
+# Two commands for a new machine:  make demo  (run the pipeline)  ·  make test  (run the tests; make test-fast skips e2e)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.beacon-installed
 PEOPLE ?= 20000
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test airflow-init lock bench bench-1m lint clean
+.PHONY: install demo test test-fast airflow-init lock bench bench-1m lint clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -33,6 +33,11 @@ demo: install
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the end-to-end runs through Airflow (marker e2e).
+test-fast: install
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -m "not e2e"
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"

@@ -72,6 +72,7 @@ def new_segment_run(airflow_home, tmp_path_factory):
         yield s, day
 
 
+@pytest.mark.e2e  # runs the DAGs through Airflow
 def test_new_segment_is_exported_with_the_right_members(new_segment_run):
     from beacon.warehouse import connect
 
@@ -94,6 +95,7 @@ def test_new_segment_is_exported_with_the_right_members(new_segment_run):
     assert set(exported.customer_id) == set(expected.customer_id)  # holdout_pct is 0: every member the rules allow
 
 
+@pytest.mark.e2e  # runs the DAGs through Airflow
 def test_every_builtin_segment_is_built_and_recorded(new_segment_run):
     from beacon.warehouse import connect
 
@@ -134,6 +136,7 @@ def test_membership_history_records_entries_and_exits(tmp_path):
                                      "WHERE customer_id = 'c3'").fetchall()[0][0].replace(" ", "")
 
 
+@pytest.mark.e2e  # runs the DAGs through Airflow
 def test_preview_and_diff_on_the_run(new_segment_run):
     from beacon.warehouse import connect
 
@@ -152,6 +155,7 @@ def test_preview_and_diff_on_the_run(new_segment_run):
     assert d["unchanged"] == d["delivered_then"] > 0
 
 
+@pytest.mark.e2e  # runs the DAGs through Airflow
 def test_day_two_increment_records_exits_and_keeps_stages(new_segment_run):
     """Day 2 (new people, changed records, new events): entries and exits are recorded, and no
     lifecycle stage date moves later or disappears."""
@@ -181,6 +185,7 @@ def test_day_two_increment_records_exits_and_keeps_stages(new_segment_run):
     assert day2_changes and sum(c["entered"] + c["exited"] for c in day2_changes) > 0
 
 
+@pytest.mark.e2e  # runs the DAGs through Airflow
 def test_day_two_keeps_customer_ids_and_logs_merges(new_segment_run):
     """After day 2, every day-1 record keeps its customer id unless its customer was merged into an
     older one, and each such move is in the merge log with a surviving customer that exists."""

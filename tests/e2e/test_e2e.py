@@ -13,6 +13,8 @@ from beacon.config import settings
 from beacon.pipeline import DemoResult, collect, prepare_world, run_dags
 from beacon.warehouse import connect
 
+pytestmark = pytest.mark.e2e  # the whole pipeline through Airflow
+
 
 @pytest.fixture(scope="module")
 def demo(airflow_home):
