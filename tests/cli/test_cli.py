@@ -28,3 +28,25 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     out = subprocess.run([BEACON, "ingest", "--landing", str(tmp_path / "nowhere"), "--until", "not-a-date"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "error" in out.stderr and "not-a-date" in out.stderr
+
+
+def test_every_command_group_registers_its_commands():
+    from beacon.cli import GROUPS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"generate", "demo", "ingest", "audiences", "activate", "ml", "identity", "bench"}
+    assert len(GROUPS) == 6
+
+
+def test_model_choices_are_the_scored_models():
+    from beacon.cli.ml import MODELS
+    from ml.score import MODELS as SCORED
+
+    assert tuple(MODELS) == SCORED  # the CLI keeps its own copy only to start without LightGBM
+
+
+def test_the_old_repeats_flag_still_means_repeat():
+    from beacon.cli import build_parser
+
+    assert build_parser().parse_args(["bench", "activation", "--repeats", "5"]).repeat == 5
+    assert build_parser().parse_args(["bench", "activation"]).repeat == 3
