@@ -15,6 +15,7 @@ import pandas as pd
 
 from beacon.audiences import CHANNELS, Audience
 from beacon.config import settings
+from beacon.emails import macro_sql
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
@@ -82,7 +83,7 @@ def add_suppression(con: duckdb.DuckDBPyConnection, reason: str, recorded_at, cu
     if not customer_id and not email:
         raise ValueError("a suppression needs a customer_id or an email")
     ensure_tables(con)
-    con.execute("INSERT INTO activation.suppression_list VALUES (?, lower(trim(?)), ?, ?, ?)",
+    con.execute(f"INSERT INTO activation.suppression_list VALUES (?, {macro_sql('normalized_email', '?')}, ?, ?, ?)",
                 [customer_id, email, reason, recorded_at, source])
 
 
@@ -148,7 +149,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
             UNION ALL
             SELECT s.customer_id, x.reason FROM {audience.relation} s
             LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
-            JOIN activation.suppression_list x ON x.email = lower({email_expr})),
+            JOIN activation.suppression_list x ON x.email = {macro_sql('normalized_email', email_expr)}),
         manual AS (
             SELECT customer_id, bool_or(reason = 'erased') AS erased, bool_or(reason = 'complained') AS complained,
                 bool_or(reason = 'hard_bounced') AS hard_bounced, bool_or(reason = 'unsubscribed') AS unsubscribed
