@@ -32,6 +32,7 @@ class GeneratedResult:
     records: int
     true_entities: int
     clusters: int
+    largest_cluster: int
     precision: float
     recall: float
     f1: float
@@ -123,7 +124,8 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
             p, r, f1 = score.precision, score.recall, score.f1
             result = GeneratedResult(
                 dataset="generated", people=people, records=len(day1), true_entities=scored.person_id.nunique(),
-                clusters=scored.customer_id.nunique(), precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
+                clusters=scored.customer_id.nunique(), largest_cluster=int(day1.customer_id.value_counts().max()),
+                precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
                 seconds=round(seconds, 2), stage_seconds=stage)
             if days < 2:
                 return result

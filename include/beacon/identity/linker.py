@@ -82,6 +82,10 @@ def detect_roles(columns: Sequence[str], exclude: Sequence[str] = ()) -> dict[st
     return roles
 
 
+class TrainingError(RuntimeError):
+    """No trustworthy model could be trained (callers fall back to something known to be safe)."""
+
+
 @dataclass
 class LinkageConfig:
     """Thresholds, rules and resources of the linker (the defaults were chosen on FEBRL3 and checked elsewhere)."""
@@ -457,14 +461,16 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     linker.training.estimate_probability_two_random_records_match(
         [block_on(*r) for r in _deterministic_rules(roles)], recall=cfg.prior_recall)
     linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=cfg.seed)
+    comparisons = [c["output_column_name"] for c in linker.misc.save_model_to_json()["comparisons"]]
     for alternatives in _em_rules(con, tables[0], roles):
-        for rule in alternatives:
-            if _em_session(linker, rule):
-                break
+        if not any(_em_session(linker, rule) for rule in alternatives):  # any() stops at the first that trains
+            con.close()
+            raise TrainingError(f"EM failed on every candidate block {alternatives}: the m probabilities these "
+                                "blocks train are unknown, and a half-trained model is never returned")
     model = _floor_m(linker.misc.save_model_to_json(), cfg.m_floor)
     con.close()
     return TrainedModel(settings=model, roles=roles, extra_columns=extra, config=cfg, link_type=link_type,
-                        trained_on={"records": sizes, "sampled": [len(f) for f in frames]})
+                        trained_on={"records": sizes, "sampled": [len(f) for f in frames], "comparisons": comparisons})
 
 
 def _em_session(linker, rule: Sequence[str]) -> bool:
