@@ -23,9 +23,11 @@ class GuardConfig:
     # Prior x candidate pairs / records: the matches a record has on average. A person has a handful of records,
     # so this stays well under one (0.19 on the generated worlds); a degenerate prior gives thousands.
     max_matches_per_record: float = 5.0
-    # Agreeing exactly on an identifier must be evidence for a match, and disagreeing on everything must not be.
+    # Agreeing exactly on an identifier must be evidence for a match, and disagreeing on everything must never be
+    # more than weak evidence for one (a field that only one source fills, such as the shop's birth date, is
+    # barely trained and may sit a little above 1: 1.42 on one 50k world).
     min_exact_bayes_factor: float = 2.0
-    max_else_bayes_factor: float = 1.0
+    max_else_bayes_factor: float = 2.0
     # Links predicted at the threshold against the matches the prior expects among all pairs.
     max_links_over_expected: float = 5.0
     # Records per customer: the largest cluster, and the share of records in clusters above `large_cluster_size`.
