@@ -176,3 +176,35 @@ def test_a_corrupted_stored_model_is_refused_and_nothing_is_kept(febrl3_model):
     assert {r.name for r in stats.guards if not r.passed} == {"model_has_every_comparison", "model_prior_plausible"}
     rows = con.execute(f"SELECT trained_run, model_json FROM {store}").fetchall()
     assert len(rows) == 1 and json.loads(rows[0][1])["settings"]["probability_two_random_records_match"] == 0.369
+
+
+def test_a_shared_email_alone_does_not_link_records_in_other_places(monkeypatch):
+    # Namesakes share name-spelled mailboxes: Splink's pair (email + names, elsewhere) is not made, while the same
+    # mailbox with a shared phone, or in the same place, is. The model and its pairs are stubbed: this is the
+    # resolver's rule, not Splink's scoring.
+    from beacon.identity import resolve as resolve_mod
+
+    def row(key, pc, city, phone=None):
+        r = rec(key, email="johnturner@gmail.com", phone=phone)
+        r.update(postal_code=pc, city=city, street_key=f"{key} st")
+        return r
+
+    recs = [row("crm:a", "90018", "Los Angeles"), row("shop:b", "92177", "San Diego"),
+            row("shop:c", "90018", "Los Angeles"), row("crm:d", "10001", "New York", phone="+12125550100"),
+            row("shop:e", "60601", "Chicago", phone="+12125550100")]
+    pairs = pd.DataFrame({"unique_id_l": ["crm:a", "crm:a", "crm:d"], "unique_id_r": ["shop:b", "shop:c", "shop:e"],
+                          "match_probability": [0.99, 0.99, 0.99]})
+    fake = linker.TrainedModel(settings={"probability_two_random_records_match": 1e-3, "comparisons": []},
+                               roles={}, extra_columns=[], config=linker.LinkageConfig(), link_type="dedupe_only",
+                               trained_on={"records": [5], "sampled": [5], "comparisons": []})
+    monkeypatch.setattr(linker, "train", lambda *a, **k: fake)
+    monkeypatch.setattr(linker, "predict_pairs", lambda *a, **k: pairs)
+    monkeypatch.setattr(resolve_mod, "check_model", lambda *a, **k: [])
+    # Deterministic links off (no exact email links either): only the stubbed Splink pairs link.
+    cfg = ResolutionConfig(max_email_group=1, max_phone_group=1)
+    cur = resolve(duckdb.connect(), pd.DataFrame(recs), None, cfg).set_index("record_key").customer_id
+    assert cur["crm:a"] != cur["shop:b"]  # the same mailbox in another city, nothing else shared: namesakes
+    assert cur["crm:a"] == cur["shop:c"]  # the same mailbox in the same place
+    assert cur["crm:d"] == cur["shop:e"]  # the same mailbox and the same phone, elsewhere: moved
+    off = resolve(duckdb.connect(), pd.DataFrame(recs), None, dataclasses.replace(cfg, shared_email_needs_more=False))
+    assert off.set_index("record_key").customer_id["crm:a"] == off.set_index("record_key").customer_id["shop:b"]

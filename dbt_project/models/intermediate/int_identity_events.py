@@ -24,6 +24,7 @@ def model(dbt, session):
     # Plain assignments: dbt's static parser only passes on config keys read this way.
     name_agreement = dbt.config.get("require_name_agreement")
     probabilistic = dbt.config.get("probabilistic")
+    shared_email_needs_more = dbt.config.get("shared_email_needs_more")
     guards = GuardConfig(
         max_matches_per_record=float(dbt.config.get("guard_max_matches_per_record")),
         max_links_over_expected=float(dbt.config.get("guard_max_links_over_expected")),
@@ -37,6 +38,7 @@ def model(dbt, session):
         max_phone_group=int(dbt.config.get("max_phone_group")),
         require_name_agreement=name_agreement == "yes",
         probabilistic=probabilistic == "yes",
+        shared_email_needs_more=shared_email_needs_more == "yes",
         guards=guards,
     )
     records = dbt.ref("int_customer_records_unioned")
