@@ -32,6 +32,7 @@ class GeneratedResult:
     records: int
     true_entities: int
     clusters: int
+    largest_cluster: int
     precision: float
     recall: float
     f1: float
@@ -77,7 +78,7 @@ def _build(s, quiet: bool) -> float:
     t0 = time.perf_counter()
     if not dbt.run(["build", "--select", "+int_customer_records_resolved", "--exclude", "resource_type:unit_test"],
                    s, quiet=quiet):
-        raise RuntimeError("dbt build of the identity models failed (see dbt's output)")
+        raise RuntimeError("dbt build of the identity models failed: " + _failures(s))
     return time.perf_counter() - t0
 
 
@@ -123,7 +124,8 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
             p, r, f1 = score.precision, score.recall, score.f1
             result = GeneratedResult(
                 dataset="generated", people=people, records=len(day1), true_entities=scored.person_id.nunique(),
-                clusters=scored.customer_id.nunique(), precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
+                clusters=scored.customer_id.nunique(), largest_cluster=int(day1.customer_id.value_counts().max()),
+                precision=round(p, 5), recall=round(r, 5), f1=round(f1, 5),
                 seconds=round(seconds, 2), stage_seconds=stage)
             if days < 2:
                 return result
@@ -157,6 +159,18 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
     finally:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _failures(s) -> str:
+    """The failed nodes of dbt's last invocation with their messages (an identity guard names itself here)."""
+    import json
+
+    path = s.dbt_target_dir / "run_results.json"
+    if not path.exists():
+        return "see dbt's output"
+    failed = [f"{r['unique_id']}: {(r.get('message') or '').strip().splitlines()[-1][-1000:]}"
+              for r in json.loads(path.read_text())["results"] if r["status"] in ("error", "fail")]
+    return "; ".join(failed) or "see dbt's output"
 
 
 def _node_seconds(s, unique_id: str) -> float:

@@ -82,6 +82,10 @@ def detect_roles(columns: Sequence[str], exclude: Sequence[str] = ()) -> dict[st
     return roles
 
 
+class TrainingError(RuntimeError):
+    """No trustworthy model could be trained (callers fall back to something known to be safe)."""
+
+
 @dataclass
 class LinkageConfig:
     """Thresholds, rules and resources of the linker (the defaults were chosen on FEBRL3 and checked elsewhere)."""
@@ -457,19 +461,61 @@ def train(df: pd.DataFrame | Sequence[pd.DataFrame], roles: Mapping[str, str] | 
     linker.training.estimate_probability_two_random_records_match(
         [block_on(*r) for r in _deterministic_rules(roles)], recall=cfg.prior_recall)
     linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=cfg.seed)
+    comparisons = [c["output_column_name"] for c in linker.misc.save_model_to_json()["comparisons"]]
     for alternatives in _em_rules(con, tables[0], roles):
-        for rule in alternatives:
-            try:
-                linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
-                break
-            except ValueError as exc:  # Splink 5 refuses an m that EM drove below 1e-300: try the next block
-                if "below the minimum" not in str(exc):
-                    raise
-                log.warning("EM on block %s failed (%s); trying the next block", rule, exc)
+        if not any(_em_session(linker, rule) for rule in alternatives):  # any() stops at the first that trains
+            con.close()
+            raise TrainingError(f"EM failed on every candidate block {alternatives}: the m probabilities these "
+                                "blocks train are unknown, and a half-trained model is never returned")
     model = _floor_m(linker.misc.save_model_to_json(), cfg.m_floor)
     con.close()
     return TrainedModel(settings=model, roles=roles, extra_columns=extra, config=cfg, link_type=link_type,
-                        trained_on={"records": sizes, "sampled": [len(f) for f in frames]})
+                        trained_on={"records": sizes, "sampled": [len(f) for f in frames], "comparisons": comparisons})
+
+
+def _em_session(linker, rule: Sequence[str]) -> bool:
+    """One EM session blocked on `rule`, never leaving a half-trained model behind; True when it trained.
+
+    Splink 5 prepares a session by editing the linker's live settings: it drops the comparisons the blocking rule
+    uses and replaces the prior with the in-block match rate, and restores them only when the session succeeds.
+    A session that raised left that half-made model behind (on the 100k/seed-42 world: no phone comparison and a
+    prior of 0.37 instead of 3.5e-6), and it linked nearly every candidate pair (issue 12). So the settings are
+    copied before and put back after a failure.
+
+    Why a session fails: inside a block where nearly every pair is a match (one phone number), the few pairs at
+    a level such as "surnames differ" fall to the non-match side and EM squares that level's m at each iteration
+    (4e-10, 2e-20, ... 0.0); Splink 5 refuses the 0.0. The other parameters have converged long before, and the
+    m floor lifts the collapsed level afterwards, so the session is run again with fewer iterations (EM stopped
+    before the underflow) before the next block is tried."""
+    import dataclasses
+
+    from splink import block_on
+    from splink.internals.exceptions import EMTrainingException
+
+    obj = linker._settings_obj
+    training = obj.training_settings  # a frozen dataclass: replaced, then put back
+    default_iterations = training.max_iterations
+    iterations = default_iterations
+    try:
+        while iterations >= 2:
+            saved = linker._settings_obj.core_model_settings.copy()  # a deep copy, training history included
+            obj.training_settings = dataclasses.replace(training, max_iterations=iterations)
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
+                if iterations < default_iterations:
+                    log.info("EM on block %s: stopped after at most %d iterations (an m collapsing to 0)",
+                             rule, iterations)
+                return True
+            except (ValueError, EMTrainingException) as exc:
+                linker._settings_obj.core_model_settings = saved
+                if "below the minimum" not in str(exc):
+                    log.warning("EM on block %s failed (%s); the model is restored", rule, str(exc).split(". ")[0])
+                    return False
+                iterations //= 2
+        log.warning("EM on block %s underflows even when stopped early; the model is restored", rule)
+        return False
+    finally:
+        obj.training_settings = training
 
 
 def _deterministic_rules(roles: Mapping[str, str]) -> list[tuple[str, ...]]:

@@ -50,3 +50,19 @@ def breaker_state(con: duckdb.DuckDBPyConnection) -> BreakerState:
     failures = [f"{s}: {e} (observed {o})" for s, e, sev, o in rows if sev == "critical"]
     warnings = [f"{s}: {e} (observed {o})" for s, e, sev, o in rows if sev != "critical"]
     return BreakerState(open=bool(failures), failures=failures, warnings=warnings)
+
+
+def record_results(con: duckdb.DuckDBPyConnection, suite: str, run_id: str,
+                   results: list[tuple[str, bool, str, str, str]]) -> None:
+    """Append one checked rule's outcome per row (name, success, observed, limit, severity) as a suite run.
+
+    For checks that are not Great Expectations suites (the identity guards): the breaker reads them the same way,
+    so a failing critical rule blocks activation until a later run of the suite passes."""
+    import json
+    from datetime import UTC, datetime
+
+    ensure_results_table(con)
+    now = datetime.now(UTC).replace(tzinfo=None)  # an audit time, like the checkpoints' run_at
+    con.executemany("INSERT INTO quality.expectation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[f"{suite}:{run_id}", suite, name, severity, bool(ok), observed, json.dumps({"limit": limit}), now]
+                     for name, ok, observed, limit, severity in results])
