@@ -39,6 +39,17 @@ def test_every_stage_produced_output(demo):
     assert r.warehouse["ml.scores"] == sum(scored.values())
 
 
+def test_models_read_the_features_the_mart_publishes(demo):
+    # One definition: the ML features at the warehouse clock are the mart customer_features, value for value.
+    from ml import features
+
+    with connect() as con:
+        ml = features.build(con, features.as_of(con)).set_index("customer_id")
+        mart = con.execute("SELECT * FROM marts.customer_features ORDER BY customer_id").df().set_index("customer_id")
+    assert len(ml) > 1000
+    pd.testing.assert_frame_equal(ml, mart[features.FEATURES].astype("float64"))
+
+
 def _exports(s, day: str) -> dict:
     """Every cart_abandoners file export of the day, by name, with its bytes."""
     folder = s.exports_dir / "cart_abandoners" / day
