@@ -9,6 +9,9 @@ from pathlib import Path
 
 from beacon.config import Settings, settings
 
+# The segments that read the ML scores (and their tests): built after the ML DAG scores, not with the marts.
+SCORE_BASED = "source:ml.scores+"
+
 
 def dbt_env(s: Settings | None = None) -> dict[str, str]:
     """Environment dbt and Cosmos need: the warehouse path, and no usage telemetry (offline, private)."""
