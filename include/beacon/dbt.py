@@ -81,6 +81,6 @@ def manifest_is_stale(s: Settings | None = None) -> bool:
 def ensure_manifest(s: Settings | None = None) -> Path:
     """Parse the project when needed, so DAGs render from a current manifest without running dbt at parse time."""
     s = s or settings()
-    if manifest_is_stale(s) and not run(["parse"], s):
+    if manifest_is_stale(s) and not run(["parse"], s, quiet=True):  # quiet: errors still print
         raise RuntimeError(f"dbt parse failed for {s.dbt_project_dir}: see the dbt output above")
     return s.manifest_path
