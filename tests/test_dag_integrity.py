@@ -1,4 +1,4 @@
-"""DAG integrity: the house rules of DESIGN.md, checked on every DAG file."""
+"""DAG integrity: the house rules of docs/conventions.md, checked on every DAG file."""
 
 from __future__ import annotations
 
