@@ -381,7 +381,7 @@ def cmd_bench_pipeline(args) -> int:
     from beacon.bench import bench_pipeline
 
     d = bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
-                       keep=args.keep)
+                       keep=args.keep, progress=False if args.json else None)
 
     def render(d):
         t = Table(title=f"Pipeline benchmark, {d['people']:,} people", title_justify="left")
@@ -398,7 +398,7 @@ def cmd_bench_warehouse(args) -> int:
     from beacon.bench import bench_warehouse
 
     d = bench_warehouse(people=args.people, repeat=args.repeat, seed=args.seed,
-                        world=Path(args.world) if args.world else None)
+                        world=Path(args.world) if args.world else None, progress=False if args.json else None)
 
     def render(d):
         console.print(_kv_table(f"Warehouse orchestration overhead, {d['people']:,} people", {
