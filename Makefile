@@ -49,9 +49,14 @@ bench: install
 bench-1m: install
 	$(BIN)/beacon bench pipeline --people 1000000 --json
 
+# Python style (ruff) and the dbt models' SQL style (sqlfluff, .sqlfluff; the dbt templater compiles the
+# project, which needs a warehouse path but never reads the warehouse).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	@mkdir -p data
+	BEACON_DBT_WAREHOUSE_PATH=$${BEACON_DBT_WAREHOUSE_PATH:-$(CURDIR)/data/sqlfluff.duckdb} \
+	  $(BIN)/sqlfluff lint dbt_project/models
 
 clean:
 	rm -rf data .airflow .airflow-test dbt_project/target dbt_project/logs

@@ -5,8 +5,9 @@ Trains the three LightGBM scores — lead conversion (30 days), churn of past bu
 12-month lifetime value — on point-in-time warehouse features with out-of-time validation, registers
 each version (champion/challenger on the same holdout) and writes the HTML model report; then scores
 every customer with each champion into `ml.scores` (score, decile, top-3 reasons) and records drift
-(PSI against training) and the fairness audit in `ml.drift` and `ml.fairness`; finally rebuilds the
-dbt segments that read the scores, so activation sees today's scores.
+(PSI against the previous scoring run) and the fairness audit in `ml.drift` and `ml.fairness`; finally
+builds the dbt segments that read the scores (a Cosmos task group, like the marts), so activation
+sees today's scores.
 Scheduled on `beacon_marts`; emits `beacon_scores`.
 """
 
@@ -14,7 +15,12 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
+from beacon.config import settings
+from beacon.cosmos_render import dbt_task_group
+from beacon.dbt import SCORE_BASED
 from beacon.orchestration import DEFAULT_ARGS, MARTS, SCORES, START
+
+_S = settings()
 
 
 @dag(schedule=[MARTS], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "ml"],
@@ -22,34 +28,35 @@ from beacon.orchestration import DEFAULT_ARGS, MARTS, SCORES, START
 def beacon_ml():
     @task
     def train_models() -> dict:
-        from beacon.config import settings
         from beacon.warehouse import connect
         from ml.train import train_all
 
         with connect() as con:
-            return train_all(con, settings().registry_dir)
+            return train_all(con, _S.registry_dir)
 
-    @task(outlets=[SCORES])
+    @task
     def score_customers(trained: dict) -> dict:
         import logging
 
-        from beacon import dbt
-        from beacon.config import settings
         from beacon.warehouse import connect
         from ml.score import score_all
 
         with connect() as con:
-            scored = score_all(con, settings().registry_dir)
-        # Segments that read the scores (hot_b2b_leads, high_value_churn_risk) were built before this run's
-        # scores existed: rebuild them so activation exports today's scores.
-        if not dbt.run(["build", "--select", "source:ml.scores+"], quiet=True):
-            raise RuntimeError("dbt build of the segments that read ml.scores failed")
+            scored = score_all(con, _S.registry_dir)
         if scored["drift_state"] != "ok":
             logging.getLogger(__name__).warning("ML drift state %s: %s", scored["drift_state"],
                                                 {m: v["drifted"] for m, v in scored["models"].items()})
         return {**scored, "report": trained["report"]}
 
-    score_customers(train_models())
+    @task(outlets=[SCORES])
+    def publish_scores(scored: dict) -> dict:
+        return scored
+
+    scored = score_customers(train_models())
+    # The segments that read ml.scores (hot_b2b_leads, high_value_churn_risk), with their tests.
+    segments = dbt_task_group("dbt_scored", select=[SCORE_BASED], s=_S)
+    scored >> segments
+    segments >> publish_scores(scored)
 
 
 beacon_ml()

@@ -1,4 +1,9 @@
-"""Monitoring: population stability (PSI) of features and scores against training, and a fairness audit."""
+"""Monitoring: population stability (PSI) of features and scores, and a fairness audit.
+
+Scoring compares each run with the previous scoring run (`ml.score` keeps every run's distributions): the
+same population definition at the same kind of cutoff, so an alert means the data changed between runs. The
+training reference (the population at the training cutoff) differs from today's by construction (longer
+tenures, older last orders), so it only informs the model report. The first run is the baseline."""
 
 from __future__ import annotations
 
@@ -52,8 +57,18 @@ def drift(references: dict[str, dict], current: pd.DataFrame) -> list[dict]:
     return sorted(rows, key=lambda r: -r["psi"])
 
 
+def baseline(names: list[str]) -> list[dict]:
+    """Drift rows of a run with nothing comparable before it: no PSI, state 'baseline' (never an alert)."""
+    return [{"name": n, "psi": None, "state": "baseline"} for n in names]
+
+
+def references(frame: pd.DataFrame, names: list[str]) -> dict[str, dict]:
+    """`reference()` of each named column of `frame` (the distributions the next run is compared with)."""
+    return {n: reference(frame[n].to_numpy(dtype=float)) for n in names if n in frame.columns}
+
+
 def overall_state(rows: list[dict]) -> str:
-    """The worst state among drift rows."""
+    """The worst state among drift rows ('baseline' rows count as ok)."""
     states = {r["state"] for r in rows}
     return "alert" if "alert" in states else "warn" if "warn" in states else "ok"
 

@@ -3,6 +3,7 @@ marketer understands, written to ml.scores; drift and fairness of the scores wri
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -281,6 +282,34 @@ def _write_monitoring(con: duckdb.DuckDBPyConnection, model: str, version: str, 
         con.unregister("_fair")
 
 
+def drift_rows(con: duckdb.DuckDBPyConnection, model: str, version: str, as_of, X: pd.DataFrame,
+               scores: pd.DataFrame, names: list[str]) -> list[dict]:
+    """PSI of the score and of every model feature against the previous scoring run of this model (like with
+    like); keep this run's distributions for the next. With no earlier run, or (for the score) an earlier run
+    of another version, this run is the baseline: no PSI, no alert."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.execute("""CREATE TABLE IF NOT EXISTS ml.scoring_reference (as_of TIMESTAMP, model VARCHAR, version VARCHAR,
+                   reference VARCHAR)""")
+    ts = pd.Timestamp(as_of).to_pydatetime()
+    previous = con.execute("""SELECT version, reference FROM ml.scoring_reference WHERE model = ? AND as_of < ?
+                              ORDER BY as_of DESC LIMIT 1""", [model, ts]).fetchall()
+    current = {"features": monitor.references(X, names), "score": monitor.reference(scores.score.to_numpy())}
+    if previous:
+        before = json.loads(previous[0][1])
+        rows = [{"kind": "feature", **r} for r in monitor.drift(before["features"], X)]
+        if previous[0][0] == version:  # a new champion's scores are its own baseline
+            value = monitor.psi(before["score"], scores.score.to_numpy())
+            score = {"name": "score", "psi": round(value, 4), "state": monitor.state(value)}
+        else:
+            score = monitor.baseline(["score"])[0]
+    else:
+        rows = [{"kind": "feature", **r} for r in monitor.baseline(list(current["features"]))]
+        score = monitor.baseline(["score"])[0]
+    con.execute("DELETE FROM ml.scoring_reference WHERE model = ? AND as_of = ?", [model, ts])
+    con.execute("INSERT INTO ml.scoring_reference VALUES (?, ?, ?, ?)", [ts, model, version, json.dumps(current)])
+    return [{"kind": "score", **score}, *rows]
+
+
 def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, X: pd.DataFrame | None = None,
                 groups: pd.DataFrame | None = None) -> dict:
     """Score one model's population with its champion; write scores, drift and fairness; a small summary."""
@@ -292,16 +321,13 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
         X = X[X.orders_total > 0].reset_index(drop=True)
     scores = score_frame(booster, meta, X)
     write_scores(con, model, version, end, scores)
-    rows = [{"kind": "feature", **r} for r in monitor.drift(meta.get("reference", {}).get("features", {}), X)]
-    if "score" in meta.get("reference", {}):
-        value = monitor.psi(meta["reference"]["score"], scores.score.to_numpy())
-        rows.insert(0, {"kind": "score", "name": "score", "psi": round(value, 4), "state": monitor.state(value)})
+    rows = drift_rows(con, model, version, end, X, scores, meta.get("features", []))
     fair = monitor.fairness(scores[["customer_id", "score", "decile"]], groups) if groups is not None else None
     _write_monitoring(con, model, version, end, rows, fair)
     return {"model": model, "version": version, "rows": len(scores), "scored_at": str(end),
             "mean_score": round(float(scores.score.mean()), 4) if len(scores) else None,
             "drift_state": monitor.overall_state(rows), "score_psi": rows[0]["psi"] if rows else None,
-            "drifted": [r["name"] for r in rows if r["state"] != "ok"],
+            "drifted": [r["name"] for r in rows if r["state"] in ("warn", "alert")],
             "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items() for g in v["flagged"]],
             "seconds": round(time.perf_counter() - t0, 2)}
 

@@ -12,6 +12,8 @@ from pathlib import Path
 CHANNELS = ("file", "email", "webhook", "ads")
 REFRESH = frozenset({"hourly", "daily", "weekly"})
 REQUIRED = ("name", "description", "owner", "channels", "priority", "holdout_pct", "refresh")
+# Keys an audience takes from its dbt model when meta.audience leaves them out (meta key -> model key).
+FROM_MODEL = {"name": "name", "description": "description"}
 
 
 class ContractError(ValueError):
@@ -37,7 +39,8 @@ class Audience:
 def _check(meta: dict, where: str) -> None:
     for key in REQUIRED:
         if key not in meta:
-            raise ContractError(f"{where}: meta.audience.{key} is missing")
+            hint = f" (and the model has no {FROM_MODEL[key]} to default to)" if key in FROM_MODEL else ""
+            raise ContractError(f"{where}: meta.audience.{key} is missing{hint}")
     if not isinstance(meta["channels"], list) or not meta["channels"]:
         raise ContractError(f"{where}: meta.audience.channels must be a non-empty list")
     unknown = [c for c in meta["channels"] if c not in CHANNELS]
@@ -63,6 +66,9 @@ def discover(manifest_path: Path) -> list[Audience]:
         where = f"{node['original_file_path']} (model {node['name']})"
         if meta is None:
             raise ContractError(f"{where}: segment has no meta.audience block in its YAML")
+        # The model's name and description are the audience's unless meta.audience says otherwise: one
+        # description, in dbt docs and at the destinations.
+        meta = {**{k: node.get(m) for k, m in FROM_MODEL.items() if node.get(m)}, **meta}
         _check(meta, where)
         if "customer_id" not in node.get("columns", {}):
             raise ContractError(f"{where}: the key column customer_id is not declared in the YAML")

@@ -1,15 +1,121 @@
-"""How Cosmos renders the dbt project: one task per published model (marts and segments) only.
+"""Everything Beacon does with Cosmos, in one module: the dbt task groups of the DAGs and every
+workaround that reaches into Cosmos internals, behind a version guard.
 
-In watcher mode one `dbt build` runs every node; each rendered model is a sensor task that reports its
-model's result (and can retry just that model). Staging and intermediate models still build inside that
-one `dbt build` and show in its log, but get no task of their own: every task costs about half a second
+How the project renders: one task per published model (marts and segments) only. In watcher mode one
+`dbt build` runs every selected node; each rendered model is a sensor task that reports its model's
+result (and can retry just that model). Staging and intermediate models still build inside that one
+`dbt build` and show in its log, but get no task of their own: every task costs about half a second
 of scheduling however little it does, and analysts act on marts and segments, not on staging views.
+
+The workarounds (`published_only`, `producer_reports_rendered_only`, `skip_unemitted_lineage`, the plain
+manifest path, the OpenLineage hint filter) use names Cosmos does not promise to keep. `check_cosmos_version`
+refuses a Cosmos release they were not checked against, so an upgrade fails at DAG parse time with a
+message naming this module, not halfway through a build.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from beacon.config import Settings, settings
+
+# Cosmos minor versions whose internals the functions below were read against (and tests run on).
+TESTED_COSMOS = ("1.15",)
+
+
+class UnsupportedCosmosVersion(RuntimeError):
+    """Cosmos is a version Beacon's workarounds of its internals were not checked against."""
+
+
+def check_cosmos_version(version: str | None = None) -> str:
+    """The installed Cosmos version; raise UnsupportedCosmosVersion unless its minor version is tested."""
+    if version is None:
+        import cosmos
+
+        version = cosmos.__version__
+    minor = ".".join(version.split(".")[:2])
+    if minor not in TESTED_COSMOS:
+        raise UnsupportedCosmosVersion(
+            f"astronomer-cosmos {version} is installed, but beacon.cosmos_render patches Cosmos internals checked "
+            f"only against {', '.join(v + '.x' for v in TESTED_COSMOS)} (the watcher producer's event parser, "
+            f"its OpenLineage hook, node converters). Re-check each function of include/beacon/cosmos_render.py "
+            f"against the new release and add {minor!r} to TESTED_COSMOS, or pin the tested version.")
+    return version
+
+
+class _DropOpenLineageHint(logging.Filter):
+    """Drop Cosmos' import-time hint to install the OpenLineage provider.
+
+    Beacon deliberately runs without it (see skip_unemitted_lineage); the hint, printed on every DAG parse
+    and demo run, is advice a user of this project cannot act on. Other Cosmos warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apache-airflow-providers-openlineage" not in str(record.msg)
+
+
+def quiet_openlineage_hint() -> None:
+    """Install the filter on the logger Cosmos writes the hint to (before Cosmos' operators are imported)."""
+    log = logging.getLogger("cosmos.operators.local")
+    if not any(isinstance(f, _DropOpenLineageHint) for f in log.filters):
+        log.addFilter(_DropOpenLineageHint())
+
+
+def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequence[str] = (),
+                   s: Settings | None = None) -> Any:
+    """A Cosmos DbtTaskGroup (watcher mode) of the selected part of the project, inside the current DAG.
+
+    One `dbt build` of `select` minus `exclude` (models, seeds, unit tests and data tests) runs in a producer
+    task; each selected mart and segment is a sensor task. Called inside a `@dag` function."""
+    check_cosmos_version()
+    quiet_openlineage_hint()
+    from cosmos import (
+        DbtTaskGroup,
+        ExecutionConfig,
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        ProfileConfig,
+        ProjectConfig,
+        RenderConfig,
+        TestBehavior,
+    )
+
+    from beacon.dbt import dbt_env, executable
+
+    s = s or settings()
+    project = ProjectConfig(dbt_project_path=s.dbt_project_dir, manifest_path=s.manifest_path, project_name="beacon",
+                            install_dbt_deps=False, env_vars=dbt_env(s))
+    # The manifest is a local file: read it as a plain Path. Cosmos wraps it in ObjectStoragePath, whose
+    # first use loads every Airflow plugin (about 0.6 s of each parse) for lineage we do not need here.
+    project.manifest_path = s.manifest_path
+    # No separate test tasks: the producer's build runs the tests (setup_operator_args below), so a failing
+    # test fails the build, as with a plain `dbt build`.
+    render = RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.NONE,
+                          select=list(select), exclude=["resource_type:exposure", *exclude], emit_datasets=False)
+    render.node_converters = published_only(render)
+    group = DbtTaskGroup(
+        group_id=group_id,
+        project_config=project,
+        profile_config=ProfileConfig(profile_name="beacon", target_name="local",
+                                     profiles_yml_filepath=s.dbt_project_dir / "profiles.yml"),
+        render_config=render,
+        execution_config=ExecutionConfig(
+            # The producer runs `dbt build` as a child process: in-process (DBT_RUNNER) every dbt node ran slower
+            # inside the Airflow task (most likely its threads competing for the GIL), and a child process
+            # hands its memory back when the build ends.
+            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=executable(),
+            # Cosmos limits the producer to --resource-type model/seed/snapshot when tests are not rendered;
+            # adding the test types makes it the same `dbt build` as a plain one.
+            setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"]}),
+        # Sensors reschedule instead of deferring, so `dag.test()` (one task at a time) never waits on them.
+        operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},
+    )
+    producer_reports_rendered_only(group)
+    skip_unemitted_lineage(group)
+    return group
 
 
 def published_only(render_config: Any, folders: Iterable[str] = ("marts", "segments")) -> dict[Any, Callable]:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from beacon.config import Settings, settings
 
+# The segments that read the ML scores (and their tests): built after the ML DAG scores, not with the marts.
+SCORE_BASED = "source:ml.scores+"
+
 
 def dbt_env(s: Settings | None = None) -> dict[str, str]:
     """Environment dbt and Cosmos need: the warehouse path, and no usage telemetry (offline, private)."""
@@ -78,6 +81,6 @@ def manifest_is_stale(s: Settings | None = None) -> bool:
 def ensure_manifest(s: Settings | None = None) -> Path:
     """Parse the project when needed, so DAGs render from a current manifest without running dbt at parse time."""
     s = s or settings()
-    if manifest_is_stale(s) and not run(["parse"], s):
+    if manifest_is_stale(s) and not run(["parse"], s, quiet=True):  # quiet: errors still print
         raise RuntimeError(f"dbt parse failed for {s.dbt_project_dir}: see the dbt output above")
     return s.manifest_path

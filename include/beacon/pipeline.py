@@ -35,11 +35,24 @@ def airflow_env(s: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "beacon",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": s.airflow_log_level,
+        # The activation DAG names one Asset per delivered audience through an AssetAlias. Airflow creates
+        # such an Asset on its first event and logs that as two warnings ("AssetModel ... not found",
+        # "inactive AssetModel"); only a DAG processor, which the embedded mode does not run, would mark it
+        # active. The event is recorded either way: nothing for a user to do, so only that class logger
+        # (airflow.assets.manager.AssetManager, whose warnings are just these two) is raised to ERROR.
+        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": _with_level(os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
+                                                          "airflow.assets.manager.AssetManager", "ERROR"),
         "SCARF_NO_ANALYTICS": "true",
         # Short retries in the embedded demo, so a failure is reported quickly (unless set explicitly).
         "BEACON_RETRY_DELAY_SECONDS": str(3 if s.retry_delay_seconds is None else s.retry_delay_seconds),
         "DO_NOT_TRACK": "1",
     }
+
+
+def _with_level(levels: str, logger: str, level: str) -> str:
+    """Airflow's `namespace_levels` setting with `logger` added, unless it is already set there."""
+    pairs = levels.replace(",", " ").split()
+    return " ".join(pairs if any(p.split("=")[0] == logger for p in pairs) else [*pairs, f"{logger}={level}"])
 
 
 def ensure_airflow(s: Settings | None = None) -> Path:

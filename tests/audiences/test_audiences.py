@@ -13,11 +13,12 @@ GOOD = {"name": "vip", "description": "d", "owner": "o", "channels": ["file"], "
         "holdout_pct": 5, "refresh": "daily"}
 
 
-def _manifest(tmp_path, *metas, columns=("customer_id",)):
+def _manifest(tmp_path, *metas, columns=("customer_id",), description=""):
     nodes = {}
     for i, meta in enumerate(metas):
         nodes[f"model.beacon.seg{i}"] = {
             "resource_type": "model", "name": f"seg{i}", "schema": "segments", "alias": f"seg{i}",
+            "description": description,
             "original_file_path": f"models/segments/seg{i}.sql",
             "config": {"meta": {"audience": meta} if meta is not None else {}},
             "columns": {c: {} for c in columns},
@@ -53,6 +54,16 @@ def test_malformed_contract_names_file_and_field(tmp_path, change, message):
     with pytest.raises(ContractError) as exc:
         discover(_manifest(tmp_path, meta))
     assert "models/segments/seg0.sql" in str(exc.value) and message in str(exc.value)
+
+
+def test_name_and_description_default_to_the_models(tmp_path):
+    bare = {k: v for k, v in GOOD.items() if k not in ("name", "description")}
+    [a] = discover(_manifest(tmp_path, bare, description="Bought twice this month."))
+    assert (a.name, a.description) == ("seg0", "Bought twice this month.")
+    [b] = discover(_manifest(tmp_path, {**bare, "name": "vip", "description": "own"}, description="model's"))
+    assert (b.name, b.description) == ("vip", "own")  # meta.audience wins where it says something
+    with pytest.raises(ContractError, match=r"seg0.sql.*description is missing \(and the model has no description"):
+        discover(_manifest(tmp_path, bare))
 
 
 def test_duplicate_name_and_missing_key_column_fail(tmp_path):

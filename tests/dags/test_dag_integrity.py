@@ -1,4 +1,4 @@
-"""DAG integrity: the house rules of DESIGN.md, checked on every DAG file."""
+"""DAG integrity: the house rules of docs/conventions.md, checked on every DAG file."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ print(json.dumps({{"parse_seconds": parse, "files": files, "errors": list(bag.im
     for _ in range(3):  # the median of three fresh interpreters, so one noisy neighbour does not decide
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        # Nothing a user cannot act on: Cosmos' hint to install OpenLineage (deliberately absent) is filtered.
+        assert "apache-airflow-providers-openlineage" not in out.stdout + out.stderr
     print("DAG parse:", runs)
     for res in runs:
         assert res["errors"] == []
@@ -149,3 +151,27 @@ def test_warehouse_producer_reports_only_nodes_that_have_a_task(dagbag):
     assert statuses == {"model__beacon__dim_customers_status": {"status": "success", "outlet_uris": []},
                         "model__beacon__cart_abandoners_status": {"status": "error", "outlet_uris": []}}
     assert not any("stg_crm" in k or "not_null" in k or "survivorship" in k for k in ti.pushed)
+
+
+def test_score_based_segments_build_after_scoring_in_the_ml_dag_only(dagbag):
+    # The warehouse build leaves out what reads ml.scores; the ML DAG builds exactly that, after scoring and
+    # before it emits beacon_scores, as a visible task group (no dbt call hidden inside a Python task).
+    wh, ml = dagbag.dags["beacon_warehouse"], dagbag.dags["beacon_ml"]
+    sensed = {d: {t.model_unique_id for t in dag.tasks if getattr(t, "model_unique_id", None)} for d, dag in
+              (("wh", wh), ("ml", ml))}
+    assert sensed["ml"] == {"model.beacon.hot_b2b_leads", "model.beacon.high_value_churn_risk"}
+    assert not sensed["ml"] & sensed["wh"] and "model.beacon.rfm_champions" in sensed["wh"]
+    producer = ml.get_task("dbt_scored.dbt_producer_watcher")
+    assert "score_customers" in producer.upstream_task_ids
+    assert ml.get_task("dbt_scored.hot_b2b_leads_run").task_id in ml.get_task("publish_scores").upstream_task_ids
+    assert "source:ml.scores+" in wh.get_task("dbt.dbt_producer_watcher").exclude
+
+
+def test_an_untested_cosmos_version_fails_loudly_naming_the_module():
+    import cosmos
+
+    from beacon.cosmos_render import UnsupportedCosmosVersion, check_cosmos_version
+
+    assert check_cosmos_version() == cosmos.__version__
+    with pytest.raises(UnsupportedCosmosVersion, match=r"2\.0\.1.*include/beacon/cosmos_render\.py.*TESTED_COSMOS"):
+        check_cosmos_version("2.0.1")

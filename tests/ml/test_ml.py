@@ -25,6 +25,7 @@ def _warehouse() -> duckdb.DuckDBPyConnection:
         t(message_id, customer_id, event_at, event_name)""")
     con.execute("""CREATE TABLE marts.fct_email_events AS SELECT * FROM (VALUES
         ('e1', 'b', TIMESTAMP '2026-03-15', 'open')) t(event_id, customer_id, event_at, event_name)""")
+    con.execute("CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP)")
     return con
 
 

@@ -65,6 +65,32 @@ def test_all_three_models_train_register_and_score(trained):
     assert con.execute("SELECT count(DISTINCT attribute) FROM ml.fairness").fetchall()[0][0] == 2
 
 
+def test_drift_compares_like_with_like_first_run_is_the_baseline(tmp_path):
+    # Training population vs today's differs by construction (tenure, recency): the first scoring run is a
+    # baseline, an unchanged re-score is ok, and only a real change between runs alerts.
+    from ml.score import score_model
+
+    con = build_world(n=800, seed=5)
+    reg = tmp_path / "registry"
+    train_model(con, reg, "lead_score")
+    first = score_model(con, reg, "lead_score")
+    assert first["drift_state"] == "ok" and first["drifted"] == []
+    states = con.execute("SELECT kind, state, psi FROM ml.drift").fetchall()
+    assert {k for k, _, _ in states} == {"feature", "score"} and {(s, p) for _, s, p in states} == {("baseline", None)}
+    # The next run, same data one second later: compared with the first run, nothing moved.
+    con.execute("UPDATE marts.warehouse_as_of SET as_of_at = as_of_at + INTERVAL 1 SECOND")
+    again = score_model(con, reg, "lead_score")
+    assert again["drift_state"] == "ok" and again["score_psi"] < 0.01  # warn starts at 0.1
+    # Web tracking breaks (most events lost): the web features and the score alert against the previous run.
+    con.execute("DELETE FROM marts.fct_web_events WHERE hash(customer_id) % 10 <> 0")
+    con.execute("UPDATE marts.warehouse_as_of SET as_of_at = as_of_at + INTERVAL 1 SECOND")
+    broken = score_model(con, reg, "lead_score")
+    assert broken["drift_state"] == "alert" and {"web_30d", "web_90d"} <= set(broken["drifted"])
+    # Re-running a scored day replaces its rows; the comparison stays against the run before it.
+    assert score_model(con, reg, "lead_score")["drifted"] == broken["drifted"]
+    assert con.execute("SELECT count(*) FROM ml.scoring_reference").fetchall()[0][0] == 3
+
+
 def test_champion_challenger_on_the_same_holdout(trained, tmp_path):
     con, reg, summary, _ = trained
     first = summary["models"]["lead_score"]["version"]

@@ -58,5 +58,7 @@ def build_world(n: int = 1500, seed: int = 3, days: int = 365) -> duckdb.DuckDBP
         con.register("_df", df)
         con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM _df")
         con.unregister("_df")
+    # Sessions feed the mart's sessions_30d, not a model input: an empty table keeps the feature query whole.
+    con.execute("CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP)")
     con.execute("UPDATE marts.fct_orders SET ordered_at = least(ordered_at, TIMESTAMP '2026-06-30 23:00:00')")
     return con

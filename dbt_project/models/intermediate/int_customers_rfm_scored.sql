@@ -15,9 +15,9 @@ scored as (
         date_diff('day', c.last_order_at, a.as_of_at) as recency_days,
         c.order_count as frequency,
         c.lifetime_revenue as monetary,
-        ntile(5) over (order by c.last_order_at asc, c.customer_id) as r_score,
-        ntile(5) over (order by c.order_count asc, c.customer_id) as f_score,
-        ntile(5) over (order by c.lifetime_revenue asc, c.customer_id) as m_score
+        ntile(5) over (order by c.last_order_at asc, c.customer_id asc) as r_score,
+        ntile(5) over (order by c.order_count asc, c.customer_id asc) as f_score,
+        ntile(5) over (order by c.lifetime_revenue asc, c.customer_id asc) as m_score
     from customers c cross join as_of a
 ),
 

@@ -20,7 +20,7 @@ behaviour as (
     left join products p using (product_id)
     where w.customer_id is not null
     union all
-    select 'email', e.event_id, e.customer_id, e.event_name, e.event_at, null
+    select 'email' as source, e.event_id, e.customer_id, e.event_name as match, e.event_at, null as product_line
     from {{ ref('fct_email_events') }} e
     where e.customer_id is not null
 ),
@@ -50,7 +50,11 @@ final as (
         case when r.half_life_days > 0
              then r.points * pow(0.5, date_diff('second', b.event_at, a.as_of_at) / 86400.0 / r.half_life_days)
              else r.points end as points_decayed
-    from (select * from behaviour union all select * from attributes) b
+    from (
+        select * from behaviour
+        union all
+        select * from attributes
+    ) b
     join rules r on r.source = b.source and r.match = b.match
     cross join as_of a
     where b.event_at <= a.as_of_at

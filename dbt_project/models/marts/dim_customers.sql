@@ -33,7 +33,8 @@ golden as (
         arg_max(source, (-source_rank, updated_at)) filter (where first_name is not null) as name_source,
         arg_max(phone_e164, updated_at) filter (where phone_e164 is not null) as phone_e164,
         arg_max(source, updated_at) filter (where phone_e164 is not null) as phone_source,
-        arg_max({'street': street, 'city': city, 'state': state, 'postal_code': postal_code, 'source': source},
+        -- A DuckDB struct literal: sqlfluff's spacing rule reads its braces as Jinja's.
+        arg_max({'street': street, 'city': city, 'state': state, 'postal_code': postal_code, 'source': source},  -- noqa: LT01
                 (updated_at, record_id)) filter (where street is not null) as address,
         arg_max(birth_date, updated_at) filter (where birth_date is not null) as birth_date,
         arg_max(source, updated_at) filter (where birth_date is not null) as birth_date_source,

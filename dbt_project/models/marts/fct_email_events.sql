@@ -5,7 +5,7 @@ with events as (
 
 emails as (
     select email_canonical, min(r.customer_id) as customer_id
-    from {{ ref('int_customer_records_unioned') }} u
+    from {{ ref('int_customer_records_unioned') }}
     join {{ ref('int_customer_records_resolved') }} r using (source, record_id)
     where email_canonical is not null
     group by email_canonical

@@ -12,7 +12,7 @@ chosen as (
     -- Among clusters buying less than the average customer, the one with the most web activity.
     select cluster from profiles
     where cluster_avg_orders_365d < (select avg(orders_365d) from clustered)
-    order by cluster_avg_web_events_90d desc, cluster
+    order by cluster_avg_web_events_90d desc, cluster asc
     limit 1
 ),
 

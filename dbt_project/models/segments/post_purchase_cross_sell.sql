@@ -24,7 +24,7 @@ affinity as (
     -- How many customers bought both categories.
     select a.category as from_category, b.category as to_category, count(*) as customers
     from bought a join bought b on a.customer_id = b.customer_id and a.category <> b.category
-    group by 1, 2
+    group by a.category, b.category
 ),
 
 ranked as (
@@ -32,7 +32,7 @@ ranked as (
     from recent r
     join affinity f on f.from_category = r.last_category
     where not exists (select 1 from bought x where x.customer_id = r.customer_id and x.category = f.to_category)
-    qualify row_number() over (partition by r.customer_id order by f.customers desc, f.to_category) = 1
+    qualify row_number() over (partition by r.customer_id order by f.customers desc, f.to_category asc) = 1
 ),
 
 customers as (

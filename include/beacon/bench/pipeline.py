@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from beacon.config import override_env
+from beacon.progress import Progress
 
 
 def _stage(stages: list, name: str, t0: float, rows: int) -> None:
@@ -23,19 +24,23 @@ def _stage(stages: list, name: str, t0: float, rows: int) -> None:
                    "rows_per_s": round(rows / sec, 1) if sec > 0 else None})
 
 
-def bench_pipeline(people: int, seed: int = 42, workdir: Path | None = None, keep: bool = False) -> dict:
-    """Generate -> ingest -> dbt build -> train -> score -> export, each timed."""
+def bench_pipeline(people: int, seed: int = 42, workdir: Path | None = None, keep: bool = False,
+                   progress: bool | None = None) -> dict:
+    """Generate -> ingest -> dbt build -> train -> score -> export, each timed.
+
+    `progress`: stage names and durations on stderr (None: only when stderr is a terminal; False for --json)."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    with override_env(BEACON_DATA_DIR=str(work), BEACON_DBT_TARGET_DIR=str(work / "dbt_target")):
+    with override_env(BEACON_DATA_DIR=str(work), BEACON_DBT_TARGET_DIR=str(work / "dbt_target")), \
+            Progress(enabled=progress, title=f"bench pipeline ({people:,} people)") as shown:
         try:
-            return _run_stages(people, seed, work)
+            return _run_stages(people, seed, work, shown)
         finally:
             if not keep and not workdir:
                 shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_stages(people: int, seed: int, work: Path) -> dict:
+def _run_stages(people: int, seed: int, work: Path, shown: Progress) -> dict:
     """The timed stages, with settings already pointing at `work`."""
     from beacon import dbt
     from beacon.activation.export import export_audience
@@ -49,28 +54,43 @@ def _run_stages(people: int, seed: int, work: Path) -> dict:
 
     s = settings()
     stages: list[dict] = []
+    shown.stage("generate")
     t0 = time.perf_counter()
     g = generate(GenConfig(people=people, seed=seed), work)
     _stage(stages, "generate", t0, sum(g.rows.values()))
 
+    shown.stage("ingest")
     t0 = time.perf_counter()
     load = load_landing(s.landing_dir)
     _stage(stages, "ingest", t0, load.totals()["rows_read"])
 
+    shown.stage("dbt build (marts)")
     t0 = time.perf_counter()
-    if not dbt.run(["build"], s, quiet=True):
+    # As the DAGs do: the marts (and the segments that do not read scores) first, the score-based segments
+    # after scoring.
+    if not dbt.run(["build", "--exclude", dbt.SCORE_BASED], s, quiet=True):
         raise RuntimeError("dbt build failed")
     _stage(stages, "dbt_build", t0, load.totals()["rows_loaded"])
 
     with connect() as con:
+        shown.stage("train the lead score")
         t0 = time.perf_counter()
         trained = train_lead_score(con, s.registry_dir)
         _stage(stages, "ml_train", t0, trained.train_rows + trained.valid_rows)
 
+        shown.stage("score")
         t0 = time.perf_counter()
         scored = score_customers(con, s.registry_dir)
         _stage(stages, "ml_score", t0, scored["rows"])
 
+    shown.stage("dbt build (score-based segments)")
+    t0 = time.perf_counter()
+    if not dbt.run(["build", "--select", dbt.SCORE_BASED], s, quiet=True):
+        raise RuntimeError("dbt build of the score-based segments failed")
+    _stage(stages, "dbt_build_scored", t0, scored["rows"])
+
+    with connect() as con:
+        shown.stage("export the audiences")
         t0 = time.perf_counter()
         day = clock(con).date().isoformat()
         members = 0
@@ -87,20 +107,23 @@ def _run_stages(people: int, seed: int, work: Path) -> dict:
 
 
 def bench_warehouse(people: int, repeat: int = 3, seed: int = 42, workdir: Path | None = None,
-                    world: Path | None = None) -> dict:
+                    world: Path | None = None, progress: bool | None = None) -> dict:
     """Orchestration overhead: the warehouse DAG (Cosmos, via `dag.test()`) against a plain `dbt build`
-    of the same project on the same warehouse, alternating in one process; medians and their ratio."""
+    of the same project on the same warehouse, alternating in one process; medians and their ratio.
+
+    `progress`: stage names and durations on stderr (None: only when stderr is a terminal; False for --json)."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-wh-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        with override_env(BEACON_DATA_DIR=str(work), BEACON_DBT_TARGET_DIR=str(work / "dbt_target")):
-            return _run_warehouse(people, repeat, seed, world)
+        with override_env(BEACON_DATA_DIR=str(work), BEACON_DBT_TARGET_DIR=str(work / "dbt_target")), \
+                Progress(enabled=progress, title=f"bench warehouse ({people:,} people)") as shown:
+            return _run_warehouse(people, repeat, seed, world, shown)
     finally:
         if not workdir:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_warehouse(people: int, repeat: int, seed: int, world: Path | None) -> dict:
+def _run_warehouse(people: int, repeat: int, seed: int, world: Path | None, shown: Progress) -> dict:
     from statistics import median
 
     from beacon import dbt
@@ -110,11 +133,13 @@ def _run_warehouse(people: int, repeat: int, seed: int, world: Path | None) -> d
     from beacon.pipeline import airflow_env, ensure_airflow
 
     s = settings()
+    shown.stage("load the world")
     if world:  # an already generated world of these people (read only)
         load_landing(Path(world) / "landing")
     else:
         generate(GenConfig(people=people, seed=seed), s.data_dir)
         load_landing(s.landing_dir)
+    shown.stage("set up Airflow and the warm-up build")
     dbt.ensure_manifest(s)
     os.environ.update(airflow_env(s))
     ensure_airflow(s)
@@ -125,16 +150,19 @@ def _run_warehouse(people: int, repeat: int, seed: int, world: Path | None) -> d
         raise RuntimeError("dbt build failed")
     # The baseline is a plain `dbt build` from the command line, the same child process the DAG's producer
     # starts. The same build in this already warm process (imports done, no start-up) is timed as well.
-    cli = [dbt.executable(), "--quiet", "build", *dbt.project_flags(s)]
+    # The warehouse DAG builds all but the score-based segments (the ML DAG builds those): the same selection.
+    build = ["build", "--exclude", dbt.SCORE_BASED]
+    cli = [dbt.executable(), "--quiet", *build, *dbt.project_flags(s)]
     cli_env = {**os.environ, **dbt.dbt_env(s)}
     plain, inproc, orchestrated, dbt_span = [], [], [], []
-    for _ in range(repeat):
+    for i in range(repeat):
+        shown.stage(f"round {i + 1} of {repeat}: dbt build, in-process build, warehouse DAG")
         t0 = time.perf_counter()
         if subprocess.run(cli, env=cli_env, capture_output=True, text=True).returncode != 0:
             raise RuntimeError("dbt build (command line) failed")
         plain.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        if not dbt.run(["build"], s, quiet=True):
+        if not dbt.run(build, s, quiet=True):
             raise RuntimeError("dbt build failed")
         inproc.append(time.perf_counter() - t0)
         t0 = time.perf_counter()

@@ -30,7 +30,7 @@ def cmd_pipeline(args) -> int:
     if args.repeat > 1 and args.workdir:
         raise ValueError("--repeat needs fresh work folders: leave out --workdir")
     runs = [bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
-                           keep=args.keep) for _ in range(args.repeat)]
+                           keep=args.keep, progress=False if args.json else None) for _ in range(args.repeat)]
     d = runs[0] if len(runs) == 1 else with_median_stages(runs)
 
     def render(d):
@@ -67,7 +67,7 @@ def cmd_warehouse(args) -> int:
     from beacon.bench.pipeline import bench_warehouse
 
     d = bench_warehouse(people=args.people, repeat=args.repeat, seed=args.seed,
-                        world=Path(args.world) if args.world else None)
+                        world=Path(args.world) if args.world else None, progress=False if args.json else None)
 
     def render(d):
         console.print(kv_table(f"Warehouse orchestration overhead, {d['people']:,} people", {
