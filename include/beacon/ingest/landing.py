@@ -172,9 +172,9 @@ class _BoundedLines:
                                f"{lim.max_line_bytes} ({skipped} characters); skipped", self.n,
                                safe_text(line[:_PAYLOAD_HEAD]) + f"\u2026 ({skipped} characters)")
         self._check_total()
-        if line.count(self.delimiter) >= lim.max_columns:
-            raise _LineProblem("too_many_columns", f"line {self.n} has more than max_columns {lim.max_columns} "
-                               "fields", self.n, safe_text(line[:_PAYLOAD_HEAD]))
+        if (d := line.count(self.delimiter)) >= lim.max_columns:  # before csv splits it into d + 1 fields
+            raise _LineProblem("too_many_columns", f"line {self.n} has {d + 1} fields (by delimiters), more than "
+                               f"max_columns {lim.max_columns}", self.n, safe_text(line[:_PAYLOAD_HEAD]))
         return line
 
     def _check_total(self) -> None:
@@ -609,21 +609,35 @@ def landing_from_connection(conn_id: str = LANDING_CONN_ID) -> tuple[str, dict] 
 
 
 def load_landing(landing_dir: str | Path, until: date | None = None, warehouse: Path | None = None,
-                 specs: dict[str, SourceSpec] | None = None, storage_options: dict | None = None) -> LoadSummary:
-    """Load every not-yet-loaded file of every landing day up to `until` (the run's data interval)."""
+                 specs: dict[str, SourceSpec] | None = None, storage_options: dict | None = None,
+                 lock_wait: float | None = None) -> LoadSummary:
+    """Load every not-yet-loaded file of every landing day up to `until` (the run's data interval).
+
+    One bad file never stops the run: each is loaded (or rejected) on its own, in its own transaction.
+    The warehouse lock is waited for with a bounded back-off (`lock_wait` seconds; 0 = refuse at once)."""
     from beacon.ingest.webhooks import load_webhook_files
 
     specs = specs or load_specs()
     fs, root = _fs(landing_dir, storage_options)
     loads: list[FileLoad] = []
-    with connect(warehouse) as con:
+    with connect(warehouse, lock_wait=lock_wait) as con:
         ensure_raw_schema(con, specs)
         ensure_scores_table(con)
         for day_dir in landing_days(root, until, fs):
             day = day_dir.rstrip("/").rsplit("/", 1)[-1]
             max_ts = max_event_time_for(day)
             for spec in specs.values():
-                for path in sorted(fs.glob(f"{day_dir}/{spec.file}*")):  # also .gz
+                try:
+                    paths = sorted(fs.glob(f"{day_dir}/{spec.file}*"))  # also .gz
+                except Exception as exc:  # an unreadable day folder: reported, the other days still load
+                    loads.append(record_failure(con, spec, location=f"{day_dir}/{spec.file}", sha="", size=None,
+                                                exc=exc, batch_id=f"{spec.name}:{day}:"))
+                    continue
+                for path in paths:
                     loads.append(load_file(con, spec, path, max_ts, fs))
-            loads.extend(load_webhook_files(con, specs["email_events"], f"{day_dir}/webhooks", max_ts, fs))
+            try:
+                loads.extend(load_webhook_files(con, specs["email_events"], f"{day_dir}/webhooks", max_ts, fs))
+            except Exception as exc:
+                loads.append(record_failure(con, specs["email_events"], location=f"{day_dir}/webhooks", sha="",
+                                            size=None, exc=exc, batch_id=f"email_events:{day}:"))
     return LoadSummary(loads)
