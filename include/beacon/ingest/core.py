@@ -299,8 +299,8 @@ def _typed(col: str, type_: str) -> str:
         n = f"try_cast({v} AS BIGINT)"
         return (f"CASE WHEN abs({n}) < {_EPOCH_MAX[type_]} "
                 f"THEN make_timestamp({n} * {_EPOCH_MICROS[type_]}) END")
-    if type_ == "timestamp":
-        return f"timezone('UTC', try_cast({v} AS TIMESTAMPTZ))"
+    if type_ == "timestamp":  # the instant's UTC micros, without ICU's per-row zone conversion
+        return f"make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ)))"
     return f"try_cast({v} AS {_SQL_TYPES[type_]})"
 
 
@@ -351,6 +351,11 @@ def _stage_select(spec: SourceSpec, shape: str, present: set[str], extras: list[
         parse, cols = _json_columns(spec)
         ex = "".join(f", CASE WHEN ok THEN json_extract_string(line, '$.\"{e}\"') END AS \"{column_name(e)}\""
                      for e in extras)
+        if "_bad" not in present:  # no line of this batch was marked by the reader: the plain, fastest query
+            return f"""SELECT _line, CASE WHEN NOT ok THEN 'line is not a valid JSON object' END AS _malformed,
+                              line AS _payload, NULL::VARCHAR AS _bad_reason, {cols}{ex}
+                       FROM (SELECT _line, line, v, v IS NOT NULL AND starts_with(ltrim(line), '{{') AS ok
+                             FROM (SELECT _line, line, try({parse}) AS v FROM _batch))"""
         # One JSON parse per line: try() turns invalid JSON into NULL (cheaper than json_valid first);
         # the raw line is kept only for quarantined rows. Lines the reader marked bad (too long, too deep,
         # invalid UTF-8) come with their reason, message and payload, and are not parsed.

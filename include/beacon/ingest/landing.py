@@ -446,6 +446,12 @@ def _jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, l
         raise
     extras = _json_extras(spec, first) if first is not None else []
 
+    def table(parts: list[pa.RecordBatch]) -> pa.Table:
+        t = pa.Table.from_batches(parts)
+        if t.column("_bad").null_count == t.num_rows:  # nothing marked: DuckDB gets the plain query
+            t = t.drop_columns(["_bad", "_bad_msg", "_bad_payload"])
+        return t
+
     def batches() -> Iterator[pa.Table]:
         with raw:
             parts, n = [], 0
@@ -454,12 +460,12 @@ def _jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, l
                 n += rb.num_rows
             for rb in blocks:
                 if n >= BATCH_ROWS:
-                    yield pa.Table.from_batches(parts)
+                    yield table(parts)
                     parts, n = [], 0
                 parts.append(rb)
                 n += rb.num_rows
             if parts:
-                yield pa.Table.from_batches(parts)
+                yield table(parts)
 
     return Batches("json", extras, batches(), encoding=codec)
 
