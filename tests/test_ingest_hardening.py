@@ -506,3 +506,33 @@ def test_reason_names_are_documented():
                    "binary_content", "encoding", "ambiguous_header", "missing_column", "empty_file", "unreadable",
                    "resource_limit", "warehouse_error", "unexpected_error", "malformed_document"):
         assert f"`{reason}`" in doc, reason
+
+
+def test_parquet_strings_with_invalid_utf8_are_rejected_naming_the_column(tmp_path):
+    """Found by the fuzzer: Arrow does not check Parquet strings, and DuckDB's fatal error on them
+    invalidated the database for the rest of the run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.table({"order_id": pa.array([b"O1", b"O\xff2"], pa.binary()).view(pa.string()),
+                  "customer_id": ["S1", "S2"], "total_amount": [1.0, 2.0]})
+    buf = io.BytesIO()
+    pq.write_table(t, buf)
+    summary, wh = run(tmp_path, {"shop_orders.parquet": buf.getvalue(),
+                                 "consent.csv": b"consent_id,email,phone,channel,status,source,recorded_at\n"
+                                                b"K1,a@b.co,,email,granted,web,2026-06-30 10:00:00\n"})
+    assert_rejected(summary, wh, "shop_orders.parquet", "encoding", "column 'order_id'", "invalid UTF-8")
+    assert one(summary, "consent.csv").rows_loaded == 1  # loaded after it, on a healthy connection
+
+
+def test_a_connection_invalidated_by_a_fatal_error_is_reopened(tmp_path):
+    from beacon.ingest.landing import _Warehouse
+
+    wh = _Warehouse(tmp_path / "wh.duckdb", lock_wait=0)
+    try:
+        assert wh.reopen_if_broken() is False
+        wh.con.close()  # as unusable as an invalidated database: every statement raises
+        assert wh.reopen_if_broken() is True
+        assert wh.con.execute("SELECT 42").fetchall() == [(42,)]
+    finally:
+        wh.close()

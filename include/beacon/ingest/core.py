@@ -482,11 +482,13 @@ def failure_message(location: str, exc: BaseException) -> str:
     text = safe_text(exc) or type(exc).__name__
     if not isinstance(exc, IngestError):
         text = f"{type(exc).__name__}: {text}"
-    where = [] if location in text else [location]
+    if text.startswith(location + ": "):
+        text = text[len(location) + 2:]
+    where = [location]
     line, fld = getattr(exc, "line", None), getattr(exc, "field", None)
     if line is not None and f"line {line}" not in text:
         where.append(f"line {line}")
-    if fld and f"field {fld}" not in text:
+    if fld and f"field {fld}" not in text and f"column {fld!r}" not in text:
         where.append(f"field {fld}")
     return safe_text(": ".join([*where, text]))
 
@@ -512,7 +514,8 @@ def record_failure(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location
                     [spec.name, fl.file, getattr(exc, "line", None) or 0, reason, msg,
                      None if payload is None else safe_text(payload), batch_id, now])
     except Exception as write_exc:  # the warehouse is broken: say so, keep going
-        fl.error = safe_text(f"{msg} (and the failure could not be recorded: {type(write_exc).__name__}: {write_exc})")
+        fl.error = safe_text(f"{msg} (and the failure could not be recorded: {type(write_exc).__name__}: "
+                             f"{safe_text(write_exc, 300)})")
         log.error("%s", fl.error)
     if t0 is not None:
         fl.seconds = round(time.perf_counter() - t0, 3)

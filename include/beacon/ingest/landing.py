@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import stat
 import time
@@ -23,6 +24,7 @@ import duckdb
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (imported once here, not inside the first timed load)
 import pyarrow.parquet as pq
 
 from beacon.ingest.core import (
@@ -42,6 +44,8 @@ from beacon.ingest.core import (
     safe_text,
 )
 from beacon.warehouse import connect, ensure_scores_table
+
+log = logging.getLogger(__name__)
 
 csv.field_size_limit(64 << 20)  # a 1 MB free-text field is data, not an error (lines are capped before csv)
 
@@ -325,57 +329,63 @@ class _JsonLineReader:
         self.stream, self.limits, self.location = stream, limits, location
         self.next_line = 1
         self.total = 0
+        self._bool, self._u8 = np.empty(0, bool), np.empty(0, np.uint8)
 
     def _bad_row(self, line: int, reason: str, message: str, payload: str) -> pa.RecordBatch:
         return pa.RecordBatch.from_pydict({"_line": [line], "line": [None], "_bad": [reason], "_bad_msg": [message],
                                            "_bad_payload": [payload]},
                                           schema=_JSONL_SCHEMA)
 
-    def _block(self, data: bytes) -> pa.RecordBatch:
+    def _block(self, data: bytes | memoryview) -> pa.RecordBatch:
         lim = self.limits
         a = np.frombuffer(data, np.uint8)
-        ends = np.flatnonzero(a == 10) + 1
-        if data[-1:] != b"\n":
-            ends = np.append(ends, len(data))
+        n = len(a)
+        if len(self._bool) < n:  # scratch buffers, reused: fresh 16 MB arrays per chunk cost page faults
+            self._bool, self._u8 = np.empty(n, bool), np.empty(n, np.uint8)
+        b, u = self._bool[:n], self._u8[:n]
+        ends = np.flatnonzero(np.equal(a, 10, out=b)) + 1
+        if n and a[-1] != 10:
+            ends = np.append(ends, n)
         k = len(ends)
-        wide = len(data) >= 2**31
+        wide = n >= 2**31
         offs = np.zeros(k + 1, np.int64 if wide else np.int32)
         offs[1:] = ends
-        arr = pa.Array.from_buffers(pa.large_binary() if wide else pa.binary(), k,
-                                    [None, pa.py_buffer(offs), pa.py_buffer(data)])
+        buf = pa.py_buffer(data)
+        arr = pa.Array.from_buffers(pa.large_binary() if wide else pa.binary(), k, [None, pa.py_buffer(offs), buf])
         first = self.next_line
         self.next_line += k
         bad: dict[int, tuple[str, str, str]] = {}
         lengths = np.diff(offs)
         for i in np.flatnonzero(lengths > lim.max_line_bytes + 2).tolist():  # + the \r\n
-            n = int(lengths[i])
+            m = int(lengths[i])
             bad[i] = ("line_too_long", f"line {first + i} is longer than max_line_bytes {lim.max_line_bytes} "
-                      f"({n} bytes)", safe_text(data[offs[i]: offs[i] + _PAYLOAD_HEAD]) + f"\u2026 ({n} bytes)")
-        opens = np.flatnonzero((a | 32) == 123)  # '{' or '[' (0x7B, 0x5B)
+                      f"({m} bytes)", safe_text(data[offs[i]: offs[i] + _PAYLOAD_HEAD]) + f"\u2026 ({m} bytes)")
+        np.bitwise_or(a, 32, out=u)
+        opens = np.flatnonzero(np.equal(u, 123, out=b))  # '{' or '[' (0x7B, 0x5B)
         if len(opens) > lim.max_json_depth:
             per_line = np.bincount(np.searchsorted(ends, opens, side="right"), minlength=k)
             for i in np.flatnonzero(per_line > lim.max_json_depth).tolist():
                 if i not in bad and json_depth_exceeds(data[offs[i]: offs[i + 1]], lim.max_json_depth):
                     bad[i] = ("json_too_deep", f"line {first + i} nests deeper than max_json_depth "
                               f"{lim.max_json_depth}", safe_text(data[offs[i]: offs[i + 1]], lim.max_line_bytes))
+        lines = arr.view(pa.large_string() if wide else pa.string())
         try:
-            lines = arr.cast(pa.large_string() if wide else pa.string())
+            lines.validate(full=True)  # UTF-8 of the whole chunk, in C++
         except pa.ArrowInvalid:  # invalid UTF-8 somewhere in this chunk: decode its lines one by one
             vals: list[str | None] = []
             for i in range(k):
-                b = data[offs[i]: offs[i + 1]]
+                line = bytes(data[offs[i]: offs[i + 1]])
                 try:
-                    vals.append(b.decode("utf-8"))
+                    vals.append(line.decode("utf-8"))
                 except UnicodeDecodeError as exc:
                     vals.append(None)
                     bad.setdefault(i, ("malformed", f"invalid UTF-8 bytes at byte {exc.start} (not UTF-8 encoded)",
-                                       safe_text(b.rstrip(b"\r\n"), lim.max_line_bytes)))
+                                       safe_text(line.rstrip(b"\r\n"), lim.max_line_bytes)))
             lines = pa.array(vals, pa.string())
         if bad:
-            idx = sorted(bad)
             reason, msg, payload = ([None] * k for _ in range(3))
-            for i in idx:
-                reason[i], msg[i], payload[i] = bad[i]
+            for i, (r, m, p) in bad.items():
+                reason[i], msg[i], payload[i] = r, m, p
             extra = [pa.array(reason, pa.string()), pa.array(msg, pa.string()), pa.array(payload, pa.string())]
         else:
             extra = [_null_strings(k)] * 3
@@ -384,6 +394,8 @@ class _JsonLineReader:
                                           schema=_JSONL_SCHEMA)
 
     def blocks(self) -> Iterator[pa.RecordBatch]:
+        """Blocks of whole lines. A chunk is used in place (a memoryview, no copy); only the line that
+        straddles two chunks is copied, as a small block of its own."""
         lim = self.limits
         carry = b""
         skipping: list | None = None  # [line, head, bytes so far] of an over-long line being skipped
@@ -393,31 +405,33 @@ class _JsonLineReader:
             if self.total > lim.max_file_bytes:
                 raise IngestError(f"{self.location}: more than max_file_bytes {lim.max_file_bytes} after "
                                   "decompression", "file_too_large", line=self.next_line)
-            eof = not chunk
+            if not chunk:
+                if carry:
+                    yield self._block(carry)
+                return
+            start = 0
             if skipping is not None:
                 i = chunk.find(b"\n")
-                if i < 0 and not eof:
+                if i < 0:
                     skipping[2] += len(chunk)
                     continue
-                n = skipping[2] + (i + 1 if i >= 0 else 0)
+                m = skipping[2] + i + 1
                 yield self._bad_row(skipping[0], "line_too_long",
                                     f"line {skipping[0]} is longer than max_line_bytes {lim.max_line_bytes} "
-                                    f"({n} bytes); skipped", safe_text(skipping[1]) + f"\u2026 ({n} bytes)")
+                                    f"({m} bytes); skipped", safe_text(skipping[1]) + f"\u2026 ({m} bytes)")
                 self.next_line += 1
-                skipping = None
-                chunk = chunk[i + 1:] if i >= 0 else b""
-            data = carry + chunk if carry else chunk
-            carry = b""
-            if eof:
-                if data:
-                    yield self._block(data)
-                return
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                carry = data[cut:]
-                yield self._block(data[:cut] if carry else data)
+                skipping, start = None, i + 1
+            first_nl = chunk.find(b"\n", start)
+            if first_nl < 0:  # no line ends in this chunk
+                carry += chunk[start:]
             else:
-                carry = data
+                if carry:  # the line begun in the previous chunk ends here
+                    yield self._block(carry + chunk[start: first_nl + 1])
+                    start = first_nl + 1
+                cut = chunk.rfind(b"\n") + 1
+                if cut > start:
+                    yield self._block(memoryview(chunk)[start:cut])
+                carry = chunk[max(cut, start):]
             if len(carry) > lim.max_line_bytes + 2:  # the line goes on past the cap: skip it, keep its head
                 skipping = [self.next_line, carry[:_PAYLOAD_HEAD], len(carry)]
                 carry = b""
@@ -523,11 +537,25 @@ def _parquet_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem,
         first = 1
         with fs.open(path, "rb") as fh:
             for rb in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=names):
+                _check_utf8(rb, location, first)
                 t = pa.Table.from_batches([rb]).rename_columns([t or f"_ignored_{i}" for i, t in enumerate(targets)])
                 yield t.append_column("_line", pa.array(range(first, first + t.num_rows), pa.int64()))
                 first += t.num_rows
 
     return Batches("arrow", extras, batches(), header_mapping=mapping)
+
+
+def _check_utf8(rb: pa.RecordBatch, location: str, first: int) -> None:
+    """Parquet strings are not checked by Arrow on read; invalid UTF-8 would be a fatal error inside
+    DuckDB (it invalidates the database). Checked here, naming the column."""
+    for name, col in zip(rb.schema.names, rb.columns, strict=True):
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            try:
+                col.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise IngestError(f"{location}: column {safe_text(name)!r} holds invalid UTF-8 (rows {first}.."
+                                  f"{first + rb.num_rows - 1}): {safe_text(exc, 200)}", "encoding",
+                                  field=safe_text(name)) from None
 
 
 _READERS = {"csv": _csv_batches, "jsonl": _jsonl_batches, "parquet": _parquet_batches}
@@ -626,7 +654,9 @@ def load_landing(landing_dir: str | Path, until: date | None = None, warehouse: 
     specs = specs or load_specs()
     fs, root = _fs(landing_dir, storage_options)
     loads: list[FileLoad] = []
-    with connect(warehouse, lock_wait=lock_wait) as con:
+    wh = _Warehouse(warehouse, lock_wait)
+    try:
+        con = wh.con
         ensure_raw_schema(con, specs)
         ensure_scores_table(con)
         for day_dir in landing_days(root, until, fs):
@@ -640,10 +670,50 @@ def load_landing(landing_dir: str | Path, until: date | None = None, warehouse: 
                                                 exc=exc, batch_id=f"{spec.name}:{day}:"))
                     continue
                 for path in paths:
-                    loads.append(load_file(con, spec, path, max_ts, fs))
+                    fl = load_file(wh.con, spec, path, max_ts, fs)
+                    if fl.status == "failed" and wh.reopen_if_broken():  # a fatal DuckDB error: go on anew
+                        fl = record_failure(wh.con, spec, location=fl.file, sha=fl.sha256, size=None,
+                                            exc=IngestError(fl.error.split(_NOT_RECORDED)[0], fl.reason),
+                                            batch_id=fl.batch_id)
+                    loads.append(fl)
+                con = wh.con
             try:
                 loads.extend(load_webhook_files(con, specs["email_events"], f"{day_dir}/webhooks", max_ts, fs))
             except Exception as exc:
                 loads.append(record_failure(con, specs["email_events"], location=f"{day_dir}/webhooks", sha="",
                                             size=None, exc=exc, batch_id=f"email_events:{day}:"))
+    finally:
+        wh.close()
     return LoadSummary(loads)
+
+
+_NOT_RECORDED = " (and the failure could not be recorded"
+
+
+class _Warehouse:
+    """The run's warehouse connection, reopened when a fatal DuckDB error has invalidated it (DuckDB then
+    refuses every statement until the database is opened again): one bad file must not stop the run."""
+
+    def __init__(self, path: Path | None, lock_wait: float | None):
+        self.path, self.lock_wait = path, lock_wait
+        self._open()
+
+    def _open(self) -> None:
+        self._cm = connect(self.path, lock_wait=self.lock_wait)
+        self.con = self._cm.__enter__()
+
+    def close(self) -> None:
+        self._cm.__exit__(None, None, None)
+
+    def reopen_if_broken(self) -> bool:
+        try:
+            self.con.execute("SELECT 1").fetchall()
+            return False
+        except Exception:
+            log.warning("ingest: the warehouse connection was invalidated by a fatal error; reopening it")
+            try:
+                self.close()
+            except Exception:
+                pass
+            self._open()
+            return True
