@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,17 +14,74 @@ import duckdb
 
 from beacon.config import settings
 
+log = logging.getLogger(__name__)
+LOCK_WAIT_ENV = "BEACON_LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT = 300.0  # seconds a writer waits for another one to finish before it gives up
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse's write lock (and we would not, or no longer, wait)."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    # DuckDB: 'IO Error: Could not set lock on file "…": Conflicting lock is held in … (PID n) …'
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def lock_wait_default() -> float:
+    """Seconds to wait for the warehouse lock: $BEACON_LOCK_WAIT_SECONDS, else 300."""
+    v = os.environ.get(LOCK_WAIT_ENV)
+    try:
+        return max(0.0, float(v)) if v else DEFAULT_LOCK_WAIT
+    except ValueError:
+        raise ValueError(f"{LOCK_WAIT_ENV}={v!r} is not a number of seconds") from None
+
+
+def open_with_lock_wait(open_: Callable[[], duckdb.DuckDBPyConnection], what: str, wait: float | None = None,
+                        first_delay: float = 0.5, max_delay: float = 10.0,
+                        sleep: Callable[[float], None] = time.sleep) -> duckdb.DuckDBPyConnection:
+    """Call `open_` (a DuckDB connect) until the file's lock is free, with a bounded, logged back-off.
+
+    DuckDB lets one process write a file: a second writer gets a lock error at once. Here it waits,
+    doubling the pause from `first_delay` up to `max_delay`, for at most `wait` seconds in all (default
+    lock_wait_default(); 0 = refuse at once), then raises WarehouseBusy with one line naming the file and
+    the holder. Nothing has been written when it gives up, so there is never a partial load."""
+    budget = lock_wait_default() if wait is None else max(0.0, wait)
+    deadline = time.monotonic() + budget
+    delay, tries = first_delay, 0
+    while True:
+        try:
+            return open_()
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            m = re.search(r"held in (.*?\(PID \d+\))", str(exc))
+            holder = f" (held by {m.group(1)})" if m else ""
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseBusy(f"{what} is locked by another writer{holder}; "
+                                    + (f"gave up after {budget:.0f} s of waiting" if budget else "not waiting")
+                                    ) from None
+            tries += 1
+            pause = min(delay, left)
+            log.warning("%s is locked by another writer%s; waiting %.1f s (try %d, %.0f s left)",
+                        what, holder, pause, tries, left)
+            sleep(pause)
+            delay = min(delay * 2, max_delay)
+
 
 @contextmanager
-def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path | str | None = None, read_only: bool = False,
+            lock_wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (DuckDB allows one writer: keep connections short and close them).
 
     Inside one process, open read-write even to read: dbt-duckdb keeps its own read-write handle open
-    and DuckDB refuses a second handle to the same file with another configuration."""
+    and DuckDB refuses a second handle to the same file with another configuration. When another process
+    holds the file, wait for it (see open_with_lock_wait; `lock_wait` seconds, 0 = refuse at once)."""
     p = Path(path) if path else settings().warehouse_path
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(p), read_only=read_only)
+    con = open_with_lock_wait(lambda: duckdb.connect(str(p), read_only=read_only), f"warehouse {p}", lock_wait)
     try:
         con.execute("SET enable_progress_bar = false")
         # Bounded memory: big loads spill to disk instead of taking the machine (override per deployment).

@@ -56,19 +56,28 @@ def cmd_demo(args) -> int:
 
 
 def cmd_ingest(args) -> int:
+    from rich.markup import escape
+
     from beacon.config import settings
     from beacon.ingest import load_landing
+    from beacon.warehouse import WarehouseBusy
 
-    s = load_landing(args.landing or settings().landing_dir,  # a folder or an fsspec URL (s3://…)
-                     until=date.fromisoformat(args.until) if args.until else None)
+    try:
+        s = load_landing(args.landing or settings().landing_dir,  # a folder or an fsspec URL (s3://…)
+                         until=date.fromisoformat(args.until) if args.until else None,
+                         lock_wait=0 if args.no_wait else None)
+    except WarehouseBusy as exc:  # one line, no traceback; nothing was loaded
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
     d = s.to_dict()
 
     def render(d):
         console.print(kv_table("Ingest", {**d["totals"], **{f"quarantined: {k}": v for k, v in d["reasons"].items()},
                                           **{f"new columns: {k}": ", ".join(v) for k, v in d["schema_changes"].items()}}))
-        for f in d["files"]:
-            if f["status"] == "failed":
-                err.print(f"[red]FAILED[/red] {f['file']}: {f['error']}")
+        for f in d["failures"]:
+            err.print(f"[red]FAILED[/red] ({f['reason']}) {escape(f['error'])}", highlight=False, soft_wrap=True)
+        if d["totals"]["files_failed"]:
+            err.print(f"{d['totals']['files_failed']} of {len(d['files'])} file(s) failed; the others loaded")
     emit(d, args.json, render)
     return 1 if d["totals"]["files_failed"] else 0
 
@@ -95,5 +104,8 @@ def register(sub) -> None:
     i = sub.add_parser("ingest", help="load landing files into the raw schema (outside Airflow)")
     i.add_argument("--landing", default=None)
     i.add_argument("--until", default=None, help="load landing days up to this date (YYYY-MM-DD)")
+    i.add_argument("--no-wait", action="store_true",
+                   help="refuse at once when another writer holds the warehouse (default: wait, "
+                        "$BEACON_LOCK_WAIT_SECONDS or 300 s)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_ingest)

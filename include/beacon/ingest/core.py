@@ -4,21 +4,25 @@ A unit is one file or one API page. Its rows arrive as Arrow batches in one of t
 columns, JSON lines, typed Arrow); each batch is classified in one DuckDB query (malformed, missing
 key, wrong type, future timestamp); the good rows, the quarantined rows and the ledger row commit
 together, so a unit is loaded once (by content hash) and rows read = rows loaded + rows quarantined.
+
+Nothing that goes wrong with one unit stops the run: any exception while loading it rolls the unit back
+and is recorded (ledger and quarantine, as valid UTF-8 text) with a named reason; the next unit loads.
 """
 
 from __future__ import annotations
 
-import csv
+import codecs
 import json
+import logging
 import queue
 import re
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pyarrow as pa
@@ -26,17 +30,99 @@ import yaml
 
 SPEC_FILE = Path(__file__).with_name("sources.yml")
 _SQL_TYPES = {"varchar": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
-              "date": "DATE", "timestamp": "TIMESTAMP", "epoch": "TIMESTAMP"}
+              "date": "DATE", "timestamp": "TIMESTAMP", "epoch": "TIMESTAMP", "epoch_ms": "TIMESTAMP"}
 # Load metadata on every raw row: where it came from (file or page, line), which load, when, which content.
 META_COLUMNS = {"_source_file": "VARCHAR", "_line": "BIGINT", "_batch_id": "VARCHAR", "_loaded_at": "TIMESTAMP",
                 "_file_sha256": "VARCHAR", "_source": "VARCHAR"}
 BATCH_ROWS = 500_000
-# Errors that fail one unit (file or page) alone; anything else is a bug and propagates.
-UNIT_ERRORS = (ValueError, csv.Error, duckdb.Error, OSError, EOFError, UnicodeDecodeError, zlib.error, pa.ArrowException)
+MAX_MESSAGE_CHARS = 2_000  # ledger/quarantine messages are cut here (a message may quote input)
+log = logging.getLogger(__name__)
 
 
 class IngestError(ValueError):
-    """A file or page that cannot be loaded at all (named, with the reason)."""
+    """A file or page that cannot be loaded at all, with a named reason and, where known, line and field."""
+
+    def __init__(self, message: str, reason: str = "rejected", line: int | None = None, field: str | None = None,
+                 payload: str | None = None):
+        super().__init__(message)
+        self.reason, self.line, self.field, self.payload = reason, line, field, payload
+
+
+def safe_text(value: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Any text (also with undecodable bytes kept as surrogates) as valid UTF-8, bytes escaped, cut to `limit`."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        text = bytes(value[: limit * 4]).decode("utf-8", "backslashreplace")
+    else:
+        try:
+            text = str(value)
+        except Exception as exc:  # a str() that fails must not fail the failure path
+            text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    text = text[: limit * 2].encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _error_reason(exc: BaseException) -> str:
+    """The named reason of an exception that failed a unit."""
+    if isinstance(exc, IngestError):
+        return exc.reason
+    if isinstance(exc, MemoryError):
+        return "resource_limit"
+    if isinstance(exc, UnicodeError):
+        return "encoding"
+    if isinstance(exc, OSError | EOFError) or type(exc).__module__.startswith(("zlib", "gzip", "bz2", "lzma")):
+        return "unreadable"
+    if isinstance(exc, duckdb.Error):
+        return "warehouse_error"
+    if isinstance(exc, pa.ArrowException):
+        return "unreadable"
+    return "unexpected_error"
+
+
+# A JSON string (skipped whole, possessive: no backtracking) or one bracket.
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+
+
+def json_depth_exceeds(data: bytes | str, max_depth: int) -> bool:
+    """True when a JSON text nests deeper than `max_depth` (brackets inside strings do not count).
+
+    A cheap scanner run before json.loads, whose recursion a deep document would exhaust: texts with at
+    most `max_depth` brackets in all are passed at once; otherwise it counts, and stops at the first level
+    over the cap. Invalid JSON is counted as far as it goes (the parser then rejects it)."""
+    b = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+    if b.count(b"{") + b.count(b"[") <= max_depth:
+        return False
+    depth = 0
+    for m in _JSON_TOKENS.finditer(b):
+        c = m.group()
+        if c in (b"{", b"["):
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif c in (b"}", b"]"):
+            depth -= 1
+    return False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that keep memory bounded whatever a file holds; each is checked before the work it protects."""
+
+    max_file_bytes: int = 64 << 30  # a file (after decompression) larger than this is rejected
+    max_line_bytes: int = 16 << 20  # a longer line (record) is quarantined: line_too_long
+    max_json_depth: int = 64  # deeper nesting is quarantined (JSON lines) or rejects the document
+    max_columns: int = 1_000  # a header (or Parquet schema) with more columns is rejected
+
+    @classmethod
+    def from_dict(cls, d: dict | None, base: Limits | None = None) -> Limits:
+        base = base or cls()
+        d = dict(d or {})
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise IngestError(f"unknown limit(s) {', '.join(sorted(unknown))}", "config")
+        bad = [k for k, v in d.items() if not isinstance(v, int) or isinstance(v, bool) or v <= 0]
+        if bad:
+            raise IngestError(f"limit(s) {', '.join(bad)} must be positive integers", "config")
+        return replace(base, **d)
 
 
 @dataclass(frozen=True)
@@ -57,6 +143,9 @@ class SourceSpec:
     columns: tuple[Column, ...]
     event_time: str | None = None
     ignore: tuple[str, ...] = ()  # fields known and deliberately not loaded (not reported as drift)
+    encoding: str = "utf-8"  # used when the file has no byte-order mark
+    time_zone: str = "UTC"  # naive timestamps are read in this zone; all are stored in UTC
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -66,6 +155,7 @@ class FileLoad:
     source: str
     file: str
     status: str  # loaded | skipped | failed
+    reason: str = ""  # why a failed unit failed (named reason, see docs/ingestion.md)
     batch_id: str = ""
     sha256: str = ""
     rows_read: int = 0
@@ -75,6 +165,8 @@ class FileLoad:
     extra_columns: list[str] = field(default_factory=list)
     added_columns: list[str] = field(default_factory=list)
     error: str = ""
+    header_mapping: dict[str, str] = field(default_factory=dict)  # CSV header -> column, where not identical
+    encoding: str = ""  # the encoding the file was read in (BOM or the source's `encoding`)
     seconds: float = 0.0
 
 
@@ -109,14 +201,38 @@ class LoadSummary:
                 out.setdefault(f.source, []).append(c)
         return out
 
+    def failures(self) -> list[dict[str, str]]:
+        """The failed units: file, reason and message."""
+        return [{"file": f.file, "reason": f.reason, "error": f.error} for f in self.files if f.status == "failed"]
+
     def to_dict(self) -> dict:
         return {"totals": self.totals(), "reasons": self.reasons(), "schema_changes": self.schema_changes(),
-                "files": [asdict(f) for f in self.files]}
+                "failures": self.failures(), "files": [asdict(f) for f in self.files]}
+
+
+def _check_encoding(where: str, enc: str) -> str:
+    try:
+        return codecs.lookup(enc).name
+    except LookupError:
+        raise IngestError(f"{where}: unknown encoding {enc!r}", "config") from None
+
+
+def _check_zone(where: str, tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise IngestError(f"{where}: unknown time zone {tz!r} (use an IANA name such as UTC or Europe/Paris)",
+                          "config") from None
+    return tz
 
 
 def load_specs(path: Path = SPEC_FILE) -> dict[str, SourceSpec]:
-    """Read and validate the sources YAML."""
+    """Read and validate the sources YAML (`defaults:` give encoding, time zone and limits to every source)."""
     doc = yaml.safe_load(Path(path).read_text())
+    defaults = doc.get("defaults") or {}
+    base_limits = Limits.from_dict(defaults.get("limits"))
+    base_enc = _check_encoding(f"{path}: defaults", defaults.get("encoding", "utf-8"))
+    base_tz = _check_zone(f"{path}: defaults", defaults.get("time_zone", "UTC"))
     specs: dict[str, SourceSpec] = {}
     for name, s in doc["sources"].items():
         cols = []
@@ -131,8 +247,14 @@ def load_specs(path: Path = SPEC_FILE) -> dict[str, SourceSpec]:
         for k in [*s["key"], *([s["event_time"]] if s.get("event_time") else [])]:
             if k not in names:
                 raise IngestError(f"{path}: source {name}: key/event_time column {k!r} is not declared")
+        where = f"{path}: source {name}"
+        enc = _check_encoding(where, s["encoding"]) if "encoding" in s else base_enc
+        if s["format"] == "parquet" and "encoding" in s:
+            raise IngestError(f"{where}: `encoding` applies to text formats, not parquet", "config")
         specs[name] = SourceSpec(name, s["file"], s["format"], tuple(s["key"]), tuple(cols), s.get("event_time"),
-                                 tuple(s.get("ignore", [])))
+                                 tuple(s.get("ignore", [])), encoding=enc,
+                                 time_zone=_check_zone(where, s["time_zone"]) if "time_zone" in s else base_tz,
+                                 limits=Limits.from_dict(s.get("limits"), base_limits))
     return specs
 
 
@@ -152,6 +274,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, specs: dict[str, SourceSpe
         batch_id VARCHAR, source VARCHAR, file VARCHAR, file_sha256 VARCHAR, file_bytes BIGINT,
         rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, status VARCHAR, error VARCHAR,
         loaded_at TIMESTAMP)""")
+    con.execute("ALTER TABLE raw._load_ledger ADD COLUMN IF NOT EXISTS reason VARCHAR")  # older warehouses
     con.execute("CREATE TABLE IF NOT EXISTS raw._cursors (source VARCHAR PRIMARY KEY, cursor VARCHAR, updated_at TIMESTAMP)")
 
 
@@ -160,10 +283,24 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
     return con.execute(sql, params or []).fetchall()[0][0]
 
 
+# Epochs beyond this (year ~2286 in seconds) are not times: NULL, hence wrong_type (and no overflow error).
+_EPOCH_MAX = {"epoch": 10**10, "epoch_ms": 10**13}
+_EPOCH_MICROS = {"epoch": 1_000_000, "epoch_ms": 1_000}
+
+
 def _typed(col: str, type_: str) -> str:
+    """SQL casting one text column to its declared type (NULL when it does not cast).
+
+    Timestamps go through TIMESTAMPTZ: an offset or `Z` is honoured, a naive value is read in the session
+    time zone (set to the source's `time_zone` by load_unit); the result is the UTC wall clock. Epochs are
+    seconds or milliseconds by their declared type (never guessed), always UTC."""
     v = f"nullif(trim(\"{col}\"), '')"
-    if type_ == "epoch":
-        return f"make_timestamp(try_cast({v} AS BIGINT) * 1000000)"
+    if type_ in _EPOCH_MAX:
+        n = f"try_cast({v} AS BIGINT)"
+        return (f"CASE WHEN abs({n}) < {_EPOCH_MAX[type_]} "
+                f"THEN make_timestamp({n} * {_EPOCH_MICROS[type_]}) END")
+    if type_ == "timestamp":  # the instant's UTC micros, without ICU's per-row zone conversion
+        return f"make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ)))"
     return f"try_cast({v} AS {_SQL_TYPES[type_]})"
 
 
@@ -179,6 +316,8 @@ class Batches:
     shape: str
     extra_columns: list[str]
     batches: Iterator[pa.Table]
+    header_mapping: dict[str, str] = field(default_factory=dict)
+    encoding: str = ""
 
 
 _SIMPLE_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -204,23 +343,36 @@ def _json_columns(spec: SourceSpec) -> tuple[str, str]:
 
 
 def _stage_select(spec: SourceSpec, shape: str, present: set[str], extras: list[str]) -> str:
-    """SQL turning one registered batch `_batch` into text columns plus _line, _malformed, _payload, extras."""
+    """SQL turning one registered batch `_batch` into text columns plus _line, _malformed, _payload, extras
+    and _bad_reason (the named reason of a row the reader already found bad; NULL = 'malformed')."""
     if shape == "text":
-        return "SELECT * FROM _batch"
+        return "SELECT *" + ("" if "_bad_reason" in present else ", NULL::VARCHAR AS _bad_reason") + " FROM _batch"
     if shape == "json":
         parse, cols = _json_columns(spec)
         ex = "".join(f", CASE WHEN ok THEN json_extract_string(line, '$.\"{e}\"') END AS \"{column_name(e)}\""
                      for e in extras)
+        if "_bad" not in present:  # no line of this batch was marked by the reader: the plain, fastest query
+            return f"""SELECT _line, CASE WHEN NOT ok THEN 'line is not a valid JSON object' END AS _malformed,
+                              line AS _payload, NULL::VARCHAR AS _bad_reason, {cols}{ex}
+                       FROM (SELECT _line, line, v, v IS NOT NULL AND starts_with(ltrim(line), '{{') AS ok
+                             FROM (SELECT _line, line, try({parse}) AS v FROM _batch))"""
         # One JSON parse per line: try() turns invalid JSON into NULL (cheaper than json_valid first);
-        # the raw line is kept only for quarantined rows.
-        return f"""SELECT _line, CASE WHEN NOT ok THEN 'line is not a valid JSON object' END AS _malformed, line AS _payload,
+        # the raw line is kept only for quarantined rows. Lines the reader marked bad (too long, too deep,
+        # invalid UTF-8) come with their reason, message and payload, and are not parsed.
+        return f"""SELECT _line, CASE WHEN _bad IS NOT NULL THEN _bad_msg
+                                      WHEN NOT ok THEN 'line is not a valid JSON object' END AS _malformed,
+                          CASE WHEN _bad IS NOT NULL THEN _bad_payload ELSE line END
+                            AS _payload, _bad AS _bad_reason,
                           {cols}{ex}
-                   FROM (SELECT _line, line, v, v IS NOT NULL AND starts_with(ltrim(line), '{{') AS ok
-                         FROM (SELECT _line, line, try({parse}) AS v FROM _batch))"""
+                   FROM (SELECT _line, line, _bad, _bad_msg, _bad_payload, v,
+                                v IS NOT NULL AND starts_with(ltrim(line), '{{') AS ok
+                         FROM (SELECT _line, line, _bad, _bad_msg, _bad_payload,
+                                      CASE WHEN _bad IS NULL THEN try({parse}) END AS v FROM _batch))"""
     cols = ", ".join((f'CAST("{c.name}" AS VARCHAR)' if c.name in present else "NULL::VARCHAR") + f' AS "{c.name}"'
                      for c in spec.columns)
     ex = "".join(f', CAST("{e}" AS VARCHAR) AS "{column_name(e)}"' for e in extras)
-    return f"SELECT _line, NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _payload, {cols}{ex} FROM _batch"
+    return (f"SELECT _line, NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _payload, NULL::VARCHAR AS _bad_reason, "
+            f"{cols}{ex} FROM _batch")
 
 
 def _t(col: str) -> str:
@@ -240,13 +392,14 @@ def _classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str
     payload = "to_json({" + ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns) + "})::VARCHAR"
     casts = ", ".join(f"{_typed(c.name, c.type)} AS {_t(c.name)}" for c in spec.columns)
     # Text of varchar columns equals their typed value: only the typed copy is kept (less to materialize).
-    drop = ", ".join(["_payload", *(f'"{c.name}"' for c in spec.columns if c.type == "varchar")])
+    drop = ", ".join(["_payload", "_bad_reason", *(f'"{c.name}"' for c in spec.columns if c.type == "varchar")])
     return f"""
       SELECT * EXCLUDE ({drop}),
-        CASE WHEN _reason IS NOT NULL THEN coalesce(_payload, {payload}) END AS _bad_payload
+        CASE WHEN _reason IS NOT NULL THEN rtrim(coalesce(_payload, {payload}), chr(10) || chr(13)) END
+          AS _bad_payload
       FROM (
         SELECT *,
-          CASE WHEN _malformed IS NOT NULL THEN 'malformed'
+          CASE WHEN _malformed IS NOT NULL THEN coalesce(_bad_reason, 'malformed')
                WHEN {missing} THEN 'missing_key'
                WHEN {bad_type} THEN 'wrong_type'
                WHEN {future} THEN 'future_timestamp' END AS _reason
@@ -264,8 +417,8 @@ def _message_sql(spec: SourceSpec, max_event_time: datetime) -> str:
         f"THEN '{c.name}: ' || \"{c.name}\" || ' is not a {c.type}' END" for c in typed) + ")" if typed else "''"
     et = spec.event_time
     future_msg = f"'{et}: ' || {_t(et)} || ' is after {max_event_time:%Y-%m-%d %H:%M}'" if et else "''"
-    return (f"CASE _reason WHEN 'malformed' THEN _malformed WHEN 'missing_key' THEN {missing_msg} "
-            f"WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} END")
+    return (f"CASE _reason WHEN 'missing_key' THEN {missing_msg} "
+            f"WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} ELSE _malformed END")
 
 
 def _prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
@@ -324,28 +477,87 @@ def _add_columns(con: duckdb.DuckDBPyConnection, spec: SourceSpec, extras: list[
     return added
 
 
+def failure_message(location: str, exc: BaseException) -> str:
+    """`<file>: line N: field F: <what>`, the parts that are known, as valid UTF-8 text."""
+    text = safe_text(exc) or type(exc).__name__
+    if not isinstance(exc, IngestError):
+        text = f"{type(exc).__name__}: {text}"
+    if text.startswith(location + ": "):
+        text = text[len(location) + 2:]
+    where = [location]
+    line, fld = getattr(exc, "line", None), getattr(exc, "field", None)
+    if line is not None and f"line {line}" not in text:
+        where.append(f"line {line}")
+    if fld and f"field {fld}" not in text and f"column {fld!r}" not in text:
+        where.append(f"field {fld}")
+    return safe_text(": ".join([*where, text]))
+
+
+def record_failure(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str, sha: str, size: int | None,
+                   exc: BaseException, batch_id: str, t0: float | None = None) -> FileLoad:
+    """Record a unit that failed: a `failed` ledger row and one quarantine row (line 0 unless known).
+
+    This path must not fail: every value is made valid UTF-8 text first, and when the warehouse itself
+    refuses the write, the failure is still returned (and logged) so the run goes on."""
+    reason = _error_reason(exc)
+    msg = failure_message(location, exc)
+    fl = FileLoad(source=spec.name, file=safe_text(location), status="failed", reason=reason, batch_id=batch_id,
+                  sha256=sha, error=msg)
+    payload = getattr(exc, "payload", None)
+    now = datetime.now().replace(microsecond=0)
+    try:
+        con.execute("""INSERT INTO raw._load_ledger (batch_id, source, file, file_sha256, file_bytes, rows_read,
+                       rows_loaded, rows_quarantined, status, error, loaded_at, reason)
+                       VALUES (?, ?, ?, ?, ?, 0, 0, 0, 'failed', ?, ?, ?)""",
+                    [batch_id, spec.name, fl.file, sha or None, size, msg, now, reason])
+        con.execute("INSERT INTO raw._quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [spec.name, fl.file, getattr(exc, "line", None) or 0, reason, msg,
+                     None if payload is None else safe_text(payload), batch_id, now])
+    except Exception as write_exc:  # the warehouse is broken: say so, keep going
+        fl.error = safe_text(f"{msg} (and the failure could not be recorded: {type(write_exc).__name__}: "
+                             f"{safe_text(write_exc, 300)})")
+        log.error("%s", fl.error)
+    if t0 is not None:
+        fl.seconds = round(time.perf_counter() - t0, 3)
+    return fl
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except Exception:  # no transaction open (it failed before BEGIN) or already rolled back
+        pass
+
+
 def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str, sha: str, size: int,
               open_batches: Callable[[], Batches], max_event_time: datetime, origin: str = "landing",
-              batch_label: str = "") -> FileLoad:
+              batch_label: str = "", header_mapping: dict[str, str] | None = None) -> FileLoad:
     """Load one unit idempotently: skip known content, else stream its batches in one transaction.
 
-    `open_batches` may raise IngestError (e.g. a missing required column): the unit fails alone, the
-    ledger records why, and nothing of it is kept."""
+    Whatever goes wrong (IngestError from a reader, a decode error, I/O, DuckDB, MemoryError) fails this
+    unit alone: the transaction is rolled back so nothing of it is kept, the ledger and the quarantine
+    record why, and the caller goes on with the next unit. Only KeyboardInterrupt/SystemExit propagate."""
     t0 = time.perf_counter()
     fl = FileLoad(source=spec.name, file=location, status="loaded", sha256=sha,
                   batch_id=f"{spec.name}:{batch_label}:{sha[:12]}")
-    if already_loaded(con, spec.name, sha):
-        fl.status = "skipped"
-        return fl
-    now = datetime.now().replace(microsecond=0)  # audit metadata only, never used in logic
-    names = [c.name for c in spec.columns]
-    typed_cols = ", ".join(_t(n) for n in names)
-    message = _message_sql(spec, max_event_time)
     reasons: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
+    began = False
     try:
+        if already_loaded(con, spec.name, sha):
+            fl.status = "skipped"
+            return fl
+        now = datetime.now().replace(microsecond=0)  # audit metadata only, never used in logic
+        names = [c.name for c in spec.columns]
+        typed_cols = ", ".join(_t(n) for n in names)
+        message = _message_sql(spec, max_event_time)
+        # Naive timestamps are read in the source's zone; values with an offset keep theirs (see _typed).
+        con.execute(f"SET TimeZone = '{spec.time_zone}'")
+        con.execute("BEGIN TRANSACTION")
+        began = True
         b = open_batches()
         fl.extra_columns = list(b.extra_columns)
+        fl.header_mapping = dict(b.header_mapping)
+        fl.encoding = b.encoding
         known = set(names) | set(META_COLUMNS)
         extras = [e for e in b.extra_columns if column_name(e) not in known]
         fl.added_columns = _add_columns(con, spec, extras)
@@ -372,19 +584,25 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         fl.reasons = dict(sorted(reasons.items()))
         fl.rows_quarantined = sum(reasons.values())
         if fl.rows_read != fl.rows_loaded + fl.rows_quarantined:  # nothing may be lost silently
-            raise IngestError(f"{location}: {fl.rows_read} read != {fl.rows_loaded} loaded + {fl.rows_quarantined} quarantined")
-        con.execute("INSERT INTO raw._load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?)",
+            raise IngestError(f"{location}: {fl.rows_read} read != {fl.rows_loaded} loaded + "
+                              f"{fl.rows_quarantined} quarantined", "count_mismatch")
+        con.execute("""INSERT INTO raw._load_ledger (batch_id, source, file, file_sha256, file_bytes, rows_read,
+                       rows_loaded, rows_quarantined, status, error, loaded_at, reason)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, NULL)""",
                     [fl.batch_id, spec.name, location, sha, size, fl.rows_read, fl.rows_loaded,
                      fl.rows_quarantined, now])
         con.execute("COMMIT")
-    except UNIT_ERRORS as exc:
+    except Exception as exc:
         # The whole unit fails alone: nothing of it is kept, the ledger says why, other units go on.
-        con.execute("ROLLBACK")
-        msg = str(exc) if location in str(exc) else f"{location}: {type(exc).__name__}: {exc}"
-        fl = FileLoad(source=spec.name, file=location, status="failed", batch_id=fl.batch_id, sha256=sha, error=msg)
-        con.execute("INSERT INTO raw._load_ledger VALUES (?, ?, ?, ?, ?, 0, 0, 0, 'failed', ?, ?)",
-                    [fl.batch_id, spec.name, location, sha, size, fl.error, now])
+        if began:
+            _rollback(con)
+        fl = record_failure(con, spec, location=location, sha=sha, size=size, exc=exc, batch_id=fl.batch_id)
+        log.warning("ingest: %s", fl.error)
     finally:
-        con.execute("DROP TABLE IF EXISTS _classified")
+        try:
+            con.execute("DROP TABLE IF EXISTS _classified")
+            con.execute("SET TimeZone = 'UTC'")
+        except Exception:  # a broken connection: the failure is recorded above (or the next unit reports it)
+            pass
     fl.seconds = round(time.perf_counter() - t0, 3)
     return fl

@@ -30,8 +30,10 @@ from beacon.ingest.core import (
     LoadSummary,
     SourceSpec,
     ensure_raw_schema,
+    json_depth_exceeds,
     load_specs,
     load_unit,
+    safe_text,
 )
 from beacon.warehouse import connect
 
@@ -143,11 +145,13 @@ def _set_cursor(con: duckdb.DuckDBPyConnection, key: str, state: dict) -> None:
 def _quarantine_page(con, spec: SourceSpec, location: str, body: bytes, error: str, batch_id: str, sha: str) -> None:
     """A page that is not JSON: keep its body in the quarantine and a failed ledger row, so nothing is lost."""
     now = datetime.now().replace(microsecond=0)
-    text = body.decode("utf-8", "replace")
+    text = body.decode("utf-8", "backslashreplace")
     con.execute("INSERT INTO raw._quarantine VALUES (?, ?, 0, 'invalid_page', ?, ?, ?, ?)",
-                [spec.name, location, error, text, batch_id, now])
-    con.execute("INSERT INTO raw._load_ledger VALUES (?, ?, ?, ?, ?, 0, 0, 0, 'failed', ?, ?)",
-                [batch_id, spec.name, location, sha, len(body), error, now])
+                [spec.name, location, safe_text(error), text, batch_id, now])
+    con.execute("""INSERT INTO raw._load_ledger (batch_id, source, file, file_sha256, file_bytes, rows_read,
+                   rows_loaded, rows_quarantined, status, error, loaded_at, reason)
+                   VALUES (?, ?, ?, ?, ?, 0, 0, 0, 'failed', ?, ?, 'invalid_page')""",
+                [batch_id, spec.name, location, sha, len(body), safe_text(error), now])
 
 
 def load_resource(con: duckdb.DuckDBPyConnection, cfg: ApiConfig, resource: str, spec: SourceSpec,
@@ -174,10 +178,13 @@ def load_resource(con: duckdb.DuckDBPyConnection, cfg: ApiConfig, resource: str,
             if resp.status_code >= 400:
                 raise ApiError(f"{url}: HTTP {resp.status_code} after {cfg.retries} retries: {resp.text[:200]}")
             body = resp.content
+            if json_depth_exceeds(body, spec.limits.max_json_depth):  # checked before json.loads recurses
+                err = f"{url}: page nests deeper than max_json_depth {spec.limits.max_json_depth}"
+                break
             try:
                 doc = json.loads(body)
                 break
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 err = f"{url}: page is not valid JSON ({exc})"
         run.pages += 1
         sha = hashlib.sha256(body).hexdigest()
@@ -185,7 +192,8 @@ def load_resource(con: duckdb.DuckDBPyConnection, cfg: ApiConfig, resource: str,
             if doc is not None:
                 err = f"{url}: page has no 'data' list"
             _quarantine_page(con, spec, url, body, err, f"{spec.name}:api:{sha[:12]}", sha)
-            run.loads.append(FileLoad(source=spec.name, file=url, status="failed", sha256=sha, error=err))
+            run.loads.append(FileLoad(source=spec.name, file=url, status="failed", reason="invalid_page", sha256=sha,
+                                      error=safe_text(err)))
             all_ok = False
             bad_in_a_row += 1
             if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:  # the API is broken, not one page: stop, retry next run

@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 import fsspec
 import pyarrow as pa
 
-from beacon.ingest.core import Batches, FileLoad, IngestError, SourceSpec, load_unit
+from beacon.ingest.core import (
+    Batches,
+    FileLoad,
+    IngestError,
+    SourceSpec,
+    json_depth_exceeds,
+    load_unit,
+    record_failure,
+    safe_text,
+)
 
 PROVIDERS = ("sendgrid", "mailgun", "postmark")
 
@@ -46,12 +56,16 @@ def land_webhook(body: bytes, provider: str, landing_dir: str, day: str, storage
 
 
 def _epoch(v) -> str | None:
-    """Seconds since the epoch as text, from a number or an ISO-8601 string."""
+    """Seconds since the epoch as text, from a number or an ISO-8601 string (an offset or Z is honoured;
+    a naive string is UTC, never the machine's local time)."""
     if v is None or v == "":
         return None
+    if isinstance(v, bool):
+        raise ValueError(f"timestamp {v!r} is not a time")
     if isinstance(v, int | float):
         return str(int(v))
-    return str(int(datetime.fromisoformat(str(v).replace("Z", "+00:00")).timestamp()))
+    t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    return str(int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()))
 
 
 def _sendgrid(e: dict) -> dict:
@@ -101,12 +115,16 @@ def _events(provider: str, doc) -> list:
     return doc if isinstance(doc, list) else [doc]
 
 
-def webhook_batches(provider: str, body: bytes, location: str) -> Batches:
+def webhook_batches(provider: str, body: bytes, location: str, max_json_depth: int = 64) -> Batches:
     """One webhook file as a text batch in the email_events columns; unmappable events marked malformed."""
+    if json_depth_exceeds(body, max_json_depth):  # before json.loads, whose recursion it would exhaust
+        raise IngestError(f"{location}: body nests deeper than max_json_depth {max_json_depth}", "json_too_deep")
     try:
         doc = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IngestError(f"{location}: body is not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{location}: body is not UTF-8 ({exc.reason} at byte {exc.start})", "encoding") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise IngestError(f"{location}: body is not valid JSON ({safe_text(exc, 300)})", "malformed_document") from None
     cols: dict[str, list] = {c: [] for c in _COLUMNS}
     lines, malformed, payloads = [], [], []
     for i, e in enumerate(_events(provider, doc), start=1):
@@ -118,10 +136,10 @@ def webhook_batches(provider: str, body: bytes, location: str) -> Batches:
             bad = None
         except KeyError as exc:
             row, bad = {}, f"unknown or missing event field {exc} for {provider}"
-        except (ValueError, TypeError, AttributeError) as exc:
-            row, bad = {}, f"cannot map {provider} event: {exc}"
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            row, bad = {}, f"cannot map {provider} event: {safe_text(exc, 300)}"
         malformed.append(bad)
-        payloads.append(json.dumps(e) if bad else None)
+        payloads.append(safe_text(json.dumps(e), 1 << 20) if bad else None)
         for c in _COLUMNS:
             v = row.get(c)
             cols[c].append(None if v is None else str(v))
@@ -136,21 +154,37 @@ def webhook_batches(provider: str, body: bytes, location: str) -> Batches:
 
 def load_webhook_files(con: duckdb.DuckDBPyConnection, spec: SourceSpec, folder: str, max_event_time: datetime,
                        fs: fsspec.AbstractFileSystem) -> list[FileLoad]:
-    """Load every not-yet-loaded webhook batch file of one landing day into raw.email_events."""
+    """Load every not-yet-loaded webhook batch file of one landing day into raw.email_events.
+
+    A body is parsed whole, so it is capped at max_line_bytes (checked on the size, before reading) and its
+    nesting at max_json_depth (checked before json.loads). A bad body fails that file alone."""
+    from beacon.ingest.landing import regular_file_size
+
     if not fs.exists(folder):
         return []
     out = []
+    lim = spec.limits
     for path in sorted(fs.glob(f"{folder}/*.json")):
         name = path.rsplit("/", 1)[-1]
         provider = name.split("-", 1)[0]
-        body = fs.cat_file(path)
+        t0, size = time.perf_counter(), None
+        try:
+            size = regular_file_size(fs, path)
+            if size > lim.max_line_bytes:
+                raise IngestError(f"{path}: {size} bytes, more than max_line_bytes {lim.max_line_bytes} for one "
+                                  "webhook body", "file_too_large")
+            body = fs.cat_file(path)
+        except Exception as exc:
+            out.append(record_failure(con, spec, location=path, sha="", size=size, exc=exc,
+                                      batch_id=f"{spec.name}:webhooks:", t0=t0))
+            continue
         sha = hashlib.sha256(body).hexdigest()
 
         def open_batches(provider=provider, body=body, path=path) -> Batches:
             if provider not in PROVIDERS:
                 raise IngestError(f"{path}: unknown provider {provider!r} (file name must start with one of "
-                                  f"{', '.join(PROVIDERS)})")
-            return webhook_batches(provider, body, path)
+                                  f"{', '.join(PROVIDERS)})", "unknown_provider")
+            return webhook_batches(provider, body, path, lim.max_json_depth)
 
         out.append(load_unit(con, spec, location=path, sha=sha, size=len(body), open_batches=open_batches,
                              max_event_time=max_event_time, origin=f"webhook:{provider}",
