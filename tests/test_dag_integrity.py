@@ -149,3 +149,35 @@ def test_warehouse_producer_reports_only_nodes_that_have_a_task(dagbag):
     assert statuses == {"model__beacon__dim_customers_status": {"status": "success", "outlet_uris": []},
                         "model__beacon__cart_abandoners_status": {"status": "error", "outlet_uris": []}}
     assert not any("stg_crm" in k or "not_null" in k or "survivorship" in k for k in ti.pushed)
+
+
+
+# Tasks that never open the warehouse, with why; every other task counts as a writer (DuckDB connections are
+# read-write inside a process, see beacon.warehouse.connect), so a new task is in the pool unless listed here.
+NOT_WAREHOUSE_TASKS = {
+    ("beacon_activation", "discover_deliveries"): "reads the dbt manifest only",
+}
+
+
+def _is_cosmos_sensor(task) -> bool:
+    """Cosmos watcher consumers poke the producer's XCom; the producer's `dbt build` is the writer."""
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    return task.task_id.startswith("dbt.") and not isinstance(task, DbtProducerWatcherOperator)
+
+
+def test_every_warehouse_writing_task_takes_the_duckdb_writer_pool(dagbag, airflow_home):
+    # DuckDB allows one writer: every task that opens the warehouse must hold a slot of the one-slot pool.
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+
+    writers = {(d.dag_id, t.task_id): t for d in dagbag.dags.values() for t in d.tasks
+               if (d.dag_id, t.task_id) not in NOT_WAREHOUSE_TASKS and not _is_cosmos_sensor(t)}
+    assert set(NOT_WAREHOUSE_TASKS) <= {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks}
+    assert {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"} == {k[0] for k in writers}
+    assert any(k[0] == "beacon_warehouse" and k[1].startswith("dbt.") for k in writers)  # the dbt build itself
+    wrong = {k: t.pool for k, t in writers.items() if t.pool != "duckdb_writer" or t.pool_slots != 1}
+    assert wrong == {}, f"warehouse-writing tasks outside the duckdb_writer pool: {wrong}"
+    with create_session() as session:
+        pool = session.query(Pool).filter(Pool.pool == "duckdb_writer").one()
+    assert pool.slots == 1
