@@ -49,28 +49,20 @@ def test_dag_files_are_thin_no_heavy_imports_at_module_level():
                 assert n.split(".")[0] not in HEAVY, f"{path.name} imports {n} at module level"
 
 
-def test_parsing_all_dags_loads_no_heavy_module_and_takes_under_two_seconds(manifest):
-    # A fresh interpreter, as the DAG processor would have: which modules did parsing pull in, and how long did it take?
+def test_parsing_all_dags_loads_no_heavy_module(manifest):
+    # A fresh interpreter, as the DAG processor would have: which modules did parsing pull in?
+    # (How long parsing takes is a timing, measured by bench/bench_dag_parse.py, not asserted here.)
     code = f"""
-import json, sys, time
+import json, sys
 from airflow.dag_processing.dagbag import DagBag
-t = time.perf_counter()
 bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
-parse = time.perf_counter() - t
-files = {{s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
-print(json.dumps({{"parse_seconds": parse, "files": files, "errors": list(bag.import_errors),
+print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": list(bag.import_errors),
                   "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
-    runs = []
-    for _ in range(3):  # the median of three fresh interpreters, so one noisy neighbour does not decide
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print("DAG parse:", runs)
-    for res in runs:
-        assert res["errors"] == []
-        assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
-    median = sorted(r["parse_seconds"] for r in runs)[1]
-    assert median <= 2.0, runs
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["errors"] == [] and len(res["dags"]) == 4, res
+    assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
 
 
 def test_assets_chain_the_dags(dagbag):
