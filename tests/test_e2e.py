@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -385,11 +386,18 @@ def test_a_real_checkpoint_failure_blocks_activation(demo):
         # Only real checkpoint runs count here (a test above dates hand-written results after them).
         con.execute("DELETE FROM quality.expectation_results WHERE run_id IN ('gx-1', 'gx-2')")
         con.execute("INSERT INTO marts.dim_customers SELECT * FROM marts.dim_customers LIMIT 1")
+        n_customers = con.execute("SELECT count(*) FROM marts.dim_customers").fetchall()[0][0]
         report = run_marts_checkpoint(con, docs)
         state = breaker_state(con)
         sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
     assert state.open and any("customer_id" in f and "marts_dim_customers" in f for f in state.failures), state
-    assert report.to_dict()  # the checkpoint reported (and wrote Data Docs)
+    # The checkpoint's own report says why, and it wrote Data Docs.
+    d = report.to_dict()
+    marts = next(x for x in d["suites"] if x["suite"] == "marts_dim_customers")
+    assert d["blocking"] is True and marts["success"] is False and marts["rows"] == n_customers
+    assert any("unique" in f and "customer_id" in f for f in marts["failed_critical"]), marts
+    assert not any(x["failed_critical"] for x in d["suites"] if x["suite"] != "marts_dim_customers"), d
+    assert Path(d["docs"]).is_file() and "marts_dim_customers" in Path(d["docs"]).read_text()
     tasks, syncs, dag_state = _run_activation()
     assert dag_state.endswith("success") and all(x.endswith("skipped") for x in syncs)
     with connect() as con:
