@@ -175,8 +175,8 @@ def test_windows_count_from_the_warehouse_clock_not_the_wall_clock(demo):
     s, day, r = demo
     assert shutil.which("faketime"), "faketime is required (apt-get install faketime; .ci/run installs it)"
     shifted = ["faketime", "-f", "+1000d"]
-    probe = subprocess.run([*shifted, sys.executable, "-c", "import duckdb; print(duckdb.sql('SELECT now()::DATE')"
-                            ".fetchone()[0])"], capture_output=True, text=True, check=True)
+    probe = subprocess.run([*shifted, sys.executable, "-c", "import duckdb; print(duckdb.connect().execute("
+                            "'SELECT now()::DATE').fetchall()[0][0])"], capture_output=True, text=True, check=True)
     assert (datetime.fromisoformat(probe.stdout.strip()) - datetime.now()).days >= 990  # the shift is real
 
     def state() -> dict:
