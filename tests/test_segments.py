@@ -50,13 +50,14 @@ models:
 """
 
 
-# Two shop records of one person that share nothing on day 1 (one has only an email, the other only a phone), so
-# they become two customers; on day 2 a third record carries both and proves they are one: a merge must happen.
-MERGE_ADDRESS = "1 Bridge St,Springfield,IL,62701,1970-01-01,F"
-MERGE_DAY1 = [f"SXMERGE0001,zelda.quuxbridge@example.com,Zelda,Quuxbridge,,{MERGE_ADDRESS},2026-01-05T10:00:00Z",
-              f"SXMERGE0002,,Zelda,Quuxbridge,(217) 555-0199,{MERGE_ADDRESS},2026-02-05T10:00:00Z"]
-MERGE_DAY2 = [f"SXMERGE0003,zelda.quuxbridge@example.com,Zelda,Quuxbridge,217.555.0199,{MERGE_ADDRESS},"
-              "2026-07-01T09:00:00Z"]
+# Two shop records of one person that share no key on day 1 (one has only an email, the other only a phone, and
+# they differ in address, city and birth date, so the probabilistic matcher keeps them apart): two customers.
+# On day 2 a third record carries both the email and the phone and proves they are one: a merge must happen.
+MERGE_DAY1 = ["SXMERGE0001,james.smith.bridge@example.com,James,Smith,,1 Bridge St,Springfield,IL,62701,1970-01-01,M,"
+              "2026-01-05T10:00:00Z",
+              "SXMERGE0002,,James,Smith,(503) 555-0199,99 Harbor Rd,Portland,OR,97201,,,2026-02-05T10:00:00Z"]
+MERGE_DAY2 = ["SXMERGE0003,james.smith.bridge@example.com,James,Smith,503.555.0199,1 Bridge St,Springfield,IL,62701,"
+              "1970-01-01,M,2026-07-01T09:00:00Z"]
 
 
 def append_shop_rows(landing_day: Path, rows: list[str]) -> None:
