@@ -19,6 +19,29 @@ from beacon.pipeline import airflow_env  # noqa: E402  (needs the variables abov
 os.environ.update(airflow_env())
 
 
+# Every skip the suite may take, with the condition that causes it (docs/testing.md lists them for people).
+# In CI (CI or BEACON_REQUIRE_SHARED_DATA set) a skip whose test id is not listed here fails the run instead:
+# CI must report zero skipped tests, so a missing tool or data set can never pass unnoticed.
+ALLOWED_SKIPS_IN_CI: dict[str, str] = {}
+
+
+def strict_skips() -> bool:
+    """True in CI: a skip is a failure unless it is on the allow-list."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("BEACON_REQUIRE_SHARED_DATA") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and strict_skips() \
+            and item.nodeid not in ALLOWED_SKIPS_IN_CI:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} would be skipped in CI ({reason}); install what it needs, or add it "
+                           f"to ALLOWED_SKIPS_IN_CI in tests/conftest.py and docs/testing.md with the reason")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return _DATA

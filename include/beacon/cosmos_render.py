@@ -109,7 +109,9 @@ def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequen
             dbt_executable_path=executable(),
             # Cosmos limits the producer to --resource-type model/seed/snapshot when tests are not rendered;
             # adding the test types makes it the same `dbt build` as a plain one.
-            setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"]}),
+            # The callback keeps the build's run_results.json (Cosmos deletes its temporary project copy).
+            setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"],
+                                 "callback": "beacon.dbt.keep_run_results", "callback_args": {"group": group_id}}),
         # Sensors reschedule instead of deferring, so `dag.test()` (one task at a time) never waits on them.
         operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},
     )

@@ -84,3 +84,18 @@ def ensure_manifest(s: Settings | None = None) -> Path:
     if manifest_is_stale(s) and not run(["parse"], s, quiet=True):  # quiet: errors still print
         raise RuntimeError(f"dbt parse failed for {s.dbt_project_dir}: see the dbt output above")
     return s.manifest_path
+
+
+def last_build_results(s: Settings | None = None, group: str = "dbt") -> Path:
+    """Where the DAGs keep the run_results.json of a task group's latest `dbt build` (`dbt`: the warehouse DAG's
+    marts build; `dbt_scored`: the ML DAG's build of the score-based segments)."""
+    return (s or settings()).dbt_target_dir / "last_build" / group / "run_results.json"
+
+
+def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
+    """Cosmos callback: Cosmos runs dbt in a temporary copy of the project and deletes it afterwards; keep the
+    build's run_results.json (every model, unit test and data test with its status) for operators and tests."""
+    src = Path(project_dir) / "target" / "run_results.json"
+    dst = last_build_results(group=group)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)

@@ -49,30 +49,22 @@ def test_dag_files_are_thin_no_heavy_imports_at_module_level():
                 assert n.split(".")[0] not in HEAVY, f"{path.name} imports {n} at module level"
 
 
-def test_parsing_all_dags_loads_no_heavy_module_and_takes_under_two_seconds(manifest):
-    # A fresh interpreter, as the DAG processor would have: which modules did parsing pull in, and how long did it take?
+def test_parsing_all_dags_loads_no_heavy_module(manifest):
+    # A fresh interpreter, as the DAG processor would have: which modules did parsing pull in?
+    # (How long parsing takes is a timing, measured by `beacon bench dag-parse`, not asserted here.)
     code = f"""
-import json, sys, time
+import json, sys
 from airflow.dag_processing.dagbag import DagBag
-t = time.perf_counter()
 bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
-parse = time.perf_counter() - t
-files = {{s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
-print(json.dumps({{"parse_seconds": parse, "files": files, "errors": list(bag.import_errors),
+print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": list(bag.import_errors),
                   "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
-    runs = []
-    for _ in range(3):  # the median of three fresh interpreters, so one noisy neighbour does not decide
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        # Nothing a user cannot act on: Cosmos' hint to install OpenLineage (deliberately absent) is filtered.
-        assert "apache-airflow-providers-openlineage" not in out.stdout + out.stderr
-    print("DAG parse:", runs)
-    for res in runs:
-        assert res["errors"] == []
-        assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
-    median = sorted(r["parse_seconds"] for r in runs)[1]
-    assert median <= 2.0, runs
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    # Nothing a user cannot act on: Cosmos' hint to install OpenLineage (deliberately absent) is filtered.
+    assert "apache-airflow-providers-openlineage" not in out.stdout + out.stderr
+    assert res["errors"] == [] and len(res["dags"]) == 4, res
+    assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
 
 
 def test_assets_chain_the_dags(dagbag):
@@ -175,3 +167,34 @@ def test_an_untested_cosmos_version_fails_loudly_naming_the_module():
     assert check_cosmos_version() == cosmos.__version__
     with pytest.raises(UnsupportedCosmosVersion, match=r"2\.0\.1.*include/beacon/cosmos_render\.py.*TESTED_COSMOS"):
         check_cosmos_version("2.0.1")
+
+
+# Tasks that never open the warehouse, with why; every other task counts as a writer (DuckDB connections are
+# read-write inside a process, see beacon.warehouse.connect), so a new task is in the pool unless listed here.
+NOT_WAREHOUSE_TASKS = {
+    ("beacon_activation", "discover_deliveries"): "reads the dbt manifest only",
+}
+
+
+def _is_cosmos_sensor(task) -> bool:
+    """Cosmos watcher consumers poke the producer's XCom; the producer's `dbt build` is the writer."""
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    return task.task_id.startswith("dbt.") and not isinstance(task, DbtProducerWatcherOperator)
+
+
+def test_every_warehouse_writing_task_takes_the_duckdb_writer_pool(dagbag, airflow_home):
+    # DuckDB allows one writer: every task that opens the warehouse must hold a slot of the one-slot pool.
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+
+    writers = {(d.dag_id, t.task_id): t for d in dagbag.dags.values() for t in d.tasks
+               if (d.dag_id, t.task_id) not in NOT_WAREHOUSE_TASKS and not _is_cosmos_sensor(t)}
+    assert set(NOT_WAREHOUSE_TASKS) <= {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks}
+    assert {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"} == {k[0] for k in writers}
+    assert any(k[0] == "beacon_warehouse" and k[1].startswith("dbt.") for k in writers)  # the dbt build itself
+    wrong = {k: t.pool for k, t in writers.items() if t.pool != "duckdb_writer" or t.pool_slots != 1}
+    assert wrong == {}, f"warehouse-writing tasks outside the duckdb_writer pool: {wrong}"
+    with create_session() as session:
+        pool = session.query(Pool).filter(Pool.pool == "duckdb_writer").one()
+    assert pool.slots == 1

@@ -1,9 +1,17 @@
-"""End to end through Airflow (dag.test) on a ~2,000-person world: the exported audience is right."""
+"""End to end through Airflow (dag.test) on a ~2,000-person world: the exported audience is right, every channel
+(file, email over a local SMTP server, webhook to a local receiver, ads upload files) is delivered, and the
+pipeline never reads the generator's ground truth."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,12 +24,78 @@ from beacon.warehouse import connect
 pytestmark = pytest.mark.e2e  # the whole pipeline through Airflow
 
 
+PEOPLE, SEED = 2000, 11
+_TRUTH_OPENED: list[str] = []  # paths under the truth folder opened while the guard is on
+_GUARD: dict = {"root": None}
+
+
+def _audit(event: str, args: tuple) -> None:
+    root = _GUARD["root"]
+    if root and event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], str | bytes) \
+            and str(args[0] if isinstance(args[0], str) else args[0].decode()).startswith(root):
+        _TRUTH_OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; it records only while _GUARD["root"] is set
+
+
+@contextmanager
+def truth_hidden(s):
+    """Ground truth is never read by the pipeline (DESIGN.md): move it away for the run, and record any attempt
+    to open a path under it in this process (DuckDB and dbt subprocesses would fail on the missing folder)."""
+    hidden = s.data_dir.parent / f"{s.data_dir.name}-truth-hidden"
+    shutil.rmtree(hidden, ignore_errors=True)
+    shutil.move(str(s.truth_dir), str(hidden))
+    _GUARD["root"] = str(s.truth_dir)
+    try:
+        yield
+    finally:
+        _GUARD["root"] = None
+        shutil.move(str(hidden), str(s.truth_dir))
+
+
 @pytest.fixture(scope="module")
-def demo(airflow_home):
+def channels(tmp_path_factory):
+    """The three configured channels besides files: a local SMTP server, a local webhook receiver, an ads folder,
+    each given to the DAGs as an Airflow connection through AIRFLOW_CONN_BEACON_<CHANNEL>."""
+    from aiosmtpd.controller import Controller
+    from test_activation_destinations import Sink, _free_port
+
+    from beacon.activation.receiver import FaultyReceiver
+
+    sink, port = Sink(), _free_port()
+    smtp = Controller(sink, hostname="127.0.0.1", port=port)
+    smtp.start()
+    ads = tmp_path_factory.mktemp("ads")
+    with FaultyReceiver(token="e2e-token") as hook, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+            "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St, Springfield",
+                      "unsubscribe_url": "https://beacon.example/unsubscribe", "unsubscribe_secret": "e2e-not-real"}}))
+        mp.setenv("AIRFLOW_CONN_BEACON_WEBHOOK", json.dumps({"conn_type": "http", "host": hook.url,
+                                                             "password": "e2e-token"}))
+        mp.setenv("AIRFLOW_CONN_BEACON_ADS", json.dumps({"conn_type": "ads", "extra": {"url": str(ads)}}))
+        yield {"smtp": sink, "webhook": hook, "ads": ads}
+    smtp.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(airflow_home, channels):
     s = settings()
-    day = prepare_world(s, people=2000, seed=11)
-    seconds = run_dags(day)
-    return s, day, collect(s, DemoResult(people=2000, seed=11, day=day, seconds=seconds))
+    day = prepare_world(s, people=PEOPLE, seed=SEED)
+    started = time.time()
+    with truth_hidden(s):
+        seconds = run_dags(day)
+    r = collect(s, DemoResult(people=PEOPLE, seed=SEED, day=day, seconds=seconds))
+    r.seconds["started_at_epoch"] = started
+    return s, day, r
+
+
+def test_the_pipeline_never_reads_the_ground_truth(demo):
+    s, day, r = demo
+    assert r.raw["files"] == 9  # the DAGs ran (with the truth folder moved away) ...
+    assert _TRUTH_OPENED == []  # ... and nothing in this process tried to open a path under it
+    assert (s.truth_dir / day / "bad_rows.parquet").is_file()  # restored for the evaluations below
 
 
 def test_every_stage_produced_output(demo):
@@ -65,6 +139,128 @@ def test_every_mart_and_segment_column_is_described(demo):
     undescribed = sorted(f"{t}.{c}" for sch, t, c in built if c not in described.get((sch, t), set()))
     assert undescribed == []
     assert all(n.get("description") for n in nodes if n["resource_type"] == "model" and n["schema"] in ("marts", "segments"))
+
+
+def test_every_dbt_unit_test_and_data_test_ran_and_passed_in_the_build(demo):
+    # From the run_results.json of the DAGs' own `dbt build`s (kept by beacon.dbt.keep_run_results): the marts in
+    # the warehouse DAG, the score-based segments in the ML DAG. A change in Cosmos' flags that dropped the tests
+    # would leave them out of these files.
+    from datetime import UTC, datetime
+
+    from beacon.dbt import last_build_results
+
+    s, day, r = demo
+    results = {"results": []}
+    for group in ("dbt", "dbt_scored"):
+        part = json.loads(last_build_results(s, group).read_text())
+        assert datetime.fromisoformat(part["metadata"]["generated_at"].replace("Z", "+00:00")) >= \
+            datetime.fromtimestamp(r.seconds["started_at_epoch"], UTC)  # written by this run's build
+        results["results"] += part["results"]
+    manifest = json.loads(s.manifest_path.read_text())
+    data_tests = {u for u, n in manifest["nodes"].items() if n["resource_type"] == "test"}
+    unit_tests = set(manifest["unit_tests"])
+    models = {u for u, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    assert len(unit_tests) >= 10 and len(data_tests) >= 50, (len(unit_tests), len(data_tests))
+    status = {x["unique_id"]: x["status"] for x in results["results"]}
+    assert {u: status.get(u) for u in unit_tests} == dict.fromkeys(unit_tests, "pass")
+    assert {u: status.get(u) for u in data_tests} == dict.fromkeys(data_tests, "pass")
+    assert {u: status.get(u) for u in models} == dict.fromkeys(models, "success")
+
+
+def test_every_channel_is_delivered_to_its_real_local_counterpart(demo, channels):
+    from beacon.activation.activate import delivery_pairs
+
+    s, day, r = demo
+    pairs = {(p["audience"], p["destination"]) for p in delivery_pairs(s.manifest_path)}
+    assert {d for _, d in pairs} == {"file", "email", "webhook", "ads"}
+    with connect() as con:
+        first = con.execute("""SELECT audience, destination, status, delivered, failed FROM activation.sync_runs
+            QUALIFY row_number() OVER (PARTITION BY audience, destination ORDER BY started_at) = 1""").df()
+        log = con.execute("""SELECT l.destination, l.customer_id, c.email FROM activation.sync_log l
+            JOIN marts.dim_customers c USING (customer_id) WHERE l.status = 'delivered'""").df()
+    assert set(zip(first.audience, first.destination, strict=True)) == pairs  # no pair skipped as not configured
+    assert (first.status == "succeeded").all() and (first.failed == 0).all(), first
+    per = first.groupby("destination").delivered.sum().to_dict()
+    assert all(per[d] > 0 for d in ("file", "email", "webhook", "ads")), per
+    # Email: the SMTP server received exactly one message per delivered email row, to that member's address.
+    received = sorted(rcpt[0] for rcpt, _ in channels["smtp"].messages)
+    assert received == sorted(log[log.destination == "email"].email) and len(received) == per["email"]
+    # Webhook: the receiver applied exactly the delivered rows, each once.
+    hook = channels["webhook"]
+    assert sorted(x["customer_id"] for x in hook.applied.values()) == sorted(log[log.destination == "webhook"]
+                                                                              .customer_id)
+    assert hook.duplicates_applied == 0 and hook.unauthorized == 0
+    # Ads: upload files (with manifests) whose rows are the delivered members, as SHA-256 hashes only.
+    uploads = sorted(channels["ads"].rglob("*-add-*.csv"))
+    rows = pd.concat([pd.read_csv(f, dtype=str) for f in uploads])
+    assert len(rows) == per["ads"] and all(f.with_name(f.stem + ".manifest.json").is_file() for f in uploads)
+    assert rows.Email.dropna().str.fullmatch("[0-9a-f]{64}").all() and not rows.Email.isin(log.email).any()
+
+
+def test_windows_count_from_the_warehouse_clock_not_the_wall_clock(demo):
+    """Rebuild the marts and segments, and plan a delivery, with the wall clock 1,000 days ahead (libfaketime, so
+    DuckDB's and dbt's clocks move too): every window counts from the warehouse clock, so nothing changes."""
+    import subprocess
+    from datetime import datetime
+
+    from beacon import dbt
+
+    s, day, r = demo
+    assert shutil.which("faketime"), "faketime is required (apt-get install faketime; .ci/run installs it)"
+    shifted = ["faketime", "-f", "+1000d"]
+    probe = subprocess.run([*shifted, sys.executable, "-c", "import duckdb; print(duckdb.connect().execute("
+                            "'SELECT now()::DATE').fetchall()[0][0])"], capture_output=True, text=True, check=True)
+    assert (datetime.fromisoformat(probe.stdout.strip()) - datetime.now()).days >= 990  # the shift is real
+
+    def state() -> dict:
+        with connect() as con:
+            return {a.relation: con.execute(f"SELECT * FROM {a.relation} ORDER BY ALL").df()
+                    for a in discover(s.manifest_path)} | \
+                {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").df() for t in
+                 ("marts.customer_features", "marts.warehouse_as_of")}
+
+    def diff(prefix: list[str]) -> dict:
+        out = subprocess.run([*prefix, sys.executable, "-m", "beacon.cli", "audiences", "diff", "cart_abandoners",
+                              "--json"], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    before, plan_before = state(), diff([])
+    dbt.release_warehouse()
+    subprocess.run([*shifted, dbt.executable(), "run", "--select", "path:models/marts", "path:models/segments",
+                    *dbt.project_flags(s)], check=True, capture_output=True, env={**os.environ, **dbt.dbt_env(s)})
+    after, plan_after = state(), diff(shifted)
+    assert set(after) == set(before) and len(before["segments.cart_abandoners"]) > 0
+    for name in before:
+        pd.testing.assert_frame_equal(after[name], before[name], obj=name)
+    assert plan_after == plan_before
+
+
+def generated_per_source(truth_day) -> dict[str, int]:
+    """Lines of data each landing file holds, from the generator's own record (not from the loader): its
+    summary's row count per file plus the malformed lines it appended (truth/bad_rows.parquet)."""
+    from beacon.ingest import load_specs
+
+    summary = json.loads((truth_day / "summary.json").read_text())
+    bad = pd.read_parquet(truth_day / "bad_rows.parquet")
+    malformed = bad[bad.kind == "malformed"].groupby("file").size().to_dict()
+    specs = load_specs()
+    return {src: n + int(malformed.get(specs[src].file, 0)) for src, n in summary["rows"].items()}
+
+
+def test_nothing_lost_against_the_generators_own_counts(demo):
+    # "rows read = loaded + quarantined" is checked inside the loader; here the reference is the generator.
+    s, day, r = demo
+    generated = generated_per_source(s.truth_dir / day)
+    assert len(generated) == 9 and all(n > 0 for n in generated.values())
+    with connect() as con:
+        read = dict(con.execute("SELECT source, sum(rows_read) FROM raw._load_ledger WHERE status = 'loaded' "
+                                "AND file LIKE '%' || ? || '%' GROUP BY 1", [day]).fetchall())
+        quarantined = dict(con.execute("SELECT source, count(*) FROM raw._quarantine GROUP BY 1").fetchall())
+        in_raw = {src: con.execute(f"SELECT count(*) FROM raw.{src} WHERE _source = 'landing'").fetchall()[0][0]
+                  for src in generated}
+    assert read == generated  # every line of every file was read
+    # ... and every one of them is in the warehouse or in quarantine.
+    assert {src: in_raw[src] + quarantined.get(src, 0) for src in generated} == generated
 
 
 def _exports(s, day: str) -> dict:
@@ -144,7 +340,9 @@ def test_rerun_is_idempotent(demo):
             sent_before
         latest = con.execute("""SELECT adds + updates + removes FROM activation.sync_runs WHERE status <> 'blocked'
             QUALIFY row_number() OVER (PARTITION BY audience, destination ORDER BY started_at DESC) = 1""").fetchall()
-    assert len(latest) == 12 and sum(n for (n,) in latest) == 0
+    from beacon.activation.activate import delivery_pairs
+
+    assert len(latest) == len(delivery_pairs(s.manifest_path)) > 12 and sum(n for (n,) in latest) == 0
 
 
 def _run_activation():
@@ -221,11 +419,18 @@ def test_a_real_checkpoint_failure_blocks_activation(demo):
         # Only real checkpoint runs count here (a test above dates hand-written results after them).
         con.execute("DELETE FROM quality.expectation_results WHERE run_id IN ('gx-1', 'gx-2')")
         con.execute("INSERT INTO marts.dim_customers SELECT * FROM marts.dim_customers LIMIT 1")
+        n_customers = con.execute("SELECT count(*) FROM marts.dim_customers").fetchall()[0][0]
         report = run_marts_checkpoint(con, docs)
         state = breaker_state(con)
         sent_before = con.execute("SELECT count(*) FROM activation.sync_log WHERE operation <> 'skip'").fetchall()[0][0]
     assert state.open and any("customer_id" in f and "marts_dim_customers" in f for f in state.failures), state
-    assert report.to_dict()  # the checkpoint reported (and wrote Data Docs)
+    # The checkpoint's own report says why, and it wrote Data Docs.
+    d = report.to_dict()
+    marts = next(x for x in d["suites"] if x["suite"] == "marts_dim_customers")
+    assert d["blocking"] is True and marts["success"] is False and marts["rows"] == n_customers
+    assert any("unique" in f and "customer_id" in f for f in marts["failed_critical"]), marts
+    assert not any(x["failed_critical"] for x in d["suites"] if x["suite"] != "marts_dim_customers"), d
+    assert Path(d["docs"]).is_file() and "marts_dim_customers" in Path(d["docs"]).read_text()
     tasks, syncs, dag_state = _run_activation()
     assert dag_state.endswith("success") and all(x.endswith("skipped") for x in syncs)
     with connect() as con:

@@ -203,3 +203,46 @@ def test_api_page_with_invalid_json_is_quarantined(tmp_path):
     assert con.execute("SELECT reason, payload FROM raw._quarantine").fetchall() == [
         ("invalid_page", "<html>502 Bad Gateway</html>")]
     con.close()
+
+
+def test_schema_drift_is_reported_as_documented(tmp_path):
+    """docs/ingestion.md, "Schema drift": new CSV header fields, Parquet columns and JSON top-level fields (within
+    the first DRIFT_SAMPLE_LINES lines) become VARCHAR columns and are reported in `added_columns` and the run's
+    `schema_changes`; fields under `ignore:` are not reported; a field already added is not reported again."""
+    import re
+
+    from beacon.ingest.landing import DRIFT_SAMPLE_LINES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ingestion.md").read_text()
+    documented = re.search(r"detected in the first ([\d,]+) lines", doc)
+    assert documented and int(documented.group(1).replace(",", "")) == DRIFT_SAMPLE_LINES  # docs and code agree
+    n = DRIFT_SAMPLE_LINES
+    lines = [event(f"m{i}", context={"ip": "x"}) for i in range(n + 5)]
+    lines[0]["channel"] = "mobile"  # new field on the first line: detected
+    lines[n - 1]["Device Type"] = "ios"  # on the last sampled line: detected, with a safe column name
+    lines[n + 2]["late_field"] = "x"  # after the sample: not detected (documented), the row still loads
+    day = tmp_path / "landing" / DAY
+    day.mkdir(parents=True)
+    (day / "web_events.jsonl").write_bytes(jsonl(*lines))
+    (day / "crm_contacts.csv").write_bytes(csv_bytes(contact("C1") + ",gold", header=HEADER + ",loyalty_tier"))
+    (day / "shop_orders.parquet").write_bytes(_parquet(ORDERS.assign(coupon=["X", None])))
+    wh = tmp_path / "wh.duckdb"
+    summary = load_landing(tmp_path / "landing", warehouse=wh)
+    assert summary.schema_changes() == {"crm_contacts": ["loyalty_tier"], "shop_orders": ["coupon"],
+                                        "web_events": ["channel", "device_type"]}
+    assert summary.to_dict()["schema_changes"] == summary.schema_changes()
+    web = next(f for f in summary.files if f.source == "web_events")
+    assert web.rows_loaded == n + 5 and "context" not in web.added_columns  # ignored field: known, not drift
+    con = duckdb.connect(str(wh))
+    cols = {r[0]: r[1] for r in con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                            "WHERE table_schema = 'raw'").fetchall()}
+    assert cols["loyalty_tier"] == cols["coupon"] == cols["channel"] == cols["device_type"] == "VARCHAR"
+    assert "late_field" not in cols
+    con.close()
+    # The next file with the same extra field: loaded into the column, not reported again.
+    (tmp_path / "landing" / "2026-07-01").mkdir()
+    (tmp_path / "landing" / "2026-07-01" / "crm_contacts.csv").write_bytes(
+        csv_bytes(contact("C9") + ",silver", header=HEADER + ",loyalty_tier"))
+    again = load_landing(tmp_path / "landing", warehouse=wh)
+    assert again.schema_changes() == {}
+    assert [f.extra_columns for f in again.files if f.status == "loaded"] == [["loyalty_tier"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -26,20 +27,29 @@ def test_quarantine_equals_truth_and_rows_add_up(world, tmp_path):
     wh = tmp_path / "wh.duckdb"
     summary = load_landing(out / "landing", warehouse=wh)
     assert summary.totals()["files_failed"] == 0
-    for f in summary.files:  # rows read = rows loaded + rows quarantined, per file
-        assert f.rows_read == f.rows_loaded + f.rows_quarantined, f.file
-        assert f.rows_read > 0, f.file
     truth = pd.read_parquet(out / "truth" / cfg.day_date().isoformat() / "bad_rows.parquet")
+    # Rows read per file against the generator's own record (its summary's rows per file plus the malformed
+    # lines it appended), not against the loader's counters, which the loader checks itself.
+    gen = json.loads((out / "truth" / cfg.day_date().isoformat() / "summary.json").read_text())["rows"]
+    malformed = truth[truth.kind == "malformed"].groupby("file").size().to_dict()
+    specs = load_specs()
+    generated = {src: n + int(malformed.get(specs[src].file, 0)) for src, n in gen.items()}
+    assert {f.source: f.rows_read for f in summary.files} == generated
+    for f in summary.files:
+        assert f.rows_read == f.rows_loaded + f.rows_quarantined, f.file
     con = duckdb.connect(str(wh))
     q = con.execute("SELECT file, line, reason FROM raw._quarantine").df()
     q["file"] = q.file.map(lambda p: Path(p).name)
     got = set(map(tuple, q[["file", "line", "reason"]].to_numpy().tolist()))
     want = set(map(tuple, truth[["file", "line", "kind"]].to_numpy().tolist()))
     assert got == want  # exactly the bad rows, with the right reason and location
-    # Each loaded raw table holds exactly the file's good rows.
+    # Each loaded raw table holds exactly the file's good rows: the warehouse plus the quarantine hold every
+    # generated line, and the quarantine exactly the generator's bad ones.
+    per_file = q.groupby("file").size().to_dict()
     for f in summary.files:
         n = con.execute(f"SELECT count(*) FROM raw.{f.source}").fetchall()[0][0]
         assert n == f.rows_loaded, f.source
+        assert n + per_file.get(specs[f.source].file, 0) == generated[f.source], f.source
     msg = con.execute("SELECT message FROM raw._quarantine WHERE reason = 'wrong_type' LIMIT 1").fetchall()[0][0]
     assert "is not a" in msg  # the message names the field and the expected type
 

@@ -109,16 +109,18 @@ def _bank_file() -> Path:
 
 def test_bank_marketing_auc():
     path = _bank_file()
-    if not path.is_file():
-        message = f"bank-marketing data not found at {path} (set BEACON_SHARED_DIR to the folder holding data/)"
-        if os.environ.get("BEACON_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(message + " and BEACON_REQUIRE_SHARED_DATA=1 requires it")
-        pytest.skip(message)
+    if not path.is_file():  # CI turns this skip into a failure (tests/conftest.py; docs/testing.md)
+        pytest.skip(f"bank-marketing data not found at {path} (set BEACON_SHARED_DIR to the folder holding data/)")
     # `duration` is only known after the call, so it cannot score a lead before calling.
     r = main_evaluate(path, "y", positive="yes", drop=["duration"], sep=";")
     assert r["rows"] == 41188 and r["columns"] == 19
     assert r["holdout_positive_rate_train"] < 0.1 < 0.25 < r["holdout_positive_rate_test"]
-    assert r["cv_auc_mean"] >= 0.805, r
+    # The threshold is the published baseline (Moro et al. 2014, DESIGN.md: AUC 0.80), not our own figure: the
+    # learner scores 0.8052-0.8054 over seeds 7, 1 and 42 (docs/benchmarks.md records the figure per seed), so a
+    # test at 0.805 would sit a few ten-thousandths above the line and flip on noise. A regression below the
+    # published baseline is what this test is for.
+    assert r["cv_auc_mean"] >= 0.80, r
+    # The time-ordered holdout (a later, differently mixed period) scores 0.7517-0.7546 over those seeds.
     assert r["holdout_auc"] >= 0.71, r
 
 

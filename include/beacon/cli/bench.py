@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from beacon.cli.render import console, emit, kv_table, table
+from beacon.cli.render import console, emit, err, kv_table, table
 
 
 def cmd_score(args) -> int:
@@ -109,6 +109,41 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def cmd_dag_parse(args) -> int:
+    from beacon.bench.dag_parse import bench_dag_parse
+
+    d = bench_dag_parse(repeat=args.repeat)
+
+    def render(d):
+        console.print(kv_table("DAG parse (fresh interpreters)", {
+            "median s": d["median_seconds"], "min s": d["min_seconds"], "max s": d["max_seconds"],
+            "target s": d["target_seconds"], "import errors": len(d["errors"])}))
+    emit(d, args.json, render)
+    return 0 if not d["errors"] else 1
+
+
+def cmd_identity_sweep(args) -> int:
+    from beacon.bench.identity_sweep import summarize, sweep
+
+    sizes = [int(x) for x in args.sizes.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
+    rows = sweep(sizes, seeds, progress=None if args.json else lambda m: err.print(m, highlight=False))
+    d = {"runs": rows, "summary": summarize(rows)}
+
+    def render(d):
+        cols = ("people", "seed", "precision", "recall", "F1", "largest cluster", "seconds")
+        t = table("Identity sweep (generated worlds through the dbt identity models)", cols, right=cols)
+        for r in d["runs"]:
+            t.add_row(f"{r['people']:,}", str(r["seed"]), *(f"{r[k]:.4f}" if k in r else "error"
+                                                           for k in ("precision", "recall", "f1")),
+                      str(r.get("largest_cluster", "-")), f"{r['seconds']:.1f}")
+        console.print(t)
+        console.print(f"every world F1 >= {d['summary']['min_f1_bound']} and largest cluster <= "
+                      f"{d['summary']['max_cluster_bound']}: {d['summary']['all_ok']}")
+    emit(d, args.json, render)
+    return 0 if d["summary"]["all_ok"] else 1
+
+
 def register(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bsub = b.add_subparsers(dest="bench_command", required=True)
@@ -159,3 +194,12 @@ def register(sub) -> None:
                     help="skip the run on twice the records (a second population)")
     bd.add_argument("--json", action="store_true")
     bd.set_defaults(func=cmd_identity)
+    bsw = bsub.add_parser("identity-sweep", help="resolve generated worlds of several sizes and seeds; F1, largest cluster")
+    bsw.add_argument("--sizes", default="10000,20000,50000,100000", help="people per world, comma-separated")
+    bsw.add_argument("--seeds", default="1,2,3,4,5", help="generator seeds, comma-separated")
+    bsw.add_argument("--json", action="store_true")
+    bsw.set_defaults(func=cmd_identity_sweep)
+    bdp = bsub.add_parser("dag-parse", help="seconds to parse every DAG in a fresh interpreter (median)")
+    bdp.add_argument("--repeat", type=int, default=5)
+    bdp.add_argument("--json", action="store_true")
+    bdp.set_defaults(func=cmd_dag_parse)

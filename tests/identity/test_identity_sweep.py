@@ -9,7 +9,7 @@ import json
 import duckdb
 import pytest
 
-from beacon.identity.sweep import SWEEP_MAX_CLUSTER, SWEEP_MIN_F1, summarize, sweep
+from beacon.bench.identity_sweep import SWEEP_MAX_CLUSTER, SWEEP_MIN_F1, summarize, sweep
 
 pytestmark = pytest.mark.e2e
 
