@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -536,3 +537,18 @@ def test_a_connection_invalidated_by_a_fatal_error_is_reopened(tmp_path):
         assert wh.con.execute("SELECT 42").fetchall() == [(42,)]
     finally:
         wh.close()
+
+
+def test_api_page_nested_too_deep_is_quarantined_not_parsed(tmp_path):
+    from fake_crm import TOKEN, FakeCrm, contacts
+
+    from beacon.ingest.crm_api import ApiConfig, load_crm_api
+
+    deep = b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with FakeCrm({"contacts": contacts(3)}) as crm:
+        crm.faults[("contacts", 1)] = [deep, deep]
+        summary, _ = load_crm_api(ApiConfig(base_url=crm.url, token=TOKEN, backoff=0.01), datetime(2026, 7, 2),
+                                  warehouse=tmp_path / "wh.duckdb", resources={"contacts": "crm_contacts"})
+    assert [f.status for f in summary.files] == ["failed"]
+    assert "deeper than max_json_depth 64" in summary.files[0].error
+    assert query(tmp_path / "wh.duckdb", "SELECT reason FROM raw._quarantine") == [("invalid_page",)]

@@ -551,7 +551,7 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         typed_cols = ", ".join(_t(n) for n in names)
         message = _message_sql(spec, max_event_time)
         # Naive timestamps are read in the source's zone; values with an offset keep theirs (see _typed).
-        con.execute(f"SET TimeZone = '{spec.time_zone}'")
+        con.execute(f"SET TimeZone = '{spec.time_zone.replace(chr(39), '')}'")  # an IANA name (load_specs checks)
         con.execute("BEGIN TRANSACTION")
         began = True
         b = open_batches()

@@ -168,10 +168,10 @@ class _BoundedLines:
             while True:
                 rest = self.fh.readline(1 << 20)
                 skipped += len(rest)
+                self.chars += len(rest)
+                self._check_total()  # also while skipping: a bomb may be one endless line
                 if not rest or rest[-1] in "\r\n":
                     break
-            self.chars += skipped - len(line)
-            self._check_total()
             raise _LineProblem("line_too_long", f"line {self.n} is longer than max_line_bytes "
                                f"{lim.max_line_bytes} ({skipped} characters); skipped", self.n,
                                safe_text(line[:_PAYLOAD_HEAD]) + f"\u2026 ({skipped} characters)")
