@@ -20,6 +20,16 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _float(var: str, default: float) -> float:
+    value = os.environ.get(var)
+    if value is None or not value.strip():
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"environment variable {var}={value!r}: expected a number") from None
+
+
 def _int(var: str, default: int | None) -> int | None:
     value = os.environ.get(var)
     if value is None or not value.strip():
@@ -51,6 +61,9 @@ class Settings:
     retry_delay_seconds: int | None = None  # BEACON_RETRY_DELAY_SECONDS: task retry delay (unset: 120 s; demo 3 s)
     airflow_home: Path | None = None  # AIRFLOW_HOME: the embedded Airflow's home (default: <home>/.airflow)
     airflow_log_level: str = "WARNING"  # AIRFLOW__LOGGING__LOGGING_LEVEL: the embedded Airflow's log level
+    # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
+    airflow_namespace_levels: str = ""
+    lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
 
     @property
     def manifest_path(self) -> Path:
@@ -78,6 +91,8 @@ def settings() -> Settings:
         # Not resolved: Airflow reads AIRFLOW_HOME as given.
         airflow_home=Path(os.environ["AIRFLOW_HOME"]) if os.environ.get("AIRFLOW_HOME") else home / ".airflow",
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
+        airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
+        lock_wait_seconds=max(0.0, _float("BEACON_LOCK_WAIT_SECONDS", 300.0)),
     )
 
 

@@ -40,7 +40,7 @@ def airflow_env(s: Settings | None = None) -> dict[str, str]:
         # "inactive AssetModel"); only a DAG processor, which the embedded mode does not run, would mark it
         # active. The event is recorded either way: nothing for a user to do, so only that class logger
         # (airflow.assets.manager.AssetManager, whose warnings are just these two) is raised to ERROR.
-        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": _with_level(os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
+        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": _with_level(s.airflow_namespace_levels,
                                                           "airflow.assets.manager.AssetManager", "ERROR"),
         "SCARF_NO_ANALYTICS": "true",
         # Short retries in the embedded demo, so a failure is reported quickly (unless set explicitly).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -15,8 +14,6 @@ import duckdb
 from beacon.config import settings
 
 log = logging.getLogger(__name__)
-LOCK_WAIT_ENV = "BEACON_LOCK_WAIT_SECONDS"
-DEFAULT_LOCK_WAIT = 300.0  # seconds a writer waits for another one to finish before it gives up
 
 
 class WarehouseBusy(RuntimeError):
@@ -29,12 +26,10 @@ def _is_lock_error(exc: BaseException) -> bool:
 
 
 def lock_wait_default() -> float:
-    """Seconds to wait for the warehouse lock: $BEACON_LOCK_WAIT_SECONDS, else 300."""
-    v = os.environ.get(LOCK_WAIT_ENV)
-    try:
-        return max(0.0, float(v)) if v else DEFAULT_LOCK_WAIT
-    except ValueError:
-        raise ValueError(f"{LOCK_WAIT_ENV}={v!r} is not a number of seconds") from None
+    """Seconds to wait for the warehouse lock: $BEACON_LOCK_WAIT_SECONDS, else 300 (Settings.lock_wait_seconds)."""
+    from beacon.config import settings
+
+    return settings().lock_wait_seconds
 
 
 def open_with_lock_wait(open_: Callable[[], duckdb.DuckDBPyConnection], what: str, wait: float | None = None,

@@ -213,7 +213,7 @@ def test_schema_drift_is_reported_as_documented(tmp_path):
 
     from beacon.ingest.landing import DRIFT_SAMPLE_LINES
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "ingestion.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ingestion.md").read_text()
     documented = re.search(r"detected in the first ([\d,]+) lines", doc)
     assert documented and int(documented.group(1).replace(",", "")) == DRIFT_SAMPLE_LINES  # docs and code agree
     n = DRIFT_SAMPLE_LINES

@@ -502,7 +502,7 @@ def test_cli_exit_status_and_summary_count_failed_files(tmp_path):
 
 
 def test_reason_names_are_documented():
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "ingestion.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ingestion.md").read_text()
     for reason in ("not_regular_file", "file_too_large", "line_too_long", "json_too_deep", "too_many_columns",
                    "binary_content", "encoding", "ambiguous_header", "missing_column", "empty_file", "unreadable",
                    "resource_limit", "warehouse_error", "unexpected_error", "malformed_document"):

@@ -7,7 +7,7 @@ every input: no exception escapes, rows read = loaded + quarantined for every fi
 no rows, Python memory stays under a cap, and the valid file loads.
 
 CI runs a bounded, derandomized set (BEACON_FUZZ_EXAMPLES, default 40 per format); set it higher for a
-longer run. tests/ingest_corpus/ keeps inputs that ever failed (each a landing day's files), replayed on
+longer run. tests/ingest/corpus/ keeps inputs that ever failed (each a landing day's files), replayed on
 every run; BEACON_FUZZ_RECORD=1 saves a newly failing input there.
 """
 
@@ -38,7 +38,7 @@ from beacon.ingest import load_landing, load_specs
 from beacon.ingest.core import Limits
 
 EXAMPLES = int(os.environ.get("BEACON_FUZZ_EXAMPLES", "40"))
-CORPUS = Path(__file__).with_name("ingest_corpus")
+CORPUS = Path(__file__).with_name("corpus")
 DAY = "2026-06-30"
 # Python allocations (tracemalloc) during one run: with the small fuzzing caps, and with the project's
 # 16 MiB line cap (a chunk, the line carried over and its copy are held at once).
