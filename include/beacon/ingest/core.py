@@ -14,8 +14,10 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
+import fsspec
 import pyarrow as pa
 import yaml
 
@@ -606,3 +609,24 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
             pass
     fl.seconds = round(time.perf_counter() - t0, 3)
     return fl
+
+
+def regular_file_size(fs: fsspec.AbstractFileSystem, path: str) -> int:
+    """The size of a regular file, found without opening it (a FIFO would block an open; a device never ends).
+
+    Symlinks are followed, so a link to a regular file loads and a link to a device is rejected."""
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):  # local: stat, never open
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise IngestError(f"{path}: does not exist (a dangling symlink?)", "not_regular_file") from None
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if
+                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            raise IngestError(f"{path}: is {kind}, not a regular file; not opened", "not_regular_file")
+        return st.st_size
+    info = fs.info(path)
+    if info.get("type") != "file":
+        raise IngestError(f"{path}: is a {info.get('type')}, not a file; not opened", "not_regular_file")
+    return int(info.get("size") or 0)

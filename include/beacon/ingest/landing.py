@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -41,6 +40,7 @@ from beacon.ingest.core import (
     load_specs,
     load_unit,
     record_failure,
+    regular_file_size,
     safe_text,
 )
 from beacon.warehouse import connect, ensure_scores_table
@@ -82,27 +82,6 @@ _MAGIC = {b"\x1f\x8b": "gzip data (name it .gz)", b"PK\x03\x04": "a ZIP archive"
           b"%PDF": "a PDF document", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
           b"SQLite format 3": "an SQLite database", b"\x7fELF": "an executable", b"BZh": "bzip2 data",
           b"\xfd7zXZ": "xz data", b"\x28\xb5\x2f\xfd": "zstd data"}
-
-
-def regular_file_size(fs: fsspec.AbstractFileSystem, path: str) -> int:
-    """The size of a regular file, found without opening it (a FIFO would block an open; a device never ends).
-
-    Symlinks are followed, so a link to a regular file loads and a link to a device is rejected."""
-    if _is_local(fs):
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise IngestError(f"{path}: does not exist (a dangling symlink?)", "not_regular_file") from None
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
-                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if
-                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-            raise IngestError(f"{path}: is {kind}, not a regular file; not opened", "not_regular_file")
-        return st.st_size
-    info = fs.info(path)
-    if info.get("type") != "file":
-        raise IngestError(f"{path}: is a {info.get('type')}, not a file; not opened", "not_regular_file")
-    return int(info.get("size") or 0)
 
 
 def _text_encoding(head: bytes, declared: str, location: str) -> str:

@@ -158,7 +158,7 @@ def load_webhook_files(con: duckdb.DuckDBPyConnection, spec: SourceSpec, folder:
 
     A body is parsed whole, so it is capped at max_line_bytes (checked on the size, before reading) and its
     nesting at max_json_depth (checked before json.loads). A bad body fails that file alone."""
-    from beacon.ingest.landing import regular_file_size
+    from beacon.ingest.core import regular_file_size
 
     if not fs.exists(folder):
         return []
