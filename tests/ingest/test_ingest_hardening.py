@@ -540,7 +540,7 @@ def test_a_connection_invalidated_by_a_fatal_error_is_reopened(tmp_path):
 
 
 def test_api_page_nested_too_deep_is_quarantined_not_parsed(tmp_path):
-    from fake_crm import TOKEN, FakeCrm, contacts
+    from support.fake_crm import TOKEN, FakeCrm, contacts
 
     from beacon.ingest.crm_api import ApiConfig, load_crm_api
 
