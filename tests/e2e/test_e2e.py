@@ -61,7 +61,7 @@ def channels(tmp_path_factory):
     from aiosmtpd.controller import Controller
     from test_activation_destinations import Sink, _free_port
 
-    from beacon.activation.receiver import FaultyReceiver
+    from beacon.testing.receiver import FaultyReceiver
 
     sink, port = Sink(), _free_port()
     smtp = Controller(sink, hostname="127.0.0.1", port=port)
