@@ -220,7 +220,7 @@ def test_email_killed_between_acceptance_and_commit_resends_only_the_uncommitted
     is sent again on the re-run (docs/architecture.md, "Exactly once"). The re-run resends exactly those, under
     the same Message-ID, and nothing else; nothing is lost."""
     from aiosmtpd.controller import Controller
-    from test_activation_destinations import Sink, _free_port
+    from support.smtp import Sink, _free_port
 
     sink, port = Sink(), _free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)

@@ -59,7 +59,7 @@ def channels(tmp_path_factory):
     """The three configured channels besides files: a local SMTP server, a local webhook receiver, an ads folder,
     each given to the DAGs as an Airflow connection through AIRFLOW_CONN_BEACON_<CHANNEL>."""
     from aiosmtpd.controller import Controller
-    from test_activation_destinations import Sink, _free_port
+    from support.smtp import Sink, _free_port
 
     from beacon.testing.receiver import FaultyReceiver
 
