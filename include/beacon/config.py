@@ -20,24 +20,18 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def _float(var: str, default: float) -> float:
+def _number(var: str, default, kind: type = int, what: str = "a whole number"):
     value = os.environ.get(var)
     if value is None or not value.strip():
         return default
     try:
-        return float(value)
+        return kind(value)
     except ValueError:
-        raise ValueError(f"environment variable {var}={value!r}: expected a number") from None
+        raise ValueError(f"environment variable {var}={value!r}: expected {what}") from None
 
 
 def _int(var: str, default: int | None) -> int | None:
-    value = os.environ.get(var)
-    if value is None or not value.strip():
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {var}={value!r}: expected a whole number") from None
+    return _number(var, default)
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ def settings() -> Settings:
         airflow_home=Path(os.environ["AIRFLOW_HOME"]) if os.environ.get("AIRFLOW_HOME") else home / ".airflow",
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
-        lock_wait_seconds=max(0.0, _float("BEACON_LOCK_WAIT_SECONDS", 300.0)),
+        lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
     )
 
 
