@@ -12,7 +12,7 @@ carts as (
     select
         customer_id,
         max(event_at) as last_cart_at,
-        arg_max(product_id, event_at) as last_product_id,
+        arg_max(product_id, (event_at, product_id)) as last_product_id,
         count(*) as cart_adds
     from events, as_of
     where event_name = 'product_added'
