@@ -38,4 +38,6 @@ def valid_email_pattern() -> str:
 
 def raw_email_regex() -> str:
     """`valid_email_pattern` for values not yet normalized: surrounding spaces and any letter case allowed."""
-    return rf"^\s*(?i:{valid_email_pattern()})\s*$"
+    # Groups made non-capturing: pandas (under GX) warns about match groups it would not use.
+    pattern = re.sub(r"(?<!\\)\((?!\?)", "(?:", valid_email_pattern())
+    return rf"^\s*(?i:{pattern})\s*$"
