@@ -51,7 +51,8 @@ class ResolutionConfig:
     """Rules and thresholds (dbt vars `identity_*` in dbt_project.yml; trade-offs in docs/identity.md)."""
 
     # Splink match probability at or above which two records are linked. Higher: fewer false merges
-    # (precision), more missed links (recall). Merges are costly to undo, so the default leans to precision.
+    # (precision), more missed links (recall). 0.8 keeps precision above 0.997 from 10k to 1M people on the
+    # generated worlds (the table in docs/identity.md); raise it where merges cost more than missed links.
     match_threshold: float = 0.8
     # A canonical email or phone shared by more records than this is a shared/role mailbox or a switchboard:
     # it gives no deterministic link (Splink still weighs it as evidence, with name and address).
@@ -130,7 +131,8 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
 # city differ, street, phone and birth date do not agree). Splink multiplies the evidence of the shared email with
 # that of the names as if they were independent, but a free-mail address spelled from the name (johnturner@…) is
 # shared by namesakes: on the 200k world of seed 1, all 225 such links at p >= 0.95 joined two people, and none
-# joined one (F1 at p >= 0.95: 0.9914 -> 0.9945; at 0.8: 0.9879 -> 0.9965). The exact email links refuse the same pairs for the same reason.
+# joined one (F1 at p >= 0.95: 0.9914 -> 0.9945; at 0.8: 0.9879 -> 0.9965). The exact email links refuse the
+# same pairs for the same reason.
 SHARED_EMAIL_ELSEWHERE = """a.email_canonical = b.email_canonical
     AND coalesce(a.postal_code <> b.postal_code, false) AND coalesce(a.city <> b.city, true)
     AND NOT coalesce(a.street_key = b.street_key, false) AND NOT coalesce(a.phone_e164 = b.phone_e164, false)
