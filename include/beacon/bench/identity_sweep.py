@@ -44,19 +44,15 @@ def sweep(sizes: Sequence[int], seeds: Sequence[int],
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per size: the worst F1 and the largest cluster over its seeds; and whether every world passed."""
-    by_size: dict[int, dict] = {}
-    for r in rows:
-        s = by_size.setdefault(r["people"], {"people": r["people"], "seeds": 0, "min_f1": 1.0, "largest_cluster": 0,
-                                             "median_seconds": [], "failed": 0})
-        s["seeds"] += 1
-        s["failed"] += 0 if r["ok"] else 1
-        if "f1" in r:
-            s["min_f1"] = min(s["min_f1"], r["f1"])
-            s["largest_cluster"] = max(s["largest_cluster"], r["largest_cluster"])
-        s["median_seconds"].append(r["seconds"])
-    for s in by_size.values():
-        v = sorted(s["median_seconds"])
-        s["median_seconds"] = v[len(v) // 2]
+    """Per size: the worst F1 and the largest cluster over its seeds, the median seconds; whether every world passed."""
+    sizes = []
+    for people in dict.fromkeys(r["people"] for r in rows):  # sizes in sweep order
+        runs = [r for r in rows if r["people"] == people]
+        scored = [r for r in runs if "f1" in r]
+        seconds = sorted(r["seconds"] for r in runs)
+        sizes.append({"people": people, "seeds": len(runs), "failed": sum(not r["ok"] for r in runs),
+                      "min_f1": min((r["f1"] for r in scored), default=None),
+                      "largest_cluster": max((r["largest_cluster"] for r in scored), default=None),
+                      "median_seconds": seconds[len(seconds) // 2]})
     return {"all_ok": all(r["ok"] for r in rows), "min_f1_bound": SWEEP_MIN_F1, "max_cluster_bound": SWEEP_MAX_CLUSTER,
-            "sizes": list(by_size.values())}
+            "sizes": sizes}

@@ -35,6 +35,7 @@ def cmd_evaluate(args) -> int:
     def render(d):
         console.print(kv_table(f"Identity resolution on {d['dataset']}", {
             "records": d["records"], "true entities": d["true_entities"], "clusters": d["clusters"],
+            **({"largest customer (records)": d["largest_cluster"]} if "largest_cluster" in d else {}),
             "pairwise precision": f"{d['precision']:.4f}", "pairwise recall": f"{d['recall']:.4f}",
             "pairwise F1": f"{d['f1']:.4f}", "seconds": d["seconds"],
             **({"day-2 F1": d["day2_f1"], "id stability after day 2": d["id_stability"],
