@@ -24,7 +24,7 @@ linked as (
 
 final as (
     -- The most recent identification wins when a device was shared.
-    select anonymous_id, arg_max(customer_id, event_at) as customer_id, min(event_at) as first_identified_at
+    select anonymous_id, arg_max(customer_id, (event_at, customer_id)) as customer_id, min(event_at) as first_identified_at
     from linked
     where customer_id is not null
     group by anonymous_id

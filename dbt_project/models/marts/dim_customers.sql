@@ -24,25 +24,26 @@ orders as (
 --   address: the most recently updated record with a street; all address fields from that same record
 --   company, job title, CRM stage: CRM only, most recently updated
 golden as (
+    -- record_id breaks ties (two records updated at the same time), so identical rebuilds pick the same value.
     select
         customer_id,
-        arg_max(email, (-source_rank, updated_at)) filter (where is_email_valid) as email,
-        arg_max(source, (-source_rank, updated_at)) filter (where is_email_valid) as email_source,
-        arg_max(first_name, (-source_rank, updated_at)) filter (where first_name is not null) as first_name,
-        arg_max(last_name, (-source_rank, updated_at)) filter (where first_name is not null) as last_name,
-        arg_max(source, (-source_rank, updated_at)) filter (where first_name is not null) as name_source,
-        arg_max(phone_e164, updated_at) filter (where phone_e164 is not null) as phone_e164,
-        arg_max(source, updated_at) filter (where phone_e164 is not null) as phone_source,
+        arg_max(email, (-source_rank, updated_at, record_id)) filter (where is_email_valid) as email,
+        arg_max(source, (-source_rank, updated_at, record_id)) filter (where is_email_valid) as email_source,
+        arg_max(first_name, (-source_rank, updated_at, record_id)) filter (where first_name is not null) as first_name,
+        arg_max(last_name, (-source_rank, updated_at, record_id)) filter (where first_name is not null) as last_name,
+        arg_max(source, (-source_rank, updated_at, record_id)) filter (where first_name is not null) as name_source,
+        arg_max(phone_e164, (updated_at, record_id)) filter (where phone_e164 is not null) as phone_e164,
+        arg_max(source, (updated_at, record_id)) filter (where phone_e164 is not null) as phone_source,
         -- A DuckDB struct literal: sqlfluff's spacing rule reads its braces as Jinja's.
         arg_max({'street': street, 'city': city, 'state': state, 'postal_code': postal_code, 'source': source},  -- noqa: LT01
                 (updated_at, record_id)) filter (where street is not null) as address,
-        arg_max(birth_date, updated_at) filter (where birth_date is not null) as birth_date,
-        arg_max(source, updated_at) filter (where birth_date is not null) as birth_date_source,
-        arg_max(gender, updated_at) filter (where gender is not null) as gender,
-        arg_max(source, updated_at) filter (where gender is not null) as gender_source,
-        arg_max(company_id, updated_at) filter (where company_id is not null) as company_id,
-        arg_max(job_title, updated_at) filter (where job_title is not null) as job_title,
-        arg_max(lifecycle_stage, updated_at) filter (where lifecycle_stage is not null) as crm_lifecycle_stage,
+        arg_max(birth_date, (updated_at, record_id)) filter (where birth_date is not null) as birth_date,
+        arg_max(source, (updated_at, record_id)) filter (where birth_date is not null) as birth_date_source,
+        arg_max(gender, (updated_at, record_id)) filter (where gender is not null) as gender,
+        arg_max(source, (updated_at, record_id)) filter (where gender is not null) as gender_source,
+        arg_max(company_id, (updated_at, record_id)) filter (where company_id is not null) as company_id,
+        arg_max(job_title, (updated_at, record_id)) filter (where job_title is not null) as job_title,
+        arg_max(lifecycle_stage, (updated_at, record_id)) filter (where lifecycle_stage is not null) as crm_lifecycle_stage,
         min(created_at) as first_seen_at,
         max(updated_at) as last_updated_at,
         count(*) as source_records,
