@@ -1,0 +1,51 @@
+"""A small generated world shared by the personalization tests (generated once per session, ~3 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from beacon.generate.config import GenConfig
+from beacon.generate.world import generate
+
+PEOPLE = 8000
+
+
+@pytest.fixture(scope="session")
+def gen_world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("personalize_world")
+    generate(GenConfig(people=PEOPLE, seed=42), out)
+    return out / "landing" / "2026-06-30", out / "truth" / "2026-06-30"
+
+
+@pytest.fixture()
+def orders_warehouse(gen_world) -> duckdb.DuckDBPyConnection:
+    """marts.fct_order_items and the warehouse clock from the world's shop files (bad rows dropped)."""
+    landing, _ = gen_world
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    con.execute(f"""CREATE TABLE marts.fct_order_items AS SELECT o.customer_id, o.ordered_at::TIMESTAMP AS ordered_at,
+        o.status, i.product_id FROM '{landing}/shop_order_items.parquet' i
+        JOIN '{landing}/shop_orders.parquet' o USING (order_id)
+        WHERE o.ordered_at < TIMESTAMP '2026-07-01' AND o.customer_id IS NOT NULL""")
+    con.execute("CREATE TABLE marts.warehouse_as_of AS SELECT max(ordered_at) AS as_of_at FROM marts.fct_order_items")
+    return con
+
+
+@pytest.fixture(scope="session")
+def email_history(gen_world) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(engagement, people): the world's email events keyed by person, and people with state and true habits."""
+    landing, truth = gen_world
+    con = duckdb.connect()
+    people = con.execute(f"""SELECT person_id AS customer_id, state, tz, preferred_hour, email, work_email, is_b2b
+                             FROM '{truth}/people.parquet'""").df()
+    ev = con.execute(f"""SELECT e.email, e.event AS event_name, to_timestamp(e.timestamp)::TIMESTAMP AS event_at
+                         FROM read_json_auto('{landing}/email_events.jsonl', ignore_errors=true) e
+                         WHERE e.email IS NOT NULL AND e.timestamp < 1782864000""").df()
+    key = pd.concat([people[["customer_id"]].assign(email=people.email.str.lower()),
+                     people[["customer_id"]].assign(email=people.work_email.str.lower())]).drop_duplicates("email")
+    ev = ev.merge(key, on="email")[["customer_id", "event_name", "event_at"]]
+    return ev, people[["customer_id", "state", "tz", "preferred_hour"]]
