@@ -37,15 +37,8 @@ def orders_warehouse(gen_world) -> duckdb.DuckDBPyConnection:
 
 @pytest.fixture(scope="session")
 def email_history(gen_world) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(engagement, people): the world's email events keyed by person, and people with state and true habits."""
+    """(engagement, people): the world's email events by person, and the true people (tz, preferred_hour, ...)."""
+    from beacon.bench.best_time import load_world
+
     landing, truth = gen_world
-    con = duckdb.connect()
-    people = con.execute(f"""SELECT person_id AS customer_id, state, tz, preferred_hour, email, work_email, is_b2b
-                             FROM '{truth}/people.parquet'""").df()
-    ev = con.execute(f"""SELECT e.email, e.event AS event_name, to_timestamp(e.timestamp)::TIMESTAMP AS event_at
-                         FROM read_json_auto('{landing}/email_events.jsonl', ignore_errors=true) e
-                         WHERE e.email IS NOT NULL AND e.timestamp < 1782864000""").df()
-    key = pd.concat([people[["customer_id"]].assign(email=people.email.str.lower()),
-                     people[["customer_id"]].assign(email=people.work_email.str.lower())]).drop_duplicates("email")
-    ev = ev.merge(key, on="email")[["customer_id", "event_name", "event_at"]]
-    return ev, people[["customer_id", "state", "tz", "preferred_hour"]]
+    return load_world(landing, truth)
