@@ -64,12 +64,14 @@ def simulate(engagement: pd.DataFrame, people: pd.DataFrame, start: pd.Timestamp
     pref, p_open, churn = people.preferred_hour.to_numpy(), people.p_open.to_numpy(), people.churn_ts.to_numpy()
     rows = np.arange(len(people))
     opens = {"fixed": 0, "fixed_peak": 0, "best_time": 0, "oracle": 0}
-    explored = []
+    explored, far = [], []
     for r in range(rounds):
         day = (pd.Timestamp(start).normalize() + timedelta(days=1 + 7 * r)).tz_localize(None) + timedelta(hours=6)
         u = rng.random(len(people))  # common random numbers: one draw per person and campaign
         choice, best = bandit.choose(), bandit.best()
         explored.append(float((choice != best).mean()))
+        gap = np.abs(choice - best) % 24
+        far.append(float((np.minimum(gap, 24 - gap) > 1).mean()))  # tries more than an hour from the best
         for name, hours in (("fixed", np.full(len(people), fixed_hour)), ("fixed_peak", np.full(len(people), peak)),
                             ("best_time", choice), ("oracle", (pref - 1) % 24)):
             at = next_send_times(pd.Series([day] * len(people)), tz, pd.Series(hours))
@@ -88,9 +90,10 @@ def simulate(engagement: pd.DataFrame, people: pd.DataFrame, start: pd.Timestamp
             "lift_vs_fixed": round(rates["best_time"] / rates["fixed"] - 1, 4),
             "lift_vs_fixed_peak": round(rates["best_time"] / rates["fixed_peak"] - 1, 4),
             "explore_share_first_round": round(explored[0], 4), "explore_share_last_round": round(explored[-1], 4),
+            "explore_over_1h_share_last_round": round(far[-1], 4),
             # The world's best send hour is just before the person's check: their preferred hour or the one before.
             "best_hour_found": round(float(np.isin((pref - best_now) % 24, [0, 1]).mean()), 4),
-            "people_with_5_plus_engagements": int((n_events >= params.min_events).sum())}
+            "people_with_own_history": int((n_events >= params.min_events).sum()), "min_events": params.min_events}
 
 
 def bench_best_time(people: int = 20_000, seed: int = 42, rounds: int = 8, workdir: Path | None = None) -> dict:
