@@ -150,6 +150,8 @@ class Message:
 
 
 def _is_missing(v: Any) -> bool:
+    if isinstance(v, (str, int, list, tuple, dict)):  # the common cases first: rendering is per person
+        return False
     if v is None or v is pd.NaT:
         return True
     if isinstance(v, float) and math.isnan(v):
@@ -162,6 +164,8 @@ def _is_missing(v: Any) -> bool:
 
 def _plain(v: Any) -> Any:
     """numpy scalars and pandas timestamps as plain Python values (the sandbox and the tests see the same)."""
+    if isinstance(v, (str, int, float)):
+        return v
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         try:
             return v.item()
@@ -254,10 +258,12 @@ class Renderer:
         self.check(name)
         by_scores = _group(scores, ["model"]) if scores is not None else {}
         by_seg = _segments_by_person(memberships, segment_order) if memberships is not None else {}
-        by_rec = {}
+        by_rec: dict[str, list[dict]] = {}
         if recommendations is not None and len(recommendations):
-            recs = recommendations.sort_values(["customer_id", "rank"], kind="stable")
-            by_rec = {cid: g.drop(columns="customer_id").to_dict("records") for cid, g in recs.groupby("customer_id", sort=False)}
+            ids = set(people.customer_id.astype(str))
+            recs = recommendations[recommendations.customer_id.astype(str).isin(ids)]
+            for r in recs.sort_values(["customer_id", "rank"], kind="stable").to_dict("records"):
+                by_rec.setdefault(str(r.pop("customer_id")), []).append(r)
         branches = branch.tolist() if isinstance(branch, pd.Series) else [branch] * len(people)
         rows = []
         for person, br in zip(people.to_dict("records"), branches, strict=True):
@@ -268,7 +274,7 @@ class Renderer:
                 s["reasons"] = [s[k] for k in ("reason_1", "reason_2", "reason_3") if not _is_missing(s.get(k))]
             try:
                 m = self.render(name, person, scores=sc, segments=by_seg.get(cid, []), branch=br,
-                                recommendations=by_rec.get(person["customer_id"], by_rec.get(cid, [])), extra=extra)
+                                recommendations=by_rec.get(cid, []), extra=extra)
                 rows.append((cid, m.subject, m.text, m.html, None))
             except (TemplateFieldError, TemplateError, TypeError, ValueError) as exc:
                 if errors == "raise":
