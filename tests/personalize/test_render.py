@@ -85,6 +85,20 @@ def test_missing_field_names_template_and_field(tdir):
         render("nosuch", {"customer_id": "c7"}, templates_dir=tdir)
 
 
+def test_fields_and_check_for_validation(tdir):
+    r = Renderer(tdir)
+    assert r.fields("offer") == {"first_name", "recommendations", "scores"}
+    assert r.fields("strict") == {"first_name", "city"}
+    assert r.has_template("offer") and not r.has_template("nosuch")
+    (tdir / "broken.subject.j2").write_text("{% if %}")
+    (tdir / "broken.txt.j2").write_text("x")
+    (tdir / "broken.html.j2").write_text("x")
+    from jinja2 import TemplateSyntaxError
+    with pytest.raises(TemplateSyntaxError) as e:
+        r.check("broken")
+    assert e.value.name == "broken.subject.j2" and e.value.lineno == 1
+
+
 def test_sandbox_blocks_unsafe_attribute_access(tmp_path):
     _write(tmp_path, {"evil.subject.j2": "{{ ''.__class__.__mro__ }}", "evil.txt.j2": "x", "evil.html.j2": "x"})
     from jinja2.exceptions import SecurityError, UndefinedError

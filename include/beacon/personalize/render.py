@@ -219,6 +219,21 @@ class Renderer:
             except TemplateNotFound as exc:
                 raise FileNotFoundError(f"template {name}.{kind}.j2 not found") from exc
 
+    def fields(self, name: str) -> set[str]:
+        """Top-level names the three parts of `name` read (for validation before any send): person attributes
+        and context names such as `scores`, `segments`, `recommendations`; Jinja's own globals left out."""
+        from jinja2 import meta
+
+        used: set[str] = set()
+        for kind in KINDS:
+            tname = f"{name}.{kind}.j2"
+            try:
+                source = self.env.loader.get_source(self.env, tname)[0]
+            except TemplateNotFound as exc:
+                raise FileNotFoundError(f"template {tname} not found") from exc
+            used |= meta.find_undeclared_variables(self.env.parse(source))
+        return used - set(self.env.globals)
+
     def render_context(self, name: str, ctx: Mapping[str, Any], customer_id: str | None = None) -> Message:
         out = {}
         for kind in KINDS:
