@@ -11,6 +11,7 @@ import pytest
 
 from beacon.bench.best_time import simulate
 from beacon.personalize.best_time import (
+    BestTimeParams,
     HourBandit,
     best_send_hours,
     fit_bandit,
@@ -86,6 +87,21 @@ def test_next_send_at_in_local_time_across_dst():
     many = next_send_times(pd.Series([pd.Timestamp("2026-07-01 12:30")] * 2), pd.Series(["America/Chicago", "Asia/Tokyo"]),
                            pd.Series([9, 9]))
     assert [t.isoformat() for t in many] == ["2026-07-01T14:00:00+00:00", "2026-07-02T00:00:00+00:00"]
+
+
+def test_from_the_warehouse_window_counts_back_from_its_clock():
+    from beacon.personalize.best_time import load_engagement
+    from tests.support import activation_world as aw
+
+    con = aw.warehouse(people=3)  # clock 2026-06-30 12:00; everyone in IL (America/Chicago)
+    for at in ("2026-06-01 14:10", "2026-06-02 14:40", "2026-06-03 14:05", "2025-05-01 03:00", "2026-07-01 03:00"):
+        aw.email_event(con, "c1", "open", at=at)
+    engagement, people = load_engagement(con, days=365)
+    assert len(engagement) == 3 and engagement.message_id.isna().all()  # the old one and the future one left out
+    out = best_send_hours(engagement, people, seed=1, params=BestTimeParams(prior_sends=1e6)).set_index("customer_id")
+    # Opens at 09:xx Chicago time: the best send hour is 8 or 9 local; with little history the others follow the audience.
+    assert out.loc["c1", "local_hour"] in (8, 9) and out.loc["c1", "source"] == "person"
+    assert set(out.loc[["c0", "c2"], "source"]) == {"audience"} and set(out.loc[["c0", "c2"], "local_hour"]) <= {8, 9}
 
 
 def test_time_zones_from_tz_then_state_and_bad_zone_named():

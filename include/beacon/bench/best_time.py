@@ -69,7 +69,7 @@ def simulate(engagement: pd.DataFrame, people: pd.DataFrame, start: pd.Timestamp
         day = (pd.Timestamp(start).normalize() + timedelta(days=1 + 7 * r)).tz_localize(None) + timedelta(hours=6)
         u = rng.random(len(people))  # common random numbers: one draw per person and campaign
         choice, best = bandit.choose(), bandit.best()
-        explored.append(float((choice != best).mean()))
+        explored.append(float(bandit.exploring(choice).mean()))
         gap = np.abs(choice - best) % 24
         far.append(float((np.minimum(gap, 24 - gap) > 1).mean()))  # tries more than an hour from the best
         for name, hours in (("fixed", np.full(len(people), fixed_hour)), ("fixed_peak", np.full(len(people), peak)),

@@ -116,7 +116,7 @@ def engagement_counts(engagement: pd.DataFrame, people: pd.DataFrame, tz: pd.Ser
     z = tz.to_numpy()[pos]
     ts = pd.to_datetime(ev.event_at, utc=True)
     hours = local_hours(ts, pd.Series(z))
-    days = ts.dt.floor("D").astype("int64").to_numpy() // 86_400_000_000_000
+    days = ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1)).to_numpy()  # whatever the time unit
     key = pd.DataFrame({"p": pos, "d": days, "h": hours}).drop_duplicates()
     np.add.at(counts, (key.p.to_numpy(), key.h.to_numpy()), 1.0)
     return counts
@@ -158,6 +158,12 @@ class HourBandit:
     def best(self) -> np.ndarray:
         """The hour with the highest posterior mean (what a greedy sender would pick)."""
         return np.argmax(self.alpha / (self.alpha + self.beta), axis=1)
+
+    def exploring(self, hours: np.ndarray) -> np.ndarray:
+        """Per person: is `hours` worse than the best hour by posterior mean (a tie is not exploring)?"""
+        mean = self.alpha / (self.alpha + self.beta)
+        rows = np.arange(len(hours))
+        return mean[rows, hours] < mean.max(axis=1) - 1e-12
 
     def update(self, rows: np.ndarray, hours: np.ndarray, opened: np.ndarray) -> None:
         o = np.asarray(opened, dtype=float)
@@ -208,10 +214,26 @@ def best_send_hours(engagement: pd.DataFrame, people: pd.DataFrame, *, seed: int
     bandit's trials), event_at (UTC). `people`: customer_id and `tz` or `state`. The same seed gives the same
     draws."""
     bandit, n = fit_bandit(engagement, people, seed=seed, params=params, default_tz=default_tz)
-    choice, best = bandit.choose(), bandit.best()
-    source = np.where(choice != best, "explore", np.where(n >= params.min_events, "person", "audience"))
+    choice = bandit.choose()
+    source = np.where(bandit.exploring(choice), "explore", np.where(n >= params.min_events, "person", "audience"))
     return pd.DataFrame({"customer_id": people.customer_id.astype(str).to_numpy(), "local_hour": choice.astype(int),
                          "source": source})
+
+
+def load_engagement(con, days: int = 365) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(engagement, people) from the warehouse: email events of the `days` before the warehouse clock
+    (marts.fct_email_events; `message_id` when the mart has it) and every customer's state (marts.dim_customers)."""
+    cols = {r[0] for r in con.execute("""SELECT column_name FROM information_schema.columns
+                                          WHERE table_schema = 'marts' AND table_name = 'fct_email_events'""").fetchall()}
+    if not cols:
+        raise ValueError("marts.fct_email_events does not exist: build the marts first")
+    msg = "message_id" if "message_id" in cols else "NULL::VARCHAR AS message_id"
+    engagement = con.execute(f"""SELECT customer_id, event_name, event_at, {msg} FROM marts.fct_email_events
+        WHERE customer_id IS NOT NULL AND event_name IN ('sent', 'open', 'click')
+          AND event_at > (SELECT max(as_of_at) FROM marts.warehouse_as_of) - to_days(?)
+          AND event_at <= (SELECT max(as_of_at) FROM marts.warehouse_as_of)""", [int(days)]).df()
+    people = con.execute("SELECT customer_id, state FROM marts.dim_customers").df()
+    return engagement, people
 
 
 def send_plan(hours: pd.DataFrame, people: pd.DataFrame, after_utc: datetime, default_tz: str = DEFAULT_TZ) -> pd.DataFrame:
