@@ -464,7 +464,8 @@ class _Run:
             caps = [x for x in (e.cap_per_run, (e.max_active - active) if e.max_active else None) if x is not None]
             limit = f"ORDER BY md5({_lit(j.name)} || c.customer_id) LIMIT {max(0, min(caps))}"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _new_entries AS
-            SELECT c.customer_id, c.entry_key, coalesce((SELECT max(entry_no) FROM _hist h
+            SELECT c.customer_id::VARCHAR AS customer_id, c.entry_key::VARCHAR AS entry_key,
+                coalesce((SELECT max(entry_no) FROM _hist h
                 WHERE h.customer_id = c.customer_id), 0) + 1 AS entry_no
             FROM ({self._candidates()}) c
             WHERE c.customer_id IS NOT NULL
@@ -473,7 +474,8 @@ class _Run:
               AND {rule}
             {limit}""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _entry_rows AS
-            SELECT customer_id, entry_no, {j.version} AS version, {T} AS entered_at, entry_key, NULL::VARCHAR AS arm,
+            SELECT customer_id, entry_no::INTEGER AS entry_no, {j.version} AS version, {T} AS entered_at, entry_key,
+                NULL::VARCHAR AS arm,
                 1 AS step, {_lit(j.start)} AS node_id, 'entered' AS transition, {T} AS due_at, NULL::VARCHAR AS detail
             FROM _new_entries""")
         self._append("_entry_rows")
