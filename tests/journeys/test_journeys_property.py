@@ -6,7 +6,7 @@ that the invariants the issue names are checked directly on the engine's output:
 end at the first run at or after their due time, nothing is sent after a goal or exit was seen, re-entry rules,
 consent, quiet hours and the frequency cap.
 
-CI runs the `ci` profile (few examples); `--hypothesis-profile=thorough` runs thousands.
+CI runs a dozen examples; `--hypothesis-profile=journeys-thorough` runs 2000.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from support.journeys_world import Outboxes, env, events, journey
 
 from beacon.journeys.engine import STATE_TZ, advance
 
-settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("thorough", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile("ci")
+# CI: a dozen examples (derandomized: the same ones every run); `--hypothesis-profile=journeys-thorough`
+# (registered in tests/conftest.py): 2000 random ones.
+THOROUGH = settings.default.max_examples >= 1000
+EXAMPLES = settings.default.max_examples if THOROUGH else 12
 
 PEOPLE = 12
 T0 = datetime(2026, 6, 29, 6, 0)
@@ -269,6 +268,8 @@ def _engine(doc: dict, w: dict):
     return con, boxes
 
 
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=not THOROUGH,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(doc=journeys(), w=worlds())
 def test_engine_agrees_with_the_oracle(doc, w):
     con, boxes = _engine(doc, w)

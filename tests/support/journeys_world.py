@@ -24,6 +24,7 @@ class Outbox:
         self.sent: list[tuple[str, str, int]] = []
         self.log = log
         self.fail: set[str] = set()
+        self.keys: list[tuple[str, str, int, str]] = []
 
     def plan(self, rows, name, meta):
         return [Batch(name=name, rows=rows.iloc[i:i + 50], meta=meta) for i in range(0, len(rows), 50)]
@@ -36,11 +37,12 @@ class Outbox:
                 continue
             rec = (batch.meta["audience"], r.customer_id, int(r.journey_entry_no))
             recs.append(rec)
+            self.keys.append((*rec, r.idempotency_key))
             out.append(RowResult(r.customer_id, "delivered"))
         self.sent += recs
         if self.log and recs:
             with open(self.log, "a") as f:
-                f.write("".join(json.dumps(x) + "\n" for x in recs))
+                f.write("".join(json.dumps(x) + "\n" for x in self.keys[-len(recs):]))
                 f.flush()
         return out
 
