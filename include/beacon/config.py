@@ -58,6 +58,7 @@ class Settings:
     # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
     airflow_namespace_levels: str = ""
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
+    journeys_interval_minutes: int = 15  # BEACON_JOURNEYS_INTERVAL_MINUTES: how often the journeys DAG advances
 
     @property
     def manifest_path(self) -> Path:
@@ -87,6 +88,7 @@ def settings() -> Settings:
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
+        journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
     )
 
 

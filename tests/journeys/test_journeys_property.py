@@ -299,7 +299,7 @@ def test_engine_agrees_with_the_oracle(doc, w):
                 and kinds[node] != "wait_for":
             # A wait (or a deferral) ends at the first run at or after its due time, not later, not earlier.
             assert nxt[5] == next(T for T in clocks if T >= due), (prev, nxt)
-    for c, n, node, at in sent:
+    for c, _n, node, at in sent:
         qh = next((x.get("quiet_hours") for x in doc["nodes"] if x["id"] == node), None)
         if qh:
             tz = STATE_TZ[w["states"][int(c[1:])]]

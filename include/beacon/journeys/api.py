@@ -11,7 +11,7 @@ import duckdb
 from beacon.config import settings
 from beacon.journeys.engine import Env, RunResult, advance, ensure_tables
 from beacon.journeys.model import BranchNode, Journey, SendNode, SplitNode
-from beacon.journeys.validate import Catalog, Report, default_catalog, load_dir
+from beacon.journeys.validate import Catalog, Report, default_catalog, load_dir, project_report
 
 
 def journeys_dir() -> Path:
@@ -25,6 +25,8 @@ def catalog() -> Catalog:
 
 def load(strict: bool = True, folder: Path | None = None, cat: Catalog | None = None) -> Report:
     """Every journey file, parsed and checked; with `strict`, any problem raises JourneyError (all listed)."""
+    if folder is None and cat is None:
+        return project_report(strict)
     folder = folder or journeys_dir()
     rep = load_dir(folder, cat or default_catalog(folder, settings().dbt_project_dir))
     if strict:

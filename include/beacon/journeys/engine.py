@@ -378,7 +378,7 @@ class _Run:
             aud = j.entry.audience or (j.entry.schedule.audience if j.entry.schedule else None)
             if aud:
                 checks.append(("left_audience",
-                               f"c.customer_id NOT IN (SELECT customer_id FROM {self.env.relation(aud)})"))
+                               f"c.customer_id NOT IN (SELECT customer_id::VARCHAR FROM {self.env.relation(aud)})"))
         has_sup = _has(self.con, "activation", "suppression_list")
         if "unsubscribed" in j.exit_when:
             sup = ("OR c.customer_id IN (SELECT customer_id FROM activation.suppression_list WHERE reason = "
@@ -407,7 +407,7 @@ class _Run:
         """SELECT customer_id, entry_key, entry_at: who qualifies for entry at this run."""
         e, T, since = self.j.entry, self.Tl, self._since()
         if e.audience:
-            return f"SELECT customer_id, NULL::VARCHAR AS entry_key FROM {self.env.relation(e.audience)}"
+            return f"SELECT customer_id::VARCHAR AS customer_id, NULL::VARCHAR AS entry_key FROM {self.env.relation(e.audience)}"
         if e.event:
             lo = since or f"{T} - {_lit(parse_duration(e.event.lookback))}"
             key = "event_key" if e.event.dedupe_key == "event_key" else "NULL::VARCHAR"
@@ -437,7 +437,7 @@ class _Run:
         lo = datetime.fromisoformat(since.split("'")[1]) if since else self.T - every
         if occ <= lo:
             return "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS entry_key WHERE false"
-        return f"SELECT customer_id, {_lit(occ.isoformat())} AS entry_key FROM {self.env.relation(s.audience)}"
+        return f"SELECT customer_id::VARCHAR AS customer_id, {_lit(occ.isoformat())} AS entry_key FROM {self.env.relation(s.audience)}"
 
     def _enter(self) -> None:
         j, e, T = self.j, self.j.entry, self.Tl
@@ -507,7 +507,7 @@ class _Run:
         if n.event:
             return f"""EXISTS (SELECT 1 FROM journeys.events e WHERE e.customer_id = {c}.customer_id
                 AND e.event_name = {_lit(n.event)} AND e.event_at > {c}.occurred_at AND e.event_at <= {self.Tl})"""
-        return f"{c}.customer_id IN (SELECT customer_id FROM {self.env.relation(n.segment)})"
+        return f"{c}.customer_id IN (SELECT customer_id::VARCHAR FROM {self.env.relation(n.segment)})"
 
     def _move_sql(self, next_node: str, outcome: str = "NULL", detail: str = "NULL", due_override: str = "NULL",
                   where: str = "true", arm: str = "a.arm", src: str = "_at a") -> str:
@@ -564,7 +564,7 @@ class _Run:
                    f"AND s.model = {_lit(c.score)})") if _has(self.con, "ml", "scores") else "NULL::DOUBLE"
             return self._compare(col, c)
         if c.segment:
-            return f"a.customer_id IN (SELECT customer_id FROM {self.env.relation(c.segment)})"
+            return f"a.customer_id IN (SELECT customer_id::VARCHAR FROM {self.env.relation(c.segment)})"
         sent = f"""(SELECT min(t.occurred_at) FROM journeys.transitions t WHERE t.journey = {_lit(self.j.name)}
             AND t.customer_id = a.customer_id AND t.entry_no = a.entry_no AND t.node_id = {_lit(c.node)}
             AND t.transition = 'sent')"""

@@ -280,3 +280,16 @@ def check_versions(path: Path | str, j: Journey, occupied: dict[tuple[int, str],
             out.append(f"{_where(path, j.name, node)}: removed in version {j.version} but {n} people of version "
                        f"{version} are there; map it in `migrate` (to a node, or null to finish on version {version})")
     return out
+
+
+def project_report(strict: bool = True) -> Report:
+    """The project's journeys (`<home>/journeys/*.yml`) checked against its segments and templates; with
+    `strict`, any problem raises JourneyError listing all of them. Light: the DAG file calls it at parse time."""
+    from beacon.config import settings
+
+    s = settings()
+    folder = s.home / "journeys"
+    rep = load_dir(folder, default_catalog(folder, s.dbt_project_dir))
+    if strict:
+        rep.raise_if_any()
+    return rep
