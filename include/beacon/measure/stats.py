@@ -26,7 +26,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, test_proportions_2indep
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_effectsize,
+    test_proportions_2indep,
+)
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 ALPHA = 0.05
@@ -145,6 +149,20 @@ def compare(yt: np.ndarray, yc: np.ndarray, *, outcome: str = "outcome", arm: st
     return out
 
 
+def arm_labels(arm: pd.Series, control) -> tuple[pd.Series, str]:
+    """Arm values as text, with whole numbers written plainly (1.0 -> '1'), so `--control 0` finds 0.0."""
+    def plain(v) -> str:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return str(v)
+        return str(int(f)) if f.is_integer() else str(v)
+
+    if pd.api.types.is_numeric_dtype(arm):
+        return arm.map(plain), plain(control)
+    return arm.astype(str), str(control)
+
+
 def lift_table(df: pd.DataFrame, arm_col: str, control: str, outcomes: Sequence[str],
                covariates: Sequence[str] = (), alpha: float = ALPHA, sequential: bool = False,
                source: str = "data") -> list[Lift]:
@@ -156,8 +174,8 @@ def lift_table(df: pd.DataFrame, arm_col: str, control: str, outcomes: Sequence[
     if df[arm_col].isna().any():
         i = int(np.flatnonzero(df[arm_col].isna().to_numpy())[0])
         raise ValueError(f"{source}: row {i + 2} column {arm_col!r} is empty (every row needs an arm)")
-    arms = df[arm_col].astype(str)
-    if str(control) not in set(arms):
+    arms, control = arm_labels(df[arm_col], control)
+    if control not in set(arms):
         raise ValueError(f"{source}: column {arm_col!r} has no control value {control!r}; values: {sorted(set(arms))[:10]}")
     for c in [*outcomes, *covariates]:
         vals = pd.to_numeric(df[c], errors="coerce")
@@ -243,8 +261,8 @@ def verdict(r: Lift, unit: str = "") -> str:
     est = r.cuped_abs_lift if r.cuped_abs_lift is not None else r.abs_lift
     span = f"(95% interval {fmt(lo)} to {fmt(hi)})"
     if lo > 0:
-        return f"{r.arm} raised the {what} by {fmt(est)} {span}: the increase is statistically clear."
+        return f"'{r.arm}' raised the {what} by {fmt(est)} {span}: the increase is statistically clear."
     if hi < 0:
-        return f"{r.arm} lowered the {what} by {fmt(est)} {span}: the decrease is statistically clear."
-    return (f"No clear effect of {r.arm} on the {what} yet: {fmt(est)} {span}; the interval includes zero, "
+        return f"'{r.arm}' lowered the {what} by {fmt(est)} {span}: the decrease is statistically clear."
+    return (f"No clear effect of '{r.arm}' on the {what} yet: {fmt(est)} {span}; the interval includes zero, "
             f"so this could be chance.")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from beacon.measure.stats import arm_labels
+
 SEED = 7
 _PARAMS = {"n_estimators": 100, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 200,
            "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 1, "verbose": -1}
@@ -116,8 +118,8 @@ def _xyw(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: l
     missing = [c for c in [arm_col, outcome, *features] if c not in df.columns]
     if missing:
         raise ValueError(f"{source}: no column(s) {missing}; columns are {list(df.columns)}")
-    arms = df[arm_col].astype(str)
-    if str(control) not in set(arms) or arms.nunique() != 2:
+    arms, control = arm_labels(df[arm_col], control)
+    if control not in set(arms) or arms.nunique() != 2:
         raise ValueError(f"{source}: column {arm_col!r} needs exactly two values, one of them the control "
                          f"{control!r}; it has {sorted(set(arms))[:10]}")
     y = pd.to_numeric(df[outcome], errors="coerce")
