@@ -20,7 +20,8 @@ def exposure_outcomes(exposures: pd.DataFrame, events: pd.DataFrame, window_days
     if "campaign_event" in m:
         own = m.campaign_event.isna() | (m.campaign_event == m.campaign)
         m = m[own | (m.event_type == "order")]
-    orders = m[m.event_type == "order"].groupby("_row").agg(orders=("revenue", "size"), revenue=("revenue", "sum"))
+    orders = m[m.event_type == "order"].groupby("_row").agg(orders=("revenue", "size"), revenue=("revenue", "sum"),
+                                                            first_order_at=("occurred_at", "min"))
     clicks = m[m.event_type == "click"].groupby("_row").size().rename("clicks")
     out = exp.join(orders, on="_row").join(clicks, on="_row")
     out[["orders", "clicks"]] = out[["orders", "clicks"]].fillna(0).astype(int)
