@@ -31,7 +31,8 @@ def _fmt(v, pct: bool) -> str:
 
 def _render_lift(d: dict) -> None:
     srm = d.get("srm")
-    t = table(d["title"], ("outcome", "arm", "n arm / control", "total arm / control", "mean arm / control",
+    many = len({r.get("campaign") for r in d["results"]}) > 1
+    t = table(d["title"], (*(("campaign",) if many else ()), "outcome", "arm", "n arm / control", "total arm / control", "mean arm / control",
                            "abs lift [95% CI]", "rel lift [95% CI]", "p", "CUPED lift [95% CI]", "var. red."))
     for r in d["results"]:
         pct = r["binary"]
@@ -41,7 +42,7 @@ def _render_lift(d: dict) -> None:
                if r["rel_lift"] is not None else "")
         cup = (f"{_fmt(r['cuped_abs_lift'], pct)} [{_fmt(r['cuped_low'], pct)}, {_fmt(r['cuped_high'], pct)}]"
                if r["cuped_abs_lift"] is not None else "")
-        t.add_row(r["outcome"], r["arm"], f"{r['n_arm']:,} / {r['n_control']:,}",
+        t.add_row(*((r["campaign"],) if many else ()), r["outcome"], r["arm"], f"{r['n_arm']:,} / {r['n_control']:,}",
                   f"{r['total_arm']:,.2f} / {r['total_control']:,.2f}", m,
                   f"{_fmt(r['abs_lift'], pct)} [{_fmt(r['abs_low'], pct)}, {_fmt(r['abs_high'], pct)}]", rel,
                   f"{r['p_value']:.4f}", cup,
@@ -51,7 +52,7 @@ def _render_lift(d: dict) -> None:
         if r.get("seq_low") is not None:
             console.print(f"always-valid interval ({r['outcome']}, {r['arm']}): "
                           f"[{_fmt(r['seq_low'], r['binary'])}, {_fmt(r['seq_high'], r['binary'])}]")
-        console.print(f"• {r['verdict']}")
+        console.print(f"• {r['campaign'] + ': ' if many else ''}{r['verdict']}")
     if srm:
         console.print(f"sample ratio check: p = {srm['p_value']:.4g}"
                       + (" — [red]MISMATCH: the split is broken, do not trust the lift[/red]" if srm["mismatch"] else " (ok)"))
@@ -91,9 +92,12 @@ def cmd_lift(args) -> int:
             keys, _ = stats.arm_labels(pd.Series(list(split)), args.control)
             d["srm"] = stats.srm(labels.value_counts().to_dict(), dict(zip(keys, split.values(), strict=True)))
     else:
+        from beacon.config import settings
         from beacon.measure.warehouse import campaign_lift
         from beacon.warehouse import connect
 
+        if not settings().warehouse_path.exists():
+            raise FileNotFoundError(f"no warehouse at {settings().warehouse_path}: run `make demo` first, or use --csv")
         with connect(read_only=True) as con:
             d = campaign_lift(con, audience=args.audience, journey=args.journey, window_days=args.window,
                               sequential=args.sequential)

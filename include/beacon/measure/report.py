@@ -57,8 +57,8 @@ def lift_chart(results: list[dict]) -> str:
     lo = np.array([100 * r["abs_low"] for r in conv])
     hi = np.array([100 * r["abs_high"] for r in conv])
     colors = ["#2a7" if a > 0 else "#c33" if b < 0 else "#888" for a, b in zip(lo, hi, strict=True)]
-    ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="none", ecolor=colors, capsize=4)
-    ax.scatter(est, y, c=colors, zorder=3)
+    for i, color in enumerate(colors):  # green: interval above zero, red: below, grey: includes zero
+        ax.errorbar(est[i], y[i], xerr=[[est[i] - lo[i]], [hi[i] - est[i]]], fmt="o", color=color, capsize=4)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, [f"{r['campaign']} · {r['arm']}" for r in conv])
     ax.invert_yaxis()

@@ -19,6 +19,7 @@ Analysis is by assigned group (intent to treat): the caller passes every assigne
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -125,24 +126,28 @@ def compare(yt: np.ndarray, yc: np.ndarray, *, outcome: str = "outcome", arm: st
     if len(yt) < 2 or len(yc) < 2:
         raise ValueError(f"{outcome}: arm {arm!r} has {len(yt)} and control {control!r} {len(yc)} rows; need 2 each")
     binary = is_binary(np.concatenate([yt, yc]))
-    diff, low, high, p, se = _welch(yt, yc, alpha)
-    method = "welch"
-    if binary:
-        ct, cc = int(yt.sum()), int(yc.sum())
-        low, high = confint_proportions_2indep(ct, len(yt), cc, len(yc), method="newcomb", compare="diff", alpha=alpha)
-        p = test_proportions_2indep(ct, len(yt), cc, len(yc), method="agresti-caffo", compare="diff").pvalue
-        low, high, p, method = float(low), float(high), float(p), "newcombe"
+    constant = np.var(np.concatenate([yt, yc])) == 0  # e.g. nobody converted yet: only Newcombe has an interval
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # statsmodels divides by zero rates on the way
+        diff, low, high, p, se = _welch(yt, yc, alpha)
+        method = "welch"
+        if binary:
+            ct, cc = int(yt.sum()), int(yc.sum())
+            low, high = confint_proportions_2indep(ct, len(yt), cc, len(yc), method="newcomb", compare="diff",
+                                                   alpha=alpha)
+            p = test_proportions_2indep(ct, len(yt), cc, len(yc), method="agresti-caffo", compare="diff").pvalue
+            low, high, p, method = float(low), float(high), float(p), "newcombe"
     rel, rlow, rhigh = relative_ci(yt.mean(), yt.var(ddof=1), len(yt), yc.mean(), yc.var(ddof=1), len(yc), alpha)
     out = Lift(outcome=outcome, arm=arm, control=control, n_arm=len(yt), n_control=len(yc),
                total_arm=float(yt.sum()), total_control=float(yc.sum()), mean_arm=float(yt.mean()),
                mean_control=float(yc.mean()), binary=binary, method=method, abs_lift=diff, abs_low=low, abs_high=high,
                rel_lift=rel, rel_low=rlow, rel_high=rhigh, p_value=p, significant=bool(low > 0 or high < 0))
-    if xt is not None and xc is not None:
+    if xt is not None and xc is not None and not constant:
         x = np.vstack([np.asarray(xt, float).reshape(len(yt), -1), np.asarray(xc, float).reshape(len(yc), -1)])
         adj, vr = cuped_adjust(np.concatenate([yt, yc]), x)
         d, lo, hi, _, se = _welch(adj[: len(yt)], adj[len(yt):], alpha)
         out.cuped_abs_lift, out.cuped_low, out.cuped_high, out.variance_reduction = d, lo, hi, vr
-    if sequential:
+    if sequential and not constant:
         centre = out.cuped_abs_lift if out.cuped_abs_lift is not None else diff
         hw = sequential_halfwidth(se, len(yt) + len(yc), alpha)
         out.seq_low, out.seq_high = centre - hw, centre + hw
@@ -236,7 +241,7 @@ def mde(baseline_rate: float, n_treatment: int, n_control: int, power: float = 0
 def roi(lift_conv: Lift | None, lift_rev: Lift | None, messages: int, cost_per_message: float) -> dict:
     """Cost, incremental conversions and revenue (intervals scaled to the treated group) and ROI."""
     cost = messages * cost_per_message
-    out: dict = {"messages": messages, "cost_per_message": cost_per_message, "cost": round(cost, 2)}
+    out: dict = {"messages": messages, "cost_per_message": cost_per_message, "cost": cost}
     if lift_conv is not None:
         n = lift_conv.n_arm
         out |= {"incremental_conversions": lift_conv.abs_lift * n, "incremental_conversions_low": lift_conv.abs_low * n,

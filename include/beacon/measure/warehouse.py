@@ -18,6 +18,7 @@ import pandas as pd
 from beacon.config import settings
 from beacon.measure import stats
 from beacon.measure.outcomes import exposure_outcomes
+from beacon.warehouse import clock
 
 OUTCOMES = ("converted", "revenue", "clicks", "form_submits")
 COVARIATES = ("prior_orders_90d", "prior_revenue_90d", "prior_visits_90d")
@@ -111,18 +112,30 @@ def _weights(frame: pd.DataFrame) -> dict[str, float] | None:
     return {"treatment": 100 - float(pct[0]), "control": float(pct[0])}
 
 
-def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool = False) -> dict:
+def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool = False, as_of=None) -> dict:
     """Every outcome of one campaign, each arm against control, with SRM, ROI and one sentence per result."""
     arms = frame.arm.value_counts().to_dict()
     d: dict = {"campaign": campaign, "window_days": window, "people": len(frame), "arms": arms, "results": [],
                "notes": []}
+    if as_of is not None:
+        ends = pd.to_datetime(frame.exposed_at, utc=True) + pd.Timedelta(days=window)
+        clock_utc = pd.Timestamp(as_of)
+        clock_utc = clock_utc.tz_localize("UTC") if clock_utc.tzinfo is None else clock_utc.tz_convert("UTC")
+        still_open = int((ends > clock_utc).sum())
+        if still_open:
+            d["notes"].append(f"{campaign}: the {window:g}-day window is still open for {still_open:,} of {len(frame):,} "
+                              "people; their outcomes so far are counted, so the figures will still change")
     w = _weights(frame)
     d["srm"] = stats.srm(arms, w) if w and len(arms) >= 2 else None
     if "control" not in arms or arms.get("control", 0) < 2 or len(arms) < 2:
         d["notes"].append(f"{campaign}: no control group to compare with (arms: {arms}); no lift is computed")
         return d
     covs = [c for c in COVARIATES if c in frame and frame[c].notna().all()]
-    results = stats.lift_table(frame, "arm", "control", [o for o in OUTCOMES if o in frame], covs,
+    # An outcome nobody had (e.g. no form on the site) has nothing to compare; it is listed, not tested.
+    # Conversion always has an interval (Newcombe's is defined at 0 of n); the others need some variation.
+    outcomes = [o for o in OUTCOMES if o in frame and (o == "converted" or frame[o].astype(float).var() > 0)]
+    d["not_observed"] = [o for o in OUTCOMES if o not in outcomes]
+    results = stats.lift_table(frame, "arm", "control", outcomes, covs,
                                sequential=sequential, source=campaign)
     costs = message_costs()
     for r in results:
@@ -158,9 +171,10 @@ def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, j
     """Lift of every campaign (or one audience or journey) on the warehouse, as `beacon measure lift` shows it."""
     campaign = f"audience:{audience}" if audience else f"journey:{journey}" if journey else None
     frame, window = campaign_frames(con, campaign, window_days)
+    as_of = clock(con) if _has(con, "marts", "warehouse_as_of") else None
     results, notes, srms, rois = [], [], {}, {}
     for name, g in frame.groupby("campaign", sort=True):
-        d = lift_for(g, name, window, sequential)
+        d = lift_for(g, name, window, sequential, as_of)
         results += [r | {"campaign": name} for r in d["results"]]
         notes += d["notes"]
         srms[name] = d["srm"]
