@@ -97,3 +97,18 @@ def test_last_touch_credits_each_order_once(world):
             WHERE e.customer_id = o.customer_id AND e.sent AND o.occurred_at > e.exposed_at
               AND o.occurred_at <= e.exposed_at + INTERVAL 7 DAY)""").fetchall()[0][0]
     assert lt.orders.sum() == orders_after_any_sent  # every order once, none twice
+
+
+def test_campaign_report_renders_in_chromium(world, browser_page):
+    # A real browser: every audience has a section with its interval, and every chart decodes to an image.
+    _, _, _, info = world
+    page = browser_page.page
+    page.goto(f"file://{info['report']}")
+    sections = page.locator("section[data-campaign]")
+    assert sections.count() == len(CAMPAIGNS)
+    for c in CAMPAIGNS:
+        text = page.locator(f"section[data-campaign='{c}']").inner_text()
+        assert "95% interval" in text and "[" in text and "What this means" in text
+    sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+    assert len(sizes) >= 3 + len(CAMPAIGNS) and all(ok and w > 0 for ok, w in sizes)
+    assert browser_page.console_errors == [] and browser_page.failed_requests == []

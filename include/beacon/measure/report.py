@@ -146,7 +146,10 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
              "exposure; every assigned person counts in their group (intent to treat). Intervals are 95%. "
              f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>"]
     gc = extra.get("global_control")
-    if gc:
+    if gc and not gc["pct"]:
+        parts.append("<p class='note'>No global control group (BEACON_GLOBAL_CONTROL_PCT is 0): the whole program's "
+                     "effect is not measured, only each audience's against its own holdout.</p>")
+    elif gc:
         parts.append(f"<p>Global control group: period {gc['period']} ({gc['start']} to {gc['end']}), "
                      f"{gc['pct']:g}% of everyone, {gc['members']:,} people who receive no marketing.</p>")
     parts.append("<h2>Lift over the control group</h2>" + lift_chart(d["results"]))
