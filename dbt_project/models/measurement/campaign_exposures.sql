@@ -3,29 +3,45 @@
 -- covariates for CUPED. Audiences: from activation's sync log (a held-out member is logged as 'held_out', a
 -- treated one as an 'add'); the first decision per person and audience is the assignment, for good.
 -- People suppressed or in the global control group never enter either arm (both arms are eligible people).
+-- Journeys: every entry that went through a split node (an arm, 'control' included) from the journeys
+-- engine's log (in flight) and its compacted entries (finished); the exposure clock is the entry time, the
+-- same for every arm. Journey sends also pass through the sync log, as audiences named journey__<name>__<node>:
+-- those rows are left out here (they are the journey's, counted once above).
 {%- set sync_log = source('activation', 'sync_log') %}
-{%- set present = execute and adapter.get_relation(database=sync_log.database, schema=sync_log.schema,
-                                                   identifier=sync_log.identifier) is not none %}
+{%- set transitions = source('journeys', 'transitions') %}
+{%- set finished = source('journeys', 'finished') %}
 with decisions as (
-    {%- if present %}
+    {%- if relation_exists(sync_log) %}
     select
         'audience:' || audience as campaign, audience as source_name, customer_id, channel, as_of, run_id,
         case when status = 'held_out' then 'control' else 'treatment' end as arm,
-        operation = 'add' and status = 'delivered' as delivered
+        (operation = 'add' and status = 'delivered')::integer as messages
     from {{ sync_log }}
-    where status = 'held_out' or operation = 'add'
+    where (status = 'held_out' or operation = 'add') and not starts_with(audience, 'journey__')
     {%- else %}
     -- The activation tables do not exist before the first activation run: no decisions yet.
     select
         null::varchar as campaign, null::varchar as source_name, null::varchar as customer_id,
         null::varchar as channel, null::timestamp as as_of, null::varchar as run_id, null::varchar as arm,
-        null::boolean as delivered
+        null::integer as messages
     where false
     {%- endif %}
+    {%- if relation_exists(transitions) %}
+    union all
+    select
+        'journey:' || journey, journey, customer_id, null, min(entered_at), any_value(run_id), max(arm),
+        count(*) filter (where transition = 'sent')
+    from {{ transitions }}
+    group by journey, customer_id, entry_no
+    having max(arm) is not null
+    {%- endif %}
+    {%- if relation_exists(finished) %}
+    union all
+    select 'journey:' || journey, journey, customer_id, null, entered_at, compacted_run, arm, sends
+    from {{ finished }}
+    where arm is not null
+    {%- endif %}
 ),
-
--- Journeys (issue 16) will add their send and control-arm decisions here from journeys.transitions,
--- as 'journey:<name>' campaigns with the same columns.
 
 holdouts as (
     -- The designed control share of each audience (meta.audience.holdout_pct), for the sample-ratio check.
@@ -53,8 +69,8 @@ assigned as (
         min(as_of) as exposed_at,
         arg_min(channel, as_of) as channel,
         arg_min(run_id, as_of) as run_id,
-        bool_or(delivered) as sent,
-        count(*) filter (where delivered) as messages
+        sum(messages) > 0 as sent,
+        sum(messages)::integer as messages
     from decisions
     group by campaign, customer_id
 ),
