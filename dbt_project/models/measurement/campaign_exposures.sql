@@ -54,7 +54,7 @@ holdouts as (
     {%- endfor %}
     {%- endif %}
     {%- if rows %}
-    select * from (values {{ rows | join(', ') }}) as h (campaign, holdout_pct)
+    select col0 as campaign, col1::double as holdout_pct from (values {{ rows | join(', ') }})
     {%- else %}
     select null::varchar as campaign, null::double as holdout_pct where false
     {%- endif %}
