@@ -1,4 +1,4 @@
-"""`beacon bench pipeline|warehouse|activation|score|ingest`: benchmarks, JSON with --json."""
+"""`beacon bench pipeline|warehouse|activation|score|ingest|measure`: benchmarks, JSON with --json."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ def cmd_pipeline(args) -> int:
         for st in d["stages"]:
             t.add_row(st["stage"], f"{st['seconds']:.2f}", f"{st['rows']:,}", f"{st['rows_per_s']:,.0f}")
         console.print(t)
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_measure(args) -> int:
+    from beacon.bench.measure import bench_coverage, bench_uplift
+
+    d = {"coverage": bench_coverage(worlds=args.worlds, people=args.people)}
+    if not args.no_uplift:
+        d["uplift"] = bench_uplift()
+
+    def render(d):
+        console.print(kv_table(f"Coverage of 95% intervals over {d['coverage']['worlds']} worlds",
+                               {k: round(v, 4) if isinstance(v, float) else v for k, v in d["coverage"].items()}))
+        if "uplift" in d:
+            console.print(kv_table("Uplift: held-out Qini coefficient (mean over worlds)",
+                                   {k: round(v, 4) for k, v in d["uplift"]["qini"].items()}))
     emit(d, args.json, render)
     return 0
 
@@ -199,6 +216,12 @@ def register(sub) -> None:
     bsw.add_argument("--seeds", default="1,2,3,4,5", help="generator seeds, comma-separated")
     bsw.add_argument("--json", action="store_true")
     bsw.set_defaults(func=cmd_identity_sweep)
+    bm = bsub.add_parser("measure", help="interval coverage, CUPED and uplift Qini on worlds with planted effects")
+    bm.add_argument("--worlds", type=int, default=100)
+    bm.add_argument("--people", type=int, default=3000)
+    bm.add_argument("--no-uplift", action="store_true")
+    bm.add_argument("--json", action="store_true")
+    bm.set_defaults(func=cmd_measure)
     bdp = bsub.add_parser("dag-parse", help="seconds to parse every DAG in a fresh interpreter (median)")
     bdp.add_argument("--repeat", type=int, default=5)
     bdp.add_argument("--json", action="store_true")
