@@ -1,4 +1,4 @@
-"""`beacon bench pipeline|warehouse|activation|score|ingest|measure`: benchmarks, JSON with --json."""
+"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure`: benchmarks, JSON with --json."""
 
 from __future__ import annotations
 
@@ -108,6 +108,21 @@ def cmd_activation(args) -> int:
     return 0
 
 
+def cmd_journeys(args) -> int:
+    from beacon.bench.journeys import bench_journeys
+
+    d = bench_journeys(people=args.people, days=args.days, step_hours=args.step_hours)
+
+    def render(d):
+        console.print(kv_table("Journeys: first advance of every built-in journey",
+                               {"people": d["people"], "seconds": d["first_advance_seconds"],
+                                **{k: v for k, v in d["after_first_run"].items()}}))
+        console.print(kv_table("Simulated days", {"days": d["days"], "advance seconds": d["advance_seconds"],
+                                                  "max file bytes per active person": d["max_file_bytes_per_active"]}))
+    emit(d, args.json, render)
+    return 0
+
+
 def cmd_ingest(args) -> int:
     from beacon.bench.ingest import bench_ingest
 
@@ -188,6 +203,12 @@ def register(sub) -> None:
     ba.add_argument("--repeats", dest="repeat", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling, still accepted
     ba.add_argument("--json", action="store_true")
     ba.set_defaults(func=cmd_activation)
+    bj = bsub.add_parser("journeys", help="advance every built-in journey over N people; state bytes per active person")
+    bj.add_argument("--people", type=int, default=100_000)
+    bj.add_argument("--days", type=int, default=30)
+    bj.add_argument("--step-hours", type=int, default=24, help="hours between simulated runs (default 24)")
+    bj.add_argument("--json", action="store_true")
+    bj.set_defaults(func=cmd_journeys)
     bs = bsub.add_parser("score", help="score N synthetic customers through the real scoring path and write them")
     bs.add_argument("--customers", type=int, default=1_000_000)
     bs.add_argument("--models", default="lead_score,churn,ltv")

@@ -425,9 +425,9 @@ class _Run:
             else:
                 inst = [(base, 0)]
             parts = [f"""SELECT p.customer_id, year({x})::VARCHAR AS entry_key, {_to_utc(f'{x}::DATE + {_lit(d.at)}', tz)}
-                    AS at FROM _people p WHERE p.{_q(d.attribute)} IS NOT NULL""" for x, _ in inst]
+                    AS entry_at FROM _people p WHERE p.{_q(d.attribute)} IS NOT NULL""" for x, _ in inst]
             return f"""SELECT customer_id, min(entry_key) AS entry_key FROM ({' UNION ALL '.join(parts)})
-                WHERE at > {lo} AND at <= {T} GROUP BY customer_id"""
+                WHERE entry_at > {lo} AND entry_at <= {T} GROUP BY customer_id"""
         s = e.schedule
         start, every = datetime.fromisoformat(s.start), parse_duration(s.every)
         if self.T < start:
