@@ -198,6 +198,7 @@ class Oracle:
             if rule == "once_per_event_key" and any(e.key == key for e in es):
                 continue
             es.append(Entry(no=len(es) + 1, key=key, entered_at=T, node=doc["start"], due=T, arrived_at=T))
+            self.arrive(es[-1], doc["start"], T, cid)
         for _ in range(len(self.nodes) + 2):
             moved = False
             due = [(cid, e) for cid, es in self.entries.items() for e in es if not e.exited_at and (

@@ -473,11 +473,15 @@ class _Run:
               AND NOT EXISTS (SELECT 1 FROM _hist h WHERE h.customer_id = c.customer_id AND NOT h.done)
               AND {rule}
             {limit}""")
+        # The start node's due time is an arrival's: a journey may start with a wait.
+        due = self._arrival_due_sql()
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _entry_rows AS
-            SELECT customer_id, entry_no::INTEGER AS entry_no, {j.version} AS version, {T} AS entered_at, entry_key,
-                NULL::VARCHAR AS arm,
-                1 AS step, {_lit(j.start)} AS node_id, 'entered' AS transition, {T} AS due_at, NULL::VARCHAR AS detail
-            FROM _new_entries""")
+            SELECT m.customer_id, m.entry_no::INTEGER AS entry_no, {j.version} AS version, {T} AS entered_at,
+                m.entry_key, NULL::VARCHAR AS arm, 1 AS step, {_lit(j.start)} AS node_id,
+                CASE WHEN {_lit(j.start)} IN (SELECT node_id FROM _exits WHERE version = {j.version})
+                     THEN 'exited' ELSE 'entered' END AS transition, {due} AS due_at, NULL::VARCHAR AS detail
+            FROM (SELECT *, {_lit(j.start)} AS next_node, {j.version} AS version FROM _new_entries) m
+            LEFT JOIN _people p ON p.customer_id = m.customer_id""")
         self._append("_entry_rows")
         self.res.entered = con.execute("SELECT count(*) FROM _entry_rows").fetchall()[0][0]
 
@@ -690,7 +694,7 @@ class _Run:
                                                       UNION ALL SELECT customer_id, entry_no FROM {skipped})""")
         locals_ = [(i, a) for i, a in enumerate(node.actions) if not (a.sales_task or a.webhook)]
         if locals_:
-            values = ", ".join(f"({i}, {_lit(a.kind)}, {_lit(getattr(a, a.kind))})" for i, a in locals_)
+            values = ", ".join(f"({i}, {_lit(a.kind)}, {_lit(str(getattr(a, a.kind)))})" for i, a in locals_)
             con.execute(f"""INSERT INTO journeys.actions
                 SELECT md5(concat_ws('|', $j, x.customer_id, x.entry_no, $n, v.i)), $j, x.customer_id, x.entry_no, $n,
                     v.kind, v.value::VARCHAR, $t::TIMESTAMP, $run
