@@ -46,8 +46,9 @@ def cmd_preview(args) -> int:
     from beacon.journeys.api import find, preview
     from beacon.warehouse import clock, connect
 
+    j = find(args.name)
     with connect() as con:
-        d = preview(con, find(args.name), clock(con))
+        d = preview(con, j, clock(con))
 
     def render(d):
         console.print(f"[bold]{d['journey']}[/bold] v{d['version']} at {d['clock']}: "
@@ -62,25 +63,28 @@ def cmd_preview(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from beacon.journeys.api import status
+    from beacon.journeys.api import find, status
     from beacon.warehouse import connect
 
+    find(args.name)  # an unknown name is an error naming the known ones
     with connect() as con:
         d = status(con, args.name)
 
     def render(d):
         console.print(f"[bold]{d['journey']}[/bold]: {d['in_flight']:,} in flight, {d['goals']:,} goals reached")
-        console.print(records_table("People per node", d["per_node"]))
-        console.print(records_table("Sends", d["sends"]))
-        console.print(records_table("Exits", [{"reason": k, "people": v} for k, v in d["exits"].items()]))
+        for title, recs in (("People per node", d["per_node"]), ("Sends", d["sends"]),
+                            ("Exits", [{"reason": k, "people": v} for k, v in d["exits"].items()])):
+            if recs:
+                console.print(records_table(title, recs))
     emit(json.loads(json.dumps(d, default=str)), args.json, render)
     return 0
 
 
 def cmd_advance(args) -> int:
-    from beacon.journeys.api import run
+    from beacon.journeys.api import find, run
     from beacon.warehouse import clock, connect
 
+    find(args.name)
     with connect() as con:
         r = run(con, args.name, args.clock or clock(con)).to_dict()
     emit(r, args.json, lambda d: console.print(records_table("Advance", [d])))
@@ -92,16 +96,18 @@ def cmd_simulate(args) -> int:
     from beacon.journeys.api import find
     from beacon.journeys.simulate import simulate
 
+    j = find(args.name)
     path = settings().warehouse_path
     if not path.exists():
         raise FileNotFoundError(f"no warehouse at {path}: run `beacon demo` first")
-    d = simulate(path, find(args.name), args.days, step_minutes=args.step_minutes, seed=args.seed)
+    d = simulate(path, j, args.days, step_minutes=args.step_minutes, seed=args.seed)
 
     def render(d):
         console.print(f"[bold]{d['journey']}[/bold]: {d['days']} simulated days from {d['start']}, "
                       f"{d['runs']} runs every {d['step_minutes']} min")
-        console.print(records_table("Per day and node", d["per_day"]))
-        console.print(records_table("In flight at the end", d["in_flight"]))
+        for title, recs in (("Per day and node", d["per_day"]), ("In flight at the end", d["in_flight"])):
+            if recs:
+                console.print(records_table(title, recs))
         if d["arms"]:
             console.print(records_table("Arms", d["arms"]))
     emit(json.loads(json.dumps(d, default=str)), args.json, render)

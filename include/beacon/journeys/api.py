@@ -109,9 +109,7 @@ def preview(con: duckdb.DuckDBPyConnection, j: Journey, clock, env: Env | None =
     try:
         e.register_definition(con, j, clock)
         r = e._Run(con, j, {j.version: j}, clock, "preview", env)
-        e._people(con)
-        con.execute("""CREATE OR REPLACE TEMP TABLE _cur AS SELECT * FROM journeys.transitions WHERE journey = ?
-            QUALIFY row_number() OVER (PARTITION BY customer_id, entry_no ORDER BY step DESC) = 1""", [j.name])
+        r.setup()
         r._append = lambda rows: None  # entries are computed, not written
         r._enter()
         ids = [x[0] for x in con.execute(f"SELECT customer_id FROM _entry_rows ORDER BY customer_id LIMIT {int(sample)}")

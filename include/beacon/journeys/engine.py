@@ -325,8 +325,8 @@ class _Run:
 
     # -- the run ---------------------------------------------------------------------------------------
 
-    def run(self) -> RunResult:
-        t0 = _time.perf_counter()
+    def setup(self) -> None:
+        """The run's working tables: people, exit nodes, the latest row per entry, failed deliveries."""
         con = self.con
         _people(con)
         exits = [(v, n.id) for v, d in self.defs.items() for n in d.nodes if isinstance(n, ExitNode)]
@@ -336,6 +336,10 @@ class _Run:
         con.execute("""CREATE OR REPLACE TEMP TABLE _cur AS SELECT * FROM journeys.transitions WHERE journey = ?
             QUALIFY row_number() OVER (PARTITION BY customer_id, entry_no ORDER BY step DESC) = 1""", [self.j.name])
         con.execute("CREATE OR REPLACE TEMP TABLE _failed (customer_id VARCHAR, entry_no INTEGER)")
+
+    def run(self) -> RunResult:
+        t0 = _time.perf_counter()
+        self.setup()
         self._migrate()
         self._exits_and_goals()
         self._enter()
@@ -602,10 +606,18 @@ class _Run:
         from beacon.activation.sync import run_sync
 
         con = self.con
-        dest = self.env.destination(channel)
         aud_name = f"journey__{self.j.name}__{node_id}"
         con.execute("CREATE SCHEMA IF NOT EXISTS journeys_out")
         rel = f"journeys_out.{aud_name}"
+        try:
+            dest = self.env.destination(channel)
+        except LookupError as exc:  # e.g. no connection for the channel: everyone stays, retried next run
+            self.res.errors.append(f"node {node_id}: {exc}")
+            con.execute(f"INSERT INTO _failed SELECT customer_id, entry_no FROM {who}")
+            self.res.failed += con.execute(f"SELECT count(*) FROM {who}").fetchall()[0][0]
+            con.execute("CREATE OR REPLACE TEMP TABLE _sent (customer_id VARCHAR, entry_no INTEGER)")
+            con.execute("CREATE OR REPLACE TEMP TABLE _skipped (customer_id VARCHAR, entry_no INTEGER, reason VARCHAR)")
+            return "_sent", "_skipped"
         # The payload carries the entry number: a new entry is a new change (a new idempotency key), the same
         # entry after a crash is `unchanged` (already acknowledged), so it is never sent twice.
         con.execute(f"""CREATE OR REPLACE TABLE {rel} AS SELECT customer_id, entry_no AS journey_entry_no,
@@ -660,6 +672,8 @@ class _Run:
                 moved += self.emit(self._move_sql("NULL", outcome="'deferred'", detail="'quiet_hours'",
                                                   due_override="a.slot", src="_q a", where=f"a.slot > {T}"))
             con.execute(f"CREATE OR REPLACE TEMP TABLE _go AS SELECT * EXCLUDE (slot) FROM _q WHERE slot <= {T}")
+            if q.fallback == "next_slot":
+                self.res.deferred += con.execute(f"SELECT count(*) FROM _q WHERE slot > {T}").fetchall()[0][0]
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE _go AS SELECT * FROM _at")
         if not con.execute("SELECT count(*) FROM _go").fetchall()[0][0]:
@@ -677,8 +691,6 @@ class _Run:
                 self.res.sent += k
             else:
                 self.res.skipped[reason] = self.res.skipped.get(reason, 0) + k
-        self.res.deferred += con.execute(f"SELECT count(*) FROM _q WHERE slot > {T}").fetchall()[0][0] \
-            if node.quiet_hours and node.quiet_hours.fallback == "next_slot" else 0
         return moved + n
 
     def _actions(self, node: ActionsNode) -> int:

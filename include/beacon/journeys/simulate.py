@@ -109,6 +109,8 @@ def simulate(warehouse: Path, j: Journey, days: int, step_minutes: int = 60, see
             con.execute("DROP TABLE IF EXISTS journeys.transitions")
             con.execute("DROP TABLE IF EXISTS journeys.finished")
             ensure_tables(con)
+            # Events become a table the simulation appends to (a snapshot of the marts' events, then simulated ones).
+            con.execute("DROP VIEW IF EXISTS journeys.events")
             if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'journeys' "
                            "AND table_name = 'events'").fetchall()[0][0] == 0:
                 con.execute("""CREATE TABLE journeys.events AS SELECT * FROM (
