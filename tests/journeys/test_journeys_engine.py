@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -28,8 +29,8 @@ def con(tmp_path):
     return c
 
 
-def run(con, j, t, boxes=None, tmp="/tmp/beacon-journeys-engine.lock", **kw):
-    return advance(con, j, t, env(boxes or Outboxes()), lock_path=tmp, **kw)
+def run(con, j, t, boxes=None, **kw):
+    return advance(con, j, t, env(boxes or Outboxes()), lock_path=f"/tmp/beacon-journeys-engine-{os.getpid()}.lock", **kw)
 
 
 def rows(con, cid):

@@ -12,6 +12,7 @@ CI runs a dozen examples; `--hypothesis-profile=journeys-thorough` runs 2000.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -265,7 +266,7 @@ def _engine(doc: dict, w: dict):
         segment(con, "members", [f"c{i}" for i in sorted(w["members"][k])])
         for i in range(PEOPLE):
             consent(con, f"c{i}", "email", "opt_out" if i in w["opt_out"][k] else "opt_in")
-        advance(con, j, T, env(boxes), lock_path="/tmp/beacon-journeys-prop.lock", compact_after=None)
+        advance(con, j, T, env(boxes), lock_path=f"/tmp/beacon-journeys-prop-{os.getpid()}.lock", compact_after=None)
     return con, boxes
 
 
