@@ -9,8 +9,10 @@ tables). Compaction runs as in production (entries finished for 7 days fold into
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -82,6 +84,11 @@ def _sizes(con: duckdb.DuckDBPyConnection, path: Path, base_bytes: int) -> dict:
             "estimated_bytes_per_active": round((est or 0) / active, 1) if active else None}
 
 
+def progress(d: dict) -> None:
+    """One JSON line per stage on stderr, so a long run shows (and keeps) its figures as it goes."""
+    print(json.dumps(d), file=sys.stderr, flush=True)
+
+
 def bench_journeys(people: int, days: int = 30, step_hours: int = 24, folder: Path | None = None) -> dict:
     """One advance of every built-in journey over `people`, then `days` simulated days (a run every `step_hours`)."""
     journeys = [x.journey for x in project_report(strict=True).journeys]
@@ -105,6 +112,7 @@ def bench_journeys(people: int, days: int = 30, step_hours: int = 24, folder: Pa
                                    "skipped": sum(r.skipped.values()), "deferred": r.deferred, "hops": r.hops}
         first = time.perf_counter() - t1
         after_first = _sizes(con, path, base_bytes)
+        progress({"first_advance_seconds": round(first, 2), "per_journey": per_journey, **after_first})
         daily, clock = [], CLOCK
         run_seconds = []
         for d in range(1, days + 1):
@@ -115,7 +123,8 @@ def bench_journeys(people: int, days: int = 30, step_hours: int = 24, folder: Pa
                 for j in journeys:
                     advance(con, j, clock, env, lock_path=lock)
                 run_seconds.append(time.perf_counter() - t)
-            daily.append({"day": d, **_sizes(con, path, base_bytes)})
+            daily.append({"day": d, "advance_seconds": round(run_seconds[-1], 2), **_sizes(con, path, base_bytes)})
+            progress(daily[-1])
         con.close()
     worst = max(daily, key=lambda x: x["file_bytes_per_active"] or 0) if daily else None
     return {"people": people, "journeys": [j.name for j in journeys], "setup_seconds": round(setup, 2),
