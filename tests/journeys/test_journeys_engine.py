@@ -155,3 +155,34 @@ def test_versioning_maps_people_to_the_new_version_or_refuses(con):
 def test_runs_never_overlap(tmp_path):
     with run_lock(tmp_path / "l"), pytest.raises(JourneysBusy), run_lock(tmp_path / "l"):
         pass
+
+
+def test_frequency_cap_counts_audience_and_journey_messages_together(con):
+    from beacon.activation.governance import ensure_tables as activation_tables
+
+    activation_tables(con)
+    # c1 got three audience emails in the last 7 days (the cap is 3): the journey's email is not sent.
+    for k in range(3):
+        con.execute("""INSERT INTO activation.sync_log (run_id, audience, destination, channel, customer_id,
+            operation, status, as_of) VALUES ('r', 'some_audience', 'email', 'email', 'c1', 'add', 'delivered', ?)""",
+                    [T - timedelta(days=k + 1)])
+    segment(con, "members", ["c1", "c2"])
+    j = journey(name="cap", version=1, entry={"audience": "members"}, start="a", nodes=[send("a"), EXIT])
+    boxes = Outboxes()
+    r = run(con, j, T, boxes)
+    assert r.skipped == {"frequency_cap": 1} and [c for _, c, _ in boxes.sent()] == ["c2"]
+    assert rows(con, "c1")[1] == ("a", "skipped", "frequency_cap")
+
+
+def test_erased_people_leave_at_the_next_run_and_are_never_sent(con):
+    from beacon.activation.governance import add_suppression
+
+    segment(con, "members", ["c1", "c2"])
+    j = journey(name="er", version=1, entry={"audience": "members"}, start="w", exit_when=["erased"],
+                nodes=[{"id": "w", "type": "wait", "duration": "1d", "next": "a"}, send("a"), EXIT])
+    boxes = Outboxes()
+    run(con, j, T, boxes)
+    add_suppression(con, "erased", T, customer_id="c1")
+    run(con, j, T + timedelta(days=1), boxes)
+    assert rows(con, "c1")[-1] == ("w", "exited", "erased")
+    assert [c for _, c, _ in boxes.sent()] == ["c2"]
