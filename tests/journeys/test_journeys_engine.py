@@ -186,3 +186,23 @@ def test_erased_people_leave_at_the_next_run_and_are_never_sent(con):
     run(con, j, T + timedelta(days=1), boxes)
     assert rows(con, "c1")[-1] == ("w", "exited", "erased")
     assert [c for _, c, _ in boxes.sent()] == ["c2"]
+
+
+def test_wait_until_a_local_window_on_allowed_weekdays_and_branch_on_an_attribute(con):
+    # Tuesday 30 June 15:00 UTC = 10:00 in Chicago; the window is Mon/Fri 09:00-10:00 local -> Friday 3 July
+    # 09:00 Chicago = 14:00 UTC. Then an attribute branch on the city.
+    con.execute("UPDATE marts.dim_customers SET city = 'Peoria' WHERE customer_id = 'c1'")
+    segment(con, "members", ["c1", "c2"])
+    j = journey(name="win", version=1, entry={"audience": "members"}, start="w",
+                nodes=[{"id": "w", "type": "wait", "until_window": {"start": "09:00", "end": "10:00",
+                                                                    "weekdays": ["mon", "fri"]}, "next": "b"},
+                       {"id": "b", "type": "branch", "rules": [{"when": {"attribute": "city", "op": "in",
+                                                                         "value": ["Peoria"]}, "next": "p"}],
+                        "default": "o"}, send("p"), send("o"), EXIT])
+    boxes = Outboxes()
+    run(con, j, T, boxes)
+    assert con.execute("SELECT DISTINCT due_at FROM journeys.transitions").fetchall() == [(datetime(2026, 7, 3, 14),)]
+    run(con, j, datetime(2026, 7, 3, 13, 45), boxes)
+    assert boxes.sent() == []
+    run(con, j, datetime(2026, 7, 3, 14, 0), boxes)
+    assert sorted((c, a.split("__")[-1]) for a, c, _ in boxes.sent()) == [("c1", "p"), ("c2", "o")]
