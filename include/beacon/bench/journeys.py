@@ -24,7 +24,9 @@ from beacon.journeys.engine import Env, advance, ensure_tables
 from beacon.journeys.simulate import Accepting
 from beacon.journeys.validate import project_report
 
-CLOCK = datetime(2026, 6, 30, 12, 0)
+# 18:00 UTC is daytime in every US time zone: a daily run at 12:00 UTC would land in the quiet hours of the
+# Central and Pacific people every day and defer them forever (the DAG runs every 15 minutes, so it never does).
+CLOCK = datetime(2026, 6, 30, 18, 0)
 SEGMENTS = ("welcome_new_subscribers", "win_back_lapsed", "hot_b2b_leads")
 
 
