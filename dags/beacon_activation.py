@@ -9,7 +9,9 @@ suppression, priority, frequency cap, holdout), a diff against the last delivere
 of only the changes. Destinations are configured from Airflow connections `beacon_<channel>`; a
 channel without a connection is skipped with the reason (the file channel defaults to the exports folder).
 Scheduled on `beacon_scores`; emits `beacon_exports` and, through the alias `beacon_audience_delivered`,
-one Asset per delivered audience and destination.
+one Asset per delivered audience and destination. Last, `measure_campaigns` builds the measurement marts
+(dbt `tag:measurement`: assignments incl. the control groups, outcomes), computes lift per audience and
+arm, and writes the campaign report beside the model report (docs/measurement.md).
 """
 
 from __future__ import annotations
@@ -97,9 +99,22 @@ def beacon_activation():
         d.pop("sample")
         return d
 
+    @task(trigger_rule="all_done")  # measure what was sent even when a delivery failed or was not configured
+    def measure_campaigns() -> dict:
+        from beacon import dbt
+        from beacon.config import settings
+        from beacon.measure.report import write_report
+        from beacon.warehouse import clock, connect
+
+        s = settings()
+        if not dbt.run(["build", "--select", dbt.MEASUREMENT], s, quiet=True):
+            raise RuntimeError("dbt build of the measurement models (tag:measurement) failed")
+        with connect() as con:
+            return write_report(con, s.registry_dir / "reports", clock(con))
+
     pairs = discover_deliveries()
     check_quality_gate() >> pairs
-    record_memberships(pairs) >> sync_audience.expand(pair=pairs)
+    record_memberships(pairs) >> sync_audience.expand(pair=pairs) >> measure_campaigns()
 
 
 beacon_activation()

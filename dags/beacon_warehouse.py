@@ -5,7 +5,8 @@ Builds the dbt project (staging, identity resolution, marts, segments) with Cosm
 the dbt manifest (no dbt call at parse time). Cosmos' watcher mode runs a single `dbt build` of the
 models; each mart and segment shows as its own task (staging and intermediate models build inside
 that one run), and the unit and data tests run inside it too, as in a plain `dbt build`.
-The segments that read the ML scores are left to the ML DAG, which builds them after scoring.
+The segments that read the ML scores are left to the ML DAG, which builds them after scoring, and the
+measurement marts to the activation DAG, which builds them after the sends they measure.
 Scheduled on `beacon_raw`; emits `beacon_marts`.
 """
 
@@ -15,7 +16,7 @@ from airflow.sdk import dag, task
 
 from beacon.config import settings
 from beacon.cosmos_render import dbt_task_group
-from beacon.dbt import SCORE_BASED
+from beacon.dbt import MEASUREMENT, SCORE_BASED
 from beacon.orchestration import DEFAULT_ARGS, MARTS, RAW, START
 
 _S = settings()
@@ -26,7 +27,7 @@ _S = settings()
 def beacon_warehouse():
     # One `dbt build` (watcher mode) of everything but the score-based segments; marts and segments get a
     # task each (see beacon.cosmos_render for how and why).
-    dbt = dbt_task_group("dbt", exclude=[SCORE_BASED], s=_S)
+    dbt = dbt_task_group("dbt", exclude=[SCORE_BASED, MEASUREMENT], s=_S)
 
     @task(outlets=[MARTS])
     def publish_marts() -> dict:

@@ -69,3 +69,10 @@ def dagbag(manifest):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+# Journeys property test (tests/journeys): `--hypothesis-profile=journeys-thorough` runs thousands of examples;
+# without it the test runs a CI-sized number (see that module).
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("journeys-thorough", max_examples=2000, deadline=None)

@@ -58,6 +58,12 @@ class Settings:
     # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
     airflow_namespace_levels: str = ""
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
+    journeys_interval_minutes: int = 15  # BEACON_JOURNEYS_INTERVAL_MINUTES: how often the journeys DAG advances
+    # Measurement (docs/measurement.md).
+    global_control_pct: float = 0.0  # BEACON_GLOBAL_CONTROL_PCT: % of everyone who gets no marketing at all
+    global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period
+    measurement_window_days: float = 7.0  # BEACON_MEASUREMENT_WINDOW_DAYS: outcomes count this long after exposure
+    message_costs: str = "email=0.001,ads=0.005,webhook=0,file=0"  # BEACON_MESSAGE_COSTS: cost per message, per channel
 
     @property
     def manifest_path(self) -> Path:
@@ -87,6 +93,11 @@ def settings() -> Settings:
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
+        journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
+        global_control_pct=_number("BEACON_GLOBAL_CONTROL_PCT", 0.0, float, "a percentage"),
+        global_control_period_days=_number("BEACON_GLOBAL_CONTROL_PERIOD_DAYS", 90),
+        measurement_window_days=_number("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0, float, "a number of days"),
+        message_costs=os.environ.get("BEACON_MESSAGE_COSTS") or "email=0.001,ads=0.005,webhook=0,file=0",
     )
 
 

@@ -11,6 +11,8 @@ from beacon.config import Settings, settings
 
 # The segments that read the ML scores (and their tests): built after the ML DAG scores, not with the marts.
 SCORE_BASED = "source:ml.scores+"
+# The measurement marts (assignments and outcomes): built after each activation run, which writes what they read.
+MEASUREMENT = "tag:measurement"
 
 
 def dbt_env(s: Settings | None = None) -> dict[str, str]:

@@ -86,6 +86,7 @@ class DemoResult:
     model: dict = field(default_factory=dict)
     models: list[dict] = field(default_factory=list)
     model_report: str = ""
+    campaign_report: str = ""  # beacon.measure.report, beside the model report
     exports_dir: str = ""
 
     def to_dict(self) -> dict:
@@ -188,6 +189,8 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
                                   "valid_rows": meta["valid_rows"]})
     report = s.registry_dir / "reports" / "latest.html"
     result.model_report = str(report) if report.exists() else ""
+    campaigns = s.registry_dir / "reports" / "campaigns.html"
+    result.campaign_report = str(campaigns) if campaigns.exists() else ""
     result.exports_dir = str(s.exports_dir)
     return result
 

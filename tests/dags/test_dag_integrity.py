@@ -12,15 +12,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+DAG_IDS = {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation", "beacon_journeys"}
 HEAVY = ("pandas", "lightgbm", "duckdb", "sklearn", "great_expectations", "dbt", "splink", "numpy")
 
 
 def test_all_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"}
+    assert set(dagbag.dag_ids) == DAG_IDS
 
 
-@pytest.mark.parametrize("dag_id", ["beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"])
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
 def test_dag_house_rules(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags and "beacon" in dag.tags
@@ -63,7 +64,7 @@ print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": list(bag.import_errors
     res = json.loads(out.stdout.strip().splitlines()[-1])
     # Nothing a user cannot act on: Cosmos' hint to install OpenLineage (deliberately absent) is filtered.
     assert "apache-airflow-providers-openlineage" not in out.stdout + out.stderr
-    assert res["errors"] == [] and len(res["dags"]) == 4, res
+    assert res["errors"] == [] and set(res["dags"]) == DAG_IDS, res
     assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
 
 
@@ -173,6 +174,7 @@ def test_an_untested_cosmos_version_fails_loudly_naming_the_module():
 # read-write inside a process, see beacon.warehouse.connect), so a new task is in the pool unless listed here.
 NOT_WAREHOUSE_TASKS = {
     ("beacon_activation", "discover_deliveries"): "reads the dbt manifest only",
+    ("beacon_journeys", "list_journeys"): "reads the journey files only",
 }
 
 
@@ -191,10 +193,46 @@ def test_every_warehouse_writing_task_takes_the_duckdb_writer_pool(dagbag, airfl
     writers = {(d.dag_id, t.task_id): t for d in dagbag.dags.values() for t in d.tasks
                if (d.dag_id, t.task_id) not in NOT_WAREHOUSE_TASKS and not _is_cosmos_sensor(t)}
     assert set(NOT_WAREHOUSE_TASKS) <= {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks}
-    assert {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"} == {k[0] for k in writers}
+    assert DAG_IDS == {k[0] for k in writers}
     assert any(k[0] == "beacon_warehouse" and k[1].startswith("dbt.") for k in writers)  # the dbt build itself
     wrong = {k: t.pool for k, t in writers.items() if t.pool != "duckdb_writer" or t.pool_slots != 1}
     assert wrong == {}, f"warehouse-writing tasks outside the duckdb_writer pool: {wrong}"
     with create_session() as session:
         pool = session.query(Pool).filter(Pool.pool == "duckdb_writer").one()
     assert pool.slots == 1
+
+
+def test_journeys_dag_runs_on_a_timer_and_after_activation_with_one_mapped_task_per_journey(dagbag):
+    dag = dagbag.dags["beacon_journeys"]
+    tt = dag.timetable
+    assert type(tt).__name__ == "AssetOrTimeSchedule"
+    assert type(tt.asset_condition).__name__ == "AssetAny"  # either asset, or the timer
+    assert {a.uri for a in tt.asset_condition.objects} == {"beacon://exports/audiences", "beacon://events/realtime"}
+    assert "*/15 * * * *" in repr(tt) and "timezone='UTC'" in repr(tt)
+    adv = dag.get_task("advance_journey")
+    assert adv.pool == "duckdb_writer" and adv.max_active_tis_per_dag is None
+    assert [o.uri for o in adv.outlets] == ["beacon://journeys/transitions"]
+    assert dag.get_task("list_journeys").downstream_task_ids == {"advance_journey"}
+
+
+def test_an_invalid_journey_file_is_a_parse_error_naming_file_journey_and_node(tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "journeys", home / "journeys")
+    (home / "dbt_project").symlink_to(ROOT / "dbt_project")
+    bad = (home / "journeys" / "birthday.yml").read_text().replace("type: send", "type: sned")
+    (home / "journeys" / "birthday.yml").write_text(bad)
+    code = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(ROOT / 'dags' / 'beacon_journeys.py')!r})
+print(json.dumps(list(bag.import_errors.values())))
+"""
+    import os
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "BEACON_HOME": str(home)})
+    errors = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(errors) == 1 and "birthday.yml: journey birthday: node greeting" in errors[0]
+    assert "unknown node type 'sned'" in errors[0]

@@ -115,6 +115,26 @@ def test_every_stage_produced_output(demo):
     assert r.warehouse["ml.scores"] == sum(scored.values())
 
 
+def test_campaign_report_shows_every_audience_with_its_interval_in_chromium(demo, browser_page):
+    # The activation DAG's last task built the measurement marts and wrote the campaign report beside the model
+    # report; a real browser shows a section with a conversion interval for every audience with a control group.
+    s, day, r = demo
+    assert r.campaign_report and Path(r.campaign_report).parent == Path(r.model_report).parent
+    with connect() as con:
+        arms = dict(con.execute("""SELECT campaign, count(DISTINCT arm) FROM measurement.campaign_exposures
+            GROUP BY 1""").fetchall())
+    with_control = sorted(c for c, n in arms.items() if n == 2)
+    assert len(with_control) >= 5
+    page = browser_page.page
+    page.goto(Path(r.campaign_report).resolve().as_uri())
+    for c in with_control:
+        text = page.locator(f"section[data-campaign='{c}']").inner_text()
+        assert "95% interval" in text and "converted" in text, c
+    sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+    assert len(sizes) >= 2 + len(with_control) and all(ok and w > 0 for ok, w in sizes)
+    assert browser_page.console_errors == []
+
+
 def test_models_read_the_features_the_mart_publishes(demo):
     # One definition: the ML features at the warehouse clock are the mart customer_features, value for value.
     from ml import features

@@ -2,8 +2,9 @@
 
 Each member of an audience gets at most one reason not to be sent, decided in this order (the first
 that applies wins, so counters add up): erased, complained, hard_bounced, unsubscribed, opted_out,
-no_consent, invalid, lower_priority, frequency_cap; a member with no reason is then either held out
-(the control group) or sendable.
+no_consent, global_control (the program-wide control group, beacon.measure.warehouse), invalid,
+lower_priority, frequency_cap; a member with no reason is then either held out (the audience's control
+group) or sendable.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import pandas as pd
 from beacon.audiences import CHANNELS, Audience
 from beacon.config import settings
 from beacon.emails import macro_sql
+from beacon.measure.warehouse import global_control_sql, global_period
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
 CONSENT_REASONS = ("opted_out", "no_consent")
-REASON_ORDER = (*SUPPRESSION_REASONS, *CONSENT_REASONS, "invalid", "lower_priority", "frequency_cap")
+REASON_ORDER = (*SUPPRESSION_REASONS, *CONSENT_REASONS, "global_control", "invalid", "lower_priority", "frequency_cap")
 # Customer attributes a destination may map; segment columns of the same name win.
 CUSTOMER_FIELDS = ("email", "phone_e164", "first_name", "last_name", "city", "state", "postal_code")
 WINDOW_DAYS = 7
@@ -171,6 +173,8 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                          OR m.unsubscribed THEN 'unsubscribed'
                     WHEN c.status = 'opt_out' THEN 'opted_out'
                     WHEN $opt_in_required AND c.status IS DISTINCT FROM 'opt_in' THEN 'no_consent'
+                    -- The global control group gets no marketing at all (measures the whole program).
+                    WHEN {global_control_sql('s.customer_id', '$global_pct', '$global_period')} THEN 'global_control'
                     WHEN {invalid} THEN 'invalid'
                     WHEN s.customer_id IN (SELECT customer_id FROM higher) THEN 'lower_priority'
                     WHEN $cap IS NOT NULL AND coalesce(r.n, 0) >= $cap THEN 'frequency_cap'
@@ -189,7 +193,8 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
         SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base
     """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
           policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
-          "consent_channel": policy.consent_channel}
+          "consent_channel": policy.consent_channel, "global_pct": settings().global_control_pct,
+          "global_period": global_period(as_of)}
 
 
 def _message_channels(policy: ChannelPolicy, channel: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""`beacon bench pipeline|warehouse|activation|score|ingest|best-time`: benchmarks, JSON with --json."""
+"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|best-time|…`: benchmarks, JSON with --json."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ def cmd_pipeline(args) -> int:
         for st in d["stages"]:
             t.add_row(st["stage"], f"{st['seconds']:.2f}", f"{st['rows']:,}", f"{st['rows_per_s']:,.0f}")
         console.print(t)
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_measure(args) -> int:
+    from beacon.bench.measure import bench_coverage, bench_uplift
+
+    d = {"coverage": bench_coverage(worlds=args.worlds, people=args.people)}
+    if not args.no_uplift:
+        d["uplift"] = bench_uplift()
+
+    def render(d):
+        console.print(kv_table(f"Coverage of 95% intervals over {d['coverage']['worlds']} worlds",
+                               {k: round(v, 4) if isinstance(v, float) else v for k, v in d["coverage"].items()}))
+        if "uplift" in d:
+            console.print(kv_table("Uplift: held-out Qini coefficient (mean over worlds)",
+                                   {k: round(v, 4) for k, v in d["uplift"]["qini"].items()}))
     emit(d, args.json, render)
     return 0
 
@@ -87,6 +104,21 @@ def cmd_activation(args) -> int:
     def render(d):
         console.print(kv_table("Activation diff", d["diff"]))
         console.print(kv_table("Webhook delivery", {k: v for k, v in d["webhook"].items() if not isinstance(v, dict)}))
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_journeys(args) -> int:
+    from beacon.bench.journeys import bench_journeys
+
+    d = bench_journeys(people=args.people, days=args.days, step_hours=args.step_hours)
+
+    def render(d):
+        console.print(kv_table("Journeys: first advance of every built-in journey",
+                               {"people": d["people"], "seconds": d["first_advance_seconds"],
+                                **{k: v for k, v in d["after_first_run"].items()}}))
+        console.print(kv_table("Simulated days", {"days": d["days"], "advance seconds": d["advance_seconds"],
+                                                  "max file bytes per active person": d["max_file_bytes_per_active"]}))
     emit(d, args.json, render)
     return 0
 
@@ -191,6 +223,12 @@ def register(sub) -> None:
     ba.add_argument("--repeats", dest="repeat", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling, still accepted
     ba.add_argument("--json", action="store_true")
     ba.set_defaults(func=cmd_activation)
+    bj = bsub.add_parser("journeys", help="advance every built-in journey over N people; state bytes per active person")
+    bj.add_argument("--people", type=int, default=100_000)
+    bj.add_argument("--days", type=int, default=30)
+    bj.add_argument("--step-hours", type=int, default=24, help="hours between simulated runs (default 24)")
+    bj.add_argument("--json", action="store_true")
+    bj.set_defaults(func=cmd_journeys)
     bs = bsub.add_parser("score", help="score N synthetic customers through the real scoring path and write them")
     bs.add_argument("--customers", type=int, default=1_000_000)
     bs.add_argument("--models", default="lead_score,churn,ltv")
@@ -225,6 +263,12 @@ def register(sub) -> None:
     bbt.add_argument("--rounds", type=int, default=8, help="weekly campaigns simulated per policy")
     bbt.add_argument("--json", action="store_true")
     bbt.set_defaults(func=cmd_best_time)
+    bm = bsub.add_parser("measure", help="interval coverage, CUPED and uplift Qini on worlds with planted effects")
+    bm.add_argument("--worlds", type=int, default=100)
+    bm.add_argument("--people", type=int, default=3000)
+    bm.add_argument("--no-uplift", action="store_true")
+    bm.add_argument("--json", action="store_true")
+    bm.set_defaults(func=cmd_measure)
     bdp = bsub.add_parser("dag-parse", help="seconds to parse every DAG in a fresh interpreter (median)")
     bdp.add_argument("--repeat", type=int, default=5)
     bdp.add_argument("--json", action="store_true")

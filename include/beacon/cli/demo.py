@@ -50,6 +50,8 @@ def cmd_demo(args) -> int:
                 m["model"]: f"{m['version']}  {m['metric']} {m['value']}  rows {m['train_rows']}/{m['valid_rows']}"
                 for m in d["models"]}))
             console.print(f"Model report: [bold]{d['model_report']}[/bold]")
+        if d.get("campaign_report"):
+            console.print(f"Campaign report: [bold]{d['campaign_report']}[/bold]")
         console.print(f"Exports: [bold]{d['exports_dir']}[/bold]  (one folder per audience and day: CSV + manifest.json)")
     emit(d, args.json, render)
     return 0

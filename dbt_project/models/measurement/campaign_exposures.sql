@@ -1,0 +1,99 @@
+-- One row per campaign and assigned person: the arm (treatment or control), whether a message was sent, the
+-- exposure time ("would have sent" for the control group, so both groups have a clock) and pre-exposure
+-- covariates for CUPED. Audiences: from activation's sync log (a held-out member is logged as 'held_out', a
+-- treated one as an 'add'); the first decision per person and audience is the assignment, for good.
+-- People suppressed or in the global control group never enter either arm (both arms are eligible people).
+-- Journeys: every entry that went through a split node (an arm, 'control' included) from the journeys
+-- engine's log (in flight) and its compacted entries (finished); the exposure clock is the entry time, the
+-- same for every arm. Journey sends also pass through the sync log, as audiences named journey__<name>__<node>:
+-- those rows are left out here (they are the journey's, counted once above).
+{%- set sync_log = source('activation', 'sync_log') %}
+{%- set transitions = source('journeys', 'transitions') %}
+{%- set finished = source('journeys', 'finished') %}
+with decisions as (
+    {%- if relation_exists(sync_log) %}
+    select
+        'audience:' || audience as campaign, audience as source_name, customer_id, channel, as_of, run_id,
+        case when status = 'held_out' then 'control' else 'treatment' end as arm,
+        (operation = 'add' and status = 'delivered')::integer as messages
+    from {{ sync_log }}
+    where (status = 'held_out' or operation = 'add') and not starts_with(audience, 'journey__')
+    {%- else %}
+    -- The activation tables do not exist before the first activation run: no decisions yet.
+    select
+        null::varchar as campaign, null::varchar as source_name, null::varchar as customer_id,
+        null::varchar as channel, null::timestamp as as_of, null::varchar as run_id, null::varchar as arm,
+        null::integer as messages
+    where false
+    {%- endif %}
+    {%- if relation_exists(transitions) %}
+    union all
+    select
+        'journey:' || journey, journey, customer_id, null, min(entered_at), any_value(run_id), max(arm),
+        count(*) filter (where transition = 'sent')
+    from {{ transitions }}
+    group by journey, customer_id, entry_no
+    having max(arm) is not null
+    {%- endif %}
+    {%- if relation_exists(finished) %}
+    union all
+    select 'journey:' || journey, journey, customer_id, null, entered_at, compacted_run, arm, sends
+    from {{ finished }}
+    where arm is not null
+    {%- endif %}
+),
+
+holdouts as (
+    -- The designed control share of each audience (meta.audience.holdout_pct), for the sample-ratio check.
+    {%- set rows = [] %}
+    {%- if execute %}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model'
+        and node.original_file_path.startswith('models/segments/') and node.config.meta.get('audience') %}
+    {%- do rows.append("('audience:" ~ (node.config.meta.audience.get('name') or node.name) ~ "', "
+                       ~ node.config.meta.audience.get('holdout_pct', 0) ~ ")") %}
+    {%- endfor %}
+    {%- endif %}
+    {%- if rows %}
+    select col0 as campaign, col1::double as holdout_pct from (values {{ rows | join(', ') }})
+    {%- else %}
+    select null::varchar as campaign, null::double as holdout_pct where false
+    {%- endif %}
+),
+
+assigned as (
+    select
+        campaign,
+        customer_id,
+        any_value(source_name) as source_name,
+        arg_min(arm, as_of) as arm,
+        min(as_of) as exposed_at,
+        arg_min(channel, as_of) as channel,
+        arg_min(run_id, as_of) as run_id,
+        sum(messages) > 0 as sent,
+        sum(messages)::integer as messages
+    from decisions
+    group by campaign, customer_id
+),
+
+orders as (
+    select customer_id, ordered_at, total_amount from {{ ref('fct_orders') }} where status = 'completed'
+),
+
+final as (
+    select
+        a.campaign, a.customer_id, a.source_name, a.arm, a.sent, a.messages, a.channel, a.exposed_at, a.run_id,
+        h.holdout_pct::double as holdout_pct,
+        (select count(*) from orders o
+         where o.customer_id = a.customer_id and o.ordered_at < a.exposed_at
+             and o.ordered_at >= a.exposed_at - interval 90 day) as prior_orders_90d,
+        coalesce((select sum(o.total_amount) from orders o
+                  where o.customer_id = a.customer_id and o.ordered_at < a.exposed_at
+                      and o.ordered_at >= a.exposed_at - interval 90 day), 0) as prior_revenue_90d,
+        (select count(*) from {{ ref('fct_web_sessions') }} s
+         where s.customer_id = a.customer_id and s.session_started_at < a.exposed_at
+             and s.session_started_at >= a.exposed_at - interval 90 day) as prior_visits_90d
+    from assigned a
+    left join holdouts h on h.campaign = a.campaign
+)
+
+select * from final

@@ -1,0 +1,250 @@
+"""Measurement on the warehouse: the global control group, lift per campaign, results in the `measurement` schema.
+
+The assignment and outcome marts are dbt models (`dbt_project/models/measurement/`): `measurement.campaign_exposures`
+(one row per campaign and person: arm, sent, exposure time, pre-exposure covariates) and
+`measurement.campaign_outcome_events` (orders, clicks, form submits, configured events). This module reads them, computes
+outcomes within a window (`beacon.measure.outcomes`, as dbt's `measurement.campaign_exposure_outcomes`) and the
+statistics (`beacon.measure.stats`), and writes `measurement.lift_results`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from beacon.config import settings
+from beacon.measure import stats
+from beacon.measure.outcomes import exposure_outcomes
+from beacon.warehouse import clock
+
+OUTCOMES = ("converted", "revenue", "clicks", "form_submits")
+COVARIATES = ("prior_orders_90d", "prior_revenue_90d", "prior_visits_90d")
+
+
+def global_period(as_of, period_days: int | None = None) -> int:
+    """The number of the global-control period holding `as_of` (periods count from 1970-01-01)."""
+    days = period_days or settings().global_control_period_days
+    d = pd.Timestamp(as_of).date()
+    return (d - date(1970, 1, 1)).days // days
+
+
+def global_period_bounds(period: int, period_days: int | None = None) -> tuple[date, date]:
+    days = period_days or settings().global_control_period_days
+    start = date(1970, 1, 1) + timedelta(days=period * days)
+    return start, start + timedelta(days=days)
+
+
+def global_control_sql(customer: str, pct: str, period: str) -> str:
+    """SQL that is true for members of the global control group: a stable hash of (period, person) below pct %.
+
+    Governance excludes them from every send; a new period redraws the group (history is kept)."""
+    return (f"({pct} > 0 AND (('0x' || substr(md5('global:' || ({period})::VARCHAR || ':' || {customer}), 1, 8))"
+            f"::UBIGINT % 10000) / 100.0 < {pct})")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS measurement")
+    con.execute("""CREATE TABLE IF NOT EXISTS measurement.global_control (
+        period INTEGER, customer_id VARCHAR, period_start DATE, period_end DATE, pct DOUBLE, recorded_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS measurement.lift_results (
+        computed_at TIMESTAMP, as_of TIMESTAMP, campaign VARCHAR, window_days DOUBLE, outcome VARCHAR, arm VARCHAR,
+        result JSON, srm JSON)""")
+
+
+def refresh_global_control(con: duckdb.DuckDBPyConnection, as_of) -> dict:
+    """Record this period's global control members (new people as they appear); earlier periods stay as history."""
+    ensure_tables(con)
+    s = settings()
+    period = global_period(as_of)
+    start, end = global_period_bounds(period)
+    cond = global_control_sql("c.customer_id", "$pct", "$period")
+    con.execute(f"""INSERT INTO measurement.global_control
+        SELECT $period, c.customer_id, $start, $end, $pct, $as_of::TIMESTAMP FROM marts.dim_customers c
+        WHERE {cond} AND NOT EXISTS (SELECT 1 FROM measurement.global_control g
+                                     WHERE g.period = $period AND g.customer_id = c.customer_id)""",
+                {"period": period, "start": start, "end": end, "pct": s.global_control_pct, "as_of": str(as_of)})
+    n = con.execute("SELECT count(*) FROM measurement.global_control WHERE period = ?", [period]).fetchall()[0][0]
+    return {"period": period, "start": str(start), "end": str(end), "pct": s.global_control_pct, "members": n}
+
+
+def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                       [schema, table]).fetchall()[0][0] > 0
+
+
+def campaign_frames(con: duckdb.DuckDBPyConnection, campaign: str | None = None,
+                    window_days: float | None = None) -> tuple[pd.DataFrame, float]:
+    """One row per (campaign, assigned person) with outcomes in the window and pre-exposure covariates."""
+    window = float(window_days or settings().measurement_window_days)
+    if not _has(con, "measurement", "campaign_exposures"):
+        raise RuntimeError("no measurement.campaign_exposures yet: run the activation DAG (or `make demo`) first")
+    where = "WHERE campaign = ?" if campaign else ""
+    exp = con.execute(f"SELECT * FROM measurement.campaign_exposures {where}", [campaign] if campaign else []).df()
+    if campaign and exp.empty:
+        known = [r[0] for r in con.execute("SELECT DISTINCT campaign FROM measurement.campaign_exposures ORDER BY 1").fetchall()]
+        raise ValueError(f"no assignments for {campaign!r}; campaigns with assignments: {known}")
+    ev = con.execute("""SELECT customer_id, event_type, occurred_at, revenue FROM measurement.campaign_outcome_events
+        WHERE customer_id IN (SELECT customer_id FROM measurement.campaign_exposures)""").df()
+    out = exposure_outcomes(exp, ev, window)
+    out["form_submits"] = _count(exp, ev[ev.event_type == "form_submitted"], window)
+    return out, window
+
+
+def _count(exp: pd.DataFrame, ev: pd.DataFrame, window: float) -> list[int]:
+    """Events per exposure in (exposed_at, exposed_at + window]."""
+    if ev.empty:
+        return [0] * len(exp)
+    e = exp.reset_index(drop=True).assign(_row=lambda d: range(len(d)))
+    m = e[["_row", "customer_id", "exposed_at"]].merge(ev, on="customer_id")
+    m = m[(m.occurred_at > m.exposed_at) & (m.occurred_at <= m.exposed_at + pd.Timedelta(days=window))]
+    counts = m.groupby("_row").size()
+    return [int(counts.get(i, 0)) for i in range(len(e))]
+
+
+def _weights(frame: pd.DataFrame) -> dict[str, float] | None:
+    """The designed split of a campaign (from the audience's holdout %), for the sample-ratio check."""
+    pct = frame.holdout_pct.dropna().unique() if "holdout_pct" in frame else []
+    if len(pct) != 1 or not 0 < pct[0] < 100:
+        return None
+    return {"treatment": 100 - float(pct[0]), "control": float(pct[0])}
+
+
+def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool = False, as_of=None) -> dict:
+    """Every outcome of one campaign, each arm against control, with SRM, ROI and one sentence per result."""
+    arms = frame.arm.value_counts().to_dict()
+    d: dict = {"campaign": campaign, "window_days": window, "people": len(frame), "arms": arms, "results": [],
+               "notes": []}
+    if as_of is not None:
+        ends = pd.to_datetime(frame.exposed_at, utc=True) + pd.Timedelta(days=window)
+        clock_utc = pd.Timestamp(as_of)
+        clock_utc = clock_utc.tz_localize("UTC") if clock_utc.tzinfo is None else clock_utc.tz_convert("UTC")
+        still_open = int((ends > clock_utc).sum())
+        if still_open:
+            d["notes"].append(f"{campaign}: the {window:g}-day window is still open for {still_open:,} of {len(frame):,} "
+                              "people; their outcomes so far are counted, so the figures will still change")
+    w = _weights(frame)
+    d["srm"] = stats.srm(arms, w) if w and len(arms) >= 2 else None
+    if "control" not in arms or arms.get("control", 0) < 2 or len(arms) < 2:
+        d["notes"].append(f"{campaign}: no control group to compare with (arms: {arms}); no lift is computed")
+        return d
+    covs = [c for c in COVARIATES if c in frame and frame[c].notna().all()]
+    # An outcome nobody had (e.g. no form on the site) has nothing to compare; it is listed, not tested.
+    # Conversion always has an interval (Newcombe's is defined at 0 of n); the others need some variation.
+    outcomes = [o for o in OUTCOMES if o in frame and (o == "converted" or frame[o].astype(float).var() > 0)]
+    d["not_observed"] = [o for o in OUTCOMES if o not in outcomes]
+    results = stats.lift_table(frame, "arm", "control", outcomes, covs,
+                               sequential=sequential, source=campaign)
+    costs = message_costs()
+    for r in results:
+        d["results"].append(r.to_dict() | {"verdict": stats.verdict(r)})
+    by = {(r.outcome, r.arm): r for r in results}
+    for arm in sorted(set(arms) - {"control"}):
+        t = frame[frame.arm == arm]
+        per_channel = t[t.sent].channel.value_counts().to_dict()
+        cost = sum(n * costs.get(ch, 0.0) for ch, n in per_channel.items())
+        messages = int(t.sent.sum())
+        roi = stats.roi(by.get(("converted", arm)), by.get(("revenue", arm)), messages,
+                        cost / messages if messages else 0.0)
+        d.setdefault("roi", {})[arm] = roi | {"messages_per_channel": per_channel}
+    return d
+
+
+def message_costs() -> dict[str, float]:
+    """Cost per message per channel from BEACON_MESSAGE_COSTS ('email=0.001,ads=0.005')."""
+    out = {}
+    for part in settings().message_costs.split(","):
+        if not part.strip():
+            continue
+        ch, _, v = part.partition("=")
+        try:
+            out[ch.strip()] = float(v)
+        except ValueError:
+            raise ValueError(f"BEACON_MESSAGE_COSTS: {part!r} is not channel=cost") from None
+    return out
+
+
+def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, journey: str | None = None,
+                  window_days: float | None = None, sequential: bool = False) -> dict:
+    """Lift of every campaign (or one audience or journey) on the warehouse, as `beacon measure lift` shows it."""
+    campaign = f"audience:{audience}" if audience else f"journey:{journey}" if journey else None
+    frame, window = campaign_frames(con, campaign, window_days)
+    as_of = clock(con) if _has(con, "marts", "warehouse_as_of") else None
+    results, notes, srms, rois = [], [], {}, {}
+    for name, g in frame.groupby("campaign", sort=True):
+        d = lift_for(g, name, window, sequential, as_of)
+        results += [r | {"campaign": name} for r in d["results"]]
+        notes += d["notes"]
+        srms[name] = d["srm"]
+        rois[name] = d.get("roi", {})
+    srm_bad = [c for c, s in srms.items() if s and s["mismatch"]]
+    return {"title": f"Lift within {window:g} days of exposure (intent to treat)", "window_days": window,
+            "results": results, "notes": notes + [f"{c}: sample ratio mismatch, do not trust its lift" for c in srm_bad],
+            "srm_by_campaign": srms, "roi": rois}
+
+
+def attribution_last_touch(con: duckdb.DuckDBPyConnection, window_days: float | None = None) -> pd.DataFrame:
+    """Each order credited once, to the latest *sent* message before it within the window (a view, not lift)."""
+    window = float(window_days or settings().measurement_window_days)
+    return con.execute("""
+        WITH o AS (SELECT customer_id, occurred_at, revenue FROM measurement.campaign_outcome_events WHERE event_type = 'order'),
+        touch AS (
+            SELECT o.customer_id, o.occurred_at, o.revenue, e.campaign,
+                row_number() OVER (PARTITION BY o.customer_id, o.occurred_at ORDER BY e.exposed_at DESC, e.campaign) AS k
+            FROM o JOIN measurement.campaign_exposures e ON e.customer_id = o.customer_id AND e.sent
+                AND o.occurred_at > e.exposed_at AND o.occurred_at <= e.exposed_at + to_days(CAST(? AS INTEGER)))
+        SELECT campaign, count(*) AS orders, sum(revenue) AS revenue FROM touch WHERE k = 1 GROUP BY 1 ORDER BY 1
+    """, [int(round(window))]).df()
+
+
+def store_results(con: duckdb.DuckDBPyConnection, d: dict, as_of) -> int:
+    """Append one run's results to measurement.lift_results (history kept, newest by computed_at)."""
+    ensure_tables(con)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [(now, str(as_of), r["campaign"], d["window_days"], r["outcome"], r["arm"], json.dumps(r, default=str),
+             json.dumps(d["srm_by_campaign"].get(r["campaign"]), default=str)) for r in d["results"]]
+    if rows:
+        con.executemany("INSERT INTO measurement.lift_results VALUES (?, ?::TIMESTAMP, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+UPLIFT_MIN_PER_ARM = 200  # fewer assigned people in either arm: too little to learn who is persuadable
+
+
+def _features_now(con: duckdb.DuckDBPyConnection, as_of) -> pd.DataFrame:
+    """The uplift features for every customer as of the warehouse clock (as the exposures' covariates are)."""
+    return con.execute("""
+        WITH c AS (SELECT customer_id FROM marts.dim_customers),
+        o AS (SELECT customer_id, count(*) AS n, sum(total_amount) AS rev FROM marts.fct_orders
+              WHERE status = 'completed' AND ordered_at < $as_of::TIMESTAMP
+                AND ordered_at >= $as_of::TIMESTAMP - INTERVAL 90 DAY GROUP BY 1),
+        v AS (SELECT customer_id, count(*) AS n FROM marts.fct_web_sessions
+              WHERE session_started_at < $as_of::TIMESTAMP
+                AND session_started_at >= $as_of::TIMESTAMP - INTERVAL 90 DAY GROUP BY 1)
+        SELECT c.customer_id, coalesce(o.n, 0) AS prior_orders_90d, coalesce(o.rev, 0) AS prior_revenue_90d,
+            coalesce(v.n, 0) AS prior_visits_90d
+        FROM c LEFT JOIN o USING (customer_id) LEFT JOIN v USING (customer_id)""", {"as_of": str(as_of)}).df()
+
+
+def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None) -> dict:
+    """Train the X-learner on every randomized campaign so far and score everyone into `ml.uplift`.
+
+    Segments can then target the persuadable (`decile >= 8`) rather than the already-converting."""
+    from beacon.measure.uplift import scores
+
+    frame, _ = campaign_frames(con, None, window_days)
+    frame = frame.assign(arm=frame.arm.where(frame.arm == "control", "treatment"))
+    counts = frame.arm.value_counts().to_dict()
+    if min(counts.get("treatment", 0), counts.get("control", 0)) < UPLIFT_MIN_PER_ARM or frame.converted.nunique() < 2:
+        return {"scored": 0, "reason": f"too little randomized data to learn uplift yet (arms: {counts})"}
+    now = _features_now(con, as_of)
+    s = scores(frame, "arm", "control", "converted", list(COVARIATES), score_rows=now)
+    s["trained_rows"] = len(frame)
+    s["scored_at"] = pd.Timestamp(as_of)
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.register("_uplift", s)
+    con.execute("CREATE OR REPLACE TABLE ml.uplift AS SELECT * FROM _uplift")
+    con.unregister("_uplift")
+    return {"scored": len(s), "trained_rows": len(frame), "model": "x_learner"}
