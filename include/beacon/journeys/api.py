@@ -58,7 +58,8 @@ def default_env(manifest_path: Path | None = None) -> Env:
     audiences = discover(manifest) if manifest.exists() else []
     return Env(destination=lambda ch: registry.build(ch, str(s.exports_dir)), audiences=audiences,
                relations={a.name: a.relation for a in audiences},
-               policy=lambda d: replace(default_policy(d.channel), **registry.policy_overrides(d.name)))
+               policy=lambda d: replace(default_policy(d.channel), **registry.policy_overrides(d.name)),
+               templates_dir=journeys_dir() / "templates")
 
 
 def run(con: duckdb.DuckDBPyConnection, name: str, clock, env: Env | None = None, run_id: str | None = None) -> RunResult:

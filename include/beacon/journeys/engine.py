@@ -80,6 +80,7 @@ class Env:
     audiences: list[Audience] = field(default_factory=list)
     relations: dict[str, str] = field(default_factory=dict)  # segment name -> schema.table
     policy: Callable[[object], object] | None = None  # destination -> ChannelPolicy (None: the house default)
+    templates_dir: Path | None = None  # the send templates (None: <home>/journeys/templates)
 
     def relation(self, segment: str) -> str:
         return self.relations.get(segment, f"segments.{segment}")
@@ -627,6 +628,13 @@ class _Run:
                             channels=(channel,), priority=self.j.priority, holdout_pct=0.0, refresh="hourly",
                             relation=rel, model=aud_name, path=f"journeys/{self.j.name}.yml")
         policy = self.env.policy(dest) if self.env.policy else default_policy(dest.channel)
+        bind = getattr(dest, "use_journey_messages", None)
+        if bind is not None and "journey_template" in extra_cols:  # render the node's own template (personalized)
+            from beacon.config import settings
+            from beacon.journeys.messages import JourneyMessages
+
+            tdir = self.env.templates_dir or settings().home / "journeys" / "templates"
+            bind(JourneyMessages.load(con, who, tdir, self.env.audiences, self.env.relations))
         # Empty plan tables: if the sync fails before planning, nobody counts as sent or skipped.
         con.execute("CREATE OR REPLACE TEMP TABLE _desired (customer_id VARCHAR, payload VARCHAR, row_hash VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE _gov (customer_id VARCHAR, reason VARCHAR, held_out BOOLEAN)")
@@ -636,9 +644,16 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - the rows not acknowledged are retried next run
             self.res.errors.append(f"node {node_id}: {type(exc).__name__}: {exc}")
         finally:
+            if bind is not None:
+                bind(None)
             close = getattr(dest, "close", None)
             if close:
                 close()
+        # Per-person failures (e.g. a template field one person lacks) are in activation.sync_log; report each kind.
+        for err, k in con.execute("""SELECT error, count(*) FROM activation.sync_log WHERE run_id = $r
+                AND status = 'failed' AND error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5""",
+                                  {"r": f"{self.run_id}:{node_id}"}).fetchall():
+            self.res.errors.append(f"node {node_id}: {k} failed: {err}")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _sent AS
             SELECT w.customer_id, w.journey_entry_no AS entry_no FROM {rel} w
             JOIN _desired d ON d.customer_id = w.customer_id

@@ -21,7 +21,7 @@ from jinja2 import TemplateError
 from markupsafe import escape as _escape
 
 from beacon.activation.destinations import Batch, RowResult
-from beacon.personalize.render import PACKAGE_TEMPLATES, make_environment
+from beacon.personalize.render import PACKAGE_TEMPLATES, TemplateFieldError, make_environment
 
 __all__ = ["PACKAGE_TEMPLATES", "SmtpEmail"]
 
@@ -52,6 +52,7 @@ class SmtpEmail:
         self.batch_size, self.timeout, self.fields = batch_size, timeout, fields
         # The same sandbox as beacon.personalize (journeys' messages), with the old lenient missing-value rule.
         self.env = make_environment([templates_dir] if templates_dir else [], strict=False)
+        self.journey_messages = None  # set by the journeys engine for one sync (see use_journey_messages)
 
     @classmethod
     def from_connection(cls, name: str, conn) -> SmtpEmail:
@@ -72,19 +73,27 @@ class SmtpEmail:
         return [Batch(name=name, rows=rows.iloc[i:i + self.batch_size].reset_index(drop=True), meta=meta)
                 for i in range(0, len(rows), self.batch_size)]
 
+    def use_journey_messages(self, messages) -> None:
+        """Rows with a `journey_template` are rendered by `messages.render(row)` (subject, text, html): the journey's
+        own template with beacon.personalize's context (beacon.journeys.messages); None restores the audience templates."""
+        self.journey_messages = messages
+
     def unsubscribe_token(self, audience: str, customer_id: str) -> str:
         """A signature the unsubscribe endpoint can verify without a lookup table."""
         return hmac.new(self._secret.encode(), f"{audience}:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def render(self, audience: str, row: dict, meta: dict) -> tuple[str, str, str]:
         """Subject, text and HTML for one person (the footer is appended here, not left to the template)."""
-        ctx = {**row, "audience": audience, "audience_description": meta.get("description", "")}
+        if self.journey_messages is not None and isinstance(row.get("journey_template"), str):
+            subject, text, html = self.journey_messages.render(row)
+        else:
+            ctx = {**row, "audience": audience, "audience_description": meta.get("description", "")}
 
-        def pick(kind: str):
-            return self.env.select_template([f"{audience}.{kind}.j2", f"default.{kind}.j2"])
+            def pick(kind: str):
+                return self.env.select_template([f"{audience}.{kind}.j2", f"default.{kind}.j2"])
 
-        subject = " ".join(pick("subject").render(ctx).split())
-        text, html = pick("txt").render(ctx), pick("html").render(ctx)
+            subject = " ".join(pick("subject").render(ctx).split())
+            text, html = pick("txt").render(ctx), pick("html").render(ctx)
         link = self.unsubscribe_link(audience, row["customer_id"])
         text += f"\n--\n{self.postal_address}\nUnsubscribe: {link}\n"
         footer = (f'<hr><p style="font-size:12px">{_escape(self.postal_address)}<br>'
@@ -156,7 +165,8 @@ class SmtpEmail:
                 continue
             try:
                 msg = self.message(audience, row, batch.meta)
-            except (TemplateError, KeyError, TypeError) as exc:
+            except (TemplateError, TemplateFieldError, KeyError, TypeError) as exc:
+                # TemplateFieldError's message names template, field and customer; the others still get sent.
                 yield i, RowResult(key=key, status="failed", error=f"template: {type(exc).__name__}: {exc}")
                 continue
             for attempt in (1, 2):  # one reconnect if the server dropped the session
