@@ -154,3 +154,22 @@ def test_json_schema_accepts_the_builtin_files_and_refuses_unknown_fields():
     bad["nodes"][0]["colour"] = "red"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_send_templates_are_parsed_and_their_fields_checked(tmp_path):
+    tpl = tmp_path / "templates"
+    tpl.mkdir()
+    (tpl / "hello.subject.j2").write_text("Hi {{ first_name }}")
+    (tpl / "hello.txt.j2").write_text("{% for p in recommendations %}{{ p.name }}{% endfor %}\n{{ favourite_colour }}")
+    (tpl / "bye.subject.j2").write_text("Bye")
+    (tpl / "bye.txt.j2").write_text("line one\n{% if first_name %}unclosed")
+    cat = Catalog(audiences=CAT.audiences, templates=CAT.templates, template_dir=tpl,
+                  attributes=frozenset({"customer_id", "first_name"}))
+    (tmp_path / "demo.yml").write_text(yaml.safe_dump(BASE))
+    got = load_dir(tmp_path, cat).problems
+    assert len(got) == 2, got
+    assert "node hello" in got[0] and "unknown field(s) ['favourite_colour']" in got[0]
+    assert "node bye" in got[1] and "bye.txt.j2 line 2" in got[1]
+    # The project's own journeys and templates pass (the catalog reads dim_customers' documented columns).
+    rep = load_dir(ROOT / "journeys", default_catalog(ROOT / "journeys", ROOT / "dbt_project"))
+    assert rep.problems == [] and len(rep.journeys) >= 6

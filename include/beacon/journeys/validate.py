@@ -50,6 +50,8 @@ class Catalog:
     templates: frozenset[str]
     events: frozenset[str] = frozenset(KNOWN_EVENTS)
     channels: frozenset[str] = frozenset(CHANNELS)
+    template_dir: Path | None = None  # set: send templates are parsed (syntax) and their fields checked
+    attributes: frozenset[str] | None = None  # person attributes templates may use (None: not checked)
 
 
 @dataclass
@@ -72,7 +74,48 @@ def default_catalog(journeys_dir: Path, dbt_project_dir: Path) -> Catalog:
     """Segments from dbt_project/models/segments/*.sql, templates from journeys/templates/<name>.<part>.j2."""
     segs = frozenset(p.stem for p in (dbt_project_dir / "models" / "segments").glob("*.sql"))
     tpl = frozenset(p.name.split(".")[0] for p in (journeys_dir / "templates").glob("*.j2"))
-    return Catalog(audiences=segs, templates=tpl)
+    return Catalog(audiences=segs, templates=tpl, template_dir=journeys_dir / "templates",
+                   attributes=_documented_attributes(dbt_project_dir))
+
+
+def _documented_attributes(dbt_project_dir: Path) -> frozenset[str] | None:
+    """marts.dim_customers' documented columns (what a template may read of a person), None if not found."""
+    import yaml
+
+    for p in sorted((dbt_project_dir / "models" / "marts").glob("*.yml")):
+        for m in (yaml.safe_load(p.read_text()) or {}).get("models", []) or []:
+            if m.get("name") == "dim_customers" and m.get("columns"):
+                return frozenset(c["name"] for c in m["columns"])
+    return None
+
+
+# Names a journey template may read besides the person's attributes (beacon.journeys.messages' context).
+CONTEXT_NAMES = frozenset({"scores", "segments", "branch", "recommendations", "journey", "journey_node"})
+
+
+def _template_problems(where: str, name: str, c: Catalog) -> list[str]:
+    """Syntax errors (file and line) and fields that are neither context names nor person attributes."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    from beacon.personalize.render import Renderer
+
+    env = Renderer(c.template_dir).env
+    out, used = [], set()
+    for kind in ("subject", "txt", "html"):
+        f = c.template_dir / f"{name}.{kind}.j2"
+        if not f.exists():
+            if kind != "html":  # the HTML part is optional (the text is used)
+                out.append(f"{where}: template {f.name} is missing")
+            continue
+        try:
+            used |= meta.find_undeclared_variables(env.parse(f.read_text(), name=f.name))
+        except TemplateSyntaxError as exc:
+            out.append(f"{where}: template {f.name} line {exc.lineno}: {exc.message}")
+    unknown = sorted(used - set(env.globals) - CONTEXT_NAMES - (c.attributes or frozenset()))
+    if unknown and c.attributes is not None:
+        out.append(f"{where}: template {name} uses unknown field(s) {unknown}; a person has the marts.dim_customers "
+                   f"columns and {sorted(CONTEXT_NAMES)}")
+    return out
 
 
 def _where(path: Path | str, journey: str | None, node: str | None = None) -> str:
@@ -231,6 +274,8 @@ def _references(path: Path | str, j: Journey, c: Catalog) -> list[str]:
         if isinstance(n, SendNode):
             need("channel", n.channel, c.channels, n.id)
             need("template", n.template, c.templates, n.id)
+            if c.template_dir is not None and n.template in c.templates:
+                out.extend(_template_problems(_where(path, j.name, n.id), n.template, c))
         elif isinstance(n, WaitFor):
             need("event", n.event, c.events, n.id)
             need("audience", n.segment, c.audiences, n.id)
