@@ -127,3 +127,42 @@ def test_scores_reasons_and_blocks_by_branch_or_segment_and_one_render_error_doe
     r2 = run(con, one_send("hi"), smtp(sink), tmp_path, audiences=[vip])
     assert (r2.sent, r2.failed) == (1, 0)
     assert [m[0] for m in sink.messages][-1] == ["p2@example.com"] and len(sink.messages) == 3
+
+
+def test_best_time_moves_the_send_to_the_persons_learned_local_hour_outside_quiet_hours(con):
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from support.journeys_world import Outboxes
+
+    # c1 reads at 18:00 Chicago (23:00 UTC), c2 at 23:00 Chicago (inside the quiet hours 21:00-08:00); 30 days each.
+    rows = [(c, "open", T - timedelta(days=d) + timedelta(hours=h)) for d in range(1, 31)
+            for c, h in (("c1", 8), ("c2", 13))]
+    con.executemany("INSERT INTO marts.fct_email_events VALUES (?, NULL, ?, ?, NULL)", [list(r) for r in rows])
+    segment(con, "members", ["c1", "c2", "c3"])
+    j = journey(name="bt", version=1, entry={"audience": "members"}, start="s",
+                nodes=[{"id": "s", "type": "send", "channel": "email", "template": "t", "best_time": True,
+                        "quiet_hours": {"start": "21:00", "end": "08:00"}, "next": "done"}, {"id": "done", "type": "exit"}])
+    boxes = Outboxes()
+    env = Env(destination=boxes)
+    lock = f"/tmp/beacon-journeys-bt-{os.getpid()}.lock"
+    r = advance(con, j, T, env, lock_path=lock)
+    due = dict(con.execute("""SELECT customer_id, due_at FROM journeys.current
+        WHERE transition = 'deferred' AND detail = 'best_time'""").fetchall())
+    assert r.sent + len(due) == 3 and {"c1", "c2"} <= set(due)
+    chicago = ZoneInfo("America/Chicago")
+
+    def local(ts):
+        return ts.replace(tzinfo=ZoneInfo("UTC")).astimezone(chicago)
+
+    assert local(due["c1"]).hour in (17, 18) and local(due["c1"]).minute == 0  # an email shortly before they read
+    assert local(due["c2"]).hour == 8  # their hour is quiet: the first allowed hour instead
+    assert all(T < d <= T + timedelta(days=1) for d in due.values())
+    # Nothing is sent before the hour; at the hour it is sent, once.
+    assert advance(con, j, due["c1"] - timedelta(minutes=15), env, lock_path=lock).sent == 0
+    advance(con, j, due["c1"], env, lock_path=lock)
+    sent = [c for _, c, _ in boxes.sent()]
+    assert "c1" in sent and "c2" not in sent  # c3 (no history of their own) may share the others' hour
+    advance(con, j, T + timedelta(days=1), env, lock_path=lock)
+    advance(con, j, T + timedelta(days=2), env, lock_path=lock)
+    assert sorted(c for _, c, _ in boxes.sent()) == ["c1", "c2", "c3"]

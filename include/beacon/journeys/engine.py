@@ -671,9 +671,63 @@ class _Run:
               AND (customer_id, journey_entry_no) NOT IN (SELECT customer_id, entry_no FROM _skipped)""").fetchall()[0][0]
         return "_sent", "_skipped"
 
+    def _best_time(self, node: SendNode) -> int:
+        """Best-time send: people arriving at the node wait (`deferred`, detail `best_time`) until their learned
+        local hour (`best_send_hours`: own opens and clicks, the others' as prior, a bandit that keeps exploring),
+        moved out of quiet hours to the first allowed hour; already in that hour, or back from the wait: sent now.
+        Leaves in `_at` the people to send now."""
+        import zlib
+
+        import pandas as pd
+
+        from beacon.personalize.best_time import best_send_hours, local_hours, next_send_times
+
+        con = self.con
+        con.execute("""CREATE OR REPLACE TEMP TABLE _bt_in AS SELECT a.*, coalesce(p.tz, 'UTC') AS bt_tz FROM _at a
+            LEFT JOIN _people p ON p.customer_id = a.customer_id
+            WHERE NOT (a.transition = 'deferred' AND coalesce(a.detail, '') = 'best_time')""")
+        people = con.execute("SELECT DISTINCT customer_id, bt_tz AS tz FROM _bt_in ORDER BY 1").df()
+        if not len(people):
+            return 0
+        cols = {r[0] for r in con.execute("""SELECT column_name FROM information_schema.columns
+            WHERE table_schema = 'marts' AND table_name = 'fct_email_events'""").fetchall()}
+        if cols:  # the year before the warehouse clock, these people only
+            msg = "e.message_id" if "message_id" in cols else "NULL::VARCHAR AS message_id"
+            engagement = con.execute(f"""SELECT e.customer_id, e.event_name, e.event_at, {msg}
+                FROM marts.fct_email_events e WHERE e.customer_id IN (SELECT customer_id FROM _bt_in)
+                  AND e.event_name IN ('sent', 'open', 'click') AND e.event_at <= {self.Tl}
+                  AND e.event_at > {self.Tl} - INTERVAL 365 DAY""").df()
+        else:
+            engagement = pd.DataFrame(columns=["customer_id", "event_name", "event_at", "message_id"])
+        seed = zlib.crc32(f"{self.j.name}|{node.id}|{self.T}".encode())
+        hours = best_send_hours(engagement, people, seed=seed).local_hour.to_numpy()
+        if node.quiet_hours:  # a quiet hour becomes the first allowed hour (quiet hours' end)
+            q = node.quiet_hours
+            first = (q.end.hour + (q.end.minute > 0)) % 24
+
+            def quiet(h: int) -> bool:
+                t = time(int(h))
+                return (t >= q.start or t < q.end) if q.start > q.end else q.start <= t < q.end
+
+            hours = [first if quiet(h) else int(h) for h in hours]
+        now = pd.Series([pd.Timestamp(self.T)] * len(people))
+        in_hour = local_hours(now, people.tz) == pd.Series(hours).to_numpy()
+        due = next_send_times(now, people.tz, pd.Series(hours)).dt.tz_convert("UTC").dt.tz_localize(None)
+        con.register("_bt_df", pd.DataFrame({"customer_id": people.customer_id, "bt_due": due.where(~in_hour)}))
+        con.execute("CREATE OR REPLACE TEMP TABLE _bt AS SELECT customer_id, bt_due::TIMESTAMP AS bt_due FROM _bt_df")
+        con.unregister("_bt_df")
+        src = "_bt_in a JOIN _bt b ON b.customer_id = a.customer_id"
+        moved = self.emit(self._move_sql("NULL", outcome="'deferred'", detail="'best_time'", due_override="b.bt_due",
+                                         src=src, where="b.bt_due IS NOT NULL"))
+        self.res.deferred += moved
+        con.execute("""CREATE OR REPLACE TEMP TABLE _at AS SELECT * FROM _at WHERE (customer_id, entry_no) NOT IN
+            (SELECT a.customer_id, a.entry_no FROM _bt_in a JOIN _bt b ON b.customer_id = a.customer_id
+             WHERE b.bt_due IS NOT NULL)""")
+        return moved
+
     def _send(self, node: SendNode) -> int:
         con, T = self.con, self.Tl
-        moved = 0
+        moved = self._best_time(node) if node.best_time else 0
         if node.quiet_hours:
             q = node.quiet_hours
             allowed = LocalWindow(start=q.end, end=q.start)

@@ -127,6 +127,7 @@ class SendNode(_Strict):
     channel: str
     template: str
     quiet_hours: QuietHours | None = None
+    best_time: bool = False  # send at each person's learned local hour (beacon.personalize.best_time)
     next: NodeId
 
 
