@@ -34,8 +34,9 @@ def test_every_command_group_registers_its_commands():
     from beacon.cli import GROUPS, build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"generate", "demo", "ingest", "audiences", "activate", "ml", "identity", "bench"}
-    assert len(GROUPS) == 6
+    assert set(sub.choices) == {"generate", "demo", "ingest", "audiences", "activate", "ml", "identity", "bench",
+                                "measure"}
+    assert len(GROUPS) == 7
 
 
 def test_model_choices_are_the_scored_models():
