@@ -184,7 +184,10 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
             if "control" in counts:
                 parts.append(cumulative_chart(g, campaign, d["window_days"]))
         else:
-            parts.append("<p class='note'>No control group yet, so no lift can be measured.</p>")
+            parts.append("<p class='note'>"
+                         + ("No control group yet" if "control" not in counts else
+                            f"Only {counts.get('control', 0)} person(s) in the control group")
+                         + ", so no lift can be measured (each group needs at least 2 people).</p>")
         parts.append("</section>")
     lt = extra.get("last_touch")
     if lt is not None and len(lt):

@@ -108,7 +108,8 @@ def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool
     w = _weights(frame)
     d["srm"] = stats.srm(arms, w) if w and len(arms) >= 2 else None
     if "control" not in arms or arms.get("control", 0) < 2 or len(arms) < 2:
-        d["notes"].append(f"{campaign}: no control group to compare with (arms: {arms}); no lift is computed")
+        d["notes"].append(f"{campaign}: too few people to compare (arms: {arms}; each needs at least 2); "
+                          "no lift is computed")
         return d
     covs = [c for c in COVARIATES if c in frame and frame[c].notna().all()]
     # An outcome nobody had (e.g. no form on the site) has nothing to compare; it is listed, not tested.
