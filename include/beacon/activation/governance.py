@@ -2,7 +2,7 @@
 
 Each member of an audience gets at most one reason not to be sent, decided in this order (the first
 that applies wins, so counters add up): erased, complained, hard_bounced, unsubscribed, opted_out,
-no_consent, global_control (the program-wide control group, beacon.measure.warehouse), invalid,
+no_consent, global_control (the program-wide control group, beacon.measure.global_control), invalid,
 lower_priority, frequency_cap; a member with no reason is then either held out (the audience's control
 group) or sendable.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 from beacon.audiences import CHANNELS, Audience
 from beacon.config import settings
 from beacon.emails import macro_sql
-from beacon.measure.warehouse import global_control_sql, global_period
+from beacon.measure.global_control import global_control_sql, global_period
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
