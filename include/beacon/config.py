@@ -58,6 +58,10 @@ class Settings:
     # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
     airflow_namespace_levels: str = ""
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
+    # --- service (beacon serve, issue 19) ---
+    # BEACON_SERVICE_CONFIG: a JSON file outside the repo with the service's secrets (write keys, webhook and
+    # unsubscribe keys); unset: the Airflow connection beacon_service (extras of the same shape)
+    service_config: Path | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -87,6 +91,7 @@ def settings() -> Settings:
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
+        service_config=_path("BEACON_SERVICE_CONFIG", None),  # type: ignore[arg-type]
     )
 
 

@@ -10,11 +10,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from beacon.cli import activate, audiences, bench, demo, identity, ml
+from beacon.cli import (
+    activate,
+    audiences,
+    bench,
+    demo,
+    identity,
+    ml,
+    serve,  # issue 19
+)
 from beacon.cli.render import err
 
 # In the order of `beacon --help`.
-GROUPS = (demo, audiences, activate, ml, identity, bench)
+GROUPS = (demo, audiences, activate, ml, identity, bench, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
