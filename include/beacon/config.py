@@ -62,6 +62,7 @@ class Settings:
     # BEACON_SERVICE_CONFIG: a JSON file outside the repo with the service's secrets (write keys, webhook and
     # unsubscribe keys); unset: the Airflow connection beacon_service (extras of the same shape)
     service_config: Path | None = None
+    realtime_interval_seconds: int = 20  # BEACON_REALTIME_INTERVAL_SECONDS: the beacon_realtime DAG's cycle
 
     @property
     def manifest_path(self) -> Path:
@@ -92,6 +93,7 @@ def settings() -> Settings:
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
         service_config=_path("BEACON_SERVICE_CONFIG", None),  # type: ignore[arg-type]
+        realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
     )
 
 

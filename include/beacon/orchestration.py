@@ -18,6 +18,7 @@ RAW = Asset(name="beacon_raw", uri="beacon://warehouse/raw")
 MARTS = Asset(name="beacon_marts", uri="beacon://warehouse/marts")
 SCORES = Asset(name="beacon_scores", uri="beacon://warehouse/ml/scores")
 EXPORTS = Asset(name="beacon_exports", uri="beacon://exports/audiences")
+EVENTS_REALTIME = Asset(name="beacon_events_realtime", uri="beacon://events/realtime")
 
 # DuckDB allows one writer at a time: every warehouse task takes a slot of this one-slot pool.
 WAREHOUSE_POOL = "duckdb_writer"

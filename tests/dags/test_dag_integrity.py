@@ -17,10 +17,12 @@ HEAVY = ("pandas", "lightgbm", "duckdb", "sklearn", "great_expectations", "dbt",
 
 def test_all_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"}
+    assert set(dagbag.dag_ids) == {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation",
+                                   "beacon_realtime"}
 
 
-@pytest.mark.parametrize("dag_id", ["beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"])
+@pytest.mark.parametrize("dag_id", ["beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation",
+                                    "beacon_realtime"])
 def test_dag_house_rules(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags and "beacon" in dag.tags
@@ -63,7 +65,7 @@ print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": list(bag.import_errors
     res = json.loads(out.stdout.strip().splitlines()[-1])
     # Nothing a user cannot act on: Cosmos' hint to install OpenLineage (deliberately absent) is filtered.
     assert "apache-airflow-providers-openlineage" not in out.stdout + out.stderr
-    assert res["errors"] == [] and len(res["dags"]) == 4, res
+    assert res["errors"] == [] and len(res["dags"]) == 5, res
     assert res["heavy"] == [], f"parsing the DAGs imported {res['heavy']}"
 
 
@@ -191,7 +193,8 @@ def test_every_warehouse_writing_task_takes_the_duckdb_writer_pool(dagbag, airfl
     writers = {(d.dag_id, t.task_id): t for d in dagbag.dags.values() for t in d.tasks
                if (d.dag_id, t.task_id) not in NOT_WAREHOUSE_TASKS and not _is_cosmos_sensor(t)}
     assert set(NOT_WAREHOUSE_TASKS) <= {(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks}
-    assert {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation"} == {k[0] for k in writers}
+    assert {"beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation", "beacon_realtime"} == {
+        k[0] for k in writers}
     assert any(k[0] == "beacon_warehouse" and k[1].startswith("dbt.") for k in writers)  # the dbt build itself
     wrong = {k: t.pool for k, t in writers.items() if t.pool != "duckdb_writer" or t.pool_slots != 1}
     assert wrong == {}, f"warehouse-writing tasks outside the duckdb_writer pool: {wrong}"

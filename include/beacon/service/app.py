@@ -13,7 +13,7 @@ from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from beacon.service import collect
 from beacon.service.config import ServiceConfig
@@ -29,6 +29,31 @@ class State:
     limiter: collect.RateLimiter
     counters: Counter = field(default_factory=Counter)
     extras: dict = field(default_factory=dict)
+
+
+class AccessLog:
+    """Pure ASGI access line: method, route template (never the raw path: it may hold an email), status, ms."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = {}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            log.info("%s %s %s %.1fms", scope["method"], getattr(route, "path", "(unmatched)"), status.get("code", 500),
+                     (time.perf_counter() - t0) * 1000)
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -55,14 +80,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                               "preference centre, real-time offers. See docs/service.md.")
     app.state.beacon = state
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next):
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        log.info("%s %s %s %.1fms", request.method, getattr(route, "path", "(unmatched)"), response.status_code,
-                 (time.perf_counter() - t0) * 1000)
-        return response
+    app.add_middleware(AccessLog)
 
     @app.get("/health", tags=["ops"], summary="Liveness and what the service holds")
     async def health() -> dict:
