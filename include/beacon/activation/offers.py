@@ -20,6 +20,11 @@ from beacon.audiences import Audience
 MAX_OFFERS = 3
 
 
+def snapshot_path(s) -> Path:
+    """Where the pipeline publishes the snapshot and the service reads it by default (<data>/published/)."""
+    return Path(s.data_dir) / "published" / "offers.parquet"
+
+
 def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                        [schema, table]).fetchone()[0] > 0

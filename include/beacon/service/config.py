@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beacon.activation.offers import snapshot_path
 from beacon.config import Settings, settings
 
 CONN_ID = "beacon_service"
@@ -79,7 +80,7 @@ def from_dict(doc: dict, s: Settings, where: str) -> ServiceConfig:
         mailgun_signing_key=doc.get("mailgun_signing_key"), postmark_user=doc.get("postmark_user"),
         postmark_password=doc.get("postmark_password"), unsubscribe_secret=doc.get("unsubscribe_secret"),
         topics=dict(topics),
-        offers_snapshot=Path(snap) if snap else s.data_dir / "published" / "offers.parquet",
+        offers_snapshot=Path(snap) if snap else snapshot_path(s),
         limits=Limits(**limits), rotate_seconds=float(doc.get("rotate_seconds", 2.0)),
         rotate_bytes=int(doc.get("rotate_bytes", 16 << 20)))
 
