@@ -27,7 +27,7 @@ _STATUS = {"forged_token": 403, "expired_token": 410, "missing_token": 400}
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title>
+<title>{escape(title)}</title><link rel="icon" href="data:,">
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#111}}
 fieldset{{margin:1rem 0;padding:.5rem 1rem}} label{{display:block;padding:.25rem 0}}
 button{{font-size:1rem;padding:.5rem 1rem}} :focus{{outline:3px solid #1a5fb4}}</style></head>
