@@ -131,3 +131,25 @@ def test_a_retried_message_id_loads_once(svc, tmp_path):
     assert n == 1
     copies = sum(p.read_text().count('"retry-1"') for p in svc.files() if p.name.startswith("collected_events-"))
     assert copies == 2 and dups == 1
+
+
+def test_the_realtime_cycle_loads_what_was_just_collected(svc, tmp_path):
+    from datetime import UTC, datetime
+
+    from beacon.ingest.realtime import load_realtime
+
+    r = httpx.post(f"{svc.url}/v1/track", json={"event": "Cart Abandoned", "userId": "u-rt", "messageId": "rt-1"},
+                   auth=(svc.write_key, ""))
+    assert r.status_code == 200
+    wh = tmp_path / "wh.duckdb"
+    deadline = time.time() + 10  # the file is closed within rotate_seconds; a cycle then picks it up
+    n = 0
+    while time.time() < deadline and not n:
+        load_realtime(svc.landing, datetime.now(UTC).date(), warehouse=wh)
+        with connect(wh) as con:
+            n = con.execute("SELECT count(*) FROM raw.collected_events WHERE message_id = 'rt-1'").fetchone()[0]
+        time.sleep(0.2)
+    assert n == 1
+    with connect(wh) as con:  # only the real-time sources were touched
+        sources = {s for (s,) in con.execute("SELECT DISTINCT source FROM raw._load_ledger").fetchall()}
+    assert sources <= {"collected_events", "email_events", "consent"}
