@@ -279,7 +279,7 @@ def _realtime(work: Path, interval: float, events: int) -> dict:
             "load_cycle_s_median": round(sorted(load_s)[len(load_s) // 2], 2) if load_s else None}
 
 
-def bench_service(seconds: float = 10.0, concurrency: int = 16, batch_size: int = 100, profiles: int = 1_000_000,
+def bench_service(seconds: float = 10.0, concurrency: int = 8, batch_size: int = 100, profiles: int = 1_000_000,
                   offer_requests: int = 20_000, kill_after: int = 200, workdir: Path | None = None,
                   realtime_interval: float = 20.0, realtime_events: int = 4) -> dict:
     """All three phases; each bounded (seconds, request counts), loopback only."""
