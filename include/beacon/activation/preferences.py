@@ -21,7 +21,7 @@ import duckdb
 TOKEN_DAYS = 90  # a link works for this long after the send's as-of time
 PREF_PREFIX = "consent.csv.pref-"  # matched by the consent source's `consent.csv*`
 FIELDS = ("consent_id", "email", "phone", "channel", "status", "source", "recorded_at", "topic", "customer_id",
-          "audience")
+          "audience", "proof")
 
 
 def token_expiry(as_of) -> int:
