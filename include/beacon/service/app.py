@@ -58,7 +58,7 @@ class AccessLog:
 
 def create_app(config: ServiceConfig) -> FastAPI:
     """The service over one configuration (tests and `beacon serve` build it the same way)."""
-    from beacon.service import forms, offers, preferences, webhooks
+    from beacon.service import forms, offers, preferences, sms, webhooks
 
     state = State(config=config, log=DurableLog(config.landing_dir, rotate_seconds=config.rotate_seconds,
                                                  rotate_bytes=config.rotate_bytes),
@@ -93,4 +93,5 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(preferences.router(state))
     app.include_router(offers.router(state, store))
     app.include_router(forms.router(state))
+    app.include_router(sms.router(state))
     return app

@@ -42,6 +42,7 @@ class ServiceConfig:
     offers_snapshot: Path | None = None
     form_secret: str | None = None  # signs double opt-in confirmation links
     smtp: dict | None = None  # {"host", "port", "from", "username", "password"}: confirmation emails
+    sms: dict | None = None  # {"auth_token", "help_text"}: inbound SMS keywords (Twilio-style signature)
     public_base_url: str = "http://127.0.0.1:8765"  # how people reach this service (confirmation links)
     limits: Limits = field(default_factory=Limits)
     rotate_seconds: float = 2.0
@@ -84,7 +85,7 @@ def from_dict(doc: dict, s: Settings, where: str) -> ServiceConfig:
         postmark_password=doc.get("postmark_password"), unsubscribe_secret=doc.get("unsubscribe_secret"),
         topics=dict(topics),
         offers_snapshot=Path(snap) if snap else snapshot_path(s),
-        form_secret=doc.get("form_secret"), smtp=doc.get("smtp"),
+        form_secret=doc.get("form_secret"), smtp=doc.get("smtp"), sms=doc.get("sms"),
         public_base_url=str(doc.get("public_base_url", "http://127.0.0.1:8765")).rstrip("/"),
         limits=Limits(**limits), rotate_seconds=float(doc.get("rotate_seconds", 2.0)),
         rotate_bytes=int(doc.get("rotate_bytes", 16 << 20)))
