@@ -10,7 +10,7 @@ from pathlib import Path
 
 # The delivery channels an audience may name (meta.audience.channels): the one list. Governance has a
 # policy per channel and the destination registry a connection kind per channel.
-CHANNELS = ("file", "email", "webhook", "ads")
+CHANNELS = ("file", "email", "webhook", "ads", "sms")
 REFRESH = frozenset({"hourly", "daily", "weekly"})
 REQUIRED = ("name", "description", "owner", "channels", "priority", "holdout_pct", "refresh")
 # Keys an audience takes from its dbt model when meta.audience leaves them out (meta key -> model key).

@@ -45,6 +45,7 @@ _POLICIES = {
     "file": {"consent_channel": "email", "opt_in_required": True, "counts_as_message": False},
     "webhook": {"consent_channel": "email", "opt_in_required": False, "counts_as_message": False},
     "ads": {"consent_channel": "ads", "opt_in_required": True, "counts_as_message": False},
+    "sms": {"consent_channel": "sms", "opt_in_required": True, "counts_as_message": True},
 }
 if set(_POLICIES) != set(CHANNELS):  # a channel added to the audience contract needs a policy here
     raise ImportError(f"governance policies {sorted(_POLICIES)} do not match the channels {sorted(CHANNELS)}")
@@ -131,6 +132,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
               else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
                    "ON false")
     email_expr = "s.email" if "email" in seg_cols else "cu.email"
+    phone_expr = "s.phone_e164" if "phone_e164" in seg_cols else "cu.phone_e164"
     # The current lead score, unless the segment carries its own.
     score_cols = "".join(f"sc.{src} AS {col}, " for col, src in (("lead_score", "score"), ("lead_decile", "decile"))
                          if col not in seg_cols)
@@ -160,10 +162,10 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                 SELECT p.*, CASE WHEN p.topic IS NOT NULL THEN p.topic ELSE t.topic END AS eff_topic
                 FROM activation.preferences p LEFT JOIN topics t ON t.audience = p.audience
                 WHERE p.channel = $consent_channel)
-            QUALIFY row_number() OVER (PARTITION BY coalesce(customer_id, email), eff_topic
+            QUALIFY row_number() OVER (PARTITION BY coalesce(customer_id, email, phone), eff_topic
                                        ORDER BY recorded_at DESC, consent_id DESC) = 1),
         pref_out AS (
-            SELECT customer_id, email FROM pref_latest
+            SELECT customer_id, email, phone FROM pref_latest
             WHERE status = 'opt_out' AND (eff_topic IS NULL OR eff_topic = $topic)),
         -- Manual and erasure suppressions, matched on the customer id or on the (normalized) email.
         listed AS (
@@ -194,6 +196,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                          OR m.unsubscribed OR ee.group_unsubscribed
                          OR s.customer_id IN (SELECT customer_id FROM pref_out WHERE customer_id IS NOT NULL)
                          OR {macro_sql('normalized_email', email_expr)} IN (SELECT email FROM pref_out WHERE email IS NOT NULL)
+                         OR {phone_expr} IN (SELECT phone FROM pref_out WHERE phone IS NOT NULL)
                          THEN 'unsubscribed'
                     WHEN c.status = 'opt_out' THEN 'opted_out'
                     WHEN $opt_in_required AND c.status IS DISTINCT FROM 'opt_in' THEN 'no_consent'
