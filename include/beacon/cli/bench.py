@@ -197,7 +197,7 @@ def register(sub) -> None:
     bs.set_defaults(func=cmd_score)
     bv = bsub.add_parser("service", help="beacon serve on loopback: collection, offers at 1M profiles, kill -9")
     bv.add_argument("--seconds", type=float, default=10.0, help="collection load duration")
-    bv.add_argument("--concurrency", type=int, default=8, help="client connections (closed loop)")
+    bv.add_argument("--concurrency", type=int, default=4, help="client threads (closed loop)")
     bv.add_argument("--batch-size", type=int, default=100, help="events per /v1/batch request")
     bv.add_argument("--profiles", type=int, default=1_000_000, help="people in the offers snapshot")
     bv.add_argument("--offer-requests", type=int, default=20_000)
