@@ -54,7 +54,8 @@ def test_one_click_unsubscribe_stops_the_next_send(svc):
     assert g["c2"] == "unsubscribed"  # the very next governance run, before any ingest
     assert g["c1"] is None and g["c3"] is None
     # Audit: the record names its source and time, durable in the landing zone the consent ingest reads.
-    rows = con.execute("SELECT customer_id, audience, status, source FROM activation.preferences").fetchall()
+    rows = con.execute("SELECT customer_id, audience, status, source FROM activation.preferences "
+                       "WHERE customer_id = 'c2'").fetchall()
     assert rows == [("c2", "winback", "opt_out", "one-click:winback")]
 
 
