@@ -153,3 +153,24 @@ def test_the_realtime_cycle_loads_what_was_just_collected(svc, tmp_path):
     with connect(wh) as con:  # only the real-time sources were touched
         sources = {s for (s,) in con.execute("SELECT DISTINCT source FROM raw._load_ledger").fetchall()}
     assert sources <= {"collected_events", "email_events", "consent"}
+
+
+def test_health_and_openapi_docs(svc):
+    h = httpx.get(f"{svc.url}/health").json()
+    assert h["status"] == "ok" and h["events_acknowledged"] >= 0
+    paths = httpx.get(f"{svc.url}/openapi.json").json()["paths"]
+    for p in ("/v1/track", "/v1/identify", "/v1/page", "/v1/batch", "/v1/webhooks/{provider}", "/v1/unsubscribe",
+              "/v1/preferences", "/v1/profiles/{profile_id}/offers", "/v1/forms/{form}", "/v1/sms/inbound"):
+        assert p in paths, p
+    assert "swagger" in httpx.get(f"{svc.url}/docs").text.lower()
+
+
+def test_config_errors_name_the_key(tmp_path):
+    from beacon.config import settings
+    from beacon.service.config import from_dict
+
+    with pytest.raises(ValueError, match="write_keys"):
+        from_dict({"write_keys": ["k"]}, settings(), "cfg.json")
+    with pytest.raises(ValueError, match="limits: unknown key"):
+        from_dict({"limits": {"max_bodyy": 1}}, settings(), "cfg.json")
+    assert "secret" not in repr(from_dict({"write_keys": {"k": "web"}, "unsubscribe_secret": "secret"}, settings(), "x"))
