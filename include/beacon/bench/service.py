@@ -27,8 +27,11 @@ def _pct(xs: list[float], p: float) -> float:
     return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000, 2) if xs else float("nan")
 
 
-def _load(url: str, key: str, seconds: float, concurrency: int, make_body, path: str, max_requests: int) -> dict:
-    """Closed-loop load: `concurrency` threads, each with its own blocking client, for `seconds`."""
+def _load(url: str, key: str, seconds: float, concurrency: int, make_body, path: str, max_requests: int,
+          rate: float | None = None) -> dict:
+    """Closed-loop load: `concurrency` threads, each with its own blocking client, for `seconds`; with `rate`,
+    requests start on a fixed schedule (rate per second over all threads) and latency is measured from the
+    scheduled start, so a slow server is not hidden by the client waiting (no coordinated omission)."""
     import threading
 
     import httpx
@@ -36,7 +39,8 @@ def _load(url: str, key: str, seconds: float, concurrency: int, make_body, path:
     lat: list[float] = []
     counts = {"acked": 0, "errors": 0, "sent": 0}
     lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    deadline = start + seconds
 
     def worker():
         with httpx.Client(base_url=url, auth=(key, ""), timeout=30) as client:
@@ -44,9 +48,15 @@ def _load(url: str, key: str, seconds: float, concurrency: int, make_body, path:
                 with lock:
                     if counts["sent"] >= max_requests:
                         return
+                    k = counts["sent"]
                     counts["sent"] += 1
                     body, n = make_body()
                 t0 = time.perf_counter()
+                if rate:
+                    t0 = start + k / rate
+                    if t0 >= deadline:
+                        return
+                    time.sleep(max(0.0, t0 - time.perf_counter()))
                 try:
                     r = client.post(path, content=body, headers={"content-type": "application/json"})
                 except httpx.HTTPError:
@@ -95,6 +105,9 @@ def _collection(work: Path, seconds: float, concurrency: int, batch_size: int) -
     try:
         out = {"batch_size": batch_size, "concurrency": concurrency,
                "batch": _load(proc.url, key, seconds, concurrency, batch, "/v1/batch", 10**7),
+               # The target's question: at 5,000 events/s sustained, what is p99? (paced, 8 client threads)
+               "batch_at_5000_per_s": _load(proc.url, key, seconds, 8, batch, "/v1/batch", 10**7,
+                                            rate=5000 / batch_size),
                "single_track": _load(proc.url, key, min(seconds, 5), concurrency, single, "/v1/track", 10**7)}
     finally:
         proc.stop()
@@ -316,7 +329,8 @@ def bench_service(seconds: float = 10.0, concurrency: int = 4, batch_size: int =
             out[name]["phase_seconds"] = round(time.perf_counter() - t0, 1)
         c, o, k = out["collection"]["batch"], out["offers"], out["crash"]
         out["targets"] = {
-            "collection_events_per_s>=5000": c["events_per_s"] >= 5000, "collection_p99_ms<=50": c["p99_ms"] <= 50,
+            "collection_events_per_s>=5000": c["events_per_s"] >= 5000,
+            "collection_p99_ms<=50_at_5000_per_s": out["collection"]["batch_at_5000_per_s"]["p99_ms"] <= 50,
             "offers_p99_ms<=10": o["p99_ms"] <= 10, "acknowledged_lost==0": k["acknowledged_lost"] == 0,
             "loaded_twice==0": k["loaded_twice"] == 0}
         out["note"] = "single run; on a shared machine timings are noisy"

@@ -11,6 +11,7 @@ acknowledged only after its fsync, so a torn tail was never acknowledged).
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -64,10 +65,17 @@ class DurableLog:
         self._stop = False
         self.closed_files: list[Path] = []  # files renamed into the landing zone (newest last)
         self._thread: threading.Thread | None = None
+        # Closing, renaming and directory fsyncs are slow (tens of ms): a helper thread does them and keeps
+        # the next file ready (created, its directory entry fsynced), so a rotation never stalls a request.
+        self._handoff: queue.Queue = queue.Queue()
+        self._ready: queue.Queue = queue.Queue(maxsize=1)
+        self._helper: threading.Thread | None = None
 
     def start(self) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
         self.recover()
+        self._helper = threading.Thread(target=self._help, name="beacon-durable-log-helper", daemon=True)
+        self._helper.start()
         self._thread = threading.Thread(target=self._run, name="beacon-durable-log", daemon=True)
         self._thread.start()
 
@@ -78,6 +86,15 @@ class DurableLog:
         if self._thread:
             self._thread.join(timeout=30)
         self._rotate()
+        self._handoff.put(None)  # after the last file: the helper publishes it, then stops
+        if self._helper:
+            self._helper.join(timeout=30)
+        else:
+            self._help()
+        while not self._ready.empty():  # the spare file was never written: remove it
+            fh, name = self._ready.get_nowait()
+            fh.close()
+            (self.spool / name).unlink(missing_ok=True)
 
     def submit(self, data: bytes) -> Future:
         """Queue complete lines (ending in a newline); the future resolves once they are fsynced."""
@@ -117,25 +134,46 @@ class DurableLog:
         self.closed_files.append(dest)
         return dest
 
-    def _open(self) -> None:
-        now = time.time()
-        self._seq += 1
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S%f")
-        self._name = f"{self.prefix}{stamp}-{os.getpid()}-{self._seq:06d}.jsonl.part"
-        self._fh = open(self.spool / self._name, "ab")
+    def _create(self) -> tuple:
+        """A new spool file whose directory entry is durable (before anything acknowledged is written to it)."""
+        with self._cv:
+            self._seq += 1
+            seq = self._seq
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        name = f"{self.prefix}{stamp}-{os.getpid()}-{seq:06d}.jsonl.part"
+        fh = open(self.spool / name, "ab")
         fsync_dir(self.spool)
-        self._opened, self._size = now, 0
+        return fh, name
+
+    def _open(self) -> None:
+        try:
+            self._fh, self._name = self._ready.get_nowait()
+        except queue.Empty:
+            self._fh, self._name = self._create()
+        self._opened, self._size = time.time(), 0
+        self._handoff.put("prepare")
 
     def _rotate(self) -> None:
         if self._fh is None:
             return
-        self._fh.close()
+        self._handoff.put((self._fh, self._name, self._size))
         self._fh = None
-        part = self.spool / self._name
-        if self._size:
-            self._publish(part)
-        else:
-            part.unlink(missing_ok=True)
+
+    def _help(self) -> None:
+        while True:
+            job = self._handoff.get()
+            if job is None:
+                return
+            if job == "prepare":
+                if self._ready.empty():
+                    self._ready.put(self._create())
+                continue
+            fh, name, size = job
+            fh.close()
+            if size:
+                self._publish(self.spool / name)
+            else:
+                (self.spool / name).unlink(missing_ok=True)
 
     def _run(self) -> None:
         while True:
