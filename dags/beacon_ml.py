@@ -7,7 +7,8 @@ each version (champion/challenger on the same holdout) and writes the HTML model
 every customer with each champion into `ml.scores` (score, decile, top-3 reasons) and records drift
 (PSI against the previous scoring run) and the fairness audit in `ml.drift` and `ml.fairness`; finally
 builds the dbt segments that read the scores (a Cosmos task group, like the marts), so activation
-sees today's scores.
+sees today's scores; and writes product recommendations (`ml.recommendations`, item-item on order
+co-occurrence, with recall@10 against popularity in `ml.recommendation_evaluations`).
 Scheduled on `beacon_marts`; emits `beacon_scores`.
 """
 
@@ -48,6 +49,15 @@ def beacon_ml():
                                                 {m: v["drifted"] for m, v in scored["models"].items()})
         return {**scored, "report": trained["report"]}
 
+    @task
+    def recommend_products() -> dict:
+        # Item-item recommendations (ml.recommendations) with their recall@10 against popularity.
+        from beacon.personalize.recommend import write_recommendations
+        from beacon.warehouse import connect
+
+        with connect() as con:
+            return write_recommendations(con)
+
     @task(outlets=[SCORES])
     def publish_scores(scored: dict) -> dict:
         return scored
@@ -56,7 +66,9 @@ def beacon_ml():
     # The segments that read ml.scores (hot_b2b_leads, high_value_churn_risk), with their tests.
     segments = dbt_task_group("dbt_scored", select=[SCORE_BASED], s=_S)
     scored >> segments
-    segments >> publish_scores(scored)
+    published = publish_scores(scored)
+    segments >> published
+    scored >> recommend_products() >> published
 
 
 beacon_ml()

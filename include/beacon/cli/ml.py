@@ -61,6 +61,24 @@ def cmd_rollback(args) -> int:
     return 0
 
 
+def cmd_recommend(args) -> int:
+    from beacon.personalize.recommend import write_recommendations
+    from beacon.warehouse import connect
+
+    with connect() as con:
+        d = write_recommendations(con, k=args.k, holdout_days=args.holdout_days)
+
+    def render(d):
+        k = d["k"]
+        console.print(kv_table("Recommendations (item-item on order co-occurrence) vs popularity", {
+            "warehouse clock": d["as_of"], "time split (train before, test after)": d["cutoff"],
+            "test customers (bought something new after the split)": d["test_customers"],
+            f"recall@{k} model": d[f"recall_at_{k}_model"], f"recall@{k} popularity": d[f"recall_at_{k}_popularity"],
+            "model version written": d["model_version_written"], "rows in ml.recommendations": d["rows_written"]}))
+    emit(d, args.json, render)
+    return 0
+
+
 def register(sub) -> None:
     m = sub.add_parser("ml", help="machine learning")
     msub = m.add_subparsers(dest="ml_command", required=True)
@@ -88,3 +106,8 @@ def register(sub) -> None:
     mr.add_argument("--reason", default="manual rollback")
     mr.add_argument("--json", action="store_true")
     mr.set_defaults(func=cmd_rollback)
+    mc = msub.add_parser("recommend", help="train the product recommender, write ml.recommendations, print recall@k")
+    mc.add_argument("--k", type=int, default=10, help="products per customer (default 10)")
+    mc.add_argument("--holdout-days", type=int, default=60, help="the held-out window before the warehouse clock")
+    mc.add_argument("--json", action="store_true")
+    mc.set_defaults(func=cmd_recommend)

@@ -8,6 +8,18 @@ import pandas as pd
 from beacon.generate.config import DAY
 from beacon.generate.helpers import _hexid, _mix, _sigmoid
 from beacon.generate.records import _iso, _products
+from beacon.generate.vocab import _CATEGORIES
+
+# The true send-time effect (docs/personalization.md): an email is most likely opened when it arrives shortly
+# before the person's next email check (their preferred local hour); the chance falls off with the wait,
+# e^(-wait / SEND_DECAY_H), from SEND_PEAK x the base rate to SEND_FLOOR x. Averaged over a uniform send
+# hour the multiplier is 1, so the world's overall open rate is what p_open says.
+SEND_PEAK, SEND_DECAY_H = 1.4, 3.0
+SEND_FLOOR = 1.0 - (SEND_PEAK - 1.0) * (SEND_DECAY_H / 24 * (1 - np.exp(-24 / SEND_DECAY_H))) / (
+    1 - SEND_DECAY_H / 24 * (1 - np.exp(-24 / SEND_DECAY_H)))
+# Product choice: from the person's first category, their second, or anything; within a category a few
+# products sell far more than the rest (Zipf-like), so popularity alone is a fair baseline.
+TASTE_SHARES = (0.6, 0.25)
 
 
 def _active_seconds(P: pd.DataFrame, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -22,6 +34,54 @@ def _poisson_times(rng: np.random.Generator, rate_per_day: np.ndarray, start: np
     who = np.repeat(np.arange(len(counts)), counts)
     ts = start[who] + (rng.random(len(who)) * length[who]).astype(np.int64)
     return who, ts
+
+
+def local_hour(ts: np.ndarray, tz: np.ndarray) -> np.ndarray:
+    """The local time of day, in hours (0 <= h < 24), of epoch seconds `ts` in IANA zones `tz` (DST aware)."""
+    ts, tz = np.asarray(ts, dtype=np.int64), np.asarray(tz)
+    out = np.empty(len(ts), dtype=np.float64)
+    for zone in np.unique(tz):
+        m = tz == zone
+        local = pd.DatetimeIndex(pd.to_datetime(ts[m], unit="s", utc=True)).tz_convert(str(zone))
+        out[m] = local.hour + local.minute / 60 + local.second / 3600
+    return out
+
+
+def wait_hours(send_ts: np.ndarray, tz: np.ndarray, preferred_hour: np.ndarray) -> np.ndarray:
+    """Hours from a send until the person's next email check at their preferred local hour (0 <= w < 24)."""
+    return np.mod(np.asarray(preferred_hour, dtype=np.float64) - local_hour(send_ts, tz), 24.0)
+
+
+def open_multiplier(send_ts: np.ndarray, tz: np.ndarray, preferred_hour: np.ndarray) -> np.ndarray:
+    """The true factor on a person's open chance for an email sent at `send_ts` (see SEND_PEAK)."""
+    w = wait_hours(send_ts, tz, preferred_hour)
+    return SEND_FLOOR + (SEND_PEAK - SEND_FLOOR) * np.exp(-w / SEND_DECAY_H)
+
+
+def open_delay(send_ts: np.ndarray, tz: np.ndarray, preferred_hour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Seconds from send to open: the person opens at their next check, about their preferred hour (sd 40 min)."""
+    jitter = rng.normal(0.0, 40 / 60, len(send_ts))
+    w = np.mod(np.asarray(preferred_hour, dtype=np.float64) + jitter - local_hour(send_ts, tz), 24.0)
+    return np.maximum((w * 3600).astype(np.int64), 120)
+
+
+def _choose_products(P: pd.DataFrame, who: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
+    """Product index (0..199) per order line, following each buyer's taste (TASTE_SHARES) and popularity."""
+    cats = _products(cfg).category.to_numpy()
+    cat_of = {c: np.flatnonzero(cats == c) for c in _CATEGORIES}
+    # Within a category product k of its list sells with weight 1 / (k + 1); the rest of the world uniform.
+    u = rng.random(len(who))
+    pick_u = rng.random(len(who))
+    t1, t2 = P.taste_1.to_numpy()[who], P.taste_2.to_numpy()[who]
+    cat = np.where(u < TASTE_SHARES[0], t1, np.where(u < sum(TASTE_SHARES), t2, _CATEGORIES[rng.integers(0, len(_CATEGORIES), len(who))]))
+    out = np.empty(len(who), dtype=np.int64)
+    for c, members in cat_of.items():
+        m = cat == c
+        if not m.any() or not len(members):
+            continue
+        w = 1.0 / (np.arange(len(members)) + 1.0)
+        out[m] = members[np.searchsorted(np.cumsum(w) / w.sum(), pick_u[m], side="right").clip(0, len(members) - 1)]
+    return out
 
 
 def _orders(P, cfg, rng, t0, t1, shop_ids):
@@ -40,7 +100,8 @@ def _orders(P, cfg, rng, t0, t1, shop_ids):
     })
     n_items = rng.integers(1, 4, n)
     oi = np.repeat(np.arange(n), n_items)
-    prod = rng.integers(0, 200, len(oi))
+    prod = rng.integers(0, 200, len(oi))  # still drawn, so every later draw of `rng` is what it was
+    prod = _choose_products(P, who[oi], cfg, np.random.default_rng([cfg.seed, 5, cfg.day]))
     prices = _products(cfg).price.astype(float).to_numpy()
     qty = np.where(rng.random(len(oi)) < 0.85, 1, 2)
     scale = (P.aov.to_numpy()[who][oi] / 45.0)
@@ -130,9 +191,10 @@ def _email_events(P, cfg, rng, t0, t1) -> pd.DataFrame:
     campaign = ((ts - t0) // (14 * DAY)).astype(np.int64) + (cfg.day - 1) * 100
     active = ts < P.churn_ts.to_numpy()[who]
     p_open = P.p_open.to_numpy()[who] * np.where(active, 1.0, 0.35)
+    tz, pref = P.tz.to_numpy()[who], P.preferred_hour.to_numpy()[who]
     bounced = rng.random(n) < 0.02
     hard = rng.random(n) < 0.5
-    opened = ~bounced & (rng.random(n) < p_open)
+    opened = ~bounced & (rng.random(n) < np.minimum(p_open * open_multiplier(ts, tz, pref), 0.99))
     clicked = opened & (rng.random(n) < P.p_click.to_numpy()[who] / np.maximum(p_open, 1e-3) * 0.5)
     complaint = opened & (rng.random(n) < 0.003)
     unsub = opened & (rng.random(n) < 0.01 * np.where(active, 1.0, 3.0))
@@ -140,11 +202,19 @@ def _email_events(P, cfg, rng, t0, t1) -> pd.DataFrame:
         (np.ones(n, bool), 0, 0), (~bounced, 1, 5), (bounced, 4, 5), (opened, 2, 3600), (clicked, 3, 4000),
         (complaint, 5, 5000), (unsub, 6, 5200),
     ]
+    # Opens (and the clicks, complaints, unsubscribes that follow them) happen at the person's next email check.
+    habit = np.random.default_rng([cfg.seed, 6, cfg.day])
+    opened_at = ts + open_delay(ts, tz, pref, habit)
     who_l, ts_l, kind_l, msg_l = [], [], [], []
     for mask, k, delay in parts:
         w = np.flatnonzero(mask)
         who_l.append(who[w])
-        ts_l.append(ts[w] + (rng.random(len(w)) * delay * 3).astype(np.int64) + delay)
+        r = rng.random(len(w))
+        if k in (2, 3, 5, 6):  # the open at the check, then a click, a complaint or an unsubscribe minutes later
+            after = {2: (0, 60), 3: (120, 600), 5: (900, 600), 6: (1000, 600)}[k]
+            ts_l.append(opened_at[w] + after[0] + (r * after[1]).astype(np.int64))
+        else:
+            ts_l.append(ts[w] + (r * delay * 3).astype(np.int64) + delay)
         kind_l.append(np.full(len(w), k, np.int8))
         msg_l.append(w)
     msg = np.concatenate(msg_l)

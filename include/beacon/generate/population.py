@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 
 from beacon.generate.config import BLOCK, DAY, HISTORY_DAYS, GenConfig
-from beacon.generate.helpers import _epoch, _pick, _sigmoid
+from beacon.generate.helpers import _epoch, _mix, _pick, _sigmoid
 from beacon.generate.vocab import (
     _AREA,
+    _CATEGORIES,
     _CITY,
     _CO_SUFFIX,
     _DOMAIN_W,
@@ -17,12 +18,14 @@ from beacon.generate.vocab import (
     _FIRST_F_W,
     _FIRST_M,
     _FIRST_M_W,
+    _HOUR_W,
     _LAST,
     _LAST_W,
     _PLACES,
     _STATE,
     _STREET_WORDS,
     _SUFFIX,
+    _TZ,
     _ZIP3,
 )
 
@@ -105,7 +108,20 @@ def people(cfg: GenConfig, day: int | None = None) -> pd.DataFrame:
     df["address"] = df.house_no.astype(str) + " " + df.street + " " + _SUFFIX[df.suffix_i]
     df["city"] = _CITY[df.place_i]
     df["state"] = _STATE[df.place_i]
+    df = df.assign(**_habits(df.person_idx.to_numpy(), df.place_i.to_numpy(), cfg.seed))
     return df
+
+
+def _habits(idx: np.ndarray, place_i: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Time zone, the local hour a person checks email, and the two product categories they buy from.
+    Keyed hashes of the person, not draws from the block's generator, so every other attribute stays as it was."""
+    u = (_mix(idx, seed + 81) % np.uint64(1_000_000)).astype(np.float64) / 1e6
+    hour = np.searchsorted(np.cumsum(_HOUR_W) / _HOUR_W.sum(), u, side="right").clip(0, 23)
+    h = _mix(idx, seed + 82)
+    first = (h % np.uint64(len(_CATEGORIES))).astype(np.int64)
+    second = (first + 1 + ((h >> np.uint64(16)) % np.uint64(len(_CATEGORIES) - 1)).astype(np.int64)) % len(_CATEGORIES)
+    return {"tz": _TZ[place_i], "preferred_hour": hour.astype(np.int64), "taste_1": _CATEGORIES[first],
+            "taste_2": _CATEGORIES[second]}
 
 
 def _email(df: pd.DataFrame) -> pd.Series:

@@ -33,6 +33,18 @@ _PLACES = [
     ("Las Vegas", "NV", "891", "702"), ("Salt Lake City", "UT", "841", "801"), ("Kansas City", "MO", "641", "816"),
     ("St. Louis", "MO", "631", "314"), ("Pittsburgh", "PA", "152", "412"), ("Baltimore", "MD", "212", "410"),
 ]
+# The IANA time zone of each place above (same order): people read email on local time.
+_TZ = np.array([
+    "America/New_York", "America/New_York", "America/Los_Angeles", "America/Los_Angeles", "America/Los_Angeles",
+    "America/Chicago", "America/Chicago", "America/Chicago", "America/Chicago", "America/Phoenix", "America/New_York",
+    "America/Los_Angeles", "America/Denver", "America/New_York", "America/New_York", "America/New_York",
+    "America/New_York", "America/Los_Angeles", "America/Chicago", "America/Detroit", "America/New_York",
+    "America/New_York", "America/New_York", "America/Chicago", "America/Los_Angeles", "America/Denver",
+    "America/Chicago", "America/Chicago", "America/New_York", "America/New_York",
+])
+# When people check their email (local hour): before work, at lunch, in the evening, or any time.
+_HOUR_W = np.array([0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 2.5, 5.5, 6.0, 3.0, 1.5, 2.0, 5.5, 3.0, 1.5, 1.5, 1.5, 2.0,
+                    3.5, 6.0, 6.5, 4.5, 2.0, 0.6])
 _CITY = np.array([p[0] for p in _PLACES])
 _STATE = np.array([p[1] for p in _PLACES])
 _ZIP3 = np.array([p[2] for p in _PLACES])

@@ -85,7 +85,8 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     truth_people = new_people[["person_id", "gender", "first_name", "last_name", "birth_date", "email", "work_email",
                                "phone", "address", "city", "state", "zip", "is_b2b", "company_idx", "in_crm", "in_shop",
                                "has_web", "no_shared_id", "moved", "household", "engagement", "intent", "value",
-                               "p_open", "p_click", "order_rate", "web_rate", "aov", "created_ts", "churn_ts"]]
+                               "p_open", "p_click", "order_rate", "web_rate", "aov", "created_ts", "churn_ts",
+                               "tz", "preferred_hour", "taste_1", "taste_2"]]
     _write_parquet(con, truth_people, truth / "people.parquet")
     record_map = pd.concat([
         crm_map.assign(source="crm_contacts"), shop_map.assign(source="shop_customers"),

@@ -12,18 +12,17 @@ import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formatdate
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pandas as pd
-from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from markupsafe import escape as _escape
 
 from beacon.activation import preferences
 from beacon.activation.destinations import Batch, RowResult
+from beacon.personalize.render import PACKAGE_TEMPLATES, make_environment
 
-PACKAGE_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+__all__ = ["PACKAGE_TEMPLATES", "SmtpEmail"]
 
 
 class SmtpEmail:
@@ -50,10 +49,8 @@ class SmtpEmail:
         self._secret = unsubscribe_secret
         self.username, self.password, self.starttls, self.use_ssl = username, password, starttls, use_ssl
         self.batch_size, self.timeout, self.fields = batch_size, timeout, fields
-        loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
-        self.env = SandboxedEnvironment(loader=ChoiceLoader([*loaders, FileSystemLoader(str(PACKAGE_TEMPLATES))]),
-                                        undefined=ChainableUndefined, autoescape=lambda n: bool(n and n.endswith(".html.j2")),
-                                        keep_trailing_newline=True)
+        # The same sandbox as beacon.personalize (journeys' messages), with the old lenient missing-value rule.
+        self.env = make_environment([templates_dir] if templates_dir else [], strict=False)
 
     @classmethod
     def from_connection(cls, name: str, conn) -> SmtpEmail:
