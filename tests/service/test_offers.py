@@ -30,6 +30,9 @@ def test_offers_from_the_published_snapshot_swap_and_respect_suppression(tmp_pat
     segment(con, "winback", ["c1", "c2", "c3"])
     segment(con, "vip", ["c2"])
     add_suppression(con, "erased", "2026-06-01", customer_id="c3")
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.execute("CREATE TABLE ml.recommendations AS SELECT * FROM (VALUES ('c2', 2, 'p9'), ('c2', 1, 'p4'), "
+                "('c3', 1, 'p1')) t(customer_id, rank, product_id)")
     snap = tmp_path / "offers.parquet"
     assert publish_offers(con, [winback, vip], snap) == 10
     proc = ServiceProcess(tmp_path, {**make_config("k", "", "", ("", ""), ""), "offers_snapshot": str(snap)}).start()
@@ -37,11 +40,13 @@ def test_offers_from_the_published_snapshot_swap_and_respect_suppression(tmp_pat
         v1 = _wait_version(proc.url, None)
         r = httpx.get(f"{proc.url}/v1/profiles/c2/offers").json()
         assert [o["offer"] for o in r["offers"]] == ["vip", "winback"]  # highest priority first
+        assert r["recommendations"] == ["p4", "p9"]  # by rank
         # By email (hashed by the server) and by the email's SHA-256: the same person.
         by_email = httpx.get(f"{proc.url}/v1/profiles/P2@Example.com/offers").json()
         by_hash = httpx.get(f"{proc.url}/v1/profiles/{hashlib.sha256(b'p2@example.com').hexdigest()}/offers").json()
         assert by_email["customer_id"] == by_hash["customer_id"] == "c2"
-        assert httpx.get(f"{proc.url}/v1/profiles/c3/offers").json()["offers"] == []  # erased: nothing personal
+        erased = httpx.get(f"{proc.url}/v1/profiles/c3/offers").json()
+        assert erased["offers"] == [] and erased["recommendations"] == []  # erased: nothing personal
         assert httpx.get(f"{proc.url}/v1/profiles/c4/offers").json()["offers"] == []  # in no audience
         assert httpx.get(f"{proc.url}/v1/profiles/nobody/offers").status_code == 404
         # The warehouse publishes new marts: c1 leaves winback; the server swaps without a restart.

@@ -2,7 +2,7 @@
 
 One row per lookup key (the customer id, the SHA-256 of the normalized email, each anonymous id identity
 resolution linked to the customer) with the customer id, the person's offers as JSON (the audiences they
-belong to, highest priority first, with the lead score) and `allowed`: false for a person who may not be
+belong to, highest priority first), the recommended products (`ml.recommendations`, top 5) and `allowed`: false for a person who may not be
 personalized (erased, complained, or opted out of `ads`/personalization consent, or of the web channel in the
 preference centre). Written to a temporary file and renamed, so the service never reads half a file.
 """
@@ -42,6 +42,9 @@ def publish_offers(con: duckdb.DuckDBPyConnection, audiences: list[Audience], ou
     scores = ("SELECT customer_id, max(score) AS lead_score FROM ml.scores WHERE model = 'lead_score' GROUP BY 1"
               if _has(con, "ml", "scores") else "SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS lead_score "
                                                 "WHERE false")
+    recs = ("SELECT customer_id, to_json(list(product_id ORDER BY rank) FILTER (WHERE rank <= 5))::VARCHAR AS products "
+            "FROM ml.recommendations GROUP BY 1" if _has(con, "ml", "recommendations")
+            else "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS products WHERE false")
     anon = ("SELECT anonymous_id AS key, customer_id FROM intermediate.int_web_identities_mapped "
             "WHERE customer_id IS NOT NULL" if _has(con, "intermediate", "int_web_identities_mapped")
             else "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS customer_id WHERE false")
@@ -68,16 +71,18 @@ def publish_offers(con: duckdb.DuckDBPyConnection, audiences: list[Audience], ou
                     ORDER BY recorded_at DESC, consent_id DESC) AS rn
                 FROM activation.preferences WHERE channel = 'web' AND topic IS NULL AND customer_id IS NOT NULL)
             WHERE rn = 1 AND status = 'opt_out')
-        SELECT p.customer_id, p.email, p.offers, sc.lead_score,
+        SELECT p.customer_id, p.email, p.offers, coalesce(rc.products, '[]') AS recommendations, sc.lead_score,
                p.customer_id NOT IN (SELECT customer_id FROM blocked WHERE customer_id IS NOT NULL) AS allowed
-        FROM people p LEFT JOIN sc USING (customer_id)""")
+        FROM people p LEFT JOIN sc USING (customer_id) LEFT JOIN ({recs}) rc USING (customer_id)""")
     con.execute(f"""
         COPY (
-            SELECT customer_id AS key, customer_id, offers, allowed FROM _offers
+            SELECT customer_id AS key, customer_id, offers, recommendations, allowed FROM _offers
             UNION ALL
-            SELECT sha256(lower(trim(email))), customer_id, offers, allowed FROM _offers WHERE email IS NOT NULL
+            SELECT sha256(lower(trim(email))), customer_id, offers, recommendations, allowed FROM _offers
+            WHERE email IS NOT NULL
             UNION ALL
-            SELECT a.key, o.customer_id, o.offers, o.allowed FROM ({anon}) a JOIN _offers o USING (customer_id)
+            SELECT a.key, o.customer_id, o.offers, o.recommendations, o.allowed
+            FROM ({anon}) a JOIN _offers o USING (customer_id)
         ) TO '{str(tmp).replace("'", "''")}' (FORMAT parquet)""")
     n = con.execute("SELECT count(*) FROM _offers").fetchone()[0]
     con.execute("DROP TABLE _offers")

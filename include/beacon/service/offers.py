@@ -23,7 +23,7 @@ SNAPSHOT_COLUMNS = ("key", "customer_id", "offers", "allowed")
 
 @dataclass(frozen=True)
 class Snapshot:
-    index: dict[str, tuple[str, bytes, bool]]  # key -> (customer id, offers JSON, allowed)
+    index: dict[str, tuple[str, bytes, bool, bytes]]  # key -> (customer id, offers JSON, allowed, products JSON)
     profiles: int
     version: str
 
@@ -38,7 +38,10 @@ def load_snapshot(path: Path) -> Snapshot:
         raise ValueError(f"{path}: offers snapshot lacks column(s) {missing}")
     keys, cids = t.column("key").to_pylist(), t.column("customer_id").to_pylist()
     offers, allowed = t.column("offers").to_pylist(), t.column("allowed").to_pylist()
-    index = {k: (c, o.encode(), bool(a)) for k, c, o, a in zip(keys, cids, offers, allowed, strict=True)}
+    # Recommended products are optional (older snapshots have none).
+    recs = t.column("recommendations").to_pylist() if "recommendations" in t.column_names else ["[]"] * len(keys)
+    index = {k: (c, o.encode(), bool(a), (r or "[]").encode())
+             for k, c, o, a, r in zip(keys, cids, offers, allowed, recs, strict=True)}
     st = os.stat(path)
     return Snapshot(index, len(set(cids)), f"{st.st_mtime_ns}-{st.st_size}")
 
@@ -105,9 +108,10 @@ def router(state, store: OfferStore) -> APIRouter:
         hit = next((snap.index[k] for k in lookup_keys(profile_id) if k in snap.index), None)
         if hit is None:
             return JSONResponse({"error": "unknown_profile"}, status_code=404)
-        cid, body, allowed = hit
-        payload = body if allowed else b"[]"
+        cid, body, allowed, products = hit
+        offers_json, products_json = (body, products) if allowed else (b"[]", b"[]")
         return Response(b'{"customer_id":"' + cid.encode() + b'","snapshot":"' + snap.version.encode()
-                        + b'","offers":' + payload + b"}", media_type="application/json")
+                        + b'","offers":' + offers_json + b',"recommendations":' + products_json + b"}",
+                        media_type="application/json")
 
     return r
