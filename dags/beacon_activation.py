@@ -57,6 +57,15 @@ def beacon_activation():
         return delivery_pairs(settings().manifest_path)
 
     @task
+    def publish_offers_snapshot() -> int:
+        # The marts `beacon serve` answers /v1/profiles/{id}/offers from (it swaps to the new file itself).
+        from beacon.activation.offers import publish_offers, snapshot_path
+        from beacon.warehouse import connect
+
+        with connect() as con:
+            return publish_offers(con, discover(settings().manifest_path), snapshot_path(settings()))
+
+    @task
     def record_memberships(pairs: list[dict]) -> list[dict]:
         from beacon.audiences import discover, record_membership
         from beacon.config import settings
@@ -113,7 +122,9 @@ def beacon_activation():
             return write_report(con, s.registry_dir / "reports", clock(con))
 
     pairs = discover_deliveries()
-    check_quality_gate() >> pairs
+    gate = check_quality_gate()
+    gate >> pairs
+    gate >> publish_offers_snapshot()
     record_memberships(pairs) >> sync_audience.expand(pair=pairs) >> measure_campaigns()
 
 
