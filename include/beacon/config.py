@@ -58,6 +58,9 @@ class Settings:
     # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
     airflow_namespace_levels: str = ""
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
+    # --- `make up` (beacon.stack): the local Airflow stack on Postgres ---
+    stack_dir: Path | None = None  # BEACON_STACK_DIR: its Postgres cluster, Airflow home, logs (default <home>/.beacon)
+    api_port: int = 8080  # BEACON_API_PORT: the Airflow API server / UI port on 127.0.0.1
 
     @property
     def manifest_path(self) -> Path:
@@ -87,6 +90,8 @@ def settings() -> Settings:
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
+        stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
+        api_port=_int("BEACON_API_PORT", 8080),
     )
 
 

@@ -11,10 +11,11 @@ import argparse
 import sys
 
 from beacon.cli import activate, audiences, bench, demo, identity, ml
+from beacon.cli import stack as stack_cli
 from beacon.cli.render import err
 
 # In the order of `beacon --help`.
-GROUPS = (demo, audiences, activate, ml, identity, bench)
+GROUPS = (demo, audiences, activate, ml, identity, bench, stack_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
