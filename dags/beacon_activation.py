@@ -9,7 +9,8 @@ suppression, priority, frequency cap, holdout), a diff against the last delivere
 of only the changes. Destinations are configured from Airflow connections `beacon_<channel>`; a
 channel without a connection is skipped with the reason (the file channel defaults to the exports folder).
 Scheduled on `beacon_scores`; emits `beacon_exports` and, through the alias `beacon_audience_delivered`,
-one Asset per delivered audience and destination.
+one Asset per delivered audience and destination. Last, it publishes the Beacon page's snapshot (the
+marketers' page in the Airflow UI), whether or not the deliveries ran.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ discover(settings().manifest_path)
 @dag(schedule=[SCORES], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "activation"],
      default_args=DEFAULT_ARGS, doc_md=__doc__)
 def beacon_activation():
-    @task.short_circuit
+    # Downstream trigger rules respected: the deliveries (all_success) are skipped, the page (all_done) is not.
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
     def check_quality_gate(run_id=None) -> bool:
         """False (skip every delivery) while a critical data-quality expectation fails."""
         import logging
@@ -97,9 +99,21 @@ def beacon_activation():
         d.pop("sample")
         return d
 
+    # all_done: the page shows the breaker and failed deliveries too, so it is published whatever happened.
+    @task(trigger_rule="all_done")
+    def publish_beacon_page() -> str:
+        """The Beacon page's snapshot (beacon.ui.snapshot): computed here, in the writer pool, so the page
+        itself never opens the warehouse."""
+        from beacon.ui.snapshot import publish
+        from beacon.warehouse import connect
+
+        with connect() as con:
+            return str(publish(con))
+
     pairs = discover_deliveries()
     check_quality_gate() >> pairs
-    record_memberships(pairs) >> sync_audience.expand(pair=pairs)
+    page = publish_beacon_page()
+    record_memberships(pairs) >> sync_audience.expand(pair=pairs) >> page
 
 
 beacon_activation()
