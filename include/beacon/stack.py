@@ -34,6 +34,9 @@ from pathlib import Path
 
 from beacon.config import Settings, settings
 
+# The files docker-compose.yml reads too (relative to the project): one description of both deployments.
+ENV_FILE = "deploy/airflow.env"
+POOLS_FILE = "deploy/pools.json"
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 # The UI users: an admin, and a marketer who reads (SimpleAuthManager roles: viewer < user < op < admin).
 USERS = {"admin": "admin", "marketer": "viewer"}
@@ -110,7 +113,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 def shared_env(s: Settings | None = None) -> dict[str, str]:
     """The Airflow settings both deployments share (deploy/airflow.env)."""
     s = s or settings()
-    return read_env_file(s.home / "deploy" / "airflow.env")
+    return read_env_file(s.home / ENV_FILE)
 
 
 def _secrets(p: Paths) -> dict[str, str]:
@@ -371,7 +374,7 @@ def _init_airflow(s: Settings, p: Paths, say: Callable[[str], None]) -> None:
         _write_private(p.passwords, json.dumps({u: secrets.token_urlsafe(12) for u in USERS}, indent=2))
     say("airflow db migrate")
     airflow_cli(["db", "migrate"], s)
-    airflow_cli(["pools", "import", str(s.home / "deploy" / "pools.json")], s)
+    airflow_cli(["pools", "import", str(s.home / POOLS_FILE)], s)
 
 
 def _health(api_port: int) -> dict | None:
