@@ -14,6 +14,8 @@ os.environ["BEACON_DATA_DIR"] = str(_DATA)
 os.environ["BEACON_DBT_TARGET_DIR"] = str(_DATA / "dbt_target")
 os.environ["AIRFLOW_HOME"] = str(ROOT / ".airflow-test")
 
+from support.browser import browser_page  # noqa: E402,F401  (the headless-Chromium fixture)
+
 from beacon.pipeline import airflow_env  # noqa: E402  (needs the variables above)
 
 os.environ.update(airflow_env())

@@ -68,6 +68,18 @@ def test_all_three_models_train_register_and_score(trained):
     assert con.execute("SELECT count(DISTINCT attribute) FROM ml.fairness").fetchall()[0][0] == 2
 
 
+def test_model_report_renders_in_chromium(trained, browser_page):
+    # A real browser opens the report: every chart decodes to an image, and the page raises no script error.
+    _, _, summary, _ = trained
+    page = browser_page.page
+    page.goto(Path(summary["report"]).resolve().as_uri())
+    assert page.title().startswith("Beacon model report")
+    sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+    assert len(sizes) >= 10 and all(done and width > 0 for done, width in sizes), sizes
+    assert page.locator("h2").count() == 3
+    assert browser_page.console_errors == []
+
+
 def test_drift_compares_like_with_like_first_run_is_the_baseline(tmp_path):
     # Training population vs today's differs by construction (tenure, recency): the first scoring run is a
     # baseline, an unchanged re-score is ok, and only a real change between runs alerts.
