@@ -137,3 +137,31 @@ def test_the_beacon_page_needs_an_airflow_user_and_masks_personal_data_for_marke
     page = requests.get(f"{url}/", cookies={"_token": marketer_api.token}, headers={"Accept": "text/html"}, timeout=30)
     assert page.status_code == 200 and all(n in page.text for n in names)
     assert os.path.exists(s.data_dir / "ui" / "beacon_page.json")
+
+
+def test_the_beacon_page_in_a_real_browser(stack, browser_page):
+    """Signed in through Airflow's own login form, a marketer opens the Beacon page in the Airflow UI: every
+    audience shows, personal data is masked, no console errors; signed out, the page refuses."""
+    s, info, api, runs = stack
+    from beacon.audiences import discover
+
+    page, url = browser_page.page, info["url"]
+    page.goto(f"{url}/")
+    page.locator("input[name=username]").fill("marketer")
+    page.locator("input[name=password]").fill(json.loads(paths(s).passwords.read_text())["marketer"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda u: "/auth/" not in u and "login" not in u, timeout=60_000)
+    assert any(c["name"] == "_token" for c in page.context.cookies())
+    page.goto(f"{url}/plugin/beacon")  # the Airflow UI with the page in its iframe
+    frame = page.frame_locator("iframe")
+    frame.locator("#audiences").wait_for(timeout=60_000)
+    for a in discover(s.manifest_path):
+        assert frame.locator(f'tr[data-audience="{a.name}"]').count() == 1, a.name
+    assert "masked for your role" in frame.locator("body").inner_text()
+    assert frame.locator("#user").inner_text() == "marketer"
+    browser_page.screenshot("beacon_page_marketer")
+    assert browser_page.console_errors == []
+    # Signed out (no session cookie): the page itself refuses, inside or outside the UI.
+    page.context.clear_cookies()
+    refused = page.goto(f"{url}/beacon/")
+    assert refused.status == 401 and "Sign in to Airflow" in page.locator("#refused").inner_text()
