@@ -279,6 +279,16 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
+def _check_reachable_by_pg(path: Path) -> None:
+    """As root, Postgres runs as `postgres`, which must be able to walk down to its data folder."""
+    if os.geteuid() != 0:
+        return
+    for d in [path, *path.parents]:
+        if d.exists() and not d.stat().st_mode & 0o001:
+            raise StackError(f"the postgres user cannot enter {d} (mode {oct(d.stat().st_mode & 0o777)}), on the way "
+                             f"to {path}: choose a BEACON_STACK_DIR under folders others may enter (chmod o+x)")
+
+
 def _chown_pg(path: Path) -> None:
     if os.geteuid() == 0:
         import pwd
@@ -301,6 +311,7 @@ def start_postgres(s: Settings, p: Paths, say: Callable[[str], None]) -> int:
     st = _state(p)
     if not (p.pg_data / "PG_VERSION").exists():
         say(f"initialising a Postgres cluster in {p.pg_data}")
+        _check_reachable_by_pg(p.root)
         p.pg_data.mkdir(parents=True, exist_ok=True)
         p.pg_data.chmod(0o700)
         _chown_pg(p.pg_data)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -42,8 +45,12 @@ def _port_open(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
+def stack():
+    # Not pytest's tmp_path: its folders are private (0700), and Postgres runs as the `postgres` user.
+    base = settings().home / ".beacon"
+    base.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="test-stack-", dir=base))
+    root.chmod(0o755)
     env = {"BEACON_DATA_DIR": str(root / "data"), "BEACON_STACK_DIR": str(root / "beacon"),
            "BEACON_API_PORT": str(free_port()), "BEACON_RETRY_DELAY_SECONDS": "5"}
     with pytest.MonkeyPatch.context() as mp:
@@ -66,6 +73,7 @@ def stack(tmp_path_factory):
             assert not st["postgres"] and not any(st["components"].values()), st
             assert not _port_open(int(env["BEACON_API_PORT"]))
             assert pg_port is None or not _port_open(int(pg_port))
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_chain_ran_by_itself_through_assets(stack):
