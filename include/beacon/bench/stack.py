@@ -25,6 +25,7 @@ def _t(iso: str) -> datetime:
 def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = None, keep: bool = False,
                 timeout: float = 1800) -> dict:
     work = workdir or Path(tempfile.mkdtemp(prefix="beacon-bench-stack-"))
+    work.chmod(0o755)  # mkdtemp makes it private; Postgres runs as the `postgres` user when we are root
     env = {"BEACON_DATA_DIR": str(work / "data"), "BEACON_STACK_DIR": str(work / "stack"),
            "BEACON_API_PORT": str(free_port())}
     try:
