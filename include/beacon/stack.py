@@ -520,6 +520,14 @@ def status(s: Settings | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------- REST API v2
 
 CHAIN = ("beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation")
+# Scheduled on activation's `beacon_exports` (and a timetable); part of the chain where its DAG file exists.
+OPTIONAL = ("beacon_journeys",)
+
+
+def chain(s: Settings | None = None) -> tuple[str, ...]:
+    """The DAGs one ingest run leads to, in order: the four, then journeys when the project has it."""
+    s = s or settings()
+    return CHAIN + tuple(d for d in OPTIONAL if (s.home / "dags" / f"{d}.py").exists())
 
 
 class Api:
@@ -555,7 +563,7 @@ class Api:
             "task_instances"]
 
 
-def trigger_chain(api: Api, dags: tuple[str, ...] = CHAIN) -> str:
+def trigger_chain(api: Api, dags: tuple[str, ...] | None = None) -> str:
     """Unpause the chain and trigger the ingest DAG; the Assets schedule the rest. Returns the ingest run id.
 
     The ingest run takes the logical date of the schedule's latest interval, the one the scheduler would create
@@ -571,10 +579,12 @@ def trigger_chain(api: Api, dags: tuple[str, ...] = CHAIN) -> str:
     return run_id
 
 
-def wait_for_chain(api: Api, since: str, dags: tuple[str, ...] = CHAIN, timeout: float = 600,
+def wait_for_chain(api: Api, since: str, dags: tuple[str, ...] | None = None, timeout: float = 600,
                    say: Callable[[str], None] = print) -> dict[str, dict]:
-    """Wait until each DAG has a run queued after `since` (ISO time) that succeeded; raise on a failed one
-    (naming its failed tasks) or after `timeout` seconds. Returns the succeeded run of each DAG."""
+    """Wait until each DAG has a run queued after `since` (ISO time) that succeeded, every DAG after the first
+    one started by an Asset (not by its timetable); raise on a failed one (naming its failed tasks) or after
+    `timeout` seconds. Returns the succeeded run of each DAG."""
+    dags = dags or chain()
     deadline = time.monotonic() + timeout
     done: dict[str, dict] = {}
     last = ""
@@ -582,7 +592,8 @@ def wait_for_chain(api: Api, since: str, dags: tuple[str, ...] = CHAIN, timeout:
         for dag_id in dags:
             if dag_id in done:
                 continue
-            runs = [r for r in api.runs(dag_id) if (r.get("queued_at") or r.get("run_after") or "") >= since]
+            runs = [r for r in api.runs(dag_id) if (r.get("queued_at") or r.get("run_after") or "") >= since
+                    and (dag_id == dags[0] or r.get("run_type") == "asset_triggered")]
             for r in runs:
                 if r["state"] == "success":
                     done[dag_id] = r

@@ -19,9 +19,9 @@ import requests
 from beacon.config import settings
 from beacon.pipeline import prepare_world
 from beacon.stack import (
-    CHAIN,
     Api,
     StackError,
+    chain,
     down,
     free_port,
     paths,
@@ -35,7 +35,7 @@ from beacon.stack import (
 pytestmark = pytest.mark.e2e
 
 PEOPLE = 1500
-CHAIN_TIMEOUT = 480  # seconds; the whole module stays within the CI budget (docs/testing.md)
+CHAIN_TIMEOUT = 600  # seconds, a bound (about 4-8 min here on a loaded machine; docs/testing.md)
 
 
 def _port_open(port: int) -> bool:
@@ -78,10 +78,12 @@ def stack():
 
 def test_the_chain_ran_by_itself_through_assets(stack):
     s, info, api, runs = stack
-    assert set(runs) == set(CHAIN)
+    dags = chain(s)
+    assert set(runs) == set(dags) and dags[:4] == ("beacon_ingest", "beacon_warehouse", "beacon_ml",
+                                                   "beacon_activation")
     # One ingest run (the trigger took the scheduled interval's date), the rest scheduled by their Assets.
     assert len(api.runs("beacon_ingest")) == 1
-    assert {d: runs[d]["run_type"] for d in CHAIN[1:]} == {d: "asset_triggered" for d in CHAIN[1:]}
+    assert {d: runs[d]["run_type"] for d in dags[1:]} == {d: "asset_triggered" for d in dags[1:]}
     # The exports: every file delivery the warehouse recorded is on disk with its manifest, row count matching.
     import duckdb
 
@@ -101,7 +103,7 @@ def test_the_chain_ran_by_itself_through_assets(stack):
 def test_warehouse_writers_never_overlap_under_parallelism(stack):
     s, info, api, runs = stack
     assert int(shared_env(s)["AIRFLOW__CORE__PARALLELISM"]) > 1
-    tis = [t for d in CHAIN for t in api.task_instances(d, runs[d]["dag_run_id"])
+    tis = [t for d in chain(s) for t in api.task_instances(d, runs[d]["dag_run_id"])
            if t["pool"] == "duckdb_writer" and t["start_date"] and t["end_date"]]
     mapped = [t for t in tis if t["task_id"] == "sync_audience"]
     assert len(mapped) > 1  # parallel mapped tasks competing for the one slot
