@@ -568,6 +568,7 @@ def trigger_chain(api: Api, dags: tuple[str, ...] | None = None) -> str:
 
     The ingest run takes the logical date of the schedule's latest interval, the one the scheduler would create
     on unpausing (catchup is off): with that date taken, the scheduler does not add a second ingest run."""
+    dags = dags or chain()
     for dag_id in dags[1:]:
         api.call("PATCH", f"dags/{dag_id}", json={"is_paused": False})
     dag = api.call("GET", f"dags/{dags[0]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from beacon.stack import StackError, chain, wait_for_chain
+from beacon.stack import StackError, chain, trigger_chain, wait_for_chain
 
 SINCE = "2026-11-28T20:00:00+00:00"
 
@@ -54,3 +54,18 @@ def test_the_chain_is_the_four_dags_then_journeys_where_it_exists(tmp_path, monk
     assert chain(settings()) == ("beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation")
     (tmp_path / "dags" / "beacon_journeys.py").write_text("")
     assert chain(settings())[-1] == "beacon_journeys"
+
+
+def test_trigger_unpauses_the_chain_and_takes_the_scheduled_interval():
+    calls = []
+
+    class Recording(FakeApi):
+        def call(self, method, path, **kw):
+            calls.append((method, path, kw.get("json")))
+            return {"next_dagrun_logical_date": "2026-11-27T00:00:00Z"} if method == "GET" else {}
+
+    trigger_chain(Recording({}))
+    dags = chain()
+    assert [c[1] for c in calls if c[0] == "PATCH"] == [f"dags/{d}" for d in (*dags[1:], dags[0])]
+    [(_, path, body)] = [c for c in calls if c[0] == "POST"]
+    assert path == "dags/beacon_ingest/dagRuns" and body["logical_date"] == "2026-11-27T00:00:00Z"
