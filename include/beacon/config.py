@@ -69,6 +69,9 @@ class Settings:
     # unsubscribe keys); unset: the Airflow connection beacon_service (extras of the same shape)
     service_config: Path | None = None
     realtime_interval_seconds: int = 20  # BEACON_REALTIME_INTERVAL_SECONDS: the beacon_realtime DAG's cycle
+    # --- `make up` (beacon.stack): the local Airflow stack on Postgres ---
+    stack_dir: Path | None = None  # BEACON_STACK_DIR: its Postgres cluster, Airflow home, logs (default <home>/.beacon)
+    api_port: int = 8080  # BEACON_API_PORT: the Airflow API server / UI port on 127.0.0.1
 
     @property
     def manifest_path(self) -> Path:
@@ -105,6 +108,8 @@ def settings() -> Settings:
         message_costs=os.environ.get("BEACON_MESSAGE_COSTS") or "email=0.001,ads=0.005,webhook=0,file=0",
         service_config=_path("BEACON_SERVICE_CONFIG", None),  # type: ignore[arg-type]
         realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
+        stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
+        api_port=_int("BEACON_API_PORT", 8080),
     )
 
 

@@ -214,6 +214,20 @@ def cmd_best_time(args) -> int:
     return 0
 
 
+def cmd_stack(args) -> int:
+    from beacon.bench.stack import bench_stack
+
+    d = bench_stack(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
+                    keep=args.keep)
+
+    def render(d):
+        console.print(kv_table(f"The chain through the real scheduler, {d['people']:,} people", {
+            "stack start-up s": d["startup_s"], "chain s (ingest start to activation end)": d["chain_s"],
+            **{f"{k} s": v for k, v in d["dags_s"].items()}, "task instances": d["task_instances"]}))
+    emit(d, args.json, render)
+    return 0
+
+
 def register(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bsub = b.add_subparsers(dest="bench_command", required=True)
@@ -225,6 +239,13 @@ def register(sub) -> None:
     bp.add_argument("--repeat", type=int, default=1, help="runs; with more than one, each stage's median is reported")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_pipeline)
+    bs = bsub.add_parser("stack", help="the chain through the real scheduler (make up) on a fresh world")
+    bs.add_argument("--people", type=int, default=20_000)
+    bs.add_argument("--seed", type=int, default=42)
+    bs.add_argument("--workdir", default=None, help="where to write the world and the stack (default: a temporary folder)")
+    bs.add_argument("--keep", action="store_true", help="keep the work folder")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_stack)
     bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
     bw.add_argument("--people", type=int, default=20_000)
     bw.add_argument("--repeat", type=int, default=3, help="alternating runs of each; medians are compared")
