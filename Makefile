@@ -7,7 +7,7 @@ STAMP := $(VENV)/.beacon-installed
 PEOPLE ?= 20000
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test test-fast airflow-init lock bench bench-1m lint clean
+.PHONY: install demo test test-fast airflow-init lock bench bench-1m lint clean up down
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -57,6 +57,13 @@ lint: install
 	@mkdir -p data
 	BEACON_DBT_WAREHOUSE_PATH=$${BEACON_DBT_WAREHOUSE_PATH:-$(CURDIR)/data/sqlfluff.duckdb} \
 	  $(BIN)/sqlfluff lint dbt_project/models
+
+# The real thing: scheduler, DAG processor, triggerer, API server on a local Postgres (beacon.stack; docs/operations.md).
+up: install
+	$(BIN)/beacon up
+
+down: install
+	$(BIN)/beacon down
 
 clean:
 	rm -rf data .airflow .airflow-test dbt_project/target dbt_project/logs

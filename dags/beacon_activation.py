@@ -11,7 +11,8 @@ channel without a connection is skipped with the reason (the file channel defaul
 Scheduled on `beacon_scores`; emits `beacon_exports` and, through the alias `beacon_audience_delivered`,
 one Asset per delivered audience and destination. Last, `measure_campaigns` builds the measurement marts
 (dbt `tag:measurement`: assignments incl. the control groups, outcomes), computes lift per audience and
-arm, and writes the campaign report beside the model report (docs/measurement.md).
+arm, and writes the campaign report beside the model report (docs/measurement.md). Then it publishes the Beacon page's snapshot
+(the marketers' page in the Airflow UI), whether or not the deliveries ran.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ discover(settings().manifest_path)
 @dag(schedule=[SCORES], start_date=START, catchup=False, max_active_runs=1, tags=["beacon", "activation"],
      default_args=DEFAULT_ARGS, doc_md=__doc__)
 def beacon_activation():
-    @task.short_circuit
+    # Downstream trigger rules respected: the deliveries (all_success) are skipped, the page (all_done) is not.
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
     def check_quality_gate(run_id=None) -> bool:
         """False (skip every delivery) while a critical data-quality expectation fails."""
         import logging
@@ -55,6 +57,15 @@ def beacon_activation():
         from beacon.config import settings
 
         return delivery_pairs(settings().manifest_path)
+
+    @task
+    def publish_offers_snapshot() -> int:
+        # The marts `beacon serve` answers /v1/profiles/{id}/offers from (it swaps to the new file itself).
+        from beacon.activation.offers import publish_offers, snapshot_path
+        from beacon.warehouse import connect
+
+        with connect() as con:
+            return publish_offers(con, discover(settings().manifest_path), snapshot_path(settings()))
 
     @task
     def record_memberships(pairs: list[dict]) -> list[dict]:
@@ -112,9 +123,23 @@ def beacon_activation():
         with connect() as con:
             return write_report(con, s.registry_dir / "reports", clock(con))
 
+    # all_done: the page shows the breaker and failed deliveries too, so it is published whatever happened.
+    @task(trigger_rule="all_done")
+    def publish_beacon_page() -> str:
+        """The Beacon page's snapshot (beacon.ui.snapshot): computed here, in the writer pool, so the page
+        itself never opens the warehouse."""
+        from beacon.ui.snapshot import publish
+        from beacon.warehouse import connect
+
+        with connect() as con:
+            return str(publish(con))
+
     pairs = discover_deliveries()
-    check_quality_gate() >> pairs
-    record_memberships(pairs) >> sync_audience.expand(pair=pairs) >> measure_campaigns()
+    gate = check_quality_gate()
+    gate >> pairs
+    gate >> publish_offers_snapshot()
+    # The page comes last so it shows this run's lift results too.
+    record_memberships(pairs) >> sync_audience.expand(pair=pairs) >> measure_campaigns() >> publish_beacon_page()
 
 
 beacon_activation()

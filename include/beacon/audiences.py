@@ -4,12 +4,13 @@ from the dbt manifest and checks the contract, naming the file and field of any 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 # The delivery channels an audience may name (meta.audience.channels): the one list. Governance has a
 # policy per channel and the destination registry a connection kind per channel.
-CHANNELS = ("file", "email", "webhook", "ads")
+CHANNELS = ("file", "email", "webhook", "ads", "sms")
 REFRESH = frozenset({"hourly", "daily", "weekly"})
 REQUIRED = ("name", "description", "owner", "channels", "priority", "holdout_pct", "refresh")
 # Keys an audience takes from its dbt model when meta.audience leaves them out (meta key -> model key).
@@ -34,6 +35,9 @@ class Audience:
     relation: str  # schema.table in the warehouse
     model: str
     path: str
+    # The subscription group a person can leave on its own (preference centre, SendGrid group_unsubscribe);
+    # meta.audience.topic, default "marketing".
+    topic: str = "marketing"
 
 
 def _check(meta: dict, where: str) -> None:
@@ -53,6 +57,9 @@ def _check(meta: dict, where: str) -> None:
         raise ContractError(f"{where}: meta.audience.holdout_pct must be a number in [0, 100), got {hp!r}")
     if meta["refresh"] not in REFRESH:
         raise ContractError(f"{where}: meta.audience.refresh must be one of {sorted(REFRESH)}")
+    topic = meta.get("topic", "marketing")
+    if not isinstance(topic, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", topic):
+        raise ContractError(f"{where}: meta.audience.topic must be a lower-case name ([a-z0-9_]), got {topic!r}")
 
 
 def discover(manifest_path: Path) -> list[Audience]:
@@ -78,7 +85,7 @@ def discover(manifest_path: Path) -> list[Audience]:
             name=meta["name"], description=meta["description"], owner=meta["owner"], channels=tuple(meta["channels"]),
             priority=int(meta["priority"]), holdout_pct=float(meta["holdout_pct"]), refresh=meta["refresh"],
             relation=f"{node['schema']}.{node.get('alias') or node['name']}", model=node["name"],
-            path=node["original_file_path"],
+            path=node["original_file_path"], topic=meta.get("topic", "marketing"),
         )
     return sorted(found.values(), key=lambda a: (-a.priority, a.name))
 

@@ -64,6 +64,14 @@ class Settings:
     global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period
     measurement_window_days: float = 7.0  # BEACON_MEASUREMENT_WINDOW_DAYS: outcomes count this long after exposure
     message_costs: str = "email=0.001,ads=0.005,webhook=0,file=0"  # BEACON_MESSAGE_COSTS: cost per message, per channel
+    # --- service (beacon serve, issue 19) ---
+    # BEACON_SERVICE_CONFIG: a JSON file outside the repo with the service's secrets (write keys, webhook and
+    # unsubscribe keys); unset: the Airflow connection beacon_service (extras of the same shape)
+    service_config: Path | None = None
+    realtime_interval_seconds: int = 20  # BEACON_REALTIME_INTERVAL_SECONDS: the beacon_realtime DAG's cycle
+    # --- `make up` (beacon.stack): the local Airflow stack on Postgres ---
+    stack_dir: Path | None = None  # BEACON_STACK_DIR: its Postgres cluster, Airflow home, logs (default <home>/.beacon)
+    api_port: int = 8080  # BEACON_API_PORT: the Airflow API server / UI port on 127.0.0.1
 
     @property
     def manifest_path(self) -> Path:
@@ -98,6 +106,10 @@ def settings() -> Settings:
         global_control_period_days=_number("BEACON_GLOBAL_CONTROL_PERIOD_DAYS", 90),
         measurement_window_days=_number("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0, float, "a number of days"),
         message_costs=os.environ.get("BEACON_MESSAGE_COSTS") or "email=0.001,ads=0.005,webhook=0,file=0",
+        service_config=_path("BEACON_SERVICE_CONFIG", None),  # type: ignore[arg-type]
+        realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
+        stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
+        api_port=_int("BEACON_API_PORT", 8080),
     )
 
 

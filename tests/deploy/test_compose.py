@@ -97,7 +97,14 @@ def services(compose: dict) -> dict:
 
 
 def _env(service: dict) -> dict[str, str]:
-    return {k: str(v) for k, v in (service.get("environment") or {}).items()}
+    """The service's environment as compose builds it: its env_file(s) first, `environment` over them."""
+    from beacon.stack import read_env_file
+
+    files = service.get("env_file") or []
+    out: dict[str, str] = {}
+    for f in [files] if isinstance(files, str) else files:
+        out.update(read_env_file(ROOT / (f if isinstance(f, str) else f["path"])))
+    return {**out, **{k: str(v) for k, v in (service.get("environment") or {}).items()}}
 
 
 def _command_text(service: dict) -> str:
@@ -189,7 +196,11 @@ def test_init_migrates_and_creates_duckdb_writer_pool(services):
     # The init service migrates the DB and creates the 1-slot pool that serializes DuckDB writers.
     init = _command_text(services["airflow-init"])
     assert "airflow db migrate" in init
-    assert re.search(r"airflow pools set duckdb_writer 1 \S", init), init
+    assert "airflow pools import /opt/airflow/project/deploy/pools.json" in init, init
+    pools = json.loads((ROOT / "deploy" / "pools.json").read_text())
+    assert pools["duckdb_writer"]["slots"] == 1
+    # ... and it parses the dbt project, so the DAG processor finds a manifest on a fresh clone.
+    assert "ensure_manifest()" in init and init.index("ensure_manifest()") > init.index("airflow db migrate")
 
 
 def test_warehouse_on_named_volume(compose, services):

@@ -121,9 +121,10 @@ def test_campaign_report_shows_every_audience_with_its_interval_in_chromium(demo
     s, day, r = demo
     assert r.campaign_report and Path(r.campaign_report).parent == Path(r.model_report).parent
     with connect() as con:
-        arms = dict(con.execute("""SELECT campaign, count(DISTINCT arm) FROM measurement.campaign_exposures
-            GROUP BY 1""").fetchall())
-    with_control = sorted(c for c, n in arms.items() if n == 2)
+        # Audiences with at least 2 people in each group (a lift needs that; the others say so instead).
+        arms = dict(con.execute("""SELECT campaign, min(n) FROM (SELECT campaign, arm, count(*) AS n
+            FROM measurement.campaign_exposures GROUP BY 1, 2) GROUP BY 1 HAVING count(*) = 2""").fetchall())
+    with_control = sorted(c for c, n in arms.items() if n >= 2)
     assert len(with_control) >= 5
     page = browser_page.page
     page.goto(Path(r.campaign_report).resolve().as_uri())
@@ -131,7 +132,9 @@ def test_campaign_report_shows_every_audience_with_its_interval_in_chromium(demo
         text = page.locator(f"section[data-campaign='{c}']").inner_text()
         assert "95% interval" in text and "converted" in text, c
     sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
-    assert len(sizes) >= 2 + len(with_control) and all(ok and w > 0 for ok, w in sizes)
+    # The lift chart and one cumulative chart per audience with a control group (revenue and ROI charts appear
+    # once some revenue fell in a window, which a one-day demo may not have yet).
+    assert len(sizes) >= 1 + len(with_control) and all(ok and w > 0 for ok, w in sizes)
     assert browser_page.console_errors == []
 
 

@@ -8,7 +8,8 @@ from support.activation_world import AS_OF, audience, segment, warehouse
 
 from beacon.activation.governance import governed
 from beacon.activation.sync import run_sync
-from beacon.measure.warehouse import global_period, refresh_global_control
+from beacon.measure.global_control import global_period
+from beacon.measure.warehouse import refresh_global_control
 
 
 class Sink:

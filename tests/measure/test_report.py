@@ -112,3 +112,24 @@ def test_campaign_report_renders_in_chromium(world, browser_page):
     sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
     assert len(sizes) >= 3 + len(CAMPAIGNS) and all(ok and w > 0 for ok, w in sizes)
     assert browser_page.console_errors == [] and browser_page.failed_requests == []
+
+
+def test_cli_lift_on_the_warehouse_with_a_window(tmp_path, monkeypatch, capsys):
+    from beacon.cli import main
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    build(con, people=1500)
+    con.close()
+    monkeypatch.setenv("BEACON_WAREHOUSE", str(path))
+    got = {}
+    for window in ("2", "7"):
+        assert main(["measure", "lift", "--audience", "win_back_lapsed", "--window", window, "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        got[window] = {r["outcome"]: r for r in d["results"]}
+        assert d["window_days"] == float(window) and {r["campaign"] for r in d["results"]} == {"audience:win_back_lapsed"}
+    # A shorter window counts fewer conversions, in both groups.
+    short, full = got["2"]["converted"], got["7"]["converted"]
+    assert short["total_arm"] < full["total_arm"] and short["total_control"] <= full["total_control"]
+    assert main(["measure", "lift", "--audience", "nope"]) == 2
+    assert "no assignments for 'audience:nope'" in " ".join(capsys.readouterr().err.split())

@@ -1,6 +1,7 @@
 -- Consent records with the customer they belong to (email first, phone for SMS-only records).
 with records as (
-    select * from {{ ref('stg_consent__records') }}
+    -- Channel-level records only: a topic (subscription group) opt-out is read by governance, not here.
+    select * from {{ ref('stg_consent__records') }} where topic is null
 ),
 
 keys as (

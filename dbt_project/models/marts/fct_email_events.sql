@@ -13,7 +13,7 @@ emails as (
 
 final as (
     select e.event_id, m.customer_id, e.email, e.event_name, e.event_at, e.message_id, e.campaign_id,
-           e.bounce_type, e.url
+           e.bounce_type, e.url, e.topic
     from events e
     left join emails m using (email_canonical)
 )

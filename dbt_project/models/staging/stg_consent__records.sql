@@ -14,7 +14,8 @@ final as (
         lower(channel) as channel,
         lower(status) as status,
         source as consent_source,
-        recorded_at
+        recorded_at,
+        topic
     from source
     qualify row_number() over (partition by consent_id order by _loaded_at) = 1
 )

@@ -13,7 +13,8 @@ final as (
         message_id,
         campaign_id,
         bounce_type,
-        url
+        url,
+        topic
     from source
     qualify row_number() over (partition by event_id order by _loaded_at) = 1
 )

@@ -1,6 +1,13 @@
 -- Segment-style web events: one row per message, event names in snake_case.
+-- Two sources: the daily web_events files and the events posted to `beacon serve` (collected_events).
 with source as (
-    select * from {{ source('raw', 'web_events') }}
+    select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
+        webinar_id, _loaded_at
+    from {{ source('raw', 'web_events') }}
+    union all
+    select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
+        webinar_id, _loaded_at
+    from {{ source('raw', 'collected_events') }}
 ),
 
 final as (

@@ -2,7 +2,7 @@
 
 Each member of an audience gets at most one reason not to be sent, decided in this order (the first
 that applies wins, so counters add up): erased, complained, hard_bounced, unsubscribed, opted_out,
-no_consent, global_control (the program-wide control group, beacon.measure.warehouse), invalid,
+no_consent, global_control (the program-wide control group, beacon.measure.global_control), invalid,
 lower_priority, frequency_cap; a member with no reason is then either held out (the audience's control
 group) or sendable.
 """
@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from beacon.activation import preferences
 from beacon.audiences import CHANNELS, Audience
 from beacon.config import settings
 from beacon.emails import macro_sql
-from beacon.measure.warehouse import global_control_sql, global_period
+from beacon.measure.global_control import global_control_sql, global_period
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
@@ -46,6 +47,7 @@ _POLICIES = {
     "file": {"consent_channel": "email", "opt_in_required": True, "counts_as_message": False},
     "webhook": {"consent_channel": "email", "opt_in_required": False, "counts_as_message": False},
     "ads": {"consent_channel": "ads", "opt_in_required": True, "counts_as_message": False},
+    "sms": {"consent_channel": "sms", "opt_in_required": True, "counts_as_message": True},
 }
 if set(_POLICIES) != set(CHANNELS):  # a channel added to the audience contract needs a policy here
     raise ImportError(f"governance policies {sorted(_POLICIES)} do not match the channels {sorted(CHANNELS)}")
@@ -113,6 +115,11 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     without any is `invalid`."""
     policy = policy or default_policy(channel)
     ensure_tables(con)
+    # Unsubscribes written by the service since the last ingest count now, not after the next load.
+    preferences.absorb_pending(con, settings().landing_dir)
+    # Warehouses built before topics existed have no topic column in fct_email_events.
+    ev_topic = "topic" if "topic" in _columns(con, "marts.fct_email_events") else "NULL::VARCHAR"
+    topic_rows = ", ".join(f"('{a.name.replace(chr(39), '')}', '{a.topic}')" for a in audiences) or "(NULL, NULL)"
     seg_cols = _columns(con, audience.relation)
     extra = [f for f in CUSTOMER_FIELDS if f not in seg_cols]
     cust = ", ".join(f"cu.{f}" for f in extra)
@@ -127,6 +134,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
               else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
                    "ON false")
     email_expr = "s.email" if "email" in seg_cols else "cu.email"
+    phone_expr = "s.phone_e164" if "phone_e164" in seg_cols else "cu.phone_e164"
     # The current lead score, unless the segment carries its own.
     score_cols = "".join(f"sc.{src} AS {col}, " for col, src in (("lead_score", "score"), ("lead_decile", "decile"))
                          if col not in seg_cols)
@@ -139,11 +147,28 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
             SELECT customer_id,
                 bool_or(event_name = 'complaint') AS complained,
                 bool_or(event_name = 'bounce' AND bounce_type = 'hard') AS hard_bounced,
-                max(event_at) FILTER (WHERE event_name = 'unsubscribe') AS last_unsubscribe
+                max(event_at) FILTER (WHERE event_name = 'unsubscribe') AS last_unsubscribe,
+                -- A subscription-group (topic) opt-out stands until a later re-subscribe to that group.
+                coalesce(max(event_at) FILTER (WHERE event_name = 'group_unsubscribe' AND {ev_topic} = $topic)
+                    > coalesce(max(event_at) FILTER (WHERE event_name = 'group_resubscribe' AND {ev_topic} = $topic),
+                               TIMESTAMP '1900-01-01'), false) AS group_unsubscribed
             FROM marts.fct_email_events WHERE customer_id IS NOT NULL AND event_at <= (SELECT as_of FROM params) GROUP BY 1),
         email_opt_in AS (
             SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
         higher AS ({higher_sql}),
+        -- Preference-centre and one-click records (activation.preferences): the latest per person and topic
+        -- wins; a record without a topic covers the whole channel; a one-click record has its audience's topic.
+        topics AS (SELECT * FROM (VALUES {topic_rows}) t(audience, topic)),
+        pref_latest AS (
+            SELECT * FROM (
+                SELECT p.*, CASE WHEN p.topic IS NOT NULL THEN p.topic ELSE t.topic END AS eff_topic
+                FROM activation.preferences p LEFT JOIN topics t ON t.audience = p.audience
+                WHERE p.channel = $consent_channel)
+            QUALIFY row_number() OVER (PARTITION BY coalesce(customer_id, email, phone), eff_topic
+                                       ORDER BY recorded_at DESC, consent_id DESC) = 1),
+        pref_out AS (
+            SELECT customer_id, email, phone FROM pref_latest
+            WHERE status = 'opt_out' AND (eff_topic IS NULL OR eff_topic = $topic)),
         -- Manual and erasure suppressions, matched on the customer id or on the (normalized) email.
         listed AS (
             SELECT s.customer_id, x.reason FROM {audience.relation} s
@@ -170,7 +195,11 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                     WHEN ee.hard_bounced OR m.hard_bounced THEN 'hard_bounced'
                     -- An unsubscribe stands until a later email opt-in.
                     WHEN (ee.last_unsubscribe IS NOT NULL AND (oi.recorded_at IS NULL OR oi.recorded_at <= ee.last_unsubscribe))
-                         OR m.unsubscribed THEN 'unsubscribed'
+                         OR m.unsubscribed OR ee.group_unsubscribed
+                         OR s.customer_id IN (SELECT customer_id FROM pref_out WHERE customer_id IS NOT NULL)
+                         OR {macro_sql('normalized_email', email_expr)} IN (SELECT email FROM pref_out WHERE email IS NOT NULL)
+                         OR {phone_expr} IN (SELECT phone FROM pref_out WHERE phone IS NOT NULL)
+                         THEN 'unsubscribed'
                     WHEN c.status = 'opt_out' THEN 'opted_out'
                     WHEN $opt_in_required AND c.status IS DISTINCT FROM 'opt_in' THEN 'no_consent'
                     -- The global control group gets no marketing at all (measures the whole program).
@@ -194,7 +223,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
           policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
           "consent_channel": policy.consent_channel, "global_pct": settings().global_control_pct,
-          "global_period": global_period(as_of)}
+          "global_period": global_period(as_of), "topic": audience.topic}
 
 
 def _message_channels(policy: ChannelPolicy, channel: str) -> set[str]:

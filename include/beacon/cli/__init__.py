@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from beacon.cli import activate, audiences, bench, demo, identity, journeys, measure, ml
+from beacon.cli import activate, audiences, bench, demo, identity, journeys, measure, ml, serve
+from beacon.cli import stack as stack_cli
 from beacon.cli.render import err
 
 # In the order of `beacon --help`.
-GROUPS = (demo, audiences, activate, journeys, ml, identity, measure, bench)
+GROUPS = (demo, audiences, activate, journeys, ml, identity, measure, bench, serve, stack_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

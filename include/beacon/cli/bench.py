@@ -1,4 +1,4 @@
-"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|best-time|…`: benchmarks, JSON with --json."""
+"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|best-time|service|…`: benchmarks, JSON with --json."""
 
 from __future__ import annotations
 
@@ -123,6 +123,24 @@ def cmd_journeys(args) -> int:
     return 0
 
 
+def cmd_service(args) -> int:
+    from beacon.bench.service import bench_service
+
+    d = bench_service(seconds=args.seconds, concurrency=args.concurrency, batch_size=args.batch_size,
+                      profiles=args.profiles, offer_requests=args.offer_requests, kill_after=args.kill_after,
+                      workdir=Path(args.workdir) if args.workdir else None)
+
+    def render(d):
+        c, o, k = d["collection"]["batch"], d["offers"], d["crash"]
+        console.print(kv_table("Service benchmark (loopback)", {
+            "collection events/s": f"{c['events_per_s']:,.0f}", "collection p50 / p99 ms": f"{c['p50_ms']} / {c['p99_ms']}",
+            "single track req/s": f"{d['collection']['single_track']['requests_per_s']:,.0f}",
+            "offers p50 / p99 ms": f"{o['p50_ms']} / {o['p99_ms']} ({o['profiles']:,} profiles)",
+            "kill -9: acknowledged lost": k["acknowledged_lost"], "kill -9: loaded twice": k["loaded_twice"]}))
+    emit(d, args.json, render)
+    return 0
+
+
 def cmd_ingest(args) -> int:
     from beacon.bench.ingest import bench_ingest
 
@@ -196,6 +214,20 @@ def cmd_best_time(args) -> int:
     return 0
 
 
+def cmd_stack(args) -> int:
+    from beacon.bench.stack import bench_stack
+
+    d = bench_stack(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
+                    keep=args.keep)
+
+    def render(d):
+        console.print(kv_table(f"The chain through the real scheduler, {d['people']:,} people", {
+            "stack start-up s": d["startup_s"], "chain s (ingest start to activation end)": d["chain_s"],
+            **{f"{k} s": v for k, v in d["dags_s"].items()}, "task instances": d["task_instances"]}))
+    emit(d, args.json, render)
+    return 0
+
+
 def register(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bsub = b.add_subparsers(dest="bench_command", required=True)
@@ -207,6 +239,13 @@ def register(sub) -> None:
     bp.add_argument("--repeat", type=int, default=1, help="runs; with more than one, each stage's median is reported")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_pipeline)
+    bs = bsub.add_parser("stack", help="the chain through the real scheduler (make up) on a fresh world")
+    bs.add_argument("--people", type=int, default=20_000)
+    bs.add_argument("--seed", type=int, default=42)
+    bs.add_argument("--workdir", default=None, help="where to write the world and the stack (default: a temporary folder)")
+    bs.add_argument("--keep", action="store_true", help="keep the work folder")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=cmd_stack)
     bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
     bw.add_argument("--people", type=int, default=20_000)
     bw.add_argument("--repeat", type=int, default=3, help="alternating runs of each; medians are compared")
@@ -235,6 +274,16 @@ def register(sub) -> None:
     bs.add_argument("--seed", type=int, default=42)
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_score)
+    bv = bsub.add_parser("service", help="beacon serve on loopback: collection, offers at 1M profiles, kill -9")
+    bv.add_argument("--seconds", type=float, default=10.0, help="collection load duration")
+    bv.add_argument("--concurrency", type=int, default=4, help="client threads (closed loop)")
+    bv.add_argument("--batch-size", type=int, default=100, help="events per /v1/batch request")
+    bv.add_argument("--profiles", type=int, default=1_000_000, help="people in the offers snapshot")
+    bv.add_argument("--offer-requests", type=int, default=20_000)
+    bv.add_argument("--kill-after", type=int, default=200, help="acknowledged batches (of 50) before kill -9")
+    bv.add_argument("--workdir", default=None, help="keep the work files here")
+    bv.add_argument("--json", action="store_true")
+    bv.set_defaults(func=cmd_service)
     bi = bsub.add_parser("ingest", help="events ingest rows/s and the ratio to DuckDB's own read_json of the same files")
     bi.add_argument("--people", type=int, default=20_000)
     bi.add_argument("--seed", type=int, default=42)

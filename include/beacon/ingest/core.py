@@ -149,6 +149,9 @@ class SourceSpec:
     encoding: str = "utf-8"  # used when the file has no byte-order mark
     time_zone: str = "UTC"  # naive timestamps are read in this zone; all are stored in UTC
     limits: Limits = field(default_factory=Limits)
+    # varchar columns whose value loads once: a row whose value is already in the raw table (or earlier in
+    # the file) is quarantined as `duplicate` (collected events: a client retry re-sends the same messageId)
+    dedupe: tuple[str, ...] = ()
 
 
 @dataclass
@@ -257,7 +260,11 @@ def load_specs(path: Path = SPEC_FILE) -> dict[str, SourceSpec]:
         specs[name] = SourceSpec(name, s["file"], s["format"], tuple(s["key"]), tuple(cols), s.get("event_time"),
                                  tuple(s.get("ignore", [])), encoding=enc,
                                  time_zone=_check_zone(where, s["time_zone"]) if "time_zone" in s else base_tz,
-                                 limits=Limits.from_dict(s.get("limits"), base_limits))
+                                 limits=Limits.from_dict(s.get("limits"), base_limits),
+                                 dedupe=tuple(s.get("dedupe", [])))
+        bad = [d for d in specs[name].dedupe if d not in names or next(c for c in cols if c.name == d).type != "varchar"]
+        if bad:
+            raise IngestError(f"{where}: dedupe column(s) {', '.join(bad)} must be declared varchar columns", "config")
     return specs
 
 
@@ -270,6 +277,8 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, specs: dict[str, SourceSpe
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{s.name} ({cols}, {meta})")
         for k, v in META_COLUMNS.items():  # tables made by an older version gain the new metadata
             con.execute(f"ALTER TABLE raw.{s.name} ADD COLUMN IF NOT EXISTS {k} {v}")
+        for c in s.columns:  # ... and the columns declared since
+            con.execute(f'ALTER TABLE raw.{s.name} ADD COLUMN IF NOT EXISTS "{c.name}" {_SQL_TYPES[c.type]}')
     con.execute("""CREATE TABLE IF NOT EXISTS raw._quarantine (
         source VARCHAR, file VARCHAR, line BIGINT, reason VARCHAR, message VARCHAR, payload VARCHAR,
         batch_id VARCHAR, quarantined_at TIMESTAMP)""")
@@ -394,8 +403,16 @@ def _classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str
     future = f"{_t(et)} > TIMESTAMP '{max_event_time:%Y-%m-%d %H:%M:%S}'" if et else "false"
     payload = "to_json({" + ", ".join(f"'{c.name}': \"{c.name}\"" for c in spec.columns) + "})::VARCHAR"
     casts = ", ".join(f"{_typed(c.name, c.type)} AS {_t(c.name)}" for c in spec.columns)
+    if spec.dedupe:  # loaded before (an earlier file, or an earlier batch of this one) or earlier in this batch
+        on = " AND ".join(f'r."{d}" = _src."{d}"' for d in spec.dedupe)
+        part = ", ".join(f'"{d}"' for d in spec.dedupe)
+        dup = (f"(EXISTS (SELECT 1 FROM raw.{spec.name} r WHERE {on}) OR "
+               f"row_number() OVER (PARTITION BY {part} ORDER BY _line) > 1)")
+        casts += f", {dup} AS _dup"
+    else:
+        casts += ", false AS _dup"
     # Text of varchar columns equals their typed value: only the typed copy is kept (less to materialize).
-    drop = ", ".join(["_payload", "_bad_reason", *(f'"{c.name}"' for c in spec.columns if c.type == "varchar")])
+    drop = ", ".join(["_payload", "_bad_reason", "_dup", *(f'"{c.name}"' for c in spec.columns if c.type == "varchar")])
     return f"""
       SELECT * EXCLUDE ({drop}),
         CASE WHEN _reason IS NOT NULL THEN rtrim(coalesce(_payload, {payload}), chr(10) || chr(13)) END
@@ -405,8 +422,9 @@ def _classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str
           CASE WHEN _malformed IS NOT NULL THEN coalesce(_bad_reason, 'malformed')
                WHEN {missing} THEN 'missing_key'
                WHEN {bad_type} THEN 'wrong_type'
-               WHEN {future} THEN 'future_timestamp' END AS _reason
-        FROM (SELECT *, {casts} FROM ({stage}))
+               WHEN {future} THEN 'future_timestamp'
+               WHEN _dup THEN 'duplicate' END AS _reason
+        FROM (SELECT *, {casts} FROM ({stage}) _src)
       )"""
 
 
@@ -420,7 +438,9 @@ def _message_sql(spec: SourceSpec, max_event_time: datetime) -> str:
         f"THEN '{c.name}: ' || \"{c.name}\" || ' is not a {c.type}' END" for c in typed) + ")" if typed else "''"
     et = spec.event_time
     future_msg = f"'{et}: ' || {_t(et)} || ' is after {max_event_time:%Y-%m-%d %H:%M}'" if et else "''"
-    return (f"CASE _reason WHEN 'missing_key' THEN {missing_msg} "
+    dup_msg = ("'already loaded: ' || " + " || ', ' || ".join(f"'{d} ' || coalesce({_t(d)}, '')" for d in spec.dedupe)
+               if spec.dedupe else "''")
+    return (f"CASE _reason WHEN 'duplicate' THEN {dup_msg} WHEN 'missing_key' THEN {missing_msg} "
             f"WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} ELSE _malformed END")
 
 

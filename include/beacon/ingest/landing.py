@@ -573,8 +573,8 @@ def load_file(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: str | Path
 
 
 def landing_days(landing_dir: str | Path, until: date | None = None,
-                 fs: fsspec.AbstractFileSystem | None = None) -> list[str]:
-    """Dated landing folders (YYYY-MM-DD), oldest first, up to and including `until`."""
+                 fs: fsspec.AbstractFileSystem | None = None, since: date | None = None) -> list[str]:
+    """Dated landing folders (YYYY-MM-DD), oldest first, from `since` up to and including `until`."""
     if fs is None:
         fs, root = _fs(landing_dir)
     else:
@@ -588,7 +588,7 @@ def landing_days(landing_dir: str | Path, until: date | None = None,
             d = date.fromisoformat(name)
         except ValueError:
             continue
-        if fs.isdir(p) and (until is None or d <= until):
+        if fs.isdir(p) and (until is None or d <= until) and (since is None or d >= since):
             out.append(p)
     return out
 
@@ -623,7 +623,8 @@ def landing_from_connection(conn_id: str = LANDING_CONN_ID) -> tuple[str, dict] 
 
 def load_landing(landing_dir: str | Path, until: date | None = None, warehouse: Path | None = None,
                  specs: dict[str, SourceSpec] | None = None, storage_options: dict | None = None,
-                 lock_wait: float | None = None) -> LoadSummary:
+                 lock_wait: float | None = None, since: date | None = None,
+                 webhooks: bool = True) -> LoadSummary:
     """Load every not-yet-loaded file of every landing day up to `until` (the run's data interval).
 
     One bad file never stops the run: each is loaded (or rejected) on its own, in its own transaction.
@@ -638,7 +639,7 @@ def load_landing(landing_dir: str | Path, until: date | None = None, warehouse: 
         con = wh.con
         ensure_raw_schema(con, specs)
         ensure_scores_table(con)
-        for day_dir in landing_days(root, until, fs):
+        for day_dir in landing_days(root, until, fs, since):
             day = day_dir.rstrip("/").rsplit("/", 1)[-1]
             max_ts = max_event_time_for(day)
             for spec in specs.values():
@@ -656,6 +657,8 @@ def load_landing(landing_dir: str | Path, until: date | None = None, warehouse: 
                                             batch_id=fl.batch_id)
                     loads.append(fl)
                 con = wh.con
+            if not webhooks or "email_events" not in specs:
+                continue
             try:
                 loads.extend(load_webhook_files(con, specs["email_events"], f"{day_dir}/webhooks", max_ts, fs))
             except Exception as exc:

@@ -32,22 +32,30 @@ from beacon.ingest.core import (
 PROVIDERS = ("sendgrid", "mailgun", "postmark")
 
 # Each provider's event names onto Beacon's vocabulary (the one stg_esp__email_events reads).
+# SendGrid: `deferred` is a temporary delay (the ESP retries), kept as its own event, not a bounce;
+# `group_unsubscribe`/`group_resubscribe` concern one subscription group (topic = asm_group_id), not every email.
 _SENDGRID = {"processed": "sent", "delivered": "delivered", "open": "open", "click": "click", "bounce": "bounce",
-             "dropped": "bounce", "spamreport": "complaint", "unsubscribe": "unsubscribe",
-             "group_unsubscribe": "unsubscribe"}
+             "dropped": "bounce", "deferred": "deferred", "spamreport": "complaint", "unsubscribe": "unsubscribe",
+             "group_unsubscribe": "group_unsubscribe", "group_resubscribe": "group_resubscribe"}
 _MAILGUN = {"accepted": "sent", "delivered": "delivered", "opened": "open", "clicked": "click", "failed": "bounce",
             "complained": "complaint", "unsubscribed": "unsubscribe"}
 _POSTMARK = {"Delivery": "delivered", "Open": "open", "Click": "click", "Bounce": "bounce",
              "SpamComplaint": "complaint", "SubscriptionChange": "unsubscribe"}
-_COLUMNS = ("event_id", "event", "email", "event_at", "message_id", "campaign_id", "bounce_type", "url")
+_COLUMNS = ("event_id", "event", "email", "event_at", "message_id", "campaign_id", "bounce_type", "url", "topic")
+
+
+def webhook_file_name(provider: str, body: bytes) -> str:
+    """The landed name of one posted body: the provider (the loader reads it back) and the body's hash."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown email-service provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    return f"{provider}-{hashlib.sha256(body).hexdigest()[:16]}.json"
 
 
 def land_webhook(body: bytes, provider: str, landing_dir: str, day: str, storage_options: dict | None = None) -> str:
     """Write one posted webhook body to the landing zone (idempotent: the name is the body's hash)."""
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown email-service provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    name = webhook_file_name(provider, body)
     fs, root = fsspec.core.url_to_fs(str(landing_dir), **(storage_options or {}))
-    path = f"{root}/{day}/webhooks/{provider}-{hashlib.sha256(body).hexdigest()[:16]}.json"
+    path = f"{root}/{day}/webhooks/{name}"
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     if not fs.exists(path):
         with fs.open(path, "wb") as fh:
@@ -68,15 +76,25 @@ def _epoch(v) -> str | None:
     return str(int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()))
 
 
+def sendgrid_event_key(e: dict) -> str:
+    """A stable id for a SendGrid event without `sg_event_id` (SendGrid's own examples of open, click and
+    dropped carry none): a hash of what identifies the occurrence, so a re-posted event gets the same key."""
+    parts = [str(e.get(k, "")) for k in ("event", "email", "timestamp", "sg_message_id", "smtp-id", "url",
+                                         "asm_group_id", "reason")]
+    return "sgd-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
 def _sendgrid(e: dict) -> dict:
     bounce = None
     if e.get("event") == "bounce":
         bounce = "soft" if e.get("type") == "blocked" else "hard"
     elif e.get("event") == "dropped":
         bounce = "hard"
-    return {"event_id": e.get("sg_event_id"), "event": _SENDGRID[e["event"]], "email": e.get("email"),
-            "event_at": _epoch(e.get("timestamp")), "message_id": e.get("sg_message_id"),
-            "campaign_id": e.get("campaign_id"), "bounce_type": bounce, "url": e.get("url")}
+    topic = e.get("asm_group_id")
+    return {"event_id": e.get("sg_event_id") or sendgrid_event_key(e), "event": _SENDGRID[e["event"]],
+            "email": e.get("email"), "event_at": _epoch(e.get("timestamp")),
+            "message_id": e.get("sg_message_id") or e.get("smtp-id"), "campaign_id": e.get("campaign_id"),
+            "bounce_type": bounce, "url": e.get("url"), "topic": None if topic is None else str(topic)}
 
 
 def _mailgun(e: dict) -> dict:

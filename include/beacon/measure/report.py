@@ -154,8 +154,9 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
                      f"{gc['pct']:g}% of everyone, {gc['members']:,} people who receive no marketing.</p>")
     parts.append("<h2>Lift over the control group</h2>" + lift_chart(d["results"]))
     parts.append(revenue_chart(d["results"]) + roi_chart(d.get("roi", {})))
-    for note in d.get("notes", []):
-        parts.append(f"<p class='bad'>{html.escape(note)}</p>")
+    for note in d.get("notes", []):  # broken splits at the top; the other notes go to their audience's section
+        if "mismatch" in note:
+            parts.append(f"<p class='bad'>{html.escape(note)}</p>")
     for campaign, g in frame.groupby("campaign", sort=True):
         rs = [r for r in d["results"] if r["campaign"] == campaign]
         srm = d.get("srm_by_campaign", {}).get(campaign)
@@ -163,6 +164,9 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
         counts = g.arm.value_counts().to_dict()
         parts.append("<p>" + ", ".join(f"{html.escape(a)}: {n:,} people" for a, n in sorted(counts.items()))
                      + f"; messages delivered: {int(g.sent.sum()):,}.</p>")
+        for note in d.get("notes", []):
+            if note.startswith(f"{campaign}:") and "mismatch" not in note:
+                parts.append(f"<p class='note'>{html.escape(note[len(campaign) + 2:])}</p>")
         if srm:
             cls = "bad" if srm["mismatch"] else "note"
             parts.append(f"<p class='{cls}'>Sample-ratio check: p = {srm['p_value']:.4g}"
@@ -184,7 +188,10 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
             if "control" in counts:
                 parts.append(cumulative_chart(g, campaign, d["window_days"]))
         else:
-            parts.append("<p class='note'>No control group yet, so no lift can be measured.</p>")
+            parts.append("<p class='note'>"
+                         + ("No control group yet" if "control" not in counts else
+                            f"Only {counts.get('control', 0)} person(s) in the control group")
+                         + ", so no lift can be measured (each group needs at least 2 people).</p>")
         parts.append("</section>")
     lt = extra.get("last_touch")
     if lt is not None and len(lt):

@@ -10,39 +10,19 @@ statistics (`beacon.measure.stats`), and writes `measurement.lift_results`.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
 
 from beacon.config import settings
 from beacon.measure import stats
+from beacon.measure.global_control import global_control_sql, global_period, global_period_bounds
 from beacon.measure.outcomes import exposure_outcomes
 from beacon.warehouse import clock
 
 OUTCOMES = ("converted", "revenue", "clicks", "form_submits")
 COVARIATES = ("prior_orders_90d", "prior_revenue_90d", "prior_visits_90d")
-
-
-def global_period(as_of, period_days: int | None = None) -> int:
-    """The number of the global-control period holding `as_of` (periods count from 1970-01-01)."""
-    days = period_days or settings().global_control_period_days
-    d = pd.Timestamp(as_of).date()
-    return (d - date(1970, 1, 1)).days // days
-
-
-def global_period_bounds(period: int, period_days: int | None = None) -> tuple[date, date]:
-    days = period_days or settings().global_control_period_days
-    start = date(1970, 1, 1) + timedelta(days=period * days)
-    return start, start + timedelta(days=days)
-
-
-def global_control_sql(customer: str, pct: str, period: str) -> str:
-    """SQL that is true for members of the global control group: a stable hash of (period, person) below pct %.
-
-    Governance excludes them from every send; a new period redraws the group (history is kept)."""
-    return (f"({pct} > 0 AND (('0x' || substr(md5('global:' || ({period})::VARCHAR || ':' || {customer}), 1, 8))"
-            f"::UBIGINT % 10000) / 100.0 < {pct})")
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -128,7 +108,8 @@ def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool
     w = _weights(frame)
     d["srm"] = stats.srm(arms, w) if w and len(arms) >= 2 else None
     if "control" not in arms or arms.get("control", 0) < 2 or len(arms) < 2:
-        d["notes"].append(f"{campaign}: no control group to compare with (arms: {arms}); no lift is computed")
+        d["notes"].append(f"{campaign}: too few people to compare (arms: {arms}; each needs at least 2); "
+                          "no lift is computed")
         return d
     covs = [c for c in COVARIATES if c in frame and frame[c].notna().all()]
     # An outcome nobody had (e.g. no form on the site) has nothing to compare; it is listed, not tested.
@@ -143,9 +124,10 @@ def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool
     by = {(r.outcome, r.arm): r for r in results}
     for arm in sorted(set(arms) - {"control"}):
         t = frame[frame.arm == arm]
-        per_channel = t[t.sent].channel.value_counts().to_dict()
+        msgs = t.messages if "messages" in t else t.sent.astype(int)
+        per_channel = {str(k): int(v) for k, v in msgs.groupby(t.channel.fillna("none")).sum().items() if v}
         cost = sum(n * costs.get(ch, 0.0) for ch, n in per_channel.items())
-        messages = int(t.sent.sum())
+        messages = int(msgs.sum())
         roi = stats.roi(by.get(("converted", arm)), by.get(("revenue", arm)), messages,
                         cost / messages if messages else 0.0)
         d.setdefault("roi", {})[arm] = roi | {"messages_per_channel": per_channel}

@@ -75,7 +75,8 @@ _RAW: dict[str, dict] = {
     "web_events": {"keys": ["message_id", "anonymous_id"], "time": "event_at", "checks": lambda: [
         _in_set("type", ["page", "track", "identify"])]},
     "email_events": {"keys": ["event_id", "email"], "time": "event_at", "checks": lambda: [
-        _in_set("event", ["sent", "delivered", "open", "click", "bounce", "complaint", "unsubscribe", "resubscribe"]),
+        _in_set("event", ["sent", "delivered", "open", "click", "bounce", "complaint", "unsubscribe", "resubscribe",
+                            "deferred", "group_unsubscribe", "group_resubscribe"]),
         _emails("email", 0.99)]},
     # Consent drives who may be contacted: unknown channels or statuses must stop activation.
     "consent": {"keys": ["consent_id", "channel"], "time": "recorded_at", "checks": lambda: [

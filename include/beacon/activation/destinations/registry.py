@@ -1,7 +1,7 @@
 """Build a destination by name from its Airflow connection `beacon_<name>` (AIRFLOW_CONN_BEACON_<NAME> works too).
 
 The connection type picks the class: fs/file -> file export, smtp/email -> SMTP, http/https/webhook ->
-webhook, ads/customer_match -> customer-match upload. Without a connection, only `file` has a default
+webhook, ads/customer_match -> customer-match upload, sms -> a Twilio-style SMS API. Without a connection, only `file` has a default
 (the local exports folder); any other destination is reported as not configured.
 """
 
@@ -45,6 +45,7 @@ def build(name: str, default_exports_url: str) -> Destination:
     """The destination called `name`, configured from connection `beacon_<name>`."""
     from beacon.activation.destinations.ads import CustomerMatch
     from beacon.activation.destinations.file import FileExport
+    from beacon.activation.destinations.sms import TwilioSms
     from beacon.activation.destinations.smtp import SmtpEmail
     from beacon.activation.destinations.webhook import Webhook
 
@@ -62,6 +63,8 @@ def build(name: str, default_exports_url: str) -> Destination:
         return SmtpEmail.from_connection(name, conn)
     if kind == "webhook":
         return Webhook.from_connection(name, conn)
+    if kind == "sms":
+        return TwilioSms.from_connection(name, conn)
     if kind == "ads":
         return CustomerMatch.from_connection(name, conn, default_exports_url)
     raise ValueError(f"connection {conn_id}: cannot tell the destination kind from conn_type {conn.conn_type!r}; "

@@ -8,8 +8,6 @@ address and the unsubscribe link is appended by the destination, so no template 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import smtplib
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -20,6 +18,7 @@ import pandas as pd
 from jinja2 import TemplateError
 from markupsafe import escape as _escape
 
+from beacon.activation import preferences
 from beacon.activation.destinations import Batch, RowResult
 from beacon.personalize.render import PACKAGE_TEMPLATES, TemplateFieldError, make_environment
 
@@ -78,9 +77,9 @@ class SmtpEmail:
         own template with beacon.personalize's context (beacon.journeys.messages); None restores the audience templates."""
         self.journey_messages = messages
 
-    def unsubscribe_token(self, audience: str, customer_id: str) -> str:
-        """A signature the unsubscribe endpoint can verify without a lookup table."""
-        return hmac.new(self._secret.encode(), f"{audience}:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    def unsubscribe_token(self, audience: str, customer_id: str, expires: int | None = None) -> str:
+        """A signature the unsubscribe endpoint (beacon serve) verifies without a lookup table."""
+        return preferences.unsubscribe_token(self._secret, audience, customer_id, expires)
 
     def render(self, audience: str, row: dict, meta: dict) -> tuple[str, str, str]:
         """Subject, text and HTML for one person (the footer is appended here, not left to the template)."""
@@ -94,15 +93,17 @@ class SmtpEmail:
 
             subject = " ".join(pick("subject").render(ctx).split())
             text, html = pick("txt").render(ctx), pick("html").render(ctx)
-        link = self.unsubscribe_link(audience, row["customer_id"])
+        link = self.unsubscribe_link(audience, row["customer_id"], _expiry(meta))
         text += f"\n--\n{self.postal_address}\nUnsubscribe: {link}\n"
         footer = (f'<hr><p style="font-size:12px">{_escape(self.postal_address)}<br>'
                   f'<a href="{_escape(link)}">Unsubscribe</a></p>')
         html = html.replace("</body>", footer + "</body>") if "</body>" in html else html + footer
         return subject, text, html
 
-    def unsubscribe_link(self, audience: str, customer_id: str) -> str:
-        q = urlencode({"a": audience, "u": customer_id, "t": self.unsubscribe_token(audience, customer_id)})
+    def unsubscribe_link(self, audience: str, customer_id: str, expires: int | None = None) -> str:
+        q = {"a": audience, "u": customer_id, **({} if expires is None else {"e": expires}),
+             "t": self.unsubscribe_token(audience, customer_id, expires)}
+        q = urlencode(q)
         return f"{self.unsubscribe_url}{'&' if '?' in self.unsubscribe_url else '?'}{q}"
 
     def message(self, audience: str, row: dict, meta: dict) -> EmailMessage:
@@ -115,9 +116,10 @@ class SmtpEmail:
         msg["Date"] = formatdate(localtime=False)
         domain = self.sender.rsplit("@", 1)[-1].strip(">")
         msg["Message-ID"] = f"<{row['idempotency_key']}@{domain}>"  # the same change keeps the same id
-        targets = [f"<{self.unsubscribe_link(audience, row['customer_id'])}>"]
+        expires = _expiry(meta)
+        targets = [f"<{self.unsubscribe_link(audience, row['customer_id'], expires)}>"]
         if self.unsubscribe_mailto:
-            token = self.unsubscribe_token(audience, row["customer_id"])
+            token = self.unsubscribe_token(audience, row["customer_id"], expires)
             targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe-{token}>")
         msg["List-Unsubscribe"] = ", ".join(targets)
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -193,3 +195,8 @@ class SmtpEmail:
                 session[0].quit()
             except smtplib.SMTPException:
                 pass
+
+
+def _expiry(meta: dict) -> int | None:
+    """Links expire TOKEN_DAYS after the send's as-of time (the warehouse clock, so a resend is identical)."""
+    return preferences.token_expiry(meta["as_of"]) if meta.get("as_of") is not None else None

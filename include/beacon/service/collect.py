@@ -1,0 +1,245 @@
+"""Segment-spec collection: POST /v1/track, /v1/identify, /v1/page and /v1/batch.
+
+A write key (HTTP Basic username, as Segment's libraries send it, or `writeKey` in the body) names the
+source. The body is size-checked before it is parsed, validated with pydantic (a 400 names each bad field
+as a dotted path, e.g. `batch.3.event`), rate-limited per key, and acknowledged only after its lines are
+fsynced (DurableLog). Nothing here opens the warehouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+
+def _id_text(v: Any) -> Any:
+    """Segment accepts numeric user ids; they are stored as text (a bool is not an id)."""
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+
+    messageId: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    timestamp: datetime | None = None
+    sentAt: datetime | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _someone(self):
+        if self.userId is None and self.anonymousId is None:
+            raise ValueError("userId or anonymousId is required")
+        return self
+
+
+class Track(_Message):
+    type: Literal["track"] = "track"
+    event: Annotated[str, Field(min_length=1, max_length=200)]
+    properties: dict[str, Any] | None = None
+
+
+class Identify(_Message):
+    type: Literal["identify"] = "identify"
+    traits: dict[str, Any] | None = None
+
+
+class Page(_Message):
+    type: Literal["page"] = "page"
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+Message = Annotated[Track | Identify | Page, Field(discriminator="type")]
+
+
+class BatchBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    batch: Annotated[list[Message], Field(min_length=1)]
+    context: dict[str, Any] | None = None
+
+
+_ADAPTERS = {"track": TypeAdapter(Track), "identify": TypeAdapter(Identify), "page": TypeAdapter(Page),
+             "batch": TypeAdapter(BatchBody)}
+
+
+class PayloadError(Exception):
+    def __init__(self, status: int, error: str, detail: list[dict] | str):
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def _field_errors(exc: ValidationError) -> list[dict]:
+    """Pydantic errors as {field, message}: the dotted path names the field (discriminator tags dropped)."""
+    out = []
+    for e in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in e["loc"] if p not in ("track", "identify", "page")]
+        out.append({"field": ".".join(loc) or "(body)", "message": e["msg"]})
+    return out
+
+
+def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events: int) -> list[dict]:
+    """Validate one posted body; the events as dicts ready to store, or PayloadError naming the fields."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PayloadError(400, "invalid_payload", [{"field": "(body)", "message": "must be a JSON object"}])
+    if kind == "batch":
+        items = doc.get("batch")
+        if isinstance(items, list) and len(items) > max_batch_events:
+            raise PayloadError(413, "batch_too_large", [{"field": "batch", "message":
+                               f"{len(items)} events, more than the limit of {max_batch_events}"}])
+    try:
+        model = _ADAPTERS[kind].validate_python(doc)
+    except ValidationError as exc:
+        raise PayloadError(400, "invalid_payload", _field_errors(exc)) from None
+    messages = model.batch if kind == "batch" else [model]
+    out = []
+    for i, m in enumerate(messages):
+        d = m.model_dump(mode="json", exclude_none=True)
+        if kind == "batch" and model.context and "context" not in d:
+            d["context"] = model.context
+        d.pop("writeKey", None)  # a secret: never stored
+        size = len(orjson.dumps(d))
+        if size > max_event_bytes:
+            where = f"batch.{i}" if kind == "batch" else "(body)"
+            raise PayloadError(413, "event_too_large", [{"field": where, "message":
+                               f"{size} bytes, more than the limit of {max_event_bytes} per event"}])
+        out.append(d)
+    return out
+
+
+class RateLimiter:
+    """A token bucket per write key, counted in events (refilled continuously)."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, n: int, now: float) -> float:
+        """0 when allowed (tokens taken), else the seconds to wait before `n` events fit."""
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if n > tokens:
+            self._buckets[key] = (tokens, now)
+            return max((n - tokens) / self.rate, 0.001)
+        self._buckets[key] = (tokens - n, now)
+        return 0.0
+
+
+def write_key_from(request: Request, write_keys: dict[str, str]) -> tuple[str | None, str | None]:
+    """(key, source) from HTTP Basic auth (key as the username), or (None, None) when absent."""
+    auth = request.headers.get("authorization", "")
+    if auth[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8").split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return "", None
+        for k, src in write_keys.items():  # constant-time compare against each key
+            if hmac.compare_digest(k.encode(), user.encode()):
+                return k, src
+        return user, None
+    return None, None
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it passes `limit` bytes (Content-Length is checked first)."""
+    cl = request.headers.get("content-length")
+    if cl is not None and cl.isdigit() and int(cl) > limit:
+        raise PayloadError(413, "body_too_large", f"{cl} bytes, more than the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadError(413, "body_too_large", f"more than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_response(status: int, error: str, detail, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"success": False, "error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def router(state) -> APIRouter:
+    """The collection routes over the app's state (config, durable log, rate limiter, counters)."""
+    r = APIRouter(tags=["collection"])
+    cfg = state.config
+    lim = cfg.limits
+
+    async def collect(kind: str, request: Request) -> JSONResponse:
+        try:
+            body = await read_limited(request, lim.max_body_bytes)
+            key, source = write_key_from(request, cfg.write_keys)
+            if key is None:  # Segment also accepts the key in the body
+                try:
+                    wk = orjson.loads(body).get("writeKey") if body else None
+                except (orjson.JSONDecodeError, AttributeError):
+                    wk = None
+                if isinstance(wk, str):
+                    source = next((s for k, s in cfg.write_keys.items() if hmac.compare_digest(k.encode(),
+                                                                                              wk.encode())), None)
+                    key = wk
+            if key is None:
+                return error_response(401, "missing_write_key", "send the source's write key as the HTTP Basic "
+                                      "username", {"WWW-Authenticate": 'Basic realm="beacon"'})
+            if source is None:
+                return error_response(401, "invalid_write_key", "the write key is not known",
+                                      {"WWW-Authenticate": 'Basic realm="beacon"'})
+            events = parse_payload(kind, body, lim.max_event_bytes, lim.max_batch_events)
+        except PayloadError as exc:
+            return error_response(exc.status, exc.error, exc.detail)
+        wait = state.limiter.take(key, len(events), time.monotonic())
+        if wait:
+            return error_response(429, "rate_limited", f"more than {lim.rate_events_per_second:g} events/s for "
+                                  "this write key", {"Retry-After": str(max(1, round(wait + 0.5)))})
+        now = datetime.now(UTC)
+        received = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        lines = []
+        for e in events:
+            e.setdefault("messageId", f"beacon-{uuid.uuid4()}")  # a retried message without one cannot dedupe
+            e.setdefault("timestamp", received)
+            e["receivedAt"], e["source"] = received, source
+            lines.append(orjson.dumps(e) + b"\n")
+        await asyncio.wrap_future(state.log.submit(b"".join(lines)))  # durable before the 200
+        state.counters["events_acknowledged"] += len(events)
+        return JSONResponse({"success": True})
+
+    def make(kind: str):
+        async def handler(request: Request) -> JSONResponse:
+            return await collect(kind, request)
+        handler.__name__ = f"collect_{kind}"
+        return handler
+
+    for kind in ("track", "identify", "page", "batch"):
+        r.add_api_route(f"/v1/{kind}", make(kind), methods=["POST"], summary=f"Segment {kind} call",
+                        description=f"Accepts a Segment-spec `{kind}` body; 200 only once it is durable. "
+                                    "Errors: 400 invalid_payload/malformed_json (fields named), 401 "
+                                    "missing/invalid_write_key, 413 body/event/batch too large, 429 rate_limited.")
+    return r

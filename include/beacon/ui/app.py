@@ -1,0 +1,105 @@
+"""The Beacon page's FastAPI app, mounted by the Airflow plugin (plugins/beacon_page.py) at /beacon.
+
+Airflow does not protect plugin endpoints: every route here resolves the caller through Airflow's own
+`get_user` (the `Authorization: Bearer <JWT>` header, else the UI's `_token` session cookie, validated by the
+configured auth manager) and asks the auth manager whether the user may see the page ("Beacon" custom view)
+and whether they may see personal data (the same right as reading connections: op and admin roles with the
+simple auth manager; masked for viewers, i.e. marketers). Read-only: only GET routes, and the data comes from
+the published snapshot file, never the warehouse (beacon.ui.snapshot).
+"""
+
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from beacon.ui.access import for_viewer
+from beacon.ui.snapshot import load
+
+PAGE_RESOURCE = "Beacon"
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def airflow_user_dependency() -> Callable:
+    """Airflow's own caller resolution (JWT header or session cookie, checked by the auth manager)."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return get_user
+
+
+def rights(user: Any) -> tuple[bool, bool]:
+    """(may see the page, may see personal data) for an authenticated Airflow user, from the auth manager."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    am = get_auth_manager()
+    page = am.is_authorized_custom_view(method="GET", resource_name=PAGE_RESOURCE, user=user)
+    personal = am.is_authorized_connection(method="GET", user=user)
+    return bool(page), bool(page and personal)
+
+
+def _svg_line(history: list[dict], width: int = 160, height: int = 32) -> str:
+    """A sparkline of the audience size per day (inline SVG: no script, no external asset)."""
+    sizes = [h["size"] for h in history]
+    if not sizes:
+        return ""
+    top = max(max(sizes), 1)
+    step = width / max(len(sizes) - 1, 1)
+    pts = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(sizes))
+    if len(sizes) == 1:
+        pts = f"0,{height - 2 - (sizes[0] / top) * (height - 4):.1f} {width},{height - 2 - (sizes[0] / top) * (height - 4):.1f}"
+    return (f'<svg class="spark" width="{width}" height="{height}" role="img" aria-label="size over time">'
+            f'<polyline fill="none" stroke="currentColor" stroke-width="2" points="{pts}"/></svg>')
+
+
+def render_page(view: dict | None, user_name: str) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env.filters["spark"] = _svg_line
+    return env.get_template("page.html").render(view=view, user=user_name)
+
+
+def create_app(get_user: Callable | None = None, authorize: Callable[[Any], tuple[bool, bool]] = rights,
+               snapshot: Callable[[], dict | None] = load) -> FastAPI:
+    """The app; the three hooks default to Airflow's user resolution, its auth manager, and the published file."""
+    app = FastAPI(title="Beacon", docs_url=None, redoc_url=None, openapi_url=None)
+    user_dep = get_user or airflow_user_dependency()
+
+    def viewer(user: Annotated[Any, Depends(user_dep)]) -> tuple[Any, bool]:
+        page, personal = authorize(user)
+        if not page:
+            raise HTTPException(status_code=403, detail="your Airflow role may not see the Beacon page")
+        return user, personal
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException):
+        if "text/html" in request.headers.get("accept", "") and exc.status_code in (401, 403):
+            msg = ("Sign in to Airflow to see the Beacon page." if exc.status_code == 401 else str(exc.detail))
+            return HTMLResponse(f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Beacon</title></head>"
+                                f"<body><h1>Beacon</h1><p id=refused>{msg}</p></body></html>",
+                                status_code=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(v: Annotated[tuple, Depends(viewer)]) -> HTMLResponse:
+        user, personal = v
+        data = snapshot()
+        return HTMLResponse(render_page(for_viewer(data, personal) if data else None, _name(user)))
+
+    @app.get("/api/summary")
+    def summary(v: Annotated[tuple, Depends(viewer)]) -> JSONResponse:
+        user, personal = v
+        data = snapshot()
+        if data is None:
+            raise HTTPException(status_code=404, detail="nothing published yet: run the activation DAG")
+        return JSONResponse(for_viewer(data, personal))
+
+    return app
+
+
+def _name(user: Any) -> str:
+    get = getattr(user, "get_name", None)
+    return str(get() if callable(get) else user)

@@ -1,0 +1,187 @@
+"""What the Beacon page shows, computed by the warehouse writer and published as one JSON file.
+
+The page never opens the warehouse: DuckDB allows one writer, and a reader in another process would hold
+the file and make a running DAG task wait. The activation DAG's last task (in the `duckdb_writer` pool)
+computes this snapshot and replaces the file atomically; the page reads the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from beacon.audiences import discover
+from beacon.config import Settings, settings
+from beacon.quality.breaker import breaker_state
+from beacon.warehouse import table_exists
+
+SAMPLE_SIZE = 10
+TABLE_ROWS = 50  # rows shown per journeys / measurement table
+MODELS = ("lead_score", "churn", "ltv")
+
+
+def snapshot_path(s: Settings | None = None) -> Path:
+    s = s or settings()
+    return s.data_dir / "ui" / "beacon_page.json"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _plain(v):
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    return v
+
+
+def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
+    return [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
+                                      "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = ? "
+                                      "ORDER BY 1", [schema, schema]).fetchall()]
+
+
+def audience_section(con: duckdb.DuckDBPyConnection, manifest: Path) -> list[dict]:
+    """Per audience: size over time, the latest delivery per destination (members, held out, suppressed by
+    reason), and a sample of members with the row that qualified them and their lead-score reason codes."""
+    out = []
+    has_events = table_exists(con, "audiences", "membership_events")
+    has_runs = table_exists(con, "activation", "sync_runs")
+    has_scores = table_exists(con, "ml", "scores")
+    for a in sorted(discover(manifest), key=lambda a: (-a.priority, a.name)):
+        schema, table = a.relation.split(".", 1)
+        size = con.execute(f"SELECT count(*) FROM {a.relation}").fetchone()[0] if table_exists(con, schema, table) \
+            else None
+        history = []
+        if has_events:
+            history = _rows(con, """
+                SELECT as_of, sum(count(*) FILTER (WHERE change = 'entered') - count(*) FILTER (WHERE change = 'exited'))
+                       OVER (ORDER BY as_of) AS size
+                FROM audiences.membership_events WHERE audience = ? GROUP BY as_of ORDER BY as_of""", [a.name])
+        deliveries = []
+        if has_runs:
+            deliveries = _rows(con, """
+                SELECT destination, status, finished_at, source_rows AS members, delivered, adds, updates, removes,
+                       held_out, invalid, suppressed, message
+                FROM activation.sync_runs WHERE audience = ?
+                QUALIFY row_number() OVER (PARTITION BY destination ORDER BY started_at DESC) = 1
+                ORDER BY destination""", [a.name])
+            for d in deliveries:
+                d["suppressed"] = json.loads(d["suppressed"] or "{}")
+        sample = []
+        if has_events:
+            score = ("LEFT JOIN ml.scores s ON s.customer_id = m.customer_id AND s.model = 'lead_score'"
+                     if has_scores else "")
+            cols = ", s.score, s.reason_1, s.reason_2, s.reason_3" if has_scores else ""
+            email = ("LEFT JOIN marts.dim_customers c ON c.customer_id = m.customer_id"
+                     if table_exists(con, "marts", "dim_customers") else "")
+            sample = _rows(con, f"""
+                SELECT m.customer_id, {'c.email' if email else 'NULL'} AS email, m.as_of AS entered_on,
+                       m.qualifying::VARCHAR AS qualifying {cols}
+                FROM audiences.membership_events m {score} {email}
+                WHERE m.audience = ? AND m.change = 'entered'
+                  AND m.customer_id IN (SELECT customer_id FROM {a.relation})
+                ORDER BY m.as_of DESC, m.customer_id LIMIT {SAMPLE_SIZE}""", [a.name]) if size else []
+            for r in sample:
+                q = json.loads(r.pop("qualifying") or "{}")
+                r["qualifying"] = {k: v for k, v in q.items() if k not in ("customer_id", "email")}
+                r["reasons"] = [r.pop(k) for k in ("reason_1", "reason_2", "reason_3") if r.get(k)]
+        out.append({"name": a.name, "description": a.description, "owner": a.owner, "channels": list(a.channels),
+                    "priority": a.priority, "holdout_pct": a.holdout_pct, "size": size, "history": history,
+                    "deliveries": deliveries, "sample": sample})
+    return out
+
+
+def overlaps(con: duckdb.DuckDBPyConnection, manifest: Path) -> list[dict]:
+    """People in both audiences, for every pair that shares anyone."""
+    rels = {a.name: a.relation for a in discover(manifest) if table_exists(con, *a.relation.split(".", 1))}
+    if len(rels) < 2:
+        return []
+    union = " UNION ALL ".join(f"SELECT DISTINCT '{n}' AS audience, customer_id FROM {r}" for n, r in rels.items())
+    return _rows(con, f"""WITH m AS ({union})
+        SELECT a.audience AS a, b.audience AS b, count(*) AS people FROM m a JOIN m b
+        ON a.customer_id = b.customer_id AND a.audience < b.audience GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2""")
+
+
+def model_health(con: duckdb.DuckDBPyConnection, registry: Path) -> list[dict]:
+    """Each champion: version, holdout metric, latest drift state, fairness flags."""
+    out = []
+    for name in MODELS:
+        pointer = registry / name / "CHAMPION"
+        if not pointer.exists():
+            continue
+        version = pointer.read_text().strip()
+        meta = json.loads((registry / name / version / "metadata.json").read_text())
+        metric = meta.get("primary_metric", "roc_auc")
+        drift = fair = None
+        if table_exists(con, "ml", "drift"):
+            drift = con.execute("SELECT arg_max(state, as_of), max(psi) FILTER (WHERE as_of = (SELECT max(as_of) "
+                                "FROM ml.drift WHERE model = ?)) FROM ml.drift WHERE model = ?", [name, name]).fetchone()
+        if table_exists(con, "ml", "fairness"):
+            fair = con.execute("SELECT count(*) FILTER (WHERE flagged) FROM ml.fairness WHERE model = ? AND as_of = "
+                               "(SELECT max(as_of) FROM ml.fairness WHERE model = ?)", [name, name]).fetchone()[0]
+        out.append({"model": name, "version": version, "metric": metric,
+                    "value": meta.get("metrics", {}).get(metric), "trained_rows": meta.get("train_rows"),
+                    "drift_state": drift[0] if drift else None, "max_psi": drift[1] if drift else None,
+                    "fairness_flags": fair})
+    return out
+
+
+def optional_section(con: duckdb.DuckDBPyConnection, schema: str) -> list[dict] | None:
+    """Every table of `schema` (journeys, measurement: built on other branches), or None when there is none."""
+    names = _tables(con, schema) if con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = ?",
+                                                [schema]).fetchone()[0] else []
+    if not names:
+        return None
+    out = []
+    for t in names:
+        rows = _rows(con, f'SELECT * FROM {schema}."{t}" LIMIT {TABLE_ROWS}')
+        total = con.execute(f'SELECT count(*) FROM {schema}."{t}"').fetchone()[0]
+        out.append({"table": f"{schema}.{t}", "rows": total, "columns": list(rows[0]) if rows else [],
+                    "sample": rows})
+    return out
+
+
+def build(con: duckdb.DuckDBPyConnection, s: Settings | None = None) -> dict:
+    """The whole page's data, from one warehouse connection."""
+    s = s or settings()
+    gate = breaker_state(con)
+    as_of = (con.execute("SELECT as_of_at FROM marts.warehouse_as_of").fetchone()[0]
+             if table_exists(con, "marts", "warehouse_as_of") else None)
+    data = {
+        "published_at": datetime.now().replace(microsecond=0),  # when, not a window: wall clock is right here
+        "warehouse_as_of": as_of,
+        "breaker": {"open": gate.open, "failures": gate.failures, "warnings": gate.warnings},
+        "audiences": audience_section(con, s.manifest_path),
+        "overlaps": overlaps(con, s.manifest_path),
+        "models": model_health(con, s.registry_dir),
+        "journeys": optional_section(con, "journeys"),
+        "measurement": optional_section(con, "measurement"),
+    }
+    return json.loads(json.dumps(data, default=_plain))
+
+
+def publish(con: duckdb.DuckDBPyConnection, s: Settings | None = None) -> Path:
+    """Compute the snapshot and replace the page's file atomically (a reader sees the old or the new one)."""
+    s = s or settings()
+    path = snapshot_path(s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(build(con, s), indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def load(s: Settings | None = None) -> dict | None:
+    """The published snapshot, or None before the first activation run."""
+    path = snapshot_path(s)
+    return json.loads(path.read_text()) if path.exists() else None

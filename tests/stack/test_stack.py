@@ -1,0 +1,179 @@
+"""`make up` for real: Postgres and Airflow 3's scheduler, DAG processor, triggerer and API server run the
+chain by themselves (ingest -> warehouse -> ml -> activation through Assets), the one-slot pool keeps the
+warehouse writers apart under a parallelism above 1, and the Beacon page refuses anonymous callers and masks
+personal data for marketers. Everything started here is stopped at the end, even on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from beacon.config import settings
+from beacon.pipeline import prepare_world
+from beacon.stack import (
+    Api,
+    StackError,
+    chain,
+    down,
+    free_port,
+    paths,
+    shared_env,
+    status,
+    trigger_chain,
+    up,
+    wait_for_chain,
+)
+
+pytestmark = pytest.mark.e2e
+
+PEOPLE = 1500
+CHAIN_TIMEOUT = 600  # seconds, a bound (the chain took 4-8 min here, depending on load; docs/testing.md)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def stack():
+    # Not pytest's tmp_path: its folders are private (0700), and Postgres runs as the `postgres` user.
+    base = settings().home / ".beacon"
+    base.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="test-stack-", dir=base))
+    root.chmod(0o755)
+    env = {"BEACON_DATA_DIR": str(root / "data"), "BEACON_STACK_DIR": str(root / "beacon"),
+           "BEACON_API_PORT": str(free_port()), "BEACON_RETRY_DELAY_SECONDS": "5"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        s = settings()
+        prepare_world(s, people=PEOPLE, seed=7)
+        try:
+            info = up(s, say=print)
+            api = Api.for_stack(s)
+            since = datetime.now(UTC).isoformat()
+            trigger_chain(api)
+            runs = wait_for_chain(api, since, timeout=CHAIN_TIMEOUT, say=print)
+            yield s, info, api, runs
+        finally:
+            pg_port = json.loads(paths(s).state.read_text()).get("pg_port") if paths(s).state.exists() else None
+            down(s, say=print)
+            st = status(s)
+            # Nothing left behind: no component, no Postgres, both ports closed.
+            assert not st["postgres"] and not any(st["components"].values()), st
+            assert not _port_open(int(env["BEACON_API_PORT"]))
+            assert pg_port is None or not _port_open(int(pg_port))
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_chain_ran_by_itself_through_assets(stack):
+    s, info, api, runs = stack
+    dags = chain(s)
+    assert set(runs) == set(dags) and dags[:4] == ("beacon_ingest", "beacon_warehouse", "beacon_ml",
+                                                   "beacon_activation")
+    # One ingest run (the trigger took the scheduled interval's date), the rest scheduled by their Assets.
+    assert len(api.runs("beacon_ingest")) == 1
+    assert {d: runs[d]["run_type"] for d in dags[1:]} == {d: "asset_triggered" for d in dags[1:]}
+    # The exports: every file delivery the warehouse recorded is on disk with its manifest, row count matching.
+    import duckdb
+
+    con = duckdb.connect(str(s.warehouse_path), read_only=True)
+    try:
+        delivered = con.execute("""SELECT audience, sum(adds) FROM activation.sync_runs
+                                   WHERE destination = 'file' AND status = 'succeeded' GROUP BY 1""").fetchall()
+    finally:
+        con.close()
+    assert delivered and sum(n for _, n in delivered) > 0
+    for audience, adds in delivered:
+        manifests = list((s.exports_dir / audience).glob("*/*.manifest.json"))
+        rows = sum(json.loads(m.read_text())["row_count"] for m in manifests)
+        assert rows == adds, audience
+
+
+def test_warehouse_writers_never_overlap_under_parallelism(stack):
+    s, info, api, runs = stack
+    assert int(shared_env(s)["AIRFLOW__CORE__PARALLELISM"]) > 1
+    tis = [t for d in chain(s) for t in api.task_instances(d, runs[d]["dag_run_id"])
+           if t["pool"] == "duckdb_writer" and t["start_date"] and t["end_date"]]
+    mapped = [t for t in tis if t["task_id"] == "sync_audience"]
+    assert len(mapped) > 1  # parallel mapped tasks competing for the one slot
+    spans = sorted((t["start_date"], t["end_date"], t["task_id"]) for t in tis)
+    overlaps = [(a[2], b[2]) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1]]
+    assert overlaps == []
+
+
+def test_make_up_is_idempotent_and_a_taken_port_is_named(stack, tmp_path, monkeypatch):
+    s, info, api, runs = stack
+    assert up(s, say=print)["started"] == []  # everything already runs: nothing started twice
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("BEACON_STACK_DIR", str(tmp_path / "other"))
+        monkeypatch.setenv("BEACON_API_PORT", str(port))
+        with pytest.raises(StackError, match=f"port {port} .* is taken.*BEACON_API_PORT"):
+            up(settings(), say=print)
+
+
+def test_the_beacon_page_needs_an_airflow_user_and_masks_personal_data_for_marketers(stack):
+    s, info, api, runs = stack
+    url = f"{info['url']}/beacon"
+    assert requests.get(f"{url}/api/summary", timeout=30).status_code == 401
+    assert requests.get(f"{url}/api/summary", headers={"Authorization": "Bearer forged"}, timeout=30).status_code \
+        in (401, 403)
+    admin = api.http.get(f"{url}/api/summary", timeout=30).json()
+    marketer_api = Api.for_stack(s, "marketer")
+    marketer = marketer_api.http.get(f"{url}/api/summary", timeout=30).json()
+    from beacon.audiences import discover
+
+    names = {a.name for a in discover(s.manifest_path)}
+    assert {a["name"] for a in admin["audiences"]} == names
+    assert admin["personal_data"] is True and marketer["personal_data"] is False
+    emails = [m["email"] for a in admin["audiences"] for m in a["sample"] if m.get("email")]
+    masked = [m["email"] for a in marketer["audiences"] for m in a["sample"] if m.get("email")]
+    assert emails and len(masked) == len(emails)
+    assert all("•••" in e for e in masked) and not set(masked) & set(emails)
+    # The session cookie the Airflow UI sets works the same as the Bearer header (the page opens in an iframe).
+    page = requests.get(f"{url}/", cookies={"_token": marketer_api.token}, headers={"Accept": "text/html"}, timeout=30)
+    assert page.status_code == 200 and all(n in page.text for n in names)
+    assert os.path.exists(s.data_dir / "ui" / "beacon_page.json")
+
+
+def test_the_beacon_page_in_a_real_browser(stack, browser_page):
+    """Signed in through Airflow's own login form, a marketer opens the Beacon page in the Airflow UI: every
+    audience shows, personal data is masked, no console errors; signed out, the page refuses."""
+    s, info, api, runs = stack
+    from beacon.audiences import discover
+
+    page, url = browser_page.page, info["url"]
+    page.goto(f"{url}/")
+    page.locator("input[name=username]").fill("marketer")
+    page.locator("input[name=password]").fill(json.loads(paths(s).passwords.read_text())["marketer"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda u: "/auth/" not in u and "login" not in u, timeout=60_000)
+    assert any(c["name"] == "_token" for c in page.context.cookies())
+    # Before signing in, Airflow's own UI meets 401s (its config call) and logs them: not the page's errors.
+    browser_page.console_errors.clear()
+    page.goto(f"{url}/plugin/beacon")  # the Airflow UI with the page in its iframe
+    frame = page.frame_locator("iframe")
+    frame.locator("#audiences").wait_for(timeout=60_000)
+    for a in discover(s.manifest_path):
+        assert frame.locator(f'tr[data-audience="{a.name}"]').count() == 1, a.name
+    assert "masked for your role" in frame.locator("body").inner_text()
+    assert frame.locator("#user").inner_text() == "marketer"
+    browser_page.screenshot("beacon_page_marketer")
+    assert browser_page.console_errors == []
+    # Signed out (no session cookie): the page itself refuses, inside or outside the UI.
+    page.context.clear_cookies()
+    refused = page.goto(f"{url}/beacon/")
+    assert refused.status == 401 and "Sign in to Airflow" in page.locator("#refused").inner_text()
