@@ -56,6 +56,7 @@ def test_a_posted_event_enters_a_journey_and_is_sent_within_one_cycle(world, svc
         assert (res.entered, res.sent) == (1, 1), res.to_dict()
         assert [rcpt for rcpt, _ in smtp_sink.messages] == [[email]]
         print(f"event-to-action (one cycle, no DAG interval): {latency:.2f} s")
+        assert latency < 60  # issue 19's target, here without the DAG interval (docs/benchmarks.md has the full figure)
         with connect() as con:
             log = con.execute("""SELECT customer_id, node_id, transition FROM journeys.transitions
                 WHERE journey = 'rt_cart' AND node_id = 'reminder' ORDER BY step""").fetchall()
