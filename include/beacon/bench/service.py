@@ -373,6 +373,7 @@ def _event_to_action(work: Path, interval: float, events: int) -> dict:
     back to back every `interval` s in one process: the DAG interval, load, dbt refresh and journeys advance are
     in the figure; Airflow's scheduling overhead between the two DAGs is not."""
     import json
+    import logging
     import threading
 
     import httpx
@@ -383,6 +384,7 @@ def _event_to_action(work: Path, interval: float, events: int) -> dict:
     from beacon.testing.service import ServiceProcess, free_port
     from beacon.warehouse import connect
 
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     received: dict[str, float] = {}
 
     class Handler:
