@@ -4,8 +4,8 @@
 Every `BEACON_REALTIME_INTERVAL_SECONDS` (20 s by default): loads what `beacon serve` landed since the last
 cycle (collected events, email-service webhook posts, preference-centre consent records) from the newest day
 folders, then, when anything new was loaded, rebuilds the event facts (`fct_web_events`, `fct_email_events`;
-identities stay as the daily run resolved them) and emits the `beacon_events_realtime` Asset, which schedules
-the journeys. Unsubscribes need no cycle: governance reads them before every send.
+identities stay as the daily run resolved them) and the warehouse clock the journeys run on (`warehouse_as_of`),
+and emits the `beacon_events_realtime` Asset, which schedules the journeys. Unsubscribes need no cycle: governance reads them before every send.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def beacon_realtime():
     def refresh_event_facts(loaded: dict) -> dict:
         from airflow.exceptions import AirflowSkipException
 
-        from beacon.dbt import run
+        from beacon.ingest.realtime import refresh_event_facts as refresh
 
         if not loaded["rows_loaded"]:
             raise AirflowSkipException("nothing new was collected: no asset event, no journey run")
-        if not run(["run", "--select", "fct_web_events", "fct_email_events"], quiet=True):
+        if not refresh():
             raise RuntimeError("dbt run of the event facts failed (see the task log)")
         return loaded
 

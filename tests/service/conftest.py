@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from support.service import make_config
+from support.smtp import Sink, _free_port
 
 from beacon.testing.service import ServiceProcess, sendgrid_keypair
 
@@ -50,3 +52,21 @@ def svc(tmp_path_factory) -> Svc:
     s.proc.start()
     yield s
     s.proc.stop()
+
+
+@pytest.fixture()
+def smtp_sink(monkeypatch, svc):
+    """A real SMTP server (aiosmtpd) as the `email` channel's connection, with the service's unsubscribe secret."""
+    from aiosmtpd.controller import Controller
+
+    sink = Sink()
+    port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St",
+                  "unsubscribe_url": "https://beacon.example/v1/unsubscribe",
+                  "unsubscribe_secret": svc.unsubscribe_secret}}))
+    yield sink
+    controller.stop()

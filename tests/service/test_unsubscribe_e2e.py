@@ -3,38 +3,18 @@ send (another audience of the same topic) skips that person, with no ingest run 
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from support.activation_world import audience, segment, warehouse
-from support.smtp import Sink, _free_port
 
 from beacon.activation.destinations.registry import build
 from beacon.activation.sync import run_sync
 from beacon.config import override_env
 
 NOW = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-@pytest.fixture()
-def smtp_sink(monkeypatch, svc):
-    from aiosmtpd.controller import Controller
-
-    sink = Sink()
-    port = _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St",
-                  "unsubscribe_url": "https://beacon.example/v1/unsubscribe",
-                  "unsubscribe_secret": svc.unsubscribe_secret}}))
-    yield sink
-    controller.stop()
 
 
 def test_one_click_unsubscribe_stops_the_next_send(svc, smtp_sink, tmp_path):

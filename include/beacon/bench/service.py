@@ -8,6 +8,9 @@ Three phases against a real `beacon serve` process (127.0.0.1 only):
 3. crash: batches with unique messageIds, kill -9 of the server after `kill_after` acknowledged batches,
    restart (the spool is recovered), the client re-sends what was not acknowledged (a Segment client
    retries), then the ingest loads the landing zone: acknowledged events lost and loaded twice are counted.
+4. realtime: event posted -> in raw.collected_events, the load step of the realtime cycle every 20 s.
+5. event_to_action: event posted -> journey email received by a local SMTP server, on a 300-person dbt-built
+   world, with the whole trigger cycle (`trigger_cycle`: load, dbt refresh, journeys advance) every 20 s.
 """
 
 from __future__ import annotations
@@ -311,9 +314,151 @@ def _realtime(work: Path, interval: float, events: int) -> dict:
             "load_cycle_s_median": round(sorted(load_s)[len(load_s) // 2], 2) if load_s else None}
 
 
+# The e2e test's journey: an entry event that leads straight to a send (the project's cart journey waits 1 h).
+ACTION_JOURNEY = {
+    "name": "rt_cart", "version": 1, "owner": "bench", "priority": 90,
+    "entry": {"event": {"name": "product_added", "dedupe_key": "event_key", "lookback": "1d"}, "re_entry": "never"},
+    "exit_when": ["unsubscribed", "erased"], "start": "reminder",
+    "nodes": [{"id": "reminder", "type": "send", "channel": "email", "template": "cart_reminder_1", "next": "done"},
+              {"id": "done", "type": "exit"}]}
+
+
+def build_small_world(data: Path, people: int = 300, seed: int = 19) -> None:
+    """Generate, load and `dbt run` the marts the journeys read, into BEACON_DATA_DIR=`data` (set by the caller)."""
+    from beacon import dbt
+    from beacon.config import settings
+    from beacon.generate import GenConfig, generate
+    from beacon.ingest.landing import load_landing
+
+    if settings().data_dir != data:
+        raise ValueError(f"set BEACON_DATA_DIR={data} around build_small_world: dbt builds settings().warehouse_path")
+    generate(GenConfig(people=people, seed=seed), data)  # landing/ and truth/ under `data`
+    load_landing(data / "landing")  # not settings().landing_dir: the caller may point that at a service's
+    ok = dbt.run(["run", "--select", "+warehouse_as_of", "+dim_customers", "+dim_consent"], quiet=True)
+    dbt.release_warehouse()
+    if not ok:
+        raise RuntimeError(f"dbt run of the marts failed for the world in {data}")
+
+
+def identified_opted_in(con, n: int) -> list[tuple[str, str, str]]:
+    """(anonymous_id, customer_id, email) of `n` visitors the daily run identified, opted in to email."""
+    return con.execute("""SELECT i.anonymous_id, i.customer_id, d.email
+        FROM intermediate.int_web_identities_mapped i JOIN marts.dim_customers d USING (customer_id)
+        JOIN marts.dim_consent k ON k.customer_id = i.customer_id AND k.channel = 'email' AND k.status = 'opt_in'
+        WHERE d.email IS NOT NULL AND d.is_email_valid ORDER BY i.anonymous_id LIMIT ?""", [n]).fetchall()
+
+
+def trigger_cycle(landing: Path, journey, run_id: str) -> tuple[int, object]:
+    """One trigger cycle, the functions the DAGs call: `beacon_realtime` (load, then the dbt refresh of the
+    event facts and the clock) and `beacon_journeys` (advance at the warehouse clock, the real environment)."""
+    from datetime import UTC, datetime
+
+    from beacon import dbt
+    from beacon.ingest.realtime import load_realtime, refresh_event_facts
+    from beacon.journeys.api import default_env
+    from beacon.journeys.engine import advance
+    from beacon.warehouse import clock, connect
+
+    loaded = load_realtime(landing, datetime.now(UTC).date()).totals()["rows_loaded"]
+    if loaded:
+        if not refresh_event_facts():
+            raise RuntimeError("dbt run of the event facts failed")
+        dbt.release_warehouse()
+    with connect() as con:
+        return loaded, advance(con, journey, clock(con), default_env(), run_id=run_id)
+
+
+def _event_to_action(work: Path, interval: float, events: int) -> dict:
+    """Event posted -> email received by a local SMTP server, with the trigger cycle (`trigger_cycle`) run
+    back to back every `interval` s in one process: the DAG interval, load, dbt refresh and journeys advance are
+    in the figure; Airflow's scheduling overhead between the two DAGs is not."""
+    import json
+    import logging
+    import threading
+
+    import httpx
+    from aiosmtpd.controller import Controller
+
+    from beacon.config import override_env
+    from beacon.journeys.model import Journey
+    from beacon.testing.service import ServiceProcess, free_port
+    from beacon.warehouse import connect
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
+    received: dict[str, float] = {}
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's naming
+            for rcpt in envelope.rcpt_tos:
+                received.setdefault(rcpt, time.perf_counter())
+            return "250 OK"
+
+    key, secret = "ea_" + secrets.token_hex(6), "us_" + secrets.token_hex(16)
+    port = free_port()
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    conn = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {
+        "from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St",
+        "unsubscribe_url": "https://beacon.example/v1/unsubscribe", "unsubscribe_secret": secret}})
+    journey = Journey.model_validate(ACTION_JOURNEY)
+    (work / "svc").mkdir(parents=True, exist_ok=True)
+    proc = ServiceProcess(work / "svc", {"write_keys": {key: "bench"}, "unsubscribe_secret": secret}).start()
+    landing = work / "svc" / "data" / "landing"
+    posted: dict[str, float] = {}
+    cycle_s: list[float] = []
+    errors: list[str] = []
+    stop = threading.Event()
+    try:
+        with override_env(BEACON_DATA_DIR=str(work / "world"), BEACON_LANDING_DIR=str(landing),
+                          AIRFLOW_CONN_BEACON_EMAIL=conn):
+            t_world = time.perf_counter()
+            build_small_world(work / "world")
+            world_s = time.perf_counter() - t_world
+            with connect() as con:
+                people = identified_opted_in(con, events)
+
+            def cycles():
+                i = 0
+                while not stop.is_set():
+                    t = time.perf_counter()
+                    try:
+                        trigger_cycle(landing, journey, f"bench-cycle-{i}")
+                    except Exception as exc:  # noqa: BLE001 - reported in the result, the phase ends
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                        stop.set()
+                        return
+                    cycle_s.append(time.perf_counter() - t)
+                    i += 1
+                    stop.wait(max(0.0, interval - (time.perf_counter() - t)))
+
+            th = threading.Thread(target=cycles, daemon=True)
+            th.start()
+            for anon, _, email in people:
+                time.sleep(interval * 0.37)  # events land at different points of the cycle
+                r = httpx.post(f"{proc.url}/v1/track", auth=(key, ""), json={
+                    "event": "Product Added", "anonymousId": anon, "messageId": f"ea-{anon}"})
+                if r.status_code == 200:
+                    posted[email] = time.perf_counter()
+            deadline = time.perf_counter() + 3 * interval + 60
+            while time.perf_counter() < deadline and set(posted) - set(received) and not errors:
+                time.sleep(0.2)
+            stop.set()
+            th.join(timeout=300)
+    finally:
+        stop.set()
+        proc.stop()
+        smtp.stop()
+    lat = sorted(received[e] - posted[e] for e in posted if e in received)
+    return {"cycle_seconds": interval, "events": len(posted), "emails_received": len(lat),
+            "unexpected_emails": len(set(received) - set(posted)), "errors": errors, "world_build_s": round(world_s, 1),
+            "latency_s_max": round(lat[-1], 1) if lat else None,
+            "latency_s_median": round(lat[len(lat) // 2], 1) if lat else None,
+            "cycle_s_median": round(sorted(cycle_s)[len(cycle_s) // 2], 2) if cycle_s else None}
+
+
 def bench_service(seconds: float = 10.0, concurrency: int = 4, batch_size: int = 100, profiles: int = 1_000_000,
                   offer_requests: int = 20_000, kill_after: int = 200, workdir: Path | None = None,
-                  realtime_interval: float = 20.0, realtime_events: int = 4) -> dict:
+                  realtime_interval: float = 20.0, realtime_events: int = 4, action_events: int = 3) -> dict:
     """All three phases; each bounded (seconds, request counts), loopback only."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-service-"))
     try:
@@ -321,7 +466,10 @@ def bench_service(seconds: float = 10.0, concurrency: int = 4, batch_size: int =
         for name, fn in (("collection", lambda d: _collection(d, seconds, concurrency, batch_size)),
                          ("offers", lambda d: _offers(d, profiles, offer_requests, 2)),
                          ("crash", lambda d: _crash(d, kill_after, 50, 8)),
-                         ("realtime", lambda d: _realtime(d, realtime_interval, realtime_events))):
+                         ("realtime", lambda d: _realtime(d, realtime_interval, realtime_events)),
+                         ("event_to_action", lambda d: _event_to_action(d, realtime_interval, action_events))):
+            if name == "event_to_action" and not action_events:
+                continue
             d = work / name
             d.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
@@ -333,6 +481,10 @@ def bench_service(seconds: float = 10.0, concurrency: int = 4, batch_size: int =
             "collection_p99_ms<=50_at_5000_per_s": out["collection"]["batch_at_5000_per_s"]["p99_ms"] <= 50,
             "offers_p99_ms<=10": o["p99_ms"] <= 10, "acknowledged_lost==0": k["acknowledged_lost"] == 0,
             "loaded_twice==0": k["loaded_twice"] == 0}
+        if "event_to_action" in out:
+            a = out["event_to_action"]
+            out["targets"]["event_to_action_s<=60"] = (a["emails_received"] == a["events"] > 0 and not a["errors"]
+                                                       and a["unexpected_emails"] == 0 and a["latency_s_max"] <= 60)
         out["note"] = "single run; on a shared machine timings are noisy"
         return out
     finally:

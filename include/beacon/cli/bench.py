@@ -128,7 +128,7 @@ def cmd_service(args) -> int:
 
     d = bench_service(seconds=args.seconds, concurrency=args.concurrency, batch_size=args.batch_size,
                       profiles=args.profiles, offer_requests=args.offer_requests, kill_after=args.kill_after,
-                      workdir=Path(args.workdir) if args.workdir else None)
+                      action_events=args.action_events, workdir=Path(args.workdir) if args.workdir else None)
 
     def render(d):
         c, o, k = d["collection"]["batch"], d["offers"], d["crash"]
@@ -136,7 +136,9 @@ def cmd_service(args) -> int:
             "collection events/s": f"{c['events_per_s']:,.0f}", "collection p50 / p99 ms": f"{c['p50_ms']} / {c['p99_ms']}",
             "single track req/s": f"{d['collection']['single_track']['requests_per_s']:,.0f}",
             "offers p50 / p99 ms": f"{o['p50_ms']} / {o['p99_ms']} ({o['profiles']:,} profiles)",
-            "kill -9: acknowledged lost": k["acknowledged_lost"], "kill -9: loaded twice": k["loaded_twice"]}))
+            "kill -9: acknowledged lost": k["acknowledged_lost"], "kill -9: loaded twice": k["loaded_twice"],
+            **({"event -> journey email, median / max s": "{latency_s_median} / {latency_s_max} ({emails_received} of {events})"
+                .format(**d["event_to_action"])} if "event_to_action" in d else {})}))
     emit(d, args.json, render)
     return 0
 
@@ -281,6 +283,8 @@ def register(sub) -> None:
     bv.add_argument("--profiles", type=int, default=1_000_000, help="people in the offers snapshot")
     bv.add_argument("--offer-requests", type=int, default=20_000)
     bv.add_argument("--kill-after", type=int, default=200, help="acknowledged batches (of 50) before kill -9")
+    bv.add_argument("--action-events", type=int, default=3,
+                    help="events for the event -> journey email phase (0 skips it)")
     bv.add_argument("--workdir", default=None, help="keep the work files here")
     bv.add_argument("--json", action="store_true")
     bv.set_defaults(func=cmd_service)

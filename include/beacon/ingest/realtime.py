@@ -25,3 +25,15 @@ def load_realtime(landing_dir: str | Path, today: date, warehouse: Path | None =
     specs = {k: v for k, v in load_specs().items() if k in REALTIME_SOURCES}
     return load_landing(landing_dir, until=today, since=today - timedelta(days=days - 1), warehouse=warehouse,
                         specs=specs, lock_wait=lock_wait)
+
+
+# The event facts the journeys read (`journeys.events`) and the warehouse clock they run on: without the
+# clock, an event newer than the daily run's last event would sit after the journeys' clock and enter nothing.
+REALTIME_MODELS = ("fct_web_events", "fct_email_events", "warehouse_as_of")
+
+
+def refresh_event_facts() -> bool:
+    """`dbt run` of REALTIME_MODELS (identities stay as the daily run resolved them); True on success."""
+    from beacon.dbt import run
+
+    return run(["run", "--select", *REALTIME_MODELS], quiet=True)
