@@ -22,9 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
@@ -37,6 +36,9 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
+
+if TYPE_CHECKING:  # pandas is imported where used: journey validation runs at DAG-parse time
+    import pandas as pd
 
 # The activation destination's templates (default.*, per-audience) are the last fallback of every renderer.
 PACKAGE_TEMPLATES = Path(__file__).resolve().parents[1] / "activation" / "templates"
@@ -152,6 +154,8 @@ class Message:
 def _is_missing(v: Any) -> bool:
     if isinstance(v, (str, int, list, tuple, dict)):  # the common cases first: rendering is per person
         return False
+    import pandas as pd
+
     if v is None or v is pd.NaT:
         return True
     if isinstance(v, float) and math.isnan(v):
@@ -171,6 +175,8 @@ def _plain(v: Any) -> Any:
             return v.item()
         except (ValueError, AttributeError):
             return v
+    import pandas as pd
+
     if isinstance(v, pd.Timestamp):
         return v.to_pydatetime()
     return v
@@ -266,6 +272,8 @@ class Renderer:
         error. `scores`: ml.scores rows; `memberships`: (customer_id, segment); `recommendations`: ml.recommendations
         rows, optionally with name/category/price; `branch`: one name or a Series aligned with `people`.
         `errors="collect"` puts a failing person's error in `error` (others still render); "raise" stops."""
+        import pandas as pd
+
         if "customer_id" not in people.columns:
             raise ValueError(f"render_many({name}): people has no customer_id column")
         if errors not in ("collect", "raise"):
@@ -335,6 +343,8 @@ def load_inputs(con, customer_ids: Sequence[str] | None = None) -> dict[str, pd.
     """From the warehouse: `people` (marts.dim_customers), `scores` (ml.scores) and `recommendations`
     (ml.recommendations with product name, category and price), for these customers or everyone;
     a table that does not exist yet gives an empty frame."""
+    import pandas as pd
+
     ids = None if customer_ids is None else pd.DataFrame({"customer_id": [str(c) for c in customer_ids]})
     if ids is not None:
         con.register("_ids", ids)
