@@ -118,7 +118,9 @@ def beacon_activation():
         from beacon.warehouse import clock, connect
 
         s = settings()
-        if not dbt.run(["build", "--select", dbt.MEASUREMENT], s, quiet=True):
+        ok = dbt.run(["build", "--select", dbt.MEASUREMENT], s, quiet=True)
+        dbt.keep_target_results("measurement", s)  # every model and test of this build, kept for operators
+        if not ok:
             raise RuntimeError("dbt build of the measurement models (tag:measurement) failed")
         with connect() as con:
             return write_report(con, s.registry_dir / "reports", clock(con))

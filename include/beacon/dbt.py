@@ -94,6 +94,16 @@ def last_build_results(s: Settings | None = None, group: str = "dbt") -> Path:
     return (s or settings()).dbt_target_dir / "last_build" / group / "run_results.json"
 
 
+def keep_target_results(group: str, s: Settings | None = None) -> Path:
+    """After `run(["build", ...])` in this project's target folder: keep its run_results.json as `group`'s
+    latest build (as the Cosmos callback does for the task groups), so the measurement build is checked too."""
+    s = s or settings()
+    dst = last_build_results(s, group)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(s.dbt_target_dir / "run_results.json", dst)
+    return dst
+
+
 def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
     """Cosmos callback: Cosmos runs dbt in a temporary copy of the project and deletes it afterwards; keep the
     build's run_results.json (every model, unit test and data test with its status) for operators and tests."""

@@ -166,7 +166,7 @@ def test_every_mart_and_segment_column_is_described(demo):
 
 def test_every_dbt_unit_test_and_data_test_ran_and_passed_in_the_build(demo):
     # From the run_results.json of the DAGs' own `dbt build`s (kept by beacon.dbt.keep_run_results): the marts in
-    # the warehouse DAG, the score-based segments in the ML DAG. A change in Cosmos' flags that dropped the tests
+    # the warehouse DAG, the score-based segments in the ML DAG, the measurement marts in the activation DAG. A change in Cosmos' flags that dropped the tests
     # would leave them out of these files.
     from datetime import UTC, datetime
 
@@ -174,7 +174,7 @@ def test_every_dbt_unit_test_and_data_test_ran_and_passed_in_the_build(demo):
 
     s, day, r = demo
     results = {"results": []}
-    for group in ("dbt", "dbt_scored"):
+    for group in ("dbt", "dbt_scored", "measurement"):
         part = json.loads(last_build_results(s, group).read_text())
         assert datetime.fromisoformat(part["metadata"]["generated_at"].replace("Z", "+00:00")) >= \
             datetime.fromtimestamp(r.seconds["started_at_epoch"], UTC)  # written by this run's build
