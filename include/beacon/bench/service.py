@@ -25,6 +25,19 @@ import time
 from pathlib import Path
 
 
+def _run_workers(worker, concurrency: int) -> float:
+    """Run `concurrency` threads of `worker` to completion; the wall seconds they took together."""
+    import threading
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t0
+
+
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000, 2) if xs else float("nan")
@@ -73,13 +86,7 @@ def _load(url: str, key: str, seconds: float, concurrency: int, make_body, path:
                     else:
                         counts["errors"] += 1
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t0
+    wall = _run_workers(worker, concurrency)
     return {"seconds": round(wall, 2), "requests": len(lat), "events_acknowledged": counts["acked"],
             "errors": counts["errors"], "events_per_s": round(counts["acked"] / wall, 1),
             "requests_per_s": round(len(lat) / wall, 1), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99)}
@@ -176,13 +183,7 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
     try:
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t0
+        wall = _run_workers(worker, concurrency)
     finally:
         proc.stop()
     return {"profiles": profiles, "requests": len(lat), "concurrency": concurrency, "statuses": statuses,
