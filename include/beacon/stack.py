@@ -215,16 +215,29 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid, its identity."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _running_pid(p: Paths, name: str) -> int | None:
+    """The component's pid while that very process still runs, else None (and the stale pid file goes).
+
+    The pid file holds the pid and the process's start time, so a reused pid is never taken for the component.
+    Not the command line: Airflow rewrites its process title (setproctitle), and a read of /proc/<pid>/cmdline
+    during the rewrite comes back empty; CI once saw a healthy api-server declared dead that way.
+    """
     f = p.pid(name)
     if not f.exists():
         return None
-    pid = int(f.read_text().strip() or 0)
+    parts = f.read_text().split()
+    pid = int(parts[0]) if parts and parts[0].isdigit() else 0
     if pid and _alive(pid):
-        try:  # the pid is ours only while it still runs an airflow command (pids are reused)
-            if b"airflow" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-        except OSError:
+        started = parts[1] if len(parts) > 1 else None
+        if started is None or _start_time(pid) == started:
             return pid
     f.unlink(missing_ok=True)
     return None
@@ -396,7 +409,7 @@ def _health(api_port: int) -> dict | None:
         return None
 
 
-def _start_component(s: Settings, p: Paths, name: str, api_port: int) -> int:
+def _start_component(s: Settings, p: Paths, name: str, api_port: int) -> subprocess.Popen:
     args = [_airflow(), name]
     if name == "api-server":
         args += ["--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
@@ -406,8 +419,8 @@ def _start_component(s: Settings, p: Paths, name: str, api_port: int) -> int:
         # Own session: `down` stops the component and the children it forked (task runners) together.
         proc = subprocess.Popen(args, env=_env(s), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(s.home))
-    p.pid(name).write_text(str(proc.pid))
-    return proc.pid
+    p.pid(name).write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
+    return proc
 
 
 def _job_healthy(h: dict | None, name: str) -> bool:
@@ -434,20 +447,22 @@ def up(s: Settings | None = None, say: Callable[[str], None] = print, timeout: f
     ensure_manifest(s)
     start_postgres(s, p, say)
     _init_airflow(s, p, say)
-    started = []
+    started: dict[str, subprocess.Popen] = {}
     for name in COMPONENTS:
         if name in running:
             say(f"{name} already running (pid {running[name]})")
             continue
-        pid = _start_component(s, p, name, api_port)
-        started.append(name)
-        say(f"started {name} (pid {pid}, log {p.log(name)})")
+        proc = _start_component(s, p, name, api_port)
+        started[name] = proc
+        say(f"started {name} (pid {proc.pid}, log {p.log(name)})")
     deadline = time.monotonic() + timeout
     while True:
         dead = [n for n in COMPONENTS if not _running_pid(p, n)]
         if dead:
             n = dead[0]
-            raise StackError(f"airflow {n} exited during start-up; last lines of {p.log(n)}:\n{log_tail(p.log(n))}")
+            code = started[n].poll() if n in started else None
+            raise StackError(f"airflow {n} exited during start-up (exit code {code}); last lines of {p.log(n)}:\n"
+                             f"{log_tail(p.log(n))}")
         h = _health(api_port)
         waiting = [n for n in COMPONENTS if not _job_healthy(h, n)]
         if not waiting:
@@ -458,7 +473,7 @@ def up(s: Settings | None = None, say: Callable[[str], None] = print, timeout: f
                              f"last lines of {p.log(n)}:\n{log_tail(p.log(n))}")
         time.sleep(2)
     info = {"url": f"http://127.0.0.1:{api_port}", "users": {u: r for u, r in USERS.items()},
-            "passwords_file": str(p.passwords), "logs": str(p.logs), "started": started,
+            "passwords_file": str(p.passwords), "logs": str(p.logs), "started": list(started),
             "pg_port": _state(p)["pg_port"]}
     say(f"Airflow UI: {info['url']}  (users {', '.join(USERS)}; passwords in {p.passwords})")
     return info

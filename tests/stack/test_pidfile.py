@@ -1,0 +1,83 @@
+"""A component is known by its pid and its process start time, not by its command line.
+
+CI once declared a healthy api-server dead: Airflow rewrites its process title (setproctitle), and a read of
+/proc/<pid>/cmdline during the rewrite came back empty. These tests run real processes, no stack.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from beacon.stack import Paths, _running_pid, _start_component, _start_time
+
+# A process that keeps rewriting its title to one without "airflow" in it.
+RETITLE = """
+import time
+from setproctitle import setproctitle
+for i in range(100000):
+    setproctitle(f"retitled {i}" + "x" * (i % 50))
+    time.sleep(0.001)
+"""
+
+
+@pytest.fixture
+def proc():
+    p = subprocess.Popen([sys.executable, "-c", RETITLE])
+    yield p
+    p.kill()
+    p.wait()
+
+
+def _paths(tmp_path: Path) -> Paths:
+    p = Paths(tmp_path)
+    p.run.mkdir(parents=True)
+    return p
+
+
+def test_a_retitled_process_stays_alive_for_every_poll(tmp_path, proc):
+    p = _paths(tmp_path)
+    p.pid("api-server").write_text(f"{proc.pid} {_start_time(proc.pid)}")
+    deadline = time.monotonic() + 3
+    polls = 0
+    while time.monotonic() < deadline:
+        assert _running_pid(p, "api-server") == proc.pid, f"declared dead after {polls} polls"
+        polls += 1
+    assert polls > 100
+
+
+def test_a_reused_pid_is_not_the_component(tmp_path, proc):
+    p = _paths(tmp_path)
+    # Same pid, another start time: the component died and something else got its pid.
+    p.pid("scheduler").write_text(f"{proc.pid} {int(_start_time(proc.pid)) - 1}")
+    assert _running_pid(p, "scheduler") is None
+    assert not p.pid("scheduler").exists()  # the stale file is gone
+
+
+def test_an_exited_component_is_dead_and_its_file_goes(tmp_path):
+    p = _paths(tmp_path)
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = _start_time(done.pid)
+    done.wait()
+    p.pid("triggerer").write_text(f"{done.pid} {started}")
+    assert _running_pid(p, "triggerer") is None
+    assert not p.pid("triggerer").exists()
+
+
+def test_start_component_records_pid_and_start_time(tmp_path, monkeypatch):
+    from beacon.config import settings
+
+    monkeypatch.setattr("beacon.stack._airflow", lambda: "/bin/sleep")
+    p = _paths(tmp_path)
+    proc = _start_component(settings(), p, "triggerer", 0)  # runs `sleep triggerer`: exits at once, code 1
+    try:
+        pid, started = p.pid("triggerer").read_text().split()
+        assert int(pid) == proc.pid and started.isdigit()
+        assert proc.wait(10) != 0
+        assert _running_pid(p, "triggerer") is None
+    finally:
+        proc.kill()
