@@ -4,12 +4,13 @@
 Runs only when the data-quality circuit breaker is closed (a failing critical expectation in
 `quality.expectation_results` skips every delivery and records why). Discovers the (audience,
 destination) pairs from the dbt manifest (segment models with `meta.audience`, one pair per channel),
-records who entered and left each audience, then maps one sync per pair: governance (consent,
-suppression, priority, frequency cap, holdout), a diff against the last delivered state, and delivery
-of only the changes. Destinations are configured from Airflow connections `beacon_<channel>`; a
-channel without a connection is skipped with the reason (the file channel defaults to the exports folder).
-Scheduled on `beacon_scores`; emits `beacon_exports` and, through the alias `beacon_audience_delivered`,
-one Asset per delivered audience and destination. Last, `measure_campaigns` builds the measurement marts
+records who entered and left each audience, then maps one sync task per destination, which syncs its
+audiences highest priority first: governance (consent, suppression, priority, frequency cap, holdout), a
+diff against the last delivered state, and delivery of only the changes. Destinations are configured from
+Airflow connections `beacon_<channel>`; a channel without a connection gets no task, and the discovery
+task's log says why (the file channel defaults to the exports folder). Scheduled on `beacon_scores`;
+emits, through the alias `beacon_audience_delivered`, one Asset per delivered audience and destination,
+and `beacon_exports` once at the end of the run. Last, `measure_campaigns` builds the measurement marts
 (dbt `tag:measurement`: assignments incl. the control groups, outcomes), computes lift per audience and
 arm, and writes the campaign report beside the model report (docs/measurement.md). Then it publishes the Beacon page's snapshot
 (the marketers' page in the Airflow UI), whether or not the deliveries ran.
@@ -51,12 +52,21 @@ def beacon_activation():
             log.error("activation blocked, nothing will be sent: %s", "; ".join(gate["failures"]))
         return not gate["open"]
 
-    @task
+    # Not in the writer pool: it reads the manifest and asks Airflow which destinations have a connection.
+    @task(pool="default_pool")
     def discover_deliveries() -> list[dict]:
-        from beacon.activation.activate import delivery_pairs
+        """One entry per configured destination with its audiences; a channel without a connection is left
+        out here, with the reason in this task's log."""
+        import logging
+
+        from beacon.activation.activate import delivery_plan
         from beacon.config import settings
 
-        return delivery_pairs(settings().manifest_path)
+        plan, skipped = delivery_plan(settings().manifest_path)
+        for x in skipped:
+            logging.getLogger("beacon.activation").info("not delivered: %s -> %s: %s", x["audience"],
+                                                        x["destination"], x["reason"])
+        return plan
 
     @task
     def publish_offers_snapshot() -> int:
@@ -68,47 +78,54 @@ def beacon_activation():
             return publish_offers(con, discover(settings().manifest_path), snapshot_path(settings()))
 
     @task
-    def record_memberships(pairs: list[dict]) -> list[dict]:
+    def record_memberships(plan: list[dict]) -> list[dict]:
         from beacon.audiences import discover, record_membership
         from beacon.config import settings
         from beacon.warehouse import clock, connect
 
-        names = {p["audience"] for p in pairs}
+        names = {a for p in plan for a in p["audiences"]}
         with connect() as con:
             day = clock(con).date().isoformat()
             return [record_membership(con, a, day) for a in discover(settings().manifest_path) if a.name in names]
 
-    @task(outlets=[EXPORTS, DELIVERED], map_index_template="{{ delivery }}")
-    def sync_audience(pair: dict, run_id=None, outlet_events=None) -> dict:
+    @task(outlets=[DELIVERED], map_index_template="{{ destination }}")
+    def sync_destination(plan: dict, run_id=None, outlet_events=None) -> list[dict]:
+        """Every audience of one destination, highest priority first; one failing audience fails the task
+        after the others are delivered (the retry sends only what is still pending)."""
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from beacon.activation.activate import activate
+        from beacon.activation.activate import activate_destination
         from beacon.activation.destinations.registry import NotConfigured
         from beacon.config import settings
         from beacon.warehouse import clock, connect
 
-        get_current_context()["delivery"] = f"{pair['audience']} -> {pair['destination']}"
+        get_current_context()["destination"] = plan["destination"]
         s = settings()
+
+        def delivered(summary) -> None:
+            if summary.delivered:
+                outlet_events[DELIVERED].add(
+                    Asset(name=f"beacon_audience_{summary.audience}_{summary.destination}",
+                          uri=f"beacon://audiences/{summary.audience}/{summary.destination}"),
+                    extra={"run_id": summary.run_id, "delivered": summary.delivered, "adds": summary.adds,
+                           "updates": summary.updates, "removes": summary.removes})
+
         try:
             with connect() as con:
-                summary = activate(con, s.manifest_path, pair["audience"], pair["destination"], str(s.exports_dir),
-                                   clock(con), run_id=f"{run_id}:{pair['audience']}:{pair['destination']}")
-        except NotConfigured as exc:
+                done, errors = activate_destination(con, s.manifest_path, plan["destination"], plan["audiences"],
+                                                    str(s.exports_dir), clock(con), run_id=run_id, on_done=delivered)
+        except NotConfigured as exc:  # the connection went away since discovery
             raise AirflowSkipException(str(exc)) from exc
-        if summary.delivered:
-            outlet_events[DELIVERED].add(
-                Asset(name=f"beacon_audience_{summary.audience}_{summary.destination}",
-                      uri=f"beacon://audiences/{summary.audience}/{summary.destination}"),
-                extra={"run_id": summary.run_id, "delivered": summary.delivered, "adds": summary.adds,
-                       "updates": summary.updates, "removes": summary.removes})
-        if summary.failed:  # delivered rows are committed; the failed ones are retried by the next run
-            import logging
-
-            logging.getLogger("beacon.activation").warning("%s", summary.message)
-        d = summary.to_dict()
-        d.pop("sample")
-        return d
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {len(plan['audiences'])} audiences failed to reach "
+                               f"{plan['destination']!r} (the others were delivered): {errors}")
+        out = []
+        for summary in done:
+            d = summary.to_dict()
+            d.pop("sample")
+            out.append(d)
+        return out
 
     @task(trigger_rule="all_done")  # measure what was sent even when a delivery failed or was not configured
     def measure_campaigns() -> dict:
@@ -126,7 +143,9 @@ def beacon_activation():
             return write_report(con, s.registry_dir / "reports", clock(con))
 
     # all_done: the page shows the breaker and failed deliveries too, so it is published whatever happened.
-    @task(trigger_rule="all_done")
+    # Emits beacon_exports last, once per run: the journeys DAG follows a finished activation run instead of
+    # starting mid-run and taking turns with it for the writer slot.
+    @task(trigger_rule="all_done", outlets=[EXPORTS])
     def publish_beacon_page() -> str:
         """The Beacon page's snapshot (beacon.ui.snapshot): computed here, in the writer pool, so the page
         itself never opens the warehouse."""
@@ -136,12 +155,12 @@ def beacon_activation():
         with connect() as con:
             return str(publish(con))
 
-    pairs = discover_deliveries()
+    plan = discover_deliveries()
     gate = check_quality_gate()
-    gate >> pairs
+    gate >> plan
     gate >> publish_offers_snapshot()
     # The page comes last so it shows this run's lift results too.
-    record_memberships(pairs) >> sync_audience.expand(pair=pairs) >> measure_campaigns() >> publish_beacon_page()
+    record_memberships(plan) >> sync_destination.expand(plan=plan) >> measure_campaigns() >> publish_beacon_page()
 
 
 beacon_activation()

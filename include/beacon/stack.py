@@ -37,6 +37,8 @@ from beacon.config import Settings, settings
 # The files docker-compose.yml reads too (relative to the project): one description of both deployments.
 ENV_FILE = "deploy/airflow.env"
 POOLS_FILE = "deploy/pools.json"
+# Airflow's `airflow_local_settings` for the stack: the scheduler warms the task processes' imports.
+LOCAL_SETTINGS = "deploy/local_settings"
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 # The UI users: an admin, and a marketer who reads (SimpleAuthManager roles: viewer < user < op < admin).
 USERS = {"admin": "admin", "marketer": "viewer"}
@@ -256,8 +258,10 @@ def _airflow() -> str:
 def _env(s: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     env.update(stack_env(s))
-    # `import ml` (the project root) in task processes, as in compose's PYTHONPATH.
-    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(s.home), env.get("PYTHONPATH", "")) if x)
+    # `import ml` (the project root) in task processes, as in compose's PYTHONPATH; and the local settings that
+    # warm the task processes' imports in the scheduler (beacon.warm).
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(s.home), str(s.home / LOCAL_SETTINGS),
+                                                     env.get("PYTHONPATH", "")) if x)
     return env
 
 

@@ -373,8 +373,8 @@ def _run_activation():
 
     bag = DagBag(dag_folder=str(settings().home / "dags" / "beacon_activation.py"))
     dr = bag.get_dag("beacon_activation").test()
-    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances() if ti.task_id != "sync_audience"}, \
-        [str(ti.state) for ti in dr.get_task_instances() if ti.task_id == "sync_audience"], str(dr.state)
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances() if ti.task_id != "sync_destination"}, \
+        [str(ti.state) for ti in dr.get_task_instances() if ti.task_id == "sync_destination"], str(dr.state)
 
 
 def test_the_quality_breaker_blocks_activation_and_closing_it_delivers(demo):

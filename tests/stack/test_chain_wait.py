@@ -40,9 +40,9 @@ def test_runs_before_the_trigger_do_not_count_and_a_failure_names_its_tasks():
     with pytest.raises(StackError, match="a: waiting"):
         wait_for_chain(FakeApi({"a": [old]}), SINCE, dags, timeout=0, say=lambda m: None)
     api = FakeApi({"a": [run("success", "manual")], "b": [run("failed", rid="b9")]},
-                  tis=[{"task_id": "sync_audience", "map_index": 3, "state": "failed"},
+                  tis=[{"task_id": "sync_destination", "map_index": 3, "state": "failed"},
                        {"task_id": "publish", "map_index": -1, "state": "success"}])
-    with pytest.raises(StackError, match=r"b run b9 failed; tasks: \['sync_audience\[3\]'\]"):
+    with pytest.raises(StackError, match=r"b run b9 failed; tasks: \['sync_destination\[3\]'\]"):
         wait_for_chain(api, SINCE, dags, timeout=5, say=lambda m: None)
 
 

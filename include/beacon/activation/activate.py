@@ -20,6 +20,57 @@ def delivery_pairs(manifest_path: Path) -> list[dict]:
     return [{"audience": a.name, "destination": ch} for a in discover(manifest_path) for ch in a.channels]
 
 
+def delivery_plan(manifest_path: Path, configured=None) -> tuple[list[dict], list[dict]]:
+    """The activation run's work, one entry per configured destination with its audiences (highest priority
+    first); and the pairs left out, each with why (a channel without a connection).
+
+    One task per destination, not per pair: under the real scheduler every task is a process of its own, and
+    a destination is the unit that fails together (its server is down) and is retried together."""
+    configured = configured or registry.is_configured
+    plan: dict[str, list[str]] = {}
+    skipped: list[dict] = []
+    ok: dict[str, bool] = {}
+    for p in delivery_pairs(manifest_path):
+        d = p["destination"]
+        if d not in ok:
+            ok[d] = configured(d)
+        if ok[d]:
+            plan.setdefault(d, []).append(p["audience"])
+        else:
+            skipped.append({**p, "reason": f"no Airflow connection beacon_{d} (set AIRFLOW_CONN_BEACON_{d.upper()} "
+                                           f"or add it in the Airflow UI)"})
+    return [{"destination": d, "audiences": a} for d, a in plan.items()], skipped
+
+
+def activate_destination(con: duckdb.DuckDBPyConnection, manifest_path: Path, destination: str, audiences: list[str],
+                         exports_url: str, as_of, run_id: str, on_done=None) -> tuple[list[SyncSummary], dict[str, str]]:
+    """Sync each audience to `destination`, in the given (priority) order. One audience's error does not stop
+    the others: it is returned with its message (the caller fails the task, and the retry re-runs only what
+    changed: the sync engine never delivers a row twice). `on_done(summary)` after each sync."""
+    import logging
+
+    log = logging.getLogger("beacon.activation")
+    done: list[SyncSummary] = []
+    errors: dict[str, str] = {}
+    for audience in audiences:
+        try:
+            summary = activate(con, manifest_path, audience, destination, exports_url, as_of,
+                               run_id=f"{run_id}:{audience}:{destination}")
+        except registry.NotConfigured:
+            raise  # the whole destination: nothing to do for any audience
+        except Exception as exc:  # noqa: BLE001 - any failure of one sync: report it, deliver the others
+            log.exception("%s -> %s failed", audience, destination)
+            errors[audience] = f"{type(exc).__name__}: {exc}"
+            continue
+        log.log(logging.WARNING if summary.failed else logging.INFO,
+                "%s -> %s: %s delivered (%s adds, %s updates, %s removes), %s failed %s", audience, destination,
+                summary.delivered, summary.adds, summary.updates, summary.removes, summary.failed, summary.message)
+        done.append(summary)
+        if on_done:
+            on_done(summary)
+    return done, errors
+
+
 def quality_gate(con: duckdb.DuckDBPyConnection, run_id: str, as_of) -> dict:
     """Read the data-quality circuit breaker; when it is open, record a blocked run naming each failing expectation."""
     from beacon.quality.breaker import breaker_state

@@ -2,57 +2,143 @@
 
 A fresh world in a work folder, its own stack folder and port; the ingest DAG is triggered through the REST
 API and the chain's wall time is the ingest run's start to the activation run's end (Airflow's own times).
-Then everything started is stopped. Compare with `beacon demo` (the same four DAGs through `dag.test()`).
+Then everything started is stopped, and `beacon demo` (the same four DAGs through `dag.test()`) runs on the
+same world as the baseline of the same run: the ratio is the chain's time against the demo's four DAGs.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 from beacon.config import override_env, settings
 from beacon.pipeline import prepare_world
-from beacon.stack import Api, chain, down, free_port, trigger_chain, up, wait_for_chain
+from beacon.stack import CHAIN, Api, chain, down, free_port, trigger_chain, up, wait_for_chain
 
 
 def _t(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = None, keep: bool = False,
-                timeout: float = 1800) -> dict:
-    work = workdir or Path(tempfile.mkdtemp(prefix="beacon-bench-stack-"))
-    work.chmod(0o755)  # mkdtemp makes it private; Postgres runs as the `postgres` user when we are root
-    env = {"BEACON_DATA_DIR": str(work / "data"), "BEACON_STACK_DIR": str(work / "stack"),
-           "BEACON_API_PORT": str(free_port())}
+def _stack_once(s, timeout: float) -> dict:
+    t1 = time.perf_counter()
+    up(s, say=lambda m: None)
+    startup = time.perf_counter() - t1
     try:
-        with override_env(**env):
-            s = settings()
-            t0 = time.perf_counter()
-            prepare_world(s, people, seed)
-            generate = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            up(s, say=lambda m: None)
-            startup = time.perf_counter() - t1
-            try:
-                api = Api.for_stack(s)
-                since = datetime.now(UTC).isoformat()
-                t2 = time.perf_counter()
-                trigger_chain(api)
-                runs = wait_for_chain(api, since, timeout=timeout, say=lambda m: None)
-                waited = time.perf_counter() - t2
-                dags = {d: round((_t(r["end_date"]) - _t(r["start_date"])).total_seconds(), 1) for d, r in runs.items()}
-                dags = chain(s)
-                tis = sum(len(api.task_instances(d, runs[d]["dag_run_id"])) for d in dags)
-            finally:
-                down(s, say=lambda m: None)
-        total = (_t(runs[dags[-1]]["end_date"]) - _t(runs[dags[0]]["start_date"])).total_seconds()
-        return {"people": people, "seed": seed, "generate_s": round(generate, 1), "startup_s": round(startup, 1),
-                "chain_s": round(total, 1), "trigger_to_done_s": round(waited, 1), "dags_s": dags,
-                "task_instances": tis}
+        api = Api.for_stack(s)
+        since = datetime.now(UTC).isoformat()
+        t2 = time.perf_counter()
+        trigger_chain(api)
+        runs = wait_for_chain(api, since, timeout=timeout, say=lambda m: None)
+        waited = time.perf_counter() - t2
+        dags = chain(s)
+        per_dag = {d: round((_t(runs[d]["end_date"]) - _t(runs[d]["start_date"])).total_seconds(), 1) for d in dags}
+        all_tis = {d: api.task_instances(d, runs[d]["dag_run_id"]) for d in dags}
+        tis = {d: len(v) for d, v in all_tis.items()}
+    finally:
+        down(s, say=lambda m: None)
+    # The four DAGs `beacon demo` runs: ingest's start to activation's end (journeys follow on their own Asset).
+    four = (_t(runs[CHAIN[-1]]["end_date"]) - _t(runs[CHAIN[0]]["start_date"])).total_seconds()
+    whole = (_t(runs[dags[-1]]["end_date"]) - _t(runs[dags[0]]["start_date"])).total_seconds()
+    return {"startup_s": round(startup, 1), "chain_s": round(four, 1), "chain_with_journeys_s": round(whole, 1),
+            "trigger_to_done_s": round(waited, 1), "dags_s": per_dag, "task_instances": tis,
+            "timeline": timeline(runs, all_tis, CHAIN)}
+
+
+def timeline(runs: dict[str, dict], tis: dict[str, list[dict]], dags: tuple[str, ...]) -> dict:
+    """Where the chain's time went: seconds when at least one task ran (busy) and when none did (idle:
+    scheduling, queueing, the gap between DAG runs), the summed task durations, and the slowest tasks."""
+    start = _t(runs[dags[0]]["start_date"])
+    end = _t(runs[dags[-1]]["end_date"])
+    spans = sorted((_t(ti["start_date"]), _t(ti["end_date"]), f"{d}.{ti['task_id']}"
+                    + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""))
+                   for d in dags for ti in tis[d] if ti.get("start_date") and ti.get("end_date"))
+    busy, cur_s, cur_e = 0.0, None, None
+    for a, b, _ in spans:
+        if cur_e is None or a > cur_e:
+            if cur_e is not None:
+                busy += (cur_e - cur_s).total_seconds()
+            cur_s, cur_e = a, b
+        else:
+            cur_e = max(cur_e, b)
+    if cur_e is not None:
+        busy += (cur_e - cur_s).total_seconds()
+    total = (end - start).total_seconds()
+    slowest = sorted(spans, key=lambda x: (x[1] - x[0]).total_seconds(), reverse=True)[:8]
+    return {"busy_s": round(busy, 1), "idle_s": round(total - busy, 1), "tasks": len(spans),
+            "task_sum_s": round(sum((b - a).total_seconds() for a, b, _ in spans), 1),
+            "slowest": {n: round((b - a).total_seconds(), 1) for a, b, n in slowest}}
+
+
+def _last_json(text: str) -> dict:
+    """The JSON document `--json` printed last (Airflow's own log lines may come before it)."""
+    dec = json.JSONDecoder()
+    for i in sorted((i for i, c in enumerate(text) if c == "{" and (i == 0 or text[i - 1] == "\n")), reverse=True):
+        try:
+            return dec.raw_decode(text, i)[0]
+        except ValueError:
+            continue
+    raise ValueError(f"no JSON document in: {text[-500:]}")
+
+
+def _demo_once(people: int, seed: int, data_dir: Path) -> dict:
+    """`beacon demo` (the four DAGs through dag.test(), one process) on the same world, in a child process:
+    its in-process Airflow (SQLite metadata, its own environment) stays out of this one."""
+    env = {**os.environ, "BEACON_DATA_DIR": str(data_dir)}
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "beacon.cli", "demo", "--people", str(people), "--seed", str(seed),
+                          "--json"], env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"beacon demo failed ({res.returncode}):\n{(res.stdout + res.stderr)[-3000:]}")
+    seconds = _last_json(res.stdout)["seconds"]
+    dags = {d: seconds[d] for d in CHAIN}
+    return {"dags_s": dags, "four_dags_s": round(sum(dags.values()), 1), "total_s": seconds["total"],
+            "wall_s": round(wall, 1)}
+
+
+def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = None, keep: bool = False,
+                timeout: float = 1800, repeat: int = 1, baseline: bool = True) -> dict:
+    """`repeat` rounds of: the chain through a fresh stack, then (with `baseline`) `beacon demo` on the same
+    world. Medians over the rounds; the ratio is the scheduler's chain against the demo's four DAGs."""
+    work = workdir or Path(tempfile.mkdtemp(prefix="beacon-bench-stack-"))
+    work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o755)  # mkdtemp makes it private; Postgres runs as the `postgres` user when we are root
+    rounds = []
+    try:
+        generate = None
+        for i in range(repeat):
+            env = {"BEACON_DATA_DIR": str(work / f"data-{i}"), "BEACON_STACK_DIR": str(work / f"stack-{i}"),
+                   "BEACON_API_PORT": str(free_port())}
+            with override_env(**env):
+                s = settings()
+                t0 = time.perf_counter()
+                prepare_world(s, people, seed)
+                generate = generate or round(time.perf_counter() - t0, 1)
+                r = {"stack": _stack_once(s, timeout)}
+            if baseline:
+                r["demo"] = _demo_once(people, seed, work / f"demo-{i}")
+                r["ratio"] = round(r["stack"]["chain_s"] / r["demo"]["four_dags_s"], 2)
+            rounds.append(r)
+        out = {"people": people, "seed": seed, "repeat": repeat, "generate_s": generate,
+               "startup_s": median(r["stack"]["startup_s"] for r in rounds),
+               "chain_s": median(r["stack"]["chain_s"] for r in rounds),
+               "chain_with_journeys_s": median(r["stack"]["chain_with_journeys_s"] for r in rounds),
+               "dags_s": {d: median(r["stack"]["dags_s"][d] for r in rounds) for d in rounds[0]["stack"]["dags_s"]},
+               "task_instances": rounds[0]["stack"]["task_instances"], "rounds": rounds}
+        if baseline:
+            out["demo_four_dags_s"] = median(r["demo"]["four_dags_s"] for r in rounds)
+            out["demo_dags_s"] = {d: median(r["demo"]["dags_s"][d] for r in rounds) for d in CHAIN}
+            out["ratio_median"] = median(r["ratio"] for r in rounds)
+        return out
     finally:
         if not keep and workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -220,12 +220,17 @@ def cmd_stack(args) -> int:
     from beacon.bench.stack import bench_stack
 
     d = bench_stack(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
-                    keep=args.keep)
+                    keep=args.keep, repeat=args.repeat, baseline=not args.no_baseline)
 
     def render(d):
-        console.print(kv_table(f"The chain through the real scheduler, {d['people']:,} people", {
-            "stack start-up s": d["startup_s"], "chain s (ingest start to activation end)": d["chain_s"],
-            **{f"{k} s": v for k, v in d["dags_s"].items()}, "task instances": d["task_instances"]}))
+        rows = {"stack start-up s": d["startup_s"], "chain s (ingest start to activation end)": d["chain_s"],
+                **{f"{k} s": v for k, v in d["dags_s"].items()},
+                "task instances": sum(d["task_instances"].values())}
+        if "ratio_median" in d:
+            rows |= {f"dag.test() {k} s": v for k, v in d["demo_dags_s"].items()}
+            rows |= {"dag.test() four DAGs s": d["demo_four_dags_s"], "ratio (chain / dag.test())": d["ratio_median"]}
+        console.print(kv_table(f"The chain through the real scheduler, {d['people']:,} people, "
+                               f"median of {d['repeat']}", rows))
     emit(d, args.json, render)
     return 0
 
@@ -246,6 +251,8 @@ def register(sub) -> None:
     bs.add_argument("--seed", type=int, default=42)
     bs.add_argument("--workdir", default=None, help="where to write the world and the stack (default: a temporary folder)")
     bs.add_argument("--keep", action="store_true", help="keep the work folder")
+    bs.add_argument("--repeat", type=int, default=1, help="rounds (medians are reported)")
+    bs.add_argument("--no-baseline", action="store_true", help="skip `beacon demo` (dag.test()) on the same world")
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_stack)
     bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")

@@ -30,6 +30,11 @@ def connection(conn_id: str):
         return None
 
 
+def is_configured(name: str) -> bool:
+    """True when the destination can be built: it has a connection, or it is `file` (the exports folder)."""
+    return name == "file" or connection(f"beacon_{name}") is not None
+
+
 def policy_overrides(name: str) -> dict:
     """Governance settings a destination's connection may override (extra: opt_in_required, frequency_cap,
     counts_as_message, priority_arbitration)."""
