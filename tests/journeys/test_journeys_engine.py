@@ -206,3 +206,18 @@ def test_wait_until_a_local_window_on_allowed_weekdays_and_branch_on_an_attribut
     assert boxes.sent() == []
     run(con, j, datetime(2026, 7, 3, 14, 0), boxes)
     assert sorted((c, a.split("__")[-1]) for a, c, _ in boxes.sent()) == [("c1", "p"), ("c2", "o")]
+
+
+def test_a_journey_waits_for_segments_not_built_yet_and_decides_nothing(con, caplog):
+    # A new deployment: the 15-minute timetable runs journeys before the ML DAG has built a score-based segment.
+    j = journey(name="early", version=1, entry={"audience": "members"}, start="a", exit_when=["left_audience"],
+                nodes=[send("a"), EXIT])
+    boxes = Outboxes()
+    r = run(con, j, T, boxes)
+    assert r.waiting_for == ["segments.members"] and r.entered == 0 and boxes.sent() == []
+    assert "journey early waits: segments.members not built yet" in caplog.text
+    assert con.execute("SELECT status FROM journeys.runs WHERE journey = 'early'").fetchall() == [("waiting",)]
+    assert con.execute("SELECT count(*) FROM journeys.transitions").fetchall() == [(0,)]
+    segment(con, "members", ["c1"])
+    r = run(con, j, T + timedelta(minutes=15), boxes)
+    assert r.waiting_for == [] and r.entered == 1 and r.sent == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time as _time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,8 @@ from beacon.journeys.model import (
     WaitNode,
     parse_duration,
 )
+
+log = logging.getLogger(__name__)
 
 LOG_COLUMNS = """transition_id VARCHAR, journey VARCHAR, version INTEGER, customer_id VARCHAR, entry_no INTEGER,
     step INTEGER, node_id VARCHAR, transition VARCHAR, arm VARCHAR, due_at TIMESTAMP, occurred_at TIMESTAMP,
@@ -100,6 +103,7 @@ class RunResult:
     hops: int = 0
     moved: int = 0
     errors: list[str] = field(default_factory=list)
+    waiting_for: list[str] = field(default_factory=list)  # tables not built yet: nothing was decided this run
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -811,6 +815,20 @@ def occupancy(con: duckdb.DuckDBPyConnection, journey: str) -> dict[tuple[int, s
     return {(v, n): c for v, n, c in rows}
 
 
+# The mart every journey run reads (the people); the segments it reads are added per journey.
+CORE_RELATIONS = ("marts.dim_customers",)
+
+
+def missing_relations(con: duckdb.DuckDBPyConnection, journey: Journey, env: Env) -> list[str]:
+    """The tables this journey reads that the warehouse does not have yet (sorted)."""
+    from beacon.journeys.validate import segments_used
+
+    wanted = set(CORE_RELATIONS) | {env.relation(s) for s in segments_used(journey)}
+    have = {f"{a}.{b}" for a, b in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    return sorted(w for w in wanted if w not in have)
+
+
 def advance(con: duckdb.DuckDBPyConnection, journey: Journey, clock, env: Env, run_id: str | None = None,
             lock_path: Path | None = None, compact_after: timedelta | None = timedelta(days=7)) -> RunResult:
     """Advance one journey to warehouse clock `clock` (never the wall clock): exits, entries, hops, compaction."""
@@ -830,6 +848,16 @@ def advance(con: duckdb.DuckDBPyConnection, journey: Journey, clock, env: Env, r
         con.execute("INSERT INTO journeys.runs VALUES (?, ?, ?, ?, NULL, 'running', NULL)",
                     [run_id, journey.name, clock, started])
         r = _Run(con, journey, definitions(con, journey), clock, run_id, env)
+        missing = missing_relations(con, journey, env)
+        if missing:
+            # A new deployment: the timetable runs journeys before the first warehouse and ML runs build what
+            # they read. Decide nothing (no exits on an empty segment) and say what is awaited.
+            r.res.waiting_for = missing
+            log.warning("journey %s waits: %s not built yet (the warehouse and ML DAGs build them); nothing decided",
+                        journey.name, ", ".join(missing))
+            con.execute("UPDATE journeys.runs SET finished_at = ?, status = 'waiting', summary = ?::JSON "
+                        "WHERE run_id = ?", [datetime.now(), json.dumps(r.res.to_dict()), run_id])
+            return r.res
         if not journey.enabled:
             r.res.seconds = 0.0
         else:

@@ -338,3 +338,15 @@ def project_report(strict: bool = True) -> Report:
     if strict:
         rep.raise_if_any()
     return rep
+
+
+def segments_used(j: Journey) -> set[str]:
+    """The audiences (segments) a journey reads: its entry, wait-for and branch rules."""
+    e = j.entry
+    used = {e.audience, e.schedule.audience if e.schedule else None}
+    for n in j.nodes:
+        if isinstance(n, WaitFor):
+            used.add(n.segment)
+        elif isinstance(n, BranchNode):
+            used.update(r.when.segment for r in n.rules)
+    return {u for u in used if u}
