@@ -164,6 +164,9 @@ def stack_env(s: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.home / "plugins"),
         # LocalExecutor: tasks run in worker processes beside the scheduler (compose uses Celery).
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The scheduler sleeps this long between loops while tasks run (default 1 s): with the one-slot writer
+        # pool most tasks run one after another, and each waited half of it on average to be followed.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
         "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
