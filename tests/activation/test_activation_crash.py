@@ -219,17 +219,10 @@ def test_email_killed_between_acceptance_and_commit_resends_only_the_uncommitted
     """SMTP has no idempotency key: a message the server accepted but whose acceptance was not yet committed
     is sent again on the re-run (docs/architecture.md, "Exactly once"). The re-run resends exactly those, under
     the same Message-ID, and nothing else; nothing is lost."""
-    from aiosmtpd.controller import Controller
-    from support.smtp import Sink, _free_port
+    from support.smtp import email_connection, smtp_server
 
-    sink, port = Sink(), _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St, Springfield",
-                  "unsubscribe_url": "https://beacon.example/unsubscribe", "unsubscribe_secret": "test-not-real"}}))
-    try:
+    with smtp_server() as (sink, port):
+        monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", email_connection(port))
         db = _world(tmp_path)
         assert Child(db, kind="email", kill_after=7, when="before_commit").wait()[0] == -signal.SIGKILL
         accepted, committed = len(sink.messages), _delivered(db)
@@ -246,5 +239,3 @@ def test_email_killed_between_acceptance_and_commit_resends_only_the_uncommitted
         code, out, err = Child(db, kind="email").wait()
         assert code == 0 and json.loads(out.strip().splitlines()[-1])["changes"] == 0, err
         assert len(sink.messages) == len(ids)  # a further run sends nothing
-    finally:
-        controller.stop()

@@ -6,7 +6,8 @@ import json
 
 import pytest
 from support.activation_world import AS_OF, audience, consent, segment, warehouse
-from support.smtp import Sink, _free_port
+from support.smtp import email_connection
+from support.smtp import smtp_server as smtp_server_
 
 from beacon.activation.destinations.file import batch_id
 from beacon.activation.destinations.registry import NotConfigured, build, policy_overrides
@@ -17,19 +18,9 @@ from beacon.testing.receiver import FaultyReceiver
 
 @pytest.fixture()
 def smtp_server(monkeypatch, tmp_path):
-    from aiosmtpd.controller import Controller
-
-    sink = Sink()
-    port = _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St, Springfield, IL 62701",
-                  "unsubscribe_url": "https://beacon.example/unsubscribe", "unsubscribe_mailto": "unsub@beacon.example",
-                  "unsubscribe_secret": "test-secret-not-real"}}))
-    yield sink
-    controller.stop()
+    with smtp_server_() as (sink, port):
+        monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", email_connection(port, unsubscribe_mailto="unsub@beacon.example"))
+        yield sink
 
 
 def test_smtp_sends_one_personalized_multipart_message_per_new_member(smtp_server, tmp_path):

@@ -58,25 +58,17 @@ def truth_hidden(s):
 def channels(tmp_path_factory):
     """The three configured channels besides files: a local SMTP server, a local webhook receiver, an ads folder,
     each given to the DAGs as an Airflow connection through AIRFLOW_CONN_BEACON_<CHANNEL>."""
-    from aiosmtpd.controller import Controller
-    from support.smtp import Sink, _free_port
+    from support.smtp import email_connection, smtp_server
 
     from beacon.testing.receiver import FaultyReceiver
 
-    sink, port = Sink(), _free_port()
-    smtp = Controller(sink, hostname="127.0.0.1", port=port)
-    smtp.start()
     ads = tmp_path_factory.mktemp("ads")
-    with FaultyReceiver(token="e2e-token") as hook, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St, Springfield",
-                      "unsubscribe_url": "https://beacon.example/unsubscribe", "unsubscribe_secret": "e2e-not-real"}}))
+    with smtp_server() as (sink, port), FaultyReceiver(token="e2e-token") as hook, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_BEACON_EMAIL", email_connection(port, unsubscribe_secret="e2e-not-real"))
         mp.setenv("AIRFLOW_CONN_BEACON_WEBHOOK", json.dumps({"conn_type": "http", "host": hook.url,
                                                              "password": "e2e-token"}))
         mp.setenv("AIRFLOW_CONN_BEACON_ADS", json.dumps({"conn_type": "ads", "extra": {"url": str(ads)}}))
         yield {"smtp": sink, "webhook": hook, "ads": ads}
-    smtp.stop()
 
 
 @pytest.fixture(scope="module")

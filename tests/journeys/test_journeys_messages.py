@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.activation_world import segment, warehouse
 from support.journeys_world import journey
-from support.smtp import Sink, _free_port
+from support.smtp import Sink, smtp_server
 
 from beacon.activation.destinations.smtp import SmtpEmail
 from beacon.audiences import Audience
@@ -21,14 +21,9 @@ JOURNEY_TEMPLATES = Path(__file__).resolve().parents[2] / "journeys" / "template
 
 @pytest.fixture()
 def sink():
-    from aiosmtpd.controller import Controller
-
-    s = Sink()
-    s.port = _free_port()
-    controller = Controller(s, hostname="127.0.0.1", port=s.port)
-    controller.start()
-    yield s
-    controller.stop()
+    with smtp_server() as (s, port):
+        s.port = port
+        yield s
 
 
 @pytest.fixture()

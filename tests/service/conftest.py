@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from support.service import make_config
-from support.smtp import Sink, _free_port
+from support.smtp import email_connection, smtp_server
 
 from beacon.testing.service import ServiceProcess, sendgrid_keypair
 
@@ -57,16 +56,7 @@ def svc(tmp_path_factory) -> Svc:
 @pytest.fixture()
 def smtp_sink(monkeypatch, svc):
     """A real SMTP server (aiosmtpd) as the `email` channel's connection, with the service's unsubscribe secret."""
-    from aiosmtpd.controller import Controller
-
-    sink = Sink()
-    port = _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St",
-                  "unsubscribe_url": "https://beacon.example/v1/unsubscribe",
-                  "unsubscribe_secret": svc.unsubscribe_secret}}))
-    yield sink
-    controller.stop()
+    with smtp_server() as (sink, port):
+        monkeypatch.setenv("AIRFLOW_CONN_BEACON_EMAIL", email_connection(
+            port, unsubscribe_url="https://beacon.example/v1/unsubscribe", unsubscribe_secret=svc.unsubscribe_secret))
+        yield sink

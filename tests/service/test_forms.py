@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 from support.service import make_config
-from support.smtp import Sink, _free_port
+from support.smtp import smtp_server
 
 from beacon.service.forms import confirm_token
 from beacon.testing.service import ServiceProcess
@@ -22,11 +22,11 @@ def _prefs(landing):
 
 
 def test_double_opt_in_records_consent_with_proof_only_after_confirmation(tmp_path):
-    from aiosmtpd.controller import Controller
+    with smtp_server() as (sink, port):
+        _double_opt_in(tmp_path, sink, port)
 
-    sink, port = Sink(), _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
+
+def _double_opt_in(tmp_path, sink, port) -> None:
     secret = "form-secret-for-test"
     cfg = {**make_config("k", "", "", ("", ""), ""), "form_secret": secret,
            "smtp": {"host": "127.0.0.1", "port": port, "from": "news@beacon.example"}}
@@ -63,4 +63,3 @@ def test_double_opt_in_records_consent_with_proof_only_after_confirmation(tmp_pa
         assert all(r["email"] == "lead@example.com" and r["source"] == "form:newsletter" for r in rows)
     finally:
         proc.stop()
-        controller.stop()
