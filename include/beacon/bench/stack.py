@@ -21,14 +21,76 @@ from statistics import median
 
 from beacon.config import override_env, settings
 from beacon.pipeline import prepare_world
-from beacon.stack import CHAIN, Api, chain, down, free_port, trigger_chain, up, wait_for_chain
+from beacon.stack import CHAIN, Api, chain, down, free_port, paths, trigger_chain, up, wait_for_chain
 
 
 def _t(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-def _stack_once(s, timeout: float) -> dict:
+REALTIME_JOURNEY = "cart_abandonment"  # the project's journey entered by a `Product Added` event
+
+
+def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict:
+    """Event posted to `beacon serve` -> the person entered the cart journey, through the real scheduler.
+
+    On the running stack after the chain: a `beacon serve` lands into the stack's landing zone; the
+    `beacon_realtime` DAG (every BEACON_REALTIME_INTERVAL_SECONDS) loads, refreshes the event facts and emits
+    its Asset; the scheduler starts `beacon_journeys`, whose run enters the person. `events` people, identified
+    and never in that journey, each post one `Product Added` at a different point of the interval. After
+    `horizon` s from the last post the realtime DAG is paused, running work finishes, and the latency of each
+    is the end (wall clock) of the journeys run that entered them minus the time of the post."""
+    import secrets
+
+    import httpx
+
+    from beacon.testing.service import ServiceProcess
+    from beacon.warehouse import connect
+
+    with connect(read_only=True) as con:
+        people = con.execute("""SELECT i.anonymous_id, i.customer_id
+            FROM intermediate.int_web_identities_mapped i JOIN marts.dim_customers d USING (customer_id)
+            WHERE i.customer_id NOT IN (SELECT customer_id FROM journeys.transitions WHERE journey = ?)
+              AND i.customer_id NOT IN (SELECT customer_id FROM journeys.finished WHERE journey = ?)
+            QUALIFY row_number() OVER (PARTITION BY i.customer_id ORDER BY i.anonymous_id) = 1
+            ORDER BY hash(i.customer_id) LIMIT ?""", [REALTIME_JOURNEY, REALTIME_JOURNEY, events]).fetchall()
+    key = "ea_" + secrets.token_hex(6)
+    work = paths(s).root / "bench-serve"
+    work.mkdir(parents=True, exist_ok=True)
+    svc = ServiceProcess(work, {"write_keys": {key: "bench"}, "unsubscribe_secret": "us_" + secrets.token_hex(16)},
+                         extra_env={"BEACON_DATA_DIR": str(s.data_dir), "BEACON_LANDING_DIR": str(s.landing_dir)})
+    interval = float(s.realtime_interval_seconds)
+    posted: dict[str, datetime] = {}
+    svc.start()
+    try:
+        api.call("PATCH", "dags/beacon_realtime", json={"is_paused": False})
+        for i, (anon, cid) in enumerate(people):
+            time.sleep(interval * 0.37 if i else 2.0)  # at different points of the realtime interval
+            r = httpx.post(f"{svc.url}/v1/track", auth=(key, ""), timeout=30, json={
+                "event": "Product Added", "anonymousId": anon, "messageId": f"bench-e2a-{anon}"})
+            if r.status_code == 200:
+                posted[cid] = datetime.now()  # naive local wall time, as journeys.runs records it
+        time.sleep(horizon)
+    finally:
+        api.call("PATCH", "dags/beacon_realtime", json={"is_paused": True})
+        svc.stop()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and any(r["state"] in ("queued", "running") for d in ("beacon_realtime",
+                                              "beacon_journeys") for r in api.runs(d)[:5]):
+        time.sleep(2)
+    with connect(read_only=True) as con:
+        rows = con.execute("""SELECT t.customer_id, min(r.finished_at) FROM journeys.transitions t
+            JOIN journeys.runs r ON r.run_id = t.run_id
+            WHERE t.journey = ? AND t.customer_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""",
+                           [REALTIME_JOURNEY, list(posted)]).fetchall()
+    entered = {c: (t - posted[c]).total_seconds() for c, t in rows if t is not None}
+    lat = sorted(entered.values())
+    return {"events": len(people), "posted": len(posted), "entered": len(lat), "interval_s": interval,
+            "horizon_s": horizon, "latency_s": [round(x, 1) for x in lat],
+            "median_s": round(median(lat), 1) if lat else None, "max_s": round(lat[-1], 1) if lat else None}
+
+
+def _stack_once(s, timeout: float, realtime_events: int = 0) -> dict:
     t1 = time.perf_counter()
     up(s, say=lambda m: None)
     startup = time.perf_counter() - t1
@@ -43,6 +105,7 @@ def _stack_once(s, timeout: float) -> dict:
         per_dag = {d: round((_t(runs[d]["end_date"]) - _t(runs[d]["start_date"])).total_seconds(), 1) for d in dags}
         all_tis = {d: api.task_instances(d, runs[d]["dag_run_id"]) for d in dags}
         tis = {d: len(v) for d, v in all_tis.items()}
+        realtime = event_to_action(s, api, realtime_events) if realtime_events else None
     finally:
         down(s, say=lambda m: None)
     # The four DAGs `beacon demo` runs: ingest's start to activation's end (journeys follow on their own Asset).
@@ -50,7 +113,7 @@ def _stack_once(s, timeout: float) -> dict:
     whole = (_t(runs[dags[-1]]["end_date"]) - _t(runs[dags[0]]["start_date"])).total_seconds()
     return {"startup_s": round(startup, 1), "chain_s": round(four, 1), "chain_with_journeys_s": round(whole, 1),
             "trigger_to_done_s": round(waited, 1), "dags_s": per_dag, "task_instances": tis,
-            "timeline": timeline(runs, all_tis, CHAIN)}
+            "timeline": timeline(runs, all_tis, CHAIN), **({"event_to_action": realtime} if realtime else {})}
 
 
 def timeline(runs: dict[str, dict], tis: dict[str, list[dict]], dags: tuple[str, ...]) -> dict:
@@ -106,7 +169,7 @@ def _demo_once(people: int, seed: int, data_dir: Path) -> dict:
 
 
 def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = None, keep: bool = False,
-                timeout: float = 1800, repeat: int = 1, baseline: bool = True) -> dict:
+                timeout: float = 1800, repeat: int = 1, baseline: bool = True, realtime_events: int = 0) -> dict:
     """`repeat` rounds of: the chain through a fresh stack, then (with `baseline`) `beacon demo` on the same
     world. Medians over the rounds; the ratio is the scheduler's chain against the demo's four DAGs."""
     work = workdir or Path(tempfile.mkdtemp(prefix="beacon-bench-stack-"))
@@ -123,7 +186,7 @@ def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = Non
                 t0 = time.perf_counter()
                 prepare_world(s, people, seed)
                 generate = generate or round(time.perf_counter() - t0, 1)
-                r = {"stack": _stack_once(s, timeout)}
+                r = {"stack": _stack_once(s, timeout, realtime_events)}
             if baseline:
                 r["demo"] = _demo_once(people, seed, work / f"demo-{i}")
                 r["ratio"] = round(r["stack"]["chain_s"] / r["demo"]["four_dags_s"], 2)
@@ -134,6 +197,11 @@ def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = Non
                "chain_with_journeys_s": median(r["stack"]["chain_with_journeys_s"] for r in rounds),
                "dags_s": {d: median(r["stack"]["dags_s"][d] for r in rounds) for d in rounds[0]["stack"]["dags_s"]},
                "task_instances": rounds[0]["stack"]["task_instances"], "rounds": rounds}
+        e2a = [x for r in rounds for x in r["stack"].get("event_to_action", {}).get("latency_s", [])]
+        if realtime_events:
+            out["event_to_action"] = {"events": sum(r["stack"]["event_to_action"]["events"] for r in rounds),
+                                      "entered": len(e2a), "median_s": round(median(e2a), 1) if e2a else None,
+                                      "max_s": max(e2a) if e2a else None}
         if baseline:
             out["demo_four_dags_s"] = median(r["demo"]["four_dags_s"] for r in rounds)
             out["demo_dags_s"] = {d: median(r["demo"]["dags_s"][d] for r in rounds) for d in CHAIN}

@@ -220,7 +220,8 @@ def cmd_stack(args) -> int:
     from beacon.bench.stack import bench_stack
 
     d = bench_stack(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
-                    keep=args.keep, repeat=args.repeat, baseline=not args.no_baseline)
+                    keep=args.keep, repeat=args.repeat, baseline=not args.no_baseline,
+                    realtime_events=args.realtime_events)
 
     def render(d):
         rows = {"stack start-up s": d["startup_s"], "chain s (ingest start to activation end)": d["chain_s"],
@@ -229,6 +230,10 @@ def cmd_stack(args) -> int:
         if "ratio_median" in d:
             rows |= {f"dag.test() {k} s": v for k, v in d["demo_dags_s"].items()}
             rows |= {"dag.test() four DAGs s": d["demo_four_dags_s"], "ratio (chain / dag.test())": d["ratio_median"]}
+        if "event_to_action" in d:
+            e = d["event_to_action"]
+            rows |= {"event -> journey entry, entered / posted": f"{e['entered']} / {e['events']}",
+                     "event -> journey entry, median / max s": f"{e['median_s']} / {e['max_s']}"}
         console.print(kv_table(f"The chain through the real scheduler, {d['people']:,} people, "
                                f"median of {d['repeat']}", rows))
     emit(d, args.json, render)
@@ -253,6 +258,8 @@ def register(sub) -> None:
     bs.add_argument("--keep", action="store_true", help="keep the work folder")
     bs.add_argument("--repeat", type=int, default=1, help="rounds (medians are reported)")
     bs.add_argument("--no-baseline", action="store_true", help="skip `beacon demo` (dag.test()) on the same world")
+    bs.add_argument("--realtime-events", type=int, default=3,
+                    help="after the chain: events posted to beacon serve, timed to the journey entry (0 skips)")
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=cmd_stack)
     bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
