@@ -192,3 +192,20 @@ def test_the_beacon_page_in_a_real_browser(stack, browser_page):
     page.context.clear_cookies()
     refused = page.goto(f"{url}/beacon/")
     assert refused.status == 401 and "Sign in to Airflow" in page.locator("#refused").inner_text()
+
+
+def test_an_event_posted_to_beacon_serve_enters_a_journey_through_the_scheduler(stack):
+    """Issue 19's trigger path under the real scheduler: `beacon serve` lands the event, `beacon_realtime` loads
+    it and emits its Asset, the scheduler starts `beacon_journeys`, and the cart journey enters the person.
+    Last in this module: it moves the warehouse clock to now."""
+    from beacon.bench.stack import event_to_action
+
+    s, info, api, runs = stack
+    r = event_to_action(s, api, events=2, horizon=75)
+    print("event -> journey entry through the scheduler:", r)
+    assert r["posted"] == r["events"] == 2
+    assert r["entered"] == 2, r  # both, within 75 s of the last post (the benchmark's target is 60 s)
+    realtime = [x for x in api.runs("beacon_realtime") if x["state"] == "success"]
+    assert realtime and all(x["run_type"] == "scheduled" for x in realtime)
+    assert any(x["run_type"] == "asset_triggered" and x["queued_at"] > runs["beacon_journeys"]["queued_at"]
+               for x in api.runs("beacon_journeys"))  # a journeys run the realtime Asset started
