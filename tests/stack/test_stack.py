@@ -162,6 +162,18 @@ def test_the_beacon_page_needs_an_airflow_user_and_masks_personal_data_for_marke
     page = requests.get(f"{url}/", cookies={"_token": marketer_api.token}, headers={"Accept": "text/html"}, timeout=30)
     assert page.status_code == 200 and all(n in page.text for n in names)
     assert os.path.exists(s.data_dir / "ui" / "beacon_page.json")
+    # Results (this run's lift per audience and arm) and journeys (the flow, people per node): statistics and
+    # counts, the same for both roles.
+    assert admin["measurement"] and marketer["measurement"] == admin["measurement"]
+    for c in admin["measurement"]:
+        assert c["campaign"].startswith(("audience:", "journey:")) and c["results"]
+        for r in c["results"]:
+            assert r["verdict"] and (r["abs_low"] is None or r["abs_low"] <= r["abs_lift"] <= r["abs_high"])
+    if admin["journeys"] is not None:  # published before or after the journeys' first run, by timing
+        from beacon.journeys.api import load
+
+        assert {j["journey"] for j in admin["journeys"]} == {x.journey.name for x in load(strict=False).journeys}
+        assert marketer["journeys"] == admin["journeys"]
 
 
 def test_the_beacon_page_in_a_real_browser(stack, browser_page):
@@ -185,6 +197,7 @@ def test_the_beacon_page_in_a_real_browser(stack, browser_page):
     for a in discover(s.manifest_path):
         assert frame.locator(f'tr[data-audience="{a.name}"]').count() == 1, a.name
     assert "masked for your role" in frame.locator("body").inner_text()
+    assert frame.locator("#measurement").count() == 1 and frame.locator("svg.interval").count() > 0
     assert frame.locator("#user").inner_text() == "marketer"
     browser_page.screenshot("beacon_page_marketer")
     assert browser_page.console_errors == []

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import HTTPException, Request
 from fastapi.testclient import TestClient
 
@@ -23,9 +25,22 @@ SNAPSHOT = {
                                "qualifying": {"first_name": "Kristi", "company_name": "Merritt Labs",
                                               "cart_adds": 1}, "reasons": ["visited the website recently"]}]}],
     "overlaps": [], "models": [], "journeys": None,
-    "measurement": [{"table": "measurement.lift", "rows": 1, "columns": ["audience", "lift", "email"],
-                     "sample": [{"audience": "cart_abandoners", "lift": 0.1, "email": "a@b.io"}]}],
+    "measurement": [{"campaign": "audience:cart_abandoners", "window_days": 14.0, "srm": {"mismatch": False},
+                     "results": [{"outcome": "converted", "arm": "treatment", "binary": True, "n_arm": 950,
+                                  "n_control": 50, "mean_arm": 0.12, "mean_control": 0.08, "abs_lift": 0.04,
+                                  "abs_low": -0.035, "abs_high": 0.093, "rel_lift": 0.5, "rel_low": -0.3,
+                                  "rel_high": 1.6, "p_value": 0.39, "significant": False,
+                                  "verdict": "No clear effect: the interval includes zero."}]}],
 }
+JOURNEYS = [{"journey": "cart_abandonment", "version": 2, "enabled": True, "entry": "event", "in_flight": 41,
+             "exits": {"goal": 3, "exit_node": 7}, "goals": 3, "goal": "order_completed",
+             "nodes": [{"id": "wait_1h", "type": "wait", "next": ["reminder"], "people": 30, "sent": 0, "skipped": 0,
+                        "deferred": 0},
+                       {"id": "reminder", "type": "send", "next": ["done"], "people": 11, "sent": 120, "skipped": 9,
+                        "deferred": 2},
+                       {"id": "done", "type": "exit", "next": [], "people": 0, "sent": 0, "skipped": 0,
+                        "deferred": 0}],
+             "last_run": {"clock": "2026-06-30T23:59:59", "status": "succeeded"}}]
 
 USERS = {"admin-token": ("admin", True, True), "marketer-token": ("marketer", True, False),
          "nobody-token": ("nobody", False, False)}
@@ -68,7 +83,7 @@ def test_marketers_see_personal_data_masked_admins_in_full():
     a, m = admin["audiences"][0]["sample"][0], marketer["audiences"][0]["sample"][0]
     assert a["email"] == "kristi.eaton@merrittlabs.com" and m["email"] == "k•••@•••.com"
     assert m["qualifying"] == {"first_name": "K•••", "company_name": "Merritt Labs", "cart_adds": 1}
-    assert marketer["measurement"][0]["sample"][0] == {"audience": "cart_abandoners", "lift": 0.1, "email": "a•••@•••.io"}
+    assert marketer["measurement"] == admin["measurement"]  # statistics only: nothing to mask
     page = c.get("/", cookies={"_token": "marketer-token"})
     assert "kristi.eaton" not in page.text and "k•••@•••.com" in page.text and "Personal data is masked" in page.text
 
@@ -77,7 +92,18 @@ def test_the_page_shows_each_section_and_only_existing_optional_ones():
     html = client().get("/", headers={"Authorization": "Bearer admin-token"}).text
     assert "Breaker OPEN" in html and "expect_column_values_to_not_be_null" in html
     assert 'data-audience="cart_abandoners"' in html and "no_consent: 1" in html and "<svg" in html
-    assert 'id="measurement"' in html and 'id="journeys"' not in html  # journeys tables absent: no section
+    assert 'id="measurement"' in html and 'id="journeys"' not in html  # no journeys run yet: no section
+    # Results: each arm's lift with its interval (a bar around zero) and the plain sentence.
+    assert 'data-campaign="audience:cart_abandoners"' in html and "+4.00 pts [-3.50 pts, +9.30 pts]" in html
+    assert 'class="interval"' in html and "No clear effect" in html and "sample ratio mismatch" not in html
+    flows = client(snapshot={**SNAPSHOT, "journeys": JOURNEYS, "measurement": None}).get(
+        "/", headers={"Authorization": "Bearer admin-token"}).text
+    assert 'id="journeys"' in flows and 'id="measurement"' not in flows
+    assert 'data-journey="cart_abandonment"' in flows and "41 in flight" in flows and "3 reached" in flows
+    row = flows[flows.index("<code>reminder</code>"):flows.index("<code>done</code>")]
+    cells = [re.sub(r"<[^>]+>", "", x).strip() for x in row.split("</td>")[:-1]]
+    assert cells == ["reminder", "send", "done", "11", "120", "9", "2"]
+    assert "goal: 3, exit_node: 7" in flows and "succeeded" in flows
     empty = client(snapshot=None)
     assert "Nothing published yet" in empty.get("/", headers={"Authorization": "Bearer admin-token"}).text
     assert empty.get("/api/summary", headers={"Authorization": "Bearer admin-token"}).status_code == 404

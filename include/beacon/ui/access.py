@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 
-# Fields that identify a person (in samples, qualifying rows, and the journeys / measurement tables).
+# Fields that identify a person (in samples and qualifying rows).
 PERSONAL = re.compile(r"(^|_)(email|first_name|last_name|full_name|name|phone|address|street|city|zip|postcode|"
                       r"birth|ip|job_title)($|_)", re.IGNORECASE)
 NOT_PERSONAL = {"company_name", "audience", "model", "destination", "table", "suite", "step_name", "node_name",
@@ -40,7 +40,9 @@ def for_viewer(snapshot: dict, personal_data: bool) -> dict:
         return view
     for a in view.get("audiences", []):
         a["sample"] = [_mask_row(r) for r in a.get("sample", [])]
+    # The journeys and results sections hold counts and statistics only; any row sample there is masked too.
     for key in ("journeys", "measurement"):
         for t in view.get(key) or []:
-            t["sample"] = [_mask_row(r) for r in t.get("sample", [])]
+            if "sample" in t:
+                t["sample"] = [_mask_row(r) for r in t["sample"]]
     return view

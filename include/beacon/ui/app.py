@@ -54,11 +54,37 @@ def _svg_line(history: list[dict], width: int = 160, height: int = 32) -> str:
             f'<polyline fill="none" stroke="currentColor" stroke-width="2" points="{pts}"/></svg>')
 
 
+def _svg_interval(r: dict, width: int = 180, height: int = 18) -> str:
+    """The lift's 95% interval as a bar around zero (a dot at the estimate; green or red when the interval
+    excludes zero, grey when it does not). Inline SVG, the scale per row: zero is always drawn."""
+    low, high, est = r.get("abs_low"), r.get("abs_high"), r.get("abs_lift")
+    if low is None or high is None or est is None:
+        return ""
+    span = max(abs(low), abs(high), 1e-12) * 1.1
+    x = lambda v: width / 2 + (v / span) * (width / 2 - 4)  # noqa: E731
+    color = "#1e7b34" if low > 0 else "#b42318" if high < 0 else "#7b8794"
+    return (f'<svg class="interval" width="{width}" height="{height}" role="img" '
+            f'aria-label="lift {est:.4g}, 95% interval {low:.4g} to {high:.4g}">'
+            f'<line x1="{width / 2:.1f}" x2="{width / 2:.1f}" y1="1" y2="{height - 1}" stroke="#9aa5b1"/>'
+            f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{height / 2}" y2="{height / 2}" stroke="{color}" '
+            f'stroke-width="4"/><circle cx="{x(est):.1f}" cy="{height / 2}" r="4" fill="{color}"/></svg>')
+
+
+def _fmt_lift(r: dict, key: str) -> str:
+    """A lift or bound in the outcome's unit: percentage points for rates, money for revenue."""
+    v = r.get(key)
+    if v is None:
+        return "—"
+    return f"{100 * v:+.2f} pts" if r.get("binary") else f"{v:+,.2f}"
+
+
 def render_page(view: dict | None, user_name: str) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["spark"] = _svg_line
+    env.filters["interval"] = _svg_interval
+    env.filters["lift"] = _fmt_lift
     return env.get_template("page.html").render(view=view, user=user_name)
 
 

@@ -21,7 +21,6 @@ from beacon.quality.breaker import breaker_state
 from beacon.warehouse import table_exists
 
 SAMPLE_SIZE = 10
-TABLE_ROWS = 50  # rows shown per journeys / measurement table
 MODELS = ("lead_score", "churn", "ltv")
 
 
@@ -136,19 +135,57 @@ def model_health(con: duckdb.DuckDBPyConnection, registry: Path) -> list[dict]:
     return out
 
 
-def optional_section(con: duckdb.DuckDBPyConnection, schema: str) -> list[dict] | None:
-    """Every table of `schema` (journeys, measurement: built on other branches), or None when there is none."""
-    names = _tables(con, schema) if con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = ?",
-                                                [schema]).fetchone()[0] else []
-    if not names:
+def journeys_section(con: duckdb.DuckDBPyConnection, journeys: list | None = None) -> list[dict] | None:
+    """Per journey (the project's files unless `journeys` is given): its flow (each node in order, where it
+    leads, the people there now, sends and skips), exits by reason, goals and the last run; None before the
+    journeys DAG has run. Counts only: no person."""
+    if not table_exists(con, "journeys", "transitions"):
         return None
+    from beacon.journeys.api import load, status
+    from beacon.journeys.model import successors
+
     out = []
-    for t in names:
-        rows = _rows(con, f'SELECT * FROM {schema}."{t}" LIMIT {TABLE_ROWS}')
-        total = con.execute(f'SELECT count(*) FROM {schema}."{t}"').fetchone()[0]
-        out.append({"table": f"{schema}.{t}", "rows": total, "columns": list(rows[0]) if rows else [],
-                    "sample": rows})
+    for j in journeys if journeys is not None else [x.journey for x in load(strict=False).journeys]:
+        st = status(con, j.name)
+        here: dict[str, int] = {}
+        for r in st["per_node"]:  # every version's people, on the node of the same id
+            here[r["node_id"]] = here.get(r["node_id"], 0) + int(r["people"])
+        sends: dict[str, dict[str, int]] = {}
+        for r in st["sends"]:
+            sends.setdefault(r["node_id"], {}).setdefault(r["transition"], 0)
+            sends[r["node_id"]][r["transition"]] += int(r["n"])
+        last = st["runs"][0] if st["runs"] else None
+        out.append({
+            "journey": j.name, "version": j.version, "enabled": j.enabled, "entry": j.entry.kind,
+            "in_flight": st["in_flight"], "exits": st["exits"], "goals": st["goals"],
+            "goal": j.goal.event if j.goal else None,
+            "nodes": [{"id": n.id, "type": n.type, "next": [t for t in successors(n) if t], "people": here.get(n.id, 0),
+                       "sent": sends.get(n.id, {}).get("sent", 0), "skipped": sends.get(n.id, {}).get("skipped", 0),
+                       "deferred": sends.get(n.id, {}).get("deferred", 0)} for n in j.nodes],
+            "last_run": {"clock": last["clock"], "status": last["status"]} if last else None})
     return out
+
+
+RESULT_FIELDS = ("outcome", "arm", "binary", "n_arm", "n_control", "mean_arm", "mean_control", "abs_lift", "abs_low",
+                 "abs_high", "rel_lift", "rel_low", "rel_high", "p_value", "significant", "verdict")
+
+
+def results_section(con: duckdb.DuckDBPyConnection) -> list[dict] | None:
+    """The latest lift results (measurement.lift_results, written by the activation DAG's measure task): per
+    audience or journey and arm, each outcome with its 95% interval and the plain sentence; None before any."""
+    if not table_exists(con, "measurement", "lift_results"):
+        return None
+    rows = con.execute("""SELECT campaign, window_days, result, srm FROM measurement.lift_results
+        WHERE computed_at = (SELECT max(computed_at) FROM measurement.lift_results) ORDER BY campaign""").fetchall()
+    if not rows:
+        return None
+    out: dict[str, dict] = {}
+    for campaign, window, result, srm in rows:
+        r = json.loads(result)
+        c = out.setdefault(campaign, {"campaign": campaign, "window_days": window, "srm": json.loads(srm or "null"),
+                                      "results": []})
+        c["results"].append({k: r.get(k) for k in RESULT_FIELDS})
+    return list(out.values())
 
 
 def build(con: duckdb.DuckDBPyConnection, s: Settings | None = None) -> dict:
@@ -164,8 +201,8 @@ def build(con: duckdb.DuckDBPyConnection, s: Settings | None = None) -> dict:
         "audiences": audience_section(con, s.manifest_path),
         "overlaps": overlaps(con, s.manifest_path),
         "models": model_health(con, s.registry_dir),
-        "journeys": optional_section(con, "journeys"),
-        "measurement": optional_section(con, "measurement"),
+        "journeys": journeys_section(con),
+        "measurement": results_section(con),
     }
     return json.loads(json.dumps(data, default=_plain))
 
