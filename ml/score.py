@@ -13,7 +13,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from beacon.warehouse import ensure_scores_table
+from beacon.warehouse import ensure_scores_table, transaction
 from ml import features, monitor, registry
 from ml.metrics import deciles
 
@@ -245,13 +245,10 @@ def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, score
     out = scores.assign(model=model, version=version, scored_at=pd.Timestamp(scored_at))
     con.register("_scores", out)
     try:
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM ml.scores WHERE model = ?", [model])
-        con.execute(f"INSERT INTO ml.scores ({', '.join(SCORE_COLUMNS)}) SELECT {', '.join(SCORE_COLUMNS)} FROM _scores")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("DELETE FROM ml.scores WHERE model = ?", [model])
+            con.execute(f"INSERT INTO ml.scores ({', '.join(SCORE_COLUMNS)}) SELECT {', '.join(SCORE_COLUMNS)} "
+                        "FROM _scores")
     finally:
         con.unregister("_scores")
 

@@ -66,6 +66,18 @@ def open_with_lock_wait(open_: Callable[[], duckdb.DuckDBPyConnection], what: st
 
 
 @contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT; on any error ROLLBACK and re-raise, so nothing is half-written."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
 def connect(path: Path | str | None = None, read_only: bool = False,
             lock_wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (DuckDB allows one writer: keep connections short and close them).

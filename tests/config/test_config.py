@@ -54,3 +54,20 @@ def test_the_warehouse_applies_the_memory_limit(monkeypatch, tmp_path):
     with connect(tmp_path / "w.duckdb") as con:
         limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert limit == "286.1 MiB"  # 300 MB as DuckDB reports it (the default, 8GB, would read 7.4 GiB)
+
+
+def test_transaction_commits_on_success_and_rolls_back_everything_on_error():
+    import duckdb
+
+    from beacon.warehouse import transaction
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (x INTEGER)")
+    with transaction(con):
+        con.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(ZeroDivisionError), transaction(con):
+        con.execute("INSERT INTO t VALUES (2)")
+        1 / 0  # noqa: B018 - a failure halfway
+    assert con.execute("SELECT list(x) FROM t").fetchone()[0] == [1]  # the half-written 2 is gone
+    con.execute("INSERT INTO t VALUES (3)")  # and the connection is usable: no transaction left open
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 2

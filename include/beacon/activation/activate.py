@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from beacon.activation.destinations import registry
 from beacon.activation.governance import default_policy, ensure_tables
 from beacon.activation.sync import SyncSummary, run_sync
 from beacon.audiences import discover, find_audience
+
+log = logging.getLogger("beacon.activation")
 
 
 def delivery_pairs(manifest_path: Path) -> list[dict]:
@@ -47,9 +50,6 @@ def activate_destination(con: duckdb.DuckDBPyConnection, manifest_path: Path, de
     """Sync each audience to `destination`, in the given (priority) order. One audience's error does not stop
     the others: it is returned with its message (the caller fails the task, and the retry re-runs only what
     changed: the sync engine never delivers a row twice). `on_done(summary)` after each sync."""
-    import logging
-
-    log = logging.getLogger("beacon.activation")
     done: list[SyncSummary] = []
     errors: dict[str, str] = {}
     for audience in audiences:

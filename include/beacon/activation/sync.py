@@ -30,6 +30,7 @@ from beacon.activation.governance import (
     governed_query,
 )
 from beacon.audiences import Audience
+from beacon.warehouse import transaction
 
 MODES = ("upsert", "mirror", "insert_only")
 # Mapped by default when a destination names no fields: the segment's columns plus these.
@@ -205,22 +206,18 @@ def _commit(con: duckdb.DuckDBPyConnection, s: SyncSummary, rows: pd.DataFrame, 
     merged.loc[missing, "error"] = "no acknowledgement from the destination"
     merged["attempt"] = merged.idempotency_key.map(attempts).fillna(0).astype(int) + 1
     con.register("_batch", merged)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("""DELETE FROM activation.sync_state WHERE audience = $a AND destination = $d AND customer_id IN
-            (SELECT customer_id FROM _batch WHERE status = 'delivered')""", {"a": s.audience, "d": s.destination})
-        con.execute("""INSERT INTO activation.sync_state
-                (audience, destination, customer_id, row_hash, version, present, run_id, synced_at, payload)
-            SELECT $a, $d, b.customer_id, c.row_hash, b.version, b.operation <> 'remove', $run, now(), c.payload
-            FROM _batch b JOIN _changes c USING (customer_id) WHERE b.status = 'delivered'""",
-                    {"a": s.audience, "d": s.destination, "run": s.run_id})
-        con.execute("""INSERT INTO activation.sync_log SELECT $run, $a, $d, $ch, customer_id, operation, status, NULL,
-            error, attempt, idempotency_key, $as_of, now() FROM _batch""",
-                    {"run": s.run_id, "a": s.audience, "d": s.destination, "ch": s.channel, "as_of": as_of})
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("""DELETE FROM activation.sync_state WHERE audience = $a AND destination = $d AND customer_id IN
+                (SELECT customer_id FROM _batch WHERE status = 'delivered')""", {"a": s.audience, "d": s.destination})
+            con.execute("""INSERT INTO activation.sync_state
+                    (audience, destination, customer_id, row_hash, version, present, run_id, synced_at, payload)
+                SELECT $a, $d, b.customer_id, c.row_hash, b.version, b.operation <> 'remove', $run, now(), c.payload
+                FROM _batch b JOIN _changes c USING (customer_id) WHERE b.status = 'delivered'""",
+                        {"a": s.audience, "d": s.destination, "run": s.run_id})
+            con.execute("""INSERT INTO activation.sync_log SELECT $run, $a, $d, $ch, customer_id, operation, status, NULL,
+                error, attempt, idempotency_key, $as_of, now() FROM _batch""",
+                        {"run": s.run_id, "a": s.audience, "d": s.destination, "ch": s.channel, "as_of": as_of})
     finally:
         con.unregister("_batch")
     ok = int((merged.status == "delivered").sum())

@@ -197,8 +197,8 @@ def bench_stack(people: int = 20_000, seed: int = 42, workdir: Path | None = Non
                "chain_with_journeys_s": median(r["stack"]["chain_with_journeys_s"] for r in rounds),
                "dags_s": {d: median(r["stack"]["dags_s"][d] for r in rounds) for d in rounds[0]["stack"]["dags_s"]},
                "task_instances": rounds[0]["stack"]["task_instances"], "rounds": rounds}
-        e2a = [x for r in rounds for x in r["stack"].get("event_to_action", {}).get("latency_s", [])]
         if realtime_events:
+            e2a = [x for r in rounds for x in r["stack"]["event_to_action"]["latency_s"]]
             out["event_to_action"] = {"events": sum(r["stack"]["event_to_action"]["events"] for r in rounds),
                                       "entered": len(e2a), "median_s": round(median(e2a), 1) if e2a else None,
                                       "max_s": max(e2a) if e2a else None}

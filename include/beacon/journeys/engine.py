@@ -42,6 +42,7 @@ from beacon.journeys.model import (
     WaitNode,
     parse_duration,
 )
+from beacon.warehouse import transaction
 
 log = logging.getLogger(__name__)
 
@@ -291,8 +292,7 @@ class _Run:
                 $j AS journey, r.version, r.customer_id, r.entry_no, r.step, r.node_id, r.transition, r.arm, r.due_at,
                 $t::TIMESTAMP AS occurred_at, $run AS run_id, r.entry_key, r.entered_at, r.detail
             FROM {rows} r""", {"j": self.j.name, "t": self.T, "run": self.run_id})
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             # Anti-join on the deterministic id: a re-run after a crash writes nothing twice.
             con.execute("""INSERT INTO journeys.transitions SELECT * FROM _ins i WHERE NOT EXISTS (
                 SELECT 1 FROM journeys.transitions t WHERE t.journey = i.journey AND t.customer_id = i.customer_id
@@ -301,10 +301,6 @@ class _Run:
             con.execute("""DELETE FROM _cur WHERE (customer_id, entry_no) IN (SELECT customer_id, entry_no FROM _ins)""")
             con.execute("""INSERT INTO _cur SELECT * FROM _ins
                 QUALIFY row_number() OVER (PARTITION BY customer_id, entry_no ORDER BY step DESC) = 1""")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
 
     def _arrival_due_sql(self) -> str:
         """Due time of an arrival at m.next_node: now, or when its wait ends."""
@@ -882,8 +878,7 @@ def compact(con: duckdb.DuckDBPyConnection, journey: str, before, run_id: str) -
     n = con.execute("SELECT count(*) FROM _done").fetchall()[0][0]
     if not n:
         return 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("""INSERT INTO journeys.finished
             SELECT journey, arg_max(version, step), customer_id, entry_no, any_value(entry_key), arg_max(arm, step),
                 min(entered_at), max(occurred_at) FILTER (WHERE transition = 'exited'),
@@ -893,8 +888,4 @@ def compact(con: duckdb.DuckDBPyConnection, journey: str, before, run_id: str) -
             GROUP BY journey, customer_id, entry_no""", [run_id, journey])
         con.execute("""DELETE FROM journeys.transitions WHERE journey = ?
             AND (customer_id, entry_no) IN (SELECT * FROM _done)""", [journey])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return n

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from beacon.warehouse import transaction
+
 RECS_COLUMNS = ["customer_id", "rank", "product_id", "score", "model_version"]
 
 
@@ -175,17 +177,15 @@ def write_recommendations(con, *, k: int = 10, holdout_days: int = 60, params: R
                    detail JSON)""")
     con.register("_recs", recs)
     try:
-        con.execute("BEGIN")
-        con.execute("DELETE FROM ml.recommendations")
-        con.execute(f"INSERT INTO ml.recommendations ({', '.join(RECS_COLUMNS)}) SELECT {', '.join(RECS_COLUMNS)} FROM _recs")
-        con.execute("DELETE FROM ml.recommendation_evaluations WHERE as_of = ? AND model_version = ?", [as_of, version])
-        con.execute("INSERT INTO ml.recommendation_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [as_of, version, ev["cutoff"], k, ev["test_customers"], ev[f"recall_at_{k}_model"],
-                     ev[f"recall_at_{k}_popularity"], json.dumps(ev)])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("DELETE FROM ml.recommendations")
+            con.execute(f"INSERT INTO ml.recommendations ({', '.join(RECS_COLUMNS)}) "
+                        f"SELECT {', '.join(RECS_COLUMNS)} FROM _recs")
+            con.execute("DELETE FROM ml.recommendation_evaluations WHERE as_of = ? AND model_version = ?",
+                        [as_of, version])
+            con.execute("INSERT INTO ml.recommendation_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [as_of, version, ev["cutoff"], k, ev["test_customers"], ev[f"recall_at_{k}_model"],
+                         ev[f"recall_at_{k}_popularity"], json.dumps(ev)])
     finally:
         con.unregister("_recs")
     return {**ev, "model_version_written": version, "rows_written": len(recs), "customers_written": int(recs.customer_id.nunique())}

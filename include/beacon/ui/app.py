@@ -61,7 +61,10 @@ def _svg_interval(r: dict, width: int = 180, height: int = 18) -> str:
     if low is None or high is None or est is None:
         return ""
     span = max(abs(low), abs(high), 1e-12) * 1.1
-    x = lambda v: width / 2 + (v / span) * (width / 2 - 4)  # noqa: E731
+
+    def x(v: float) -> float:
+        return width / 2 + (v / span) * (width / 2 - 4)
+
     color = "#1e7b34" if low > 0 else "#b42318" if high < 0 else "#7b8794"
     return (f'<svg class="interval" width="{width}" height="{height}" role="img" '
             f'aria-label="lift {est:.4g}, 95% interval {low:.4g} to {high:.4g}">'
