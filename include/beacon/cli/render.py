@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 
 from rich.console import Console
@@ -12,10 +13,33 @@ console = Console(stderr=False)
 err = Console(stderr=True)
 
 
+def strict(data):
+    """`data` with numpy scalars as plain numbers and NaN/Infinity as None, so that it is strict JSON.
+
+    Commands report *why* a figure is missing next to it; this is the last guard, so that no command can print
+    `NaN` (which strict JSON parsers reject, losing the whole document)."""
+    if isinstance(data, dict):
+        return {str(k): strict(v) for k, v in data.items()}
+    if isinstance(data, list | tuple | set | frozenset):
+        return [strict(v) for v in data]
+    if type(data).__module__ == "numpy" and hasattr(data, "item") and getattr(data, "ndim", 1) == 0:
+        data = data.item()  # a numpy scalar (numpy is not imported here: the CLI starts without it)
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if type(data).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
+    return data
+
+
+def to_json(data, indent: int | None = 2) -> str:
+    """Strict JSON text (no NaN or Infinity; anything else unknown as its text form)."""
+    return json.dumps(strict(data), indent=indent, default=str, allow_nan=False)
+
+
 def emit(data, as_json: bool, render: Callable) -> None:
-    """Print `data` as JSON for scripts, or hand it to `render` for people."""
+    """Print `data` as strict JSON for scripts, or hand it to `render` for people."""
     if as_json:
-        print(json.dumps(data, indent=2, default=str))
+        print(to_json(data))
     else:
         render(data)
 
