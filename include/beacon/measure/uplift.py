@@ -38,7 +38,8 @@ def _predict(model, X: pd.DataFrame) -> np.ndarray:
 
 def _fit(X: pd.DataFrame, y: np.ndarray, binary: bool, seed: int):
     if binary and len(np.unique(y)) < 2:
-        raise ValueError("an uplift model needs both outcomes (0 and 1) in the treated and the control group")
+        raise ValueError(f"the outcome is {y[0]:g} for everyone in the treated or the control training rows: "
+                         "an uplift model needs both values (0 and 1) in each group")
     return _model(binary, seed).fit(X, y)  # pandas categoricals are LightGBM categoricals
 
 
@@ -194,6 +195,7 @@ def evaluate(df: pd.DataFrame, arm_col: str, control: str, outcome: str | Sequen
     out = {"rows": len(df), "train_rows": int((~test).sum()), "test_rows": int(test.sum()), "control": control,
            "arms": {str(k): int(v) for k, v in arms.value_counts().sort_index().items()}, "outcomes": outcomes,
            **choice.to_dict(), "comparisons": [], "notes": list(choice.notes)}
+    failed: list[ValueError] = []
     for name, group in pairs:
         rows = arms.isin([control, *group]).to_numpy()
         w_all = arms.isin(group).to_numpy().astype(int)
@@ -201,20 +203,27 @@ def evaluate(df: pd.DataFrame, arm_col: str, control: str, outcome: str | Sequen
         for o, y in ys.items():
             c = {"treatment": name, "arms": group, "outcome": o, "test_rows": int(te.sum()),
                  "treated_share": float(w_all[rows].mean()), "learners": {}}
-            for lname, cls in LEARNERS.items():
-                s = cls(seed).fit(X[tr], y[tr], w_all[tr]).predict(X[te])
-                c["learners"][lname] = _metrics(y[te], w_all[te], s)
+            try:
+                for lname, cls in LEARNERS.items():
+                    s = cls(seed).fit(X[tr], y[tr], w_all[tr]).predict(X[te])
+                    c["learners"][lname] = _metrics(y[te], w_all[te], s)
+            except ValueError as exc:  # e.g. nobody in the control's training rows had the outcome
+                failed.append(exc)
+                c["learners"] = dict.fromkeys(LEARNERS, dict.fromkeys(("qini", "uplift_at_10", "uplift_at_30")))
+                out["notes"].append(f"{name} / {o}: no model: {exc}")
             c["learners"]["random"] = _random_metrics(y[te], w_all[te], seed)
             yt, yc = y[te & (w_all == 1)], y[te & (w_all == 0)]
             c["overall_uplift"] = float(yt.mean() - yc.mean()) if len(yt) and len(yc) else None
             out["comparisons"].append(c)
+    if len(failed) == len(out["comparisons"]):
+        raise ValueError(f"{source}: {failed[0]}")
     first = out["comparisons"][0]
     out |= {"outcome": first["outcome"], "treated_share": first["treated_share"], "learners": first["learners"],
             "overall_uplift": first["overall_uplift"]}
     for c in out["comparisons"]:
         for lname, m in c["learners"].items():
             for k in ("uplift_at_10", "uplift_at_30"):
-                if m[k] is None:
+                if m[k] is None and m["qini"] is not None:
                     out["notes"].append(f"{c['treatment']} / {c['outcome']} / {lname}: {k} is null: the top share "
                                         "of the held-out rows has no treated or no control person")
     return out
