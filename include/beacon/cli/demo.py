@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from beacon.cli.render import console, emit, err, kv_table, table
+from beacon.cli.render import console, emit, err, kv_table, stdout_to_stderr, table
 
 
 def cmd_generate(args) -> int:
@@ -28,10 +28,12 @@ def cmd_generate(args) -> int:
 def cmd_demo(args) -> int:
     from beacon.pipeline import run_demo
 
-    with console.status("starting") as status:
+    # Progress goes to standard error (stdout is the result: `beacon demo --json > result.json` is JSON), and
+    # anything the stages print (dbt, Airflow's task logs) goes there too while they run.
+    with err.status("starting") as status, stdout_to_stderr():
         def progress(stage: str) -> None:
             status.update(f"[bold]running {stage}[/bold]")
-            console.log(f"{stage} …")
+            err.log(f"{stage} …")
         result = run_demo(people=args.people, seed=args.seed, days=args.days, progress=progress)
     d = result.to_dict()
 
