@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from beacon.config import Settings, settings
@@ -111,3 +113,22 @@ def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
     dst = last_build_results(group=group)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+
+
+@functools.lru_cache(maxsize=4)
+def _macro_file(path: str):
+    """A macro file of the dbt project as a Jinja template renderable outside dbt, with ref(name) = marts.<name>.
+
+    Anything else the macro might use fails loudly (StrictUndefined) rather than silently rendering empty."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.globals["ref"] = lambda name: f"marts.{name}"
+    return env.from_string(Path(path).read_text())
+
+
+def customer_features_sql(cutoff: datetime, s: Settings | None = None) -> str:
+    """Every customer's features as of `cutoff`: the dbt macro `customer_features_at` (the one definition of the
+    customer features, behind the mart customer_features), rendered for DuckDB on the marts schema."""
+    path = (s or settings()).dbt_project_dir / "macros" / "customer_features.sql"
+    return str(_macro_file(str(path)).module.customer_features_at(f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S}'"))

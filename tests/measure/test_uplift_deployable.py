@@ -131,3 +131,30 @@ def test_cli_lists_the_features_and_prints_strict_json(tmp_path, capsys, world):
     nulls = {(c["treatment"], c["outcome"]) for c in d["comparisons"] for m in c["learners"].values()
              for v in m.values() if v is None}
     assert nulls and all(any(n.startswith(f"{t} / {o}") for n in d["notes"]) for t, o in nulls)
+
+
+def test_ml_uplift_trains_on_the_feature_macro_at_exposure_time_never_after():
+    import duckdb
+
+    from beacon.measure.warehouse import _has_feature_marts, uplift_training_frame
+
+    con = duckdb.connect()
+    con.execute("""CREATE SCHEMA marts;
+        CREATE TABLE marts.dim_customers AS SELECT * FROM (VALUES ('a', TIMESTAMP '2026-01-01', NULL, NULL),
+            ('b', TIMESTAMP '2026-01-01', NULL, '+491')) t(customer_id, first_seen_at, company_id, phone_e164);
+        -- a bought once before the exposure and once after it (caused by the campaign, perhaps)
+        CREATE TABLE marts.fct_orders AS SELECT * FROM (VALUES ('a', TIMESTAMP '2026-06-01', 50.0, 'completed'),
+            ('a', TIMESTAMP '2026-07-03', 80.0, 'completed')) t(customer_id, ordered_at, total_amount, status);
+        CREATE TABLE marts.fct_web_events AS SELECT * FROM (VALUES ('b', TIMESTAMP '2026-07-02', 'product_viewed'))
+            t(customer_id, event_at, event_name);
+        CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP);
+        CREATE TABLE marts.fct_email_events AS SELECT * FROM (VALUES ('a', TIMESTAMP '2026-07-01 09:00', 'open'))
+            t(customer_id, event_at, event_name)""")
+    assert _has_feature_marts(con)
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "arm": ["treatment", "control"], "converted": [1, 0],
+                          "exposed_at": pd.to_datetime(["2026-07-01 06:00", "2026-07-01 06:00"])})
+    t = uplift_training_frame(con, frame).set_index("customer_id")
+    assert (t.features_as_of <= t.exposed_at).all()
+    # nothing after the exposure: not the later order, nor b's later visit, nor a's open at 09:00
+    assert t.loc["a", "orders_total"] == 1 and t.loc["a", "revenue_total"] == 50.0
+    assert t.loc["b", "web_30d"] == 0 and t.loc["a", "email_opens_90d"] == 0

@@ -109,7 +109,9 @@ def _render_uplift(d: dict) -> None:
     def num(v) -> str:
         return "" if v is None else f"{v:+.4f}"
 
-    t = table(f"Uplift on {d['file']} (held-out {d['test_rows']:,} of {d['rows']:,} rows; control {d['control']!r})",
+    split = f"mean of {d['repeats']} splits, each " if d["repeats"] > 1 else ""
+    t = table(f"Uplift on {d['file']} ({split}held-out {d['test_rows']:,} of {d['rows']:,} rows; "
+              f"control {d['control']!r})",
               ("treatment vs control", "outcome", "learner", "Qini coefficient", "uplift@10%", "uplift@30%"))
     for c in d["comparisons"]:
         for name, m in c["learners"].items():
@@ -126,11 +128,14 @@ def _render_uplift(d: dict) -> None:
 
 
 def cmd_uplift(args) -> int:
-    from beacon.measure.uplift import evaluate
+    from beacon.measure.uplift import evaluate_repeated
 
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, not {args.repeats}")
     df = _read_csv(args.csv, args.sep)
-    d = evaluate(df, args.arm_col, args.control, _split(args.outcome), _split(args.features) or None,
-                 source=args.csv, exclude=_split(args.exclude), treatments=_split(args.treatment) or None)
+    d = evaluate_repeated(df, args.arm_col, args.control, _split(args.outcome), repeats=args.repeats,
+                          features=_split(args.features) or None, source=args.csv, exclude=_split(args.exclude),
+                          treatments=_split(args.treatment) or None)
     d["file"] = args.csv
     emit(d, args.json, _render_uplift)
     return 0
@@ -184,6 +189,8 @@ def register(sub) -> None:
     mu.add_argument("--treatment", default=None,
                     help="treatment arm(s) to compare with the control, comma-separated; two or more are also "
                          "pooled (default: every non-control arm, each alone and pooled)")
+    mu.add_argument("--repeats", type=int, default=1,
+                    help="random train/held-out splits to average over (a single split of a real test is noisy)")
     mu.add_argument("--sep", default=None)
     mu.add_argument("--json", action="store_true")
     mu.set_defaults(func=cmd_uplift)

@@ -229,6 +229,30 @@ def evaluate(df: pd.DataFrame, arm_col: str, control: str, outcome: str | Sequen
     return out
 
 
+def evaluate_repeated(df: pd.DataFrame, arm_col: str, control: str, outcome: str | Sequence[str],
+                      repeats: int = 5, seed: int = SEED, **kw) -> dict:
+    """`evaluate` on `repeats` random train/held-out splits (seeds seed, seed+1, ...), metrics averaged.
+
+    One 30% held-out split of a real test is noisy (a Qini moves by several hundredths between splits); the
+    mean over splits, with the standard deviation of each Qini, is what a comparison of learners should quote."""
+    runs = [evaluate(df, arm_col, control, outcome, seed=seed + i, **kw) for i in range(repeats)]
+    out = runs[0] | {"repeats": repeats, "seeds": [seed + i for i in range(repeats)]}
+    for j, c in enumerate(out["comparisons"]):
+        for lname, m in c["learners"].items():
+            per = [r["comparisons"][j]["learners"][lname] for r in runs]
+            for k in m:
+                vals = [p[k] for p in per if p[k] is not None]
+                m[k] = float(np.mean(vals)) if vals else None
+            qs = [p["qini"] for p in per if p["qini"] is not None]
+            m["qini_sd"] = float(np.std(qs, ddof=1)) if len(qs) > 1 else None
+        lifts = [r["comparisons"][j]["overall_uplift"] for r in runs if r["comparisons"][j]["overall_uplift"] is not None]
+        c["overall_uplift"] = float(np.mean(lifts)) if lifts else None
+    first = out["comparisons"][0]
+    out |= {"learners": first["learners"], "overall_uplift": first["overall_uplift"],
+            "notes": list(dict.fromkeys(n for r in runs for n in r["notes"]))}
+    return out
+
+
 def scores(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
            learner: str = "x_learner", seed: int = SEED, score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """Fit on all of `df` and score `score_rows` (default: df): customer_id, uplift and decile (10 = most persuadable).
