@@ -36,3 +36,30 @@ def test_any_nested_value_renders_as_strict_json(value):
     text = to_json(value)
     back = json.loads(text, parse_constant=_refuse)
     assert back == json.loads(json.dumps(strict(value)))
+
+
+def test_demo_json_keeps_stdout_for_the_json_alone(monkeypatch, capfd):
+    # The stages print (progress, dbt and Airflow output, from this process and from programs it starts); with
+    # --json all of it must reach standard error, so that `beacon demo --json > result.json` is one JSON document.
+    import subprocess
+    import sys
+
+    import beacon.pipeline
+    from beacon.cli import main
+
+    class Result:
+        def to_dict(self):
+            return {"people": 10, "seconds": {"total": math.nan}}
+
+    def fake_run_demo(people, seed, days, progress):
+        progress("generate")
+        print("a stage printing to stdout")
+        subprocess.run([sys.executable, "-c", "print('a child process printing to stdout')"], check=True)
+        progress("beacon_ingest")
+        return Result()
+
+    monkeypatch.setattr(beacon.pipeline, "run_demo", fake_run_demo)
+    assert main(["demo", "--people", "10", "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out, parse_constant=_refuse) == {"people": 10, "seconds": {"total": None}}
+    assert "a stage printing" in err and "a child process printing" in err and "beacon_ingest" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from beacon.cli.render import console, emit, err, kv_table, stdout_to_stderr, table
+from beacon.cli.render import console, emit, err, kv_table, table
 
 
 def cmd_generate(args) -> int:
@@ -28,9 +28,8 @@ def cmd_generate(args) -> int:
 def cmd_demo(args) -> int:
     from beacon.pipeline import run_demo
 
-    # Progress goes to standard error (stdout is the result: `beacon demo --json > result.json` is JSON), and
-    # anything the stages print (dbt, Airflow's task logs) goes there too while they run.
-    with err.status("starting") as status, stdout_to_stderr():
+    # Progress goes to standard error: standard output is the result (`beacon demo --json > result.json` is JSON).
+    with err.status("starting") as status:
         def progress(stage: str) -> None:
             status.update(f"[bold]running {stage}[/bold]")
             err.log(f"{stage} …")

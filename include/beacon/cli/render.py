@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
@@ -16,21 +18,39 @@ console = Console(stderr=False)
 err = Console(stderr=True)
 
 
+_results: list[IO[str]] = []  # where `emit` writes JSON while standard output is sent to standard error
+
+
 @contextlib.contextmanager
 def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to standard output, by this process and the programs it starts, to standard error.
+    """Send everything written to standard output, by this process and by the programs it starts (dbt, Airflow
+    task logs, a progress line), to standard error, while `emit` still writes its JSON to the real standard output.
 
-    For commands whose stages print (dbt, Airflow task logs): their standard output must stay the result alone."""
-    sys.stdout.flush()
-    saved = os.dup(1)
+    `beacon` runs every `--json` command inside this, so that `beacon … --json > result.json` is one JSON document."""
+    orig = sys.stdout
+    orig.flush()
+    try:
+        on_fd1 = orig.fileno() == 1
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        on_fd1 = False  # e.g. a test's capture object: writes to it do not go through file descriptor 1
+    try:
+        saved = os.dup(1)
+    except OSError:  # no standard output at all: nothing to keep apart
+        yield
+        return
+    result = os.fdopen(os.dup(saved), "w", encoding="utf-8") if on_fd1 else orig
+    _results.append(result)
     try:
         os.dup2(2, 1)
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
-        sys.stdout.flush()
+        _results.pop()
+        sys.stderr.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        if result is not orig:
+            result.close()
 
 
 def strict(data):
@@ -59,7 +79,9 @@ def to_json(data, indent: int | None = 2) -> str:
 def emit(data, as_json: bool, render: Callable) -> None:
     """Print `data` as strict JSON for scripts, or hand it to `render` for people."""
     if as_json:
-        print(to_json(data))
+        out = _results[-1] if _results else sys.stdout
+        out.write(to_json(data) + "\n")
+        out.flush()
     else:
         render(data)
 
