@@ -73,7 +73,10 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         yield con
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except Exception:  # a broken connection: the error that broke the transaction is the one to report
+            log.warning("ROLLBACK failed after an error; the connection is unusable", exc_info=True)
         raise
 
 
@@ -103,6 +106,22 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     """True when schema.table exists."""
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
     return con.execute(q, [schema, table]).fetchone()[0] > 0
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier, double-quoted (an embedded double quote is doubled): safe for any name."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def sql_literal(value) -> str:
+    """A SQL literal: NULL, TRUE/FALSE, a number, or a single-quoted string (an embedded quote is doubled)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def table_sizes(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:
