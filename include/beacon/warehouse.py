@@ -127,7 +127,7 @@ def quote_ident(name: str) -> str:
 def sql_literal(value: object) -> str:
     """`value` as a SQL literal, for the few places a value must be spelled into SQL text (prefer parameters).
 
-    None, bool, integers, finite numbers and Decimal, str (quotes doubled), datetime (an aware one is
+    None, bool, integers, finite floats (as DOUBLE) and Decimal, str (quotes doubled), datetime (an aware one is
     converted to UTC, as the warehouse stores UTC without a zone), date, time and timedelta. Anything
     else, or NaN/infinity, raises ValueError naming the value: never a silent str()."""
     if value is None:
@@ -139,7 +139,7 @@ def sql_literal(value: object) -> str:
     if isinstance(value, Decimal | numbers.Real):
         if isinstance(value, Decimal) and not value.is_finite() or not math.isfinite(float(value)):
             raise ValueError(f"no SQL literal for a non-finite number: {value!r}")
-        return str(value) if isinstance(value, Decimal) else repr(float(value))
+        return str(value) if isinstance(value, Decimal) else f"{float(value)!r}::DOUBLE"
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"no SQL literal for a string with a NUL character: {value!r}")
