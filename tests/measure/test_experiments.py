@@ -112,3 +112,15 @@ def test_bench_right_winner_at_least_90_and_false_winner_at_most_5_percent_with_
     # peeking at fixed-horizon intervals would have declared far more false winners
     assert d["null"]["fixed_horizon_peeking_false_winner"] > 2 * max(d["null"]["false_winner"], 0.02)
     assert d["guardrail"]["breaching_arm_stopped"] >= 0.9 and d["guardrail"]["breaching_arm_won"] <= 0.05
+
+
+def test_the_rule_from_a_split_yaml_block():
+    r = WinnerRule.from_config({"metric": "clicked", "min_people": 200, "after": "36h", "confidence": 0.9})
+    assert (r.metric, r.min_people, r.after, r.confidence) == ("clicked", 200, timedelta(hours=36), 0.9)
+    assert WinnerRule.from_config({"after": 3}).after == timedelta(days=3)
+    with pytest.raises(ValueError, match=r"journey x / split: unknown field\(s\) \['metrc'\]"):
+        WinnerRule.from_config({"metrc": "converted"}, "journey x / split")
+    with pytest.raises(ValueError, match="winner.after: a duration like 7d"):
+        WinnerRule.from_config({"after": "a week"})
+    with pytest.raises(ValueError, match="min_people must be a whole number"):
+        WinnerRule.from_config({"min_people": "many"})

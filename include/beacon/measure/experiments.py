@@ -63,6 +63,33 @@ class WinnerRule:
     guardrails: tuple[str, ...] = ("unsubscribed",)
     tuning_n: int = SEQUENTIAL_TUNING_N
 
+    @classmethod
+    def from_config(cls, cfg: Mapping, where: str = "winner") -> WinnerRule:
+        """The rule from a split's YAML block, e.g. {metric: converted, min_people: 1000, after: 7d,
+        confidence: 0.95, guardrails: [unsubscribed]}; ValueError naming `where` and the field otherwise."""
+        if not isinstance(cfg, Mapping):
+            raise ValueError(f"{where}: expected a mapping (metric, min_people, after, confidence), not {cfg!r}")
+        unknown = sorted(set(cfg) - {"metric", "min_people", "after", "confidence", "guardrails"})
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown}")
+        kw: dict = {k: cfg[k] for k in ("metric", "min_people", "confidence") if k in cfg}
+        if "after" in cfg:
+            kw["after"] = parse_duration(cfg["after"], f"{where}.after")
+        if "guardrails" in cfg:
+            g = cfg["guardrails"]
+            if not isinstance(g, list | tuple) or not all(isinstance(x, str) for x in g):
+                raise ValueError(f"{where}.guardrails: a list of event names, not {g!r}")
+            kw["guardrails"] = tuple(g)
+        try:
+            if "min_people" in kw:
+                kw["min_people"] = int(kw["min_people"])
+            if "confidence" in kw:
+                kw["confidence"] = float(kw["confidence"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: min_people must be a whole number and confidence a number, "
+                             f"not {cfg.get('min_people')!r} / {cfg.get('confidence')!r}") from None
+        return cls(**kw)
+
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"winner.metric must be one of {', '.join(METRICS)}, not {self.metric!r}")
@@ -72,6 +99,18 @@ class WinnerRule:
             raise ValueError(f"winner.min_people must be at least 2, not {self.min_people}")
         if self.after < timedelta(0):
             raise ValueError(f"winner.after must not be negative, not {self.after}")
+
+
+def parse_duration(v, where: str = "after") -> timedelta:
+    """'7d', '36h', '90m' or a number of days, as a timedelta; ValueError naming `where` otherwise."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return timedelta(days=float(v))
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    text = str(v).strip().lower()
+    try:
+        return timedelta(**{units[text[-1]]: float(text[:-1])})
+    except (KeyError, ValueError, IndexError):
+        raise ValueError(f"{where}: a duration like 7d, 36h or 90m, not {v!r}") from None
 
 
 @dataclass
