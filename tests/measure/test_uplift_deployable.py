@@ -158,3 +158,15 @@ def test_ml_uplift_trains_on_the_feature_macro_at_exposure_time_never_after():
     # nothing after the exposure: not the later order, nor b's later visit, nor a's open at 09:00
     assert t.loc["a", "orders_total"] == 1 and t.loc["a", "revenue_total"] == 50.0
     assert t.loc["b", "web_30d"] == 0 and t.loc["a", "email_opens_90d"] == 0
+
+
+def test_repeated_splits_average_the_metrics_and_give_the_qini_spread(world):
+    from beacon.measure.uplift import evaluate_repeated
+
+    small = world.head(4000)
+    d = evaluate_repeated(small, "segment", "none", "visit", repeats=2, seed=3, treatments=["womens"])
+    one = [evaluate(small, "segment", "none", "visit", seed=s, treatments=["womens"]) for s in (3, 4)]
+    for k in ("t_learner", "random"):
+        assert d["learners"][k]["qini"] == pytest.approx(np.mean([o["learners"][k]["qini"] for o in one]))
+        assert d["learners"][k]["qini_sd"] == pytest.approx(np.std([o["learners"][k]["qini"] for o in one], ddof=1))
+    assert d["repeats"] == 2 and d["seeds"] == [3, 4]

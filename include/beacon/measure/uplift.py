@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -236,7 +237,9 @@ def evaluate_repeated(df: pd.DataFrame, arm_col: str, control: str, outcome: str
     One 30% held-out split of a real test is noisy (a Qini moves by several hundredths between splits); the
     mean over splits, with the standard deviation of each Qini, is what a comparison of learners should quote."""
     runs = [evaluate(df, arm_col, control, outcome, seed=seed + i, **kw) for i in range(repeats)]
-    out = runs[0] | {"repeats": repeats, "seeds": [seed + i for i in range(repeats)]}
+    out = copy.deepcopy(runs[0]) | {"repeats": repeats, "seeds": [seed + i for i in range(repeats)]}
+    if repeats == 1:
+        return out
     for j, c in enumerate(out["comparisons"]):
         for lname, m in c["learners"].items():
             per = [r["comparisons"][j]["learners"][lname] for r in runs]
@@ -245,11 +248,14 @@ def evaluate_repeated(df: pd.DataFrame, arm_col: str, control: str, outcome: str
                 m[k] = float(np.mean(vals)) if vals else None
             qs = [p["qini"] for p in per if p["qini"] is not None]
             m["qini_sd"] = float(np.std(qs, ddof=1)) if len(qs) > 1 else None
+            if m["qini_sd"] is None:
+                out["notes"].append(f"{c['treatment']} / {c['outcome']} / {lname}: qini_sd is null: fewer than "
+                                    "two splits gave a Qini")
         lifts = [r["comparisons"][j]["overall_uplift"] for r in runs if r["comparisons"][j]["overall_uplift"] is not None]
         c["overall_uplift"] = float(np.mean(lifts)) if lifts else None
     first = out["comparisons"][0]
     out |= {"learners": first["learners"], "overall_uplift": first["overall_uplift"],
-            "notes": list(dict.fromkeys(n for r in runs for n in r["notes"]))}
+            "notes": list(dict.fromkeys([*out["notes"], *(n for r in runs[1:] for n in r["notes"])]))}
     return out
 
 
