@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -103,6 +108,49 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     """True when schema.table exists."""
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
     return con.execute(q, [schema, table]).fetchone()[0] > 0
+
+
+def quote_ident(name: str) -> str:
+    """`name` as a quoted SQL identifier (a column or table name that may hold spaces, quotes or keywords)."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(f"not an identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: object) -> str:
+    """`value` as a SQL literal, for the few places a value must be spelled into SQL text (prefer parameters).
+
+    None, bool, integers, finite numbers and Decimal, str (quotes doubled), datetime (an aware one is
+    converted to UTC, as the warehouse stores UTC without a zone), date, time and timedelta. Anything
+    else, or NaN/infinity, raises ValueError naming the value: never a silent str()."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, Decimal | numbers.Real):
+        if isinstance(value, Decimal) and not value.is_finite() or not math.isfinite(float(value)):
+            raise ValueError(f"no SQL literal for a non-finite number: {value!r}")
+        return str(value) if isinstance(value, Decimal) else repr(float(value))
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"no SQL literal for a string with a NUL character: {value!r}")
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, time_of_day):
+        if value.tzinfo is not None:
+            raise ValueError(f"no SQL literal for a time of day with a zone: {value!r}")
+        return f"TIME '{value.isoformat()}'"
+    if isinstance(value, timedelta):
+        us = value // timedelta(microseconds=1)
+        return f"INTERVAL '{us // 1_000_000} seconds'" if us % 1_000_000 == 0 else f"INTERVAL '{us} microseconds'"
+    raise ValueError(f"no SQL literal for {type(value).__name__} {value!r}")
 
 
 def table_sizes(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:

@@ -42,7 +42,7 @@ class JourneyMessages:
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, who: str, templates_dir: str | Path,
              audiences: Sequence[Audience] = (), relations: Mapping[str, str] | None = None) -> JourneyMessages:
-        """Contexts of the people in temp table `who` (customer_id, arm): attributes (marts.dim_customers),
+        """Contexts of the people in temp table `who` (customer_id, arm): attributes (marts.customer_profile),
         ml.scores, ml.recommendations and the segments (audiences, highest priority first) they are in."""
         people_arm = dict(con.execute(f"SELECT customer_id::VARCHAR, arm FROM {who}").fetchall())
         ids = sorted(people_arm)
