@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from beacon.audiences import CHANNELS
-from beacon.journeys import nodes
+from beacon.journeys import nodes as node_types
 from beacon.journeys.model import Journey, successors
 
 # Events a journey may name: the web tracking events (snake_case, as marts.fct_web_events has them)
@@ -133,7 +133,7 @@ def _pydantic_problems(path: Path | str, raw: dict, exc: ValidationError) -> lis
             msg = "unknown field"
         elif e["type"] == "union_tag_invalid":
             t = e["input"].get("type") if isinstance(e.get("input"), dict) else None
-            msg = f"unknown node type {t!r}; known: {', '.join(nodes.types())}"
+            msg = f"unknown node type {t!r}; known: {', '.join(node_types.types())}"
         field_ = ".".join(str(x) for x in loc)
         out.append(f"{_where(path, name, node)}: {field_ + ': ' if field_ else ''}{msg}")
     return out
@@ -185,7 +185,7 @@ def check(path: Path | str, j: Journey, catalog: Catalog | None = None) -> list[
         if n.id not in seen:
             err(n.id, "unreachable from the start node")
     # Exits: at least one, and every node can reach one (nobody is stuck forever).
-    exits = {n.id for n in j.nodes if nodes.handler(n).exits}
+    exits = {n.id for n in j.nodes if node_types.handler(n).exits}
     if not exits:
         err(None, "has no exit node")
     else:
@@ -201,12 +201,12 @@ def check(path: Path | str, j: Journey, catalog: Catalog | None = None) -> list[
             if n.id in seen and n.id not in can_exit:
                 err(n.id, "no path from this node reaches an exit")
     # Loops without a wait: a cycle through instantaneous nodes only would spin within one run.
-    waits = {n.id for n in j.nodes if nodes.handler(n).waits}
+    waits = {n.id for n in j.nodes if node_types.handler(n).waits}
     for cyc in _cycles_without(by_id, waits):
         err(cyc[0], f"loop without a wait: {' -> '.join(cyc + [cyc[0]])}")
     # Checks of each node type (e.g. an engagement condition looks at an earlier send of this journey).
     for n in j.nodes:
-        for msg in nodes.handler(n).check(n, by_id):
+        for msg in node_types.handler(n).check(n, by_id):
             err(n.id, msg)
     if "left_audience" in j.exit_when and j.entry.kind not in ("audience", "schedule"):
         err(None, "exit_when left_audience needs an audience or schedule entry")
@@ -260,7 +260,7 @@ def _references(path: Path | str, j: Journey, c: Catalog) -> list[str]:
     need("event", j.goal.event if j.goal else None, c.events)
     known = {"audience": c.audiences, "event": c.events, "channel": c.channels, "template": c.templates}
     for n in j.nodes:
-        for kind, value in nodes.handler(n).references(n):
+        for kind, value in node_types.handler(n).references(n):
             need(kind, value, known[kind], n.id)
             if kind == "template" and c.template_dir is not None and value in c.templates:
                 out.extend(_template_problems(_where(path, j.name, n.id), value, c))
@@ -323,5 +323,5 @@ def segments_used(j: Journey) -> set[str]:
     e = j.entry
     used = {e.audience, e.schedule.audience if e.schedule else None}
     for n in j.nodes:
-        used.update(value for kind, value in nodes.handler(n).references(n) if kind == "audience")
+        used.update(value for kind, value in node_types.handler(n).references(n) if kind == "audience")
     return {u for u in used if u}
