@@ -6,12 +6,25 @@ everyone at the node). A new node type is one module that defines a model and a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
 
+import duckdb
 from pydantic import BaseModel
 
-if TYPE_CHECKING:  # the engine's run (duck-typed here: con, j, T, Tl, env, res, emit, ...)
-    from beacon.journeys.run import Run
+
+class Run(Protocol):
+    """What a step sees of the engine's run (`beacon.journeys.run.Run`)."""
+
+    con: duckdb.DuckDBPyConnection
+    j: Any  # the journey (current version)
+    T: datetime  # the warehouse clock of the run
+    Tl: str  # the clock as a SQL literal
+    run_id: str
+    env: Any  # beacon.journeys.run.Env: destinations, audiences, segment relations
+    res: Any  # beacon.journeys.run.RunResult: the counters a step adds to
+
+    def emit(self, moves_sql: str) -> int: ...
 
 
 class NodeType:
