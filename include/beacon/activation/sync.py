@@ -30,7 +30,7 @@ from beacon.activation.governance import (
     governed_query,
 )
 from beacon.audiences import Audience
-from beacon.warehouse import quote_ident, transaction
+from beacon.warehouse import quote_ident, sql_literal, transaction
 
 MODES = ("upsert", "mirror", "insert_only")
 # Mapped by default when a destination names no fields: the segment's columns plus these.
@@ -160,7 +160,7 @@ def _changes_frame(con: duckdb.DuckDBPyConnection, fields: list[str], limit: int
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _gov)").fetchall())
 
     def value(f: str) -> str:
-        path = "'$.\"" + f.replace("'", "''").replace('"', '\\"') + "\"'"
+        path = sql_literal('$."' + f.replace('"', '\\"') + '"')
         return (f"CASE WHEN c.operation = 'remove' THEN TRY_CAST(json_extract_string(c.payload, {path}) AS {types[f]}) "
                 f"ELSE g.{quote_ident(f)} END AS {quote_ident(f)}")
 

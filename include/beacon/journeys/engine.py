@@ -41,6 +41,7 @@ from beacon.journeys.store import (
     occupancy,
     register_definition,
 )
+from beacon.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,7 @@ def missing_relations(con: duckdb.DuckDBPyConnection, journey: Journey, env: Env
     from beacon.journeys.validate import segments_used
 
     wanted = set(CORE_RELATIONS) | {env.relation(s) for s in segments_used(journey)}
-    have = {f"{a}.{b}" for a, b in con.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
-    return sorted(w for w in wanted if w not in have)
+    return sorted(w for w in wanted if not table_exists(con, *w.split(".", 1)))
 
 
 def _finish(con: duckdb.DuckDBPyConnection, res: RunResult, status: str) -> RunResult:

@@ -15,7 +15,7 @@ import logging
 import duckdb
 
 from beacon.journeys.model import Journey
-from beacon.warehouse import sql_literal, table_exists, transaction
+from beacon.warehouse import relation_kind, sql_literal, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,14 @@ PLACEHOLDER = "journeys.events placeholder: replaced by the view over the event 
 def _events_kind(con: duckdb.DuckDBPyConnection) -> str | None:
     """'view', 'placeholder' (the empty table made before the marts existed), 'table' (one someone filled on
     purpose: tests, simulations) or None: what `journeys.events` is now."""
-    row = con.execute("""SELECT 'view', NULL FROM duckdb_views() WHERE schema_name = 'journeys' AND view_name = 'events'
-        UNION ALL SELECT 'table', comment FROM duckdb_tables() WHERE schema_name = 'journeys' AND table_name = 'events'
-        """).fetchone()
-    if row is None:
+    found = relation_kind(con, "journeys", "events")
+    if found is None:
         return None
-    if row[0] == "table" and row[1] == PLACEHOLDER and not con.execute(
-            "SELECT count(*) FROM journeys.events").fetchone()[0]:
-        return "placeholder"
-    return row[0]
+    kind, comment = found
+    if kind == "VIEW":
+        return "view"
+    empty = not con.execute("SELECT count(*) FROM journeys.events").fetchone()[0]
+    return "placeholder" if comment == PLACEHOLDER and empty else "table"
 
 
 def ensure_events(con: duckdb.DuckDBPyConnection) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from beacon.config import settings
-from beacon.warehouse import table_exists
+from beacon.warehouse import sql_literal, table_exists
 
 _REF = re.compile(r"\{\{\s*ref\('([a-z_]+)'\)\s*\}\}")
 _EMPTY = {
@@ -31,12 +31,12 @@ def _dbt_dir() -> Path:
 def profile_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The mart's SELECT with its refs resolved against this warehouse."""
     d = _dbt_dir()
-    seed = str(d / "seeds" / "state_time_zones.csv").replace("'", "''")
+    seed = sql_literal(str(d / "seeds" / "state_time_zones.csv"))
 
     def relation(m: re.Match) -> str:
         name = m.group(1)
         if name == "state_time_zones":
-            return f"read_csv('{seed}', header = true, all_varchar = true)"
+            return f"read_csv({seed}, header = true, all_varchar = true)"
         if table_exists(con, "marts", name):
             return f"marts.{name}"
         if name in _EMPTY:
