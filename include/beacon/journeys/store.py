@@ -70,7 +70,7 @@ def _events_kind(con: duckdb.DuckDBPyConnection) -> str | None:
     kind, comment = found
     if kind == "VIEW":
         return "view"
-    empty = not con.execute("SELECT count(*) FROM journeys.events").fetchone()[0]
+    empty = not con.execute("SELECT count(*) FROM journeys.events").fetchall()[0][0]
     return "placeholder" if comment == PLACEHOLDER and empty else "table"
 
 
