@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from beacon.identity.model import LinkageConfig
 from beacon.identity.roles import norm
+from beacon.warehouse import quote_ident
 
 
 def _location_comparison(roles: Mapping[str, str]):
@@ -16,7 +17,7 @@ def _location_comparison(roles: Mapping[str, str]):
 
     have = [r for r in ("postcode", "city", "state") if r in roles]
     both = " AND ".join
-    null = both(f'("{r}_l" IS NULL OR "{r}_r" IS NULL)' for r in have)
+    null = both(f"({quote_ident(r + '_l')} IS NULL OR {quote_ident(r + '_r')} IS NULL)" for r in have)
     pc_eq, city_eq = '"postcode_l" = "postcode_r"', '"city_l" = "city_r"'
     pc_typo = f'{_edit_sql("postcode_l", "postcode_r")} <= 1'
     st_eq = '"state_l" = "state_r"'
@@ -85,7 +86,8 @@ def _name_comparison(role: str, roles: Mapping[str, str], tf: bool):
         exact = exact.configure(tf_adjustment_column=role)
     levels = [cll.NullLevel(role), exact, cll.JaroWinklerLevel(role, 0.92), cll.JaroWinklerLevel(role, 0.88)]
     if other in roles:
-        levels.append(cll.CustomLevel(f'jaro_winkler_similarity("{role}_l", "{other}_r") >= 0.88',
+        levels.append(cll.CustomLevel(f"jaro_winkler_similarity({quote_ident(role + '_l')}, "
+                                      f"{quote_ident(other + '_r')}) >= 0.88",
                                       f"{role} similar to the other record's {other} (swapped)"))
     levels += [cll.JaroWinklerLevel(role, 0.7), cll.ElseLevel()]
     return cl.CustomComparison(levels, output_column_name=role, comparison_description=f"{role} (name)")
