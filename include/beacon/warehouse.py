@@ -117,6 +117,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return con.execute(q, [schema, table]).fetchone()[0] > 0
 
 
+def relation_kind(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[str, str | None] | None:
+    """(kind, comment) of schema.name: kind 'BASE TABLE' or 'VIEW', the COMMENT ON it; None when it does not exist."""
+    q = "SELECT table_type, TABLE_COMMENT FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    row = con.execute(q, [schema, name]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def quote_ident(name: str) -> str:
     """`name` as a quoted SQL identifier (a column or table name that may hold spaces, quotes or keywords)."""
     if not isinstance(name, str) or not name or "\x00" in name:
