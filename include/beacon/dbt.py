@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from beacon.config import Settings, settings
@@ -20,10 +21,29 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     s = s or settings()
     return {
         "BEACON_DBT_WAREHOUSE_PATH": str(s.warehouse_path),  # read by profiles.yml only
+        # The outcome window: one setting for the measurement mart (dbt_project.yml) and the report (Settings).
+        "BEACON_MEASUREMENT_WINDOW_DAYS": repr(float(s.measurement_window_days)),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
         "DBT_PROFILES_DIR": str(s.dbt_project_dir),
     }
+
+
+@lru_cache(maxsize=8)
+def _macro_file(path: str, mtime: float):
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(Path(path).read_text()).module
+
+
+def macros(name: str, s: Settings | None = None):
+    """The macros of `dbt_project/macros/<name>.sql`, rendered with plain Jinja: Python that needs a rule the
+    dbt project defines (email normalization, campaign outcomes) calls the same macro instead of restating it.
+    Only macros written in plain Jinja (no ref, var, adapter) can be called this way."""
+    path = (s or settings()).dbt_project_dir / "macros" / f"{name}.sql"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the dbt macros are missing")
+    return _macro_file(str(path), path.stat().st_mtime)
 
 
 def executable() -> str:
