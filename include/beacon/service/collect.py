@@ -179,13 +179,13 @@ def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events
             if model.sentAt and "sentAt" not in d:
                 d["sentAt"] = iso_utc(_utc(model.sentAt))
         d.pop("writeKey", None)  # a secret: never stored
-        if received is not None:
-            correct_clock(d, m.timestamp, m.sentAt or (model.sentAt if kind == "batch" else None), received)
-        size = len(orjson.dumps(d))
+        size = len(orjson.dumps(d))  # the event as the client sent it (before the server's own fields)
         if size > max_event_bytes:
             where = f"batch.{i}" if kind == "batch" else "(body)"
             raise PayloadError(413, "event_too_large", [{"field": where, "message":
                                f"{size} bytes, more than the limit of {max_event_bytes} per event"}])
+        if received is not None:
+            correct_clock(d, m.timestamp, m.sentAt or (model.sentAt if kind == "batch" else None), received)
         out.append(d)
     return out
 
