@@ -128,25 +128,25 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t  # a naive client time is read as UTC
 
 
-def iso_utc(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def correct_clock(event: dict, timestamp: datetime | None, sent_at: datetime | None, received: datetime) -> None:
     """Segment's clock-skew correction: timestamp = receivedAt - (sentAt - originalTimestamp).
 
     The client stamps an event and the batch on its own (possibly wrong) clock; their difference is how long
     the event waited on the device, which is subtracted from the server's receive time. The client's stamp is
     kept as `originalTimestamp`; without `sentAt` there is nothing to correct by, without a `timestamp` the
-    event happened when it was received."""
-    received_text = iso_utc(received)
-    event["receivedAt"] = received_text
+    event happened when it was received. Times are left as datetimes: `dump_line` writes them (UTC, `Z`)."""
+    event["receivedAt"] = received
     if timestamp is None:
-        event["timestamp"] = received_text
+        event["timestamp"] = received
         return
     event["originalTimestamp"] = event["timestamp"]
     if sent_at is not None:
-        event["timestamp"] = iso_utc(received - (_utc(sent_at) - _utc(timestamp)))
+        event["timestamp"] = received - (_utc(sent_at) - _utc(timestamp))
+
+
+def dump_line(event: dict) -> bytes:
+    """One stored JSON line (datetimes as RFC 3339 UTC with `Z`)."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
 
 
 def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events: int,
@@ -177,7 +177,7 @@ def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events
             if model.context and "context" not in d:
                 d["context"] = model.context
             if model.sentAt and "sentAt" not in d:
-                d["sentAt"] = iso_utc(_utc(model.sentAt))
+                d["sentAt"] = _utc(model.sentAt)
         d.pop("writeKey", None)  # a secret: never stored
         size = len(orjson.dumps(d))  # the event as the client sent it (before the server's own fields)
         if size > max_event_bytes:
@@ -289,7 +289,7 @@ def router(state) -> APIRouter:
         for e in events:
             e.setdefault("messageId", f"beacon-{uuid.uuid4()}")  # a retried message without one cannot dedupe
             e["source"] = source
-            lines.append(orjson.dumps(e) + b"\n")
+            lines.append(dump_line(e))
         try:
             await asyncio.wrap_future(state.log.submit(b"".join(lines)))  # durable before the 200
         except Exception:  # noqa: BLE001 - disk full, I/O error, shutting down: not acknowledged, the client retries
