@@ -1,15 +1,20 @@
-"""One place for settings: every environment variable Beacon reads is a field of `Settings`.
+"""One place for settings: every environment variable Beacon reads is a field of `Settings`, and the base of every
+typed configuration document (`StrictConfig`: connection extras, the service's file), which rejects unknown keys.
 
 Imports nothing of ours (bottom of the import graph).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # include/beacon/config.py -> project root is two levels above the package folder.
 _DEFAULT_HOME = Path(__file__).resolve().parents[2]
@@ -111,6 +116,56 @@ def settings() -> Settings:
         stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
         api_port=_int("BEACON_API_PORT", 8080),
     )
+
+
+class StrictConfig(BaseModel):
+    """A configuration document: every key is declared, so a typo is an error rather than a silently ignored key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ConfigError(ValueError):
+    """A configuration document (a connection's extras, the service's JSON file) has an unknown or invalid key."""
+
+
+C = TypeVar("C", bound=StrictConfig)
+
+
+def parse_config(model: type[C], doc: object, where: str, prefix: str = "") -> C:
+    """`doc` validated as `model`; errors name `where` (e.g. "connection beacon_email") and every bad key, with
+    the closest known key for a typo ("extra: unknown key 'form' (did you mean 'from'?)"). `prefix` names the
+    document inside `where` ("extra"). Values are never repeated in the message: they may be secrets."""
+    try:
+        return model.model_validate(doc if doc is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: " + "; ".join(_problem(model, e, prefix) for e in exc.errors())) from None
+
+
+def _problem(model: type[StrictConfig], err, prefix: str) -> str:
+    loc = [str(p) for p in err["loc"]]
+    path = ".".join(([prefix] if prefix else []) + loc)
+    if err["type"] == "extra_forbidden":
+        parent = ".".join(([prefix] if prefix else []) + loc[:-1])
+        known = _known_keys(model, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+        return f"{parent + ': ' if parent else ''}unknown key {loc[-1]!r} ({hint})"
+    if err["type"] == "missing":
+        return f"{path} is required"
+    return f"{path}: {err['msg']}"
+
+
+def _known_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The keys a (possibly nested) model accepts at `path`, by their names in the document."""
+    for part in path:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        sub = getattr(field, "annotation", None) if field else None
+        sub = next((a for a in getattr(sub, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)),
+                   sub)
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return []
+        model = sub
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from beacon.config import settings
 from beacon.measure import stats
 from beacon.measure.global_control import global_control_sql, global_period, global_period_bounds
 from beacon.measure.outcomes import exposure_outcomes
-from beacon.warehouse import clock
+from beacon.warehouse import clock, table_exists
 
 OUTCOMES = ("converted", "revenue", "clicks", "form_submits")
 COVARIATES = ("prior_orders_90d", "prior_revenue_90d", "prior_visits_90d")
@@ -50,16 +50,11 @@ def refresh_global_control(con: duckdb.DuckDBPyConnection, as_of) -> dict:
     return {"period": period, "start": str(start), "end": str(end), "pct": s.global_control_pct, "members": n}
 
 
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchall()[0][0] > 0
-
-
 def campaign_frames(con: duckdb.DuckDBPyConnection, campaign: str | None = None,
                     window_days: float | None = None) -> tuple[pd.DataFrame, float]:
     """One row per (campaign, assigned person) with outcomes in the window and pre-exposure covariates."""
     window = float(window_days or settings().measurement_window_days)
-    if not _has(con, "measurement", "campaign_exposures"):
+    if not table_exists(con, "measurement", "campaign_exposures"):
         raise RuntimeError("no measurement.campaign_exposures yet: run the activation DAG (or `make demo`) first")
     where = "WHERE campaign = ?" if campaign else ""
     exp = con.execute(f"SELECT * FROM measurement.campaign_exposures {where}", [campaign] if campaign else []).df()
@@ -153,7 +148,7 @@ def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, j
     """Lift of every campaign (or one audience or journey) on the warehouse, as `beacon measure lift` shows it."""
     campaign = f"audience:{audience}" if audience else f"journey:{journey}" if journey else None
     frame, window = campaign_frames(con, campaign, window_days)
-    as_of = clock(con) if _has(con, "marts", "warehouse_as_of") else None
+    as_of = clock(con) if table_exists(con, "marts", "warehouse_as_of") else None
     results, notes, srms, rois = [], [], {}, {}
     for name, g in frame.groupby("campaign", sort=True):
         d = lift_for(g, name, window, sequential, as_of)
