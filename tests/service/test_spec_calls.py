@@ -139,3 +139,15 @@ def test_a_spool_that_cannot_be_written_is_503_with_retry_after(tmp_path):
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert r.json()["code"] == "unavailable"
         assert client.get("/health").json()["events_acknowledged"] == 0  # not acknowledged, not counted
+
+
+def test_offers_before_the_first_snapshot_is_503_with_retry_after(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from beacon.service.app import create_app
+    from beacon.service.config import ServiceConfig
+
+    app = create_app(ServiceConfig(landing_dir=tmp_path, write_keys={}, offers_snapshot=tmp_path / "none.parquet"))
+    with TestClient(app) as client:
+        r = client.get("/v1/profiles/c1/offers")
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
