@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,15 +32,20 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
 
 @lru_cache(maxsize=8)
 def _macro_file(path: str, mtime: float):
+    """A macro file of the dbt project as a Jinja module renderable outside dbt, with ref(name) = marts.<name>.
+
+    Anything else the macro might use fails loudly (StrictUndefined) rather than silently rendering empty."""
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(Path(path).read_text()).module
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.globals["ref"] = lambda name: f"marts.{name}"
+    return env.from_string(Path(path).read_text()).module
 
 
 def macros(name: str, s: Settings | None = None):
     """The macros of `dbt_project/macros/<name>.sql`, rendered with plain Jinja: Python that needs a rule the
     dbt project defines (email normalization, campaign outcomes) calls the same macro instead of restating it.
-    Only macros written in plain Jinja (no ref, var, adapter) can be called this way."""
+    Only macros written in plain Jinja (ref resolves to marts.<name>; no var, adapter) can be called this way."""
     path = (s or settings()).dbt_project_dir / "macros" / f"{name}.sql"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the dbt macros are missing")
@@ -131,3 +137,9 @@ def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
     dst = last_build_results(group=group)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+
+
+def customer_features_sql(cutoff: datetime, s: Settings | None = None) -> str:
+    """Every customer's features as of `cutoff`: the dbt macro `customer_features_at` (the one definition of the
+    customer features, behind the mart customer_features), rendered for DuckDB on the marts schema."""
+    return str(macros("customer_features", s).customer_features_at(f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S}'"))

@@ -190,23 +190,74 @@ def _features_now(con: duckdb.DuckDBPyConnection, as_of) -> pd.DataFrame:
         FROM c LEFT JOIN o USING (customer_id) LEFT JOIN v USING (customer_id)""", {"as_of": str(as_of)}).df()
 
 
+FEATURE_MARTS = {"dim_customers": "first_seen_at", "fct_orders": "ordered_at", "fct_web_events": "event_at",
+                 "fct_web_sessions": "session_started_at", "fct_email_events": "event_at"}
+NOT_FEATURES = ["customer_id", "exposed_at", "features_as_of"]
+
+
+def _has_feature_marts(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the marts the feature macro reads exist (a deployment's warehouse; not a bare test schema)."""
+    n = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' AND "
+                    + " OR ".join(f"(table_name = '{t}' AND column_name = '{c}')" for t, c in FEATURE_MARTS.items())
+                    ).fetchall()[0][0]
+    return n == len(FEATURE_MARTS)
+
+
+def _features_at(con: duckdb.DuckDBPyConnection, cutoff, who: pd.DataFrame) -> pd.DataFrame:
+    """The customer features (the dbt macro customer_features_at) of the people in `who` as of `cutoff`."""
+    from beacon.dbt import customer_features_sql
+
+    con.register("_who", who[["customer_id"]].drop_duplicates())
+    try:
+        return con.execute(f"SELECT f.* FROM ({customer_features_sql(pd.Timestamp(cutoff).to_pydatetime())}) f "
+                           "WHERE f.customer_id IN (SELECT customer_id FROM _who)").df()
+    finally:
+        con.unregister("_who")
+
+
+def uplift_training_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per exposure: arm, converted and the customer features as of the start of the exposure's day.
+
+    Point in time: the features are those the macro computes at a cutoff at or before the exposure, never after,
+    so that nothing the campaign caused (an order, a click, an open) can become a feature of its own model."""
+    frame = frame.assign(_cut=pd.to_datetime(frame.exposed_at).dt.floor("D"))
+    parts = []
+    for cut, g in frame.groupby("_cut", sort=True):
+        f = _features_at(con, cut, g)
+        parts.append(g[["customer_id", "arm", "converted", "exposed_at"]].merge(f, on="customer_id", how="left"))
+    return pd.concat(parts, ignore_index=True)
+
+
 def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None) -> dict:
     """Train the X-learner on every randomized campaign so far and score everyone into `ml.uplift`.
 
-    Segments can then target the persuadable (`decile >= 8`) rather than the already-converting."""
+    Features: the customer feature macro at each exposure's day (training) and at the warehouse clock (scoring),
+    pre-treatment columns only (`uplift_features.choose_features`); on a warehouse without the customer marts,
+    the exposures' pre-exposure covariates. Segments can then target the persuadable (`decile >= 8`) rather than
+    the already-converting."""
     from beacon.measure.uplift import scores
+    from beacon.measure.uplift_features import choose_features
 
     frame, _ = campaign_frames(con, None, window_days)
     frame = frame.assign(arm=frame.arm.where(frame.arm == "control", "treatment"))
     counts = frame.arm.value_counts().to_dict()
     if min(counts.get("treatment", 0), counts.get("control", 0)) < UPLIFT_MIN_PER_ARM or frame.converted.nunique() < 2:
         return {"scored": 0, "reason": f"too little randomized data to learn uplift yet (arms: {counts})"}
-    now = _features_now(con, as_of)
-    s = scores(frame, "arm", "control", "converted", list(COVARIATES), score_rows=now)
-    s["trained_rows"] = len(frame)
+    if _has_feature_marts(con):
+        train = uplift_training_frame(con, frame)
+        now = _features_at(con, as_of, con.execute("SELECT customer_id FROM marts.dim_customers").df())
+        candidates = [c for c in train.columns if c not in ("arm", "converted", *NOT_FEATURES)]
+        choice = choose_features(train[["arm", "converted", *candidates]], "arm", ["converted"],
+                                 source="ml.uplift training")
+        features, excluded = choice.features, choice.excluded
+    else:
+        train, now, features, excluded = frame, _features_now(con, as_of), list(COVARIATES), {}
+    s = scores(train, "arm", "control", "converted", features, score_rows=now)
+    s["trained_rows"] = len(train)
     s["scored_at"] = pd.Timestamp(as_of)
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.register("_uplift", s)
     con.execute("CREATE OR REPLACE TABLE ml.uplift AS SELECT * FROM _uplift")
     con.unregister("_uplift")
-    return {"scored": len(s), "trained_rows": len(frame), "model": "x_learner"}
+    return {"scored": len(s), "trained_rows": len(train), "model": "x_learner", "features": features,
+            "not_features": {k: v for k, v in excluded.items() if k not in ("arm", "converted")}}
