@@ -148,6 +148,8 @@ def cmd_service(args) -> int:
         c, o, k = d["collection"]["batch"], d["offers"], d["crash"]
         console.print(kv_table("Service benchmark (loopback)", {
             "collection events/s": f"{c['events_per_s']:,.0f}", "collection p50 / p99 ms": f"{c['p50_ms']} / {c['p99_ms']}",
+            "collection gzip events/s": f"{d['collection']['batch_gzip']['events_per_s']:,.0f}",
+            "collection gzip p99 ms at 5,000/s": d["collection"]["batch_gzip_at_5000_per_s"]["p99_ms"],
             "single track req/s": f"{d['collection']['single_track']['requests_per_s']:,.0f}",
             "offers p50 / p99 ms": f"{o['p50_ms']} / {o['p99_ms']} ({o['profiles']:,} profiles)",
             "kill -9: acknowledged lost": k["acknowledged_lost"], "kill -9: loaded twice": k["loaded_twice"],

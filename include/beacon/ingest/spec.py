@@ -18,7 +18,7 @@ from beacon.ingest.errors import IngestError
 
 SPEC_FILE = Path(__file__).with_name("sources.yml")
 SQL_TYPES = {"varchar": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
-             "date": "DATE", "timestamp": "TIMESTAMP", "epoch": "TIMESTAMP", "epoch_ms": "TIMESTAMP"}
+             "date": "DATE", "timestamp": "TIMESTAMP", "epoch": "TIMESTAMP", "epoch_ms": "TIMESTAMP", "json": "JSON"}
 # Load metadata on every raw row: where it came from (file or page, line), which load, when, which content.
 META_COLUMNS = {"_source_file": "VARCHAR", "_line": "BIGINT", "_batch_id": "VARCHAR", "_loaded_at": "TIMESTAMP",
                 "_file_sha256": "VARCHAR", "_source": "VARCHAR"}

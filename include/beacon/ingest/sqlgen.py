@@ -44,21 +44,24 @@ def typed_ref(col: str) -> str:
 
 def json_columns(spec: SourceSpec) -> tuple[str, str]:
     """JSON parsing for the declared paths: one `json_transform` into a struct (fast) when every path is a
-    plain dotted path, else one `json_extract_string` with the list of paths. Returns (expression, columns)."""
-    if all(c.path and _SIMPLE_PATH.match(c.path) for c in spec.columns):
+    plain dotted path, else one `json_extract_string` with the list of paths. A column whose path is `$` is the
+    whole line (a `json` column keeping the record as sent). Returns (expression, columns)."""
+    cols = [c for c in spec.columns if c.path != "$"]
+    whole = "".join(f", line AS {quote_ident(c.name)}" for c in spec.columns if c.path == "$")
+    if all(c.path and _SIMPLE_PATH.match(c.path) for c in cols):
         tree: dict = {}
-        for c in spec.columns:
+        for c in cols:
             node = tree
             *parents, leaf = c.path[2:].split(".")
             for k in parents:
                 node = node.setdefault(k, {})
             node[leaf] = "VARCHAR"
         refs = ", ".join("v" + "".join(f".{quote_ident(k)}" for k in c.path[2:].split("."))
-                         + f" AS {quote_ident(c.name)}" for c in spec.columns)
-        return f"json_transform(line, {sql_literal(json.dumps(tree))})", refs
-    paths = ", ".join(sql_literal(c.path) for c in spec.columns)
-    refs = ", ".join(f"v[{i + 1}] AS {quote_ident(c.name)}" for i, c in enumerate(spec.columns))
-    return f"json_extract_string(line, [{paths}])", refs
+                         + f" AS {quote_ident(c.name)}" for c in cols)
+        return f"json_transform(line, {sql_literal(json.dumps(tree))})", refs + whole
+    paths = ", ".join(sql_literal(c.path) for c in cols)
+    refs = ", ".join(f"v[{i + 1}] AS {quote_ident(c.name)}" for i, c in enumerate(cols))
+    return f"json_extract_string(line, [{paths}])", refs + whole
 
 
 def _json_stage(spec: SourceSpec, present: set[str], extras: list[str]) -> str:

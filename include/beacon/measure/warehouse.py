@@ -2,9 +2,10 @@
 
 The assignment and outcome marts are dbt models (`dbt_project/models/measurement/`): `measurement.campaign_exposures`
 (one row per campaign and person: arm, sent, exposure time, pre-exposure covariates) and
-`measurement.campaign_outcome_events` (orders, clicks, form submits, configured events). This module reads them, computes
-outcomes within a window (`beacon.measure.outcomes`, as dbt's `measurement.campaign_exposure_outcomes`) and the
-statistics (`beacon.measure.stats`), and writes `measurement.lift_results`.
+`measurement.campaign_outcome_events` (orders, clicks, form submits, configured events). This module reads them, counts
+outcomes within a window with the dbt macro the mart `measurement.campaign_exposure_outcomes` uses
+(`beacon.measure.outcomes`: one definition, one window setting) and the statistics (`beacon.measure.stats`), and writes
+`measurement.lift_results`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from beacon.config import settings
 from beacon.measure import stats
 from beacon.measure.global_control import global_control_sql, global_period, global_period_bounds
-from beacon.measure.outcomes import exposure_outcomes
+from beacon.measure.outcomes import in_window_sql, warehouse_outcomes
 from beacon.warehouse import clock, table_exists
 
 OUTCOMES = ("converted", "revenue", "clicks", "form_submits")
@@ -56,27 +57,11 @@ def campaign_frames(con: duckdb.DuckDBPyConnection, campaign: str | None = None,
     window = float(window_days or settings().measurement_window_days)
     if not table_exists(con, "measurement", "campaign_exposures"):
         raise RuntimeError("no measurement.campaign_exposures yet: run the activation DAG (or `make demo`) first")
-    where = "WHERE campaign = ?" if campaign else ""
-    exp = con.execute(f"SELECT * FROM measurement.campaign_exposures {where}", [campaign] if campaign else []).df()
-    if campaign and exp.empty:
+    out = warehouse_outcomes(con, window, campaign)
+    if campaign and out.empty:
         known = [r[0] for r in con.execute("SELECT DISTINCT campaign FROM measurement.campaign_exposures ORDER BY 1").fetchall()]
         raise ValueError(f"no assignments for {campaign!r}; campaigns with assignments: {known}")
-    ev = con.execute("""SELECT customer_id, event_type, occurred_at, revenue FROM measurement.campaign_outcome_events
-        WHERE customer_id IN (SELECT customer_id FROM measurement.campaign_exposures)""").df()
-    out = exposure_outcomes(exp, ev, window)
-    out["form_submits"] = _count(exp, ev[ev.event_type == "form_submitted"], window)
     return out, window
-
-
-def _count(exp: pd.DataFrame, ev: pd.DataFrame, window: float) -> list[int]:
-    """Events per exposure in (exposed_at, exposed_at + window]."""
-    if ev.empty:
-        return [0] * len(exp)
-    e = exp.reset_index(drop=True).assign(_row=lambda d: range(len(d)))
-    m = e[["_row", "customer_id", "exposed_at"]].merge(ev, on="customer_id")
-    m = m[(m.occurred_at > m.exposed_at) & (m.occurred_at <= m.exposed_at + pd.Timedelta(days=window))]
-    counts = m.groupby("_row").size()
-    return [int(counts.get(i, 0)) for i in range(len(e))]
 
 
 def _weights(frame: pd.DataFrame) -> dict[str, float] | None:
@@ -165,15 +150,15 @@ def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, j
 def attribution_last_touch(con: duckdb.DuckDBPyConnection, window_days: float | None = None) -> pd.DataFrame:
     """Each order credited once, to the latest *sent* message before it within the window (a view, not lift)."""
     window = float(window_days or settings().measurement_window_days)
-    return con.execute("""
+    return con.execute(f"""
         WITH o AS (SELECT customer_id, occurred_at, revenue FROM measurement.campaign_outcome_events WHERE event_type = 'order'),
         touch AS (
             SELECT o.customer_id, o.occurred_at, o.revenue, e.campaign,
                 row_number() OVER (PARTITION BY o.customer_id, o.occurred_at ORDER BY e.exposed_at DESC, e.campaign) AS k
             FROM o JOIN measurement.campaign_exposures e ON e.customer_id = o.customer_id AND e.sent
-                AND o.occurred_at > e.exposed_at AND o.occurred_at <= e.exposed_at + to_days(CAST(? AS INTEGER)))
+                AND {in_window_sql("o.occurred_at", "e.exposed_at", window)})
         SELECT campaign, count(*) AS orders, sum(revenue) AS revenue FROM touch WHERE k = 1 GROUP BY 1 ORDER BY 1
-    """, [int(round(window))]).df()
+    """).df()
 
 
 def store_results(con: duckdb.DuckDBPyConnection, d: dict, as_of) -> int:

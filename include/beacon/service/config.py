@@ -25,7 +25,7 @@ _TOPIC = re.compile(r"^[a-z0-9_]{1,64}$")
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 500_000  # Segment: a batch request is at most 500 KB
-    max_event_bytes: int = 32_000  # Segment: one event is at most 32 KB
+    max_event_bytes: int = 32 << 10  # Segment: one event is at most 32 KB (32,768 bytes, as its libraries count)
     max_batch_events: int = 2_500
     rate_events_per_second: float = 20_000.0  # per write key (token bucket)
     rate_burst: float = 40_000.0
