@@ -35,6 +35,13 @@ def _number(var: str, default, kind: type = int, what: str = "a whole number"):
         raise ValueError(f"environment variable {var}={value!r}: expected {what}") from None
 
 
+def _days(var: str, default: float) -> float:
+    value = _number(var, default, float, "a number of days")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"environment variable {var}={os.environ.get(var)!r}: expected a positive number of days")
+    return value
+
+
 def _int(var: str, default: int | None) -> int | None:
     return _number(var, default)
 
@@ -67,7 +74,9 @@ class Settings:
     # Measurement (docs/measurement.md).
     global_control_pct: float = 0.0  # BEACON_GLOBAL_CONTROL_PCT: % of everyone who gets no marketing at all
     global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period
-    measurement_window_days: float = 7.0  # BEACON_MEASUREMENT_WINDOW_DAYS: outcomes count this long after exposure
+    # BEACON_MEASUREMENT_WINDOW_DAYS: outcomes count this long after exposure; the one setting of the window, for the
+    # report and (handed to dbt by beacon.dbt.dbt_env) the mart measurement.campaign_exposure_outcomes
+    measurement_window_days: float = 7.0
     message_costs: str = "email=0.001,ads=0.005,webhook=0,file=0"  # BEACON_MESSAGE_COSTS: cost per message, per channel
     # --- service (beacon serve, issue 19) ---
     # BEACON_SERVICE_CONFIG: a JSON file outside the repo with the service's secrets (write keys, webhook and
@@ -109,7 +118,7 @@ def settings() -> Settings:
         journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
         global_control_pct=_number("BEACON_GLOBAL_CONTROL_PCT", 0.0, float, "a percentage"),
         global_control_period_days=_number("BEACON_GLOBAL_CONTROL_PERIOD_DAYS", 90),
-        measurement_window_days=_number("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0, float, "a number of days"),
+        measurement_window_days=_days("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0),
         message_costs=os.environ.get("BEACON_MESSAGE_COSTS") or "email=0.001,ads=0.005,webhook=0,file=0",
         service_config=_path("BEACON_SERVICE_CONFIG", None),  # type: ignore[arg-type]
         realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,

@@ -114,7 +114,16 @@ def connect(path: Path | str | None = None, read_only: bool = False,
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """True when schema.table exists as a table or a view."""
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(q, [schema, table]).fetchone()[0] > 0
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open, and the connection then refuses
+    # register()/unregister() ("unfinished result from execute()").
+    return con.execute(q, [schema, table]).fetchall()[0][0] > 0
+
+
+def relation_kind(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[str, str | None] | None:
+    """(kind, comment) of schema.name: kind 'BASE TABLE' or 'VIEW', the COMMENT ON it; None when it does not exist."""
+    q = "SELECT table_type, TABLE_COMMENT FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    rows = con.execute(q, [schema, name]).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def quote_ident(name: str) -> str:

@@ -19,14 +19,17 @@ with decisions as (
     union all
     -- Journeys in flight: one decision per entry that met a split.
     select
-        'journey:' || journey, journey, customer_id, null, min(entered_at), any_value(run_id), max(arm),
-        count(*) filter (where transition = 'sent')
+        'journey:' || journey as campaign, journey as source_name, customer_id, null as channel,
+        min(entered_at) as as_of, any_value(run_id) as run_id, max(arm) as arm,
+        count(*) filter (where transition = 'sent') as messages
     from {{ ref('stg_journeys__transitions') }}
     group by journey, customer_id, entry_no
     having max(arm) is not null
     union all
     -- Finished journey entries (compacted).
-    select 'journey:' || journey, journey, customer_id, null, entered_at, compacted_run, arm, sends
+    select
+        'journey:' || journey as campaign, journey as source_name, customer_id, null as channel,
+        entered_at as as_of, compacted_run as run_id, arm, sends as messages
     from {{ ref('stg_journeys__finished') }}
     where arm is not null
 ),

@@ -59,7 +59,7 @@ def publish_offers(con: duckdb.DuckDBPyConnection, audiences: list[Audience], ou
             SELECT c.customer_id, c.email,
                 coalesce(to_json(list({{'offer': r.offer, 'description': r.description, 'priority': r.priority}}
                          ORDER BY r.rn) FILTER (WHERE r.rn <= {MAX_OFFERS}))::VARCHAR, '[]') AS offers
-            FROM marts.dim_customers c LEFT JOIN ranked r USING (customer_id)
+            FROM marts.customer_profile c LEFT JOIN ranked r USING (customer_id)
             GROUP BY c.customer_id, c.email),
         blocked AS ({listed} UNION {consent} UNION
             SELECT customer_id FROM (

@@ -340,7 +340,9 @@ def build_small_world(data: Path, people: int = 300, seed: int = 19) -> None:
         raise ValueError(f"set BEACON_DATA_DIR={data} around build_small_world: dbt builds settings().warehouse_path")
     generate(GenConfig(people=people, seed=seed), data)  # landing/ and truth/ under `data`
     load_landing(data / "landing")  # not settings().landing_dir: the caller may point that at a service's
-    ok = dbt.run(["run", "--select", "+warehouse_as_of", "+dim_customers", "+dim_consent"], quiet=True)
+    # Seeds first (`dbt run` builds models only): the lead point rules and the state time zones customer_profile reads.
+    ok = dbt.run(["seed"], quiet=True) and dbt.run(
+        ["run", "--select", "+warehouse_as_of", "+customer_profile", "+dim_consent"], quiet=True)
     dbt.release_warehouse()
     if not ok:
         raise RuntimeError(f"dbt run of the marts failed for the world in {data}")

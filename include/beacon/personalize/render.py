@@ -339,7 +339,7 @@ def render_bulk(name: str, people: pd.DataFrame, *, templates_dir: str | Path | 
 
 
 def load_inputs(con, customer_ids: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """From the warehouse: `people` (marts.dim_customers), `scores` (ml.scores) and `recommendations`
+    """From the warehouse: `people` (marts.customer_profile), `scores` (ml.scores) and `recommendations`
     (ml.recommendations with product name, category and price), for these customers or everyone;
     a table that does not exist yet gives an empty frame."""
     import pandas as pd
@@ -355,7 +355,7 @@ def load_inputs(con, customer_ids: Sequence[str] | None = None) -> dict[str, pd.
         """`sql` on `relation`, or an empty frame while the relation does not exist yet."""
         return con.execute(sql).df() if table_exists(con, *relation.split(".")) else pd.DataFrame(columns=cols)
     try:
-        people = q("marts.dim_customers", f"SELECT * FROM marts.dim_customers {where}", ["customer_id"])
+        people = q("marts.customer_profile", f"SELECT * FROM marts.customer_profile {where}", ["customer_id"])
         scores = q("ml.scores",
                    f"""SELECT customer_id, model, score, decile, reason_1, reason_2, reason_3 FROM ml.scores {where}""",
                    ["customer_id", "model", "score", "decile", "reason_1", "reason_2", "reason_3"])

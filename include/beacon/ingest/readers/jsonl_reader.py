@@ -198,7 +198,8 @@ def jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, lo
 def json_extras(spec: SourceSpec, block: pa.RecordBatch) -> list[str]:
     """New top-level fields in the first lines of a JSON-lines file (a sample: scanning every line's keys
     would cost as much as the load itself); they become new raw columns for the whole file. Lines the
-    reader marked bad (too long, too deep, not UTF-8) are not parsed here either."""
+    reader marked bad (too long, too deep, not UTF-8) are not parsed here either. A key that no JSON path can
+    name (empty, or with a NUL character) is not drift: its value stays in the quarantine payload if ever needed."""
     known = {c.path[2:].split(".")[0] for c in spec.columns if c.path} | set(spec.ignore)
     found: dict[str, None] = {}
     sample = block.slice(0, DRIFT_SAMPLE_LINES)
@@ -210,6 +211,6 @@ def json_extras(spec: SourceSpec, block: pa.RecordBatch) -> list[str]:
         except (ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
-            found.update(dict.fromkeys(k for k in doc if k not in known))
+            found.update(dict.fromkeys(k for k in doc if k not in known and k and "\x00" not in k))
     return list(found)
 
