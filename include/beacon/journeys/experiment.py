@@ -219,21 +219,27 @@ def decisions(con: duckdb.DuckDBPyConnection, journey: str) -> list[dict]:
 
 
 def status(con: duckdb.DuckDBPyConnection, journey, clock: datetime | None, window_days: float) -> list[dict]:
-    """Per split with a winner rule: its rule, the recorded decisions, and (at `clock`, the journey's last run)
-    the current figures and what `decide` says now (nothing is recorded)."""
+    """Per split with a winner rule: its rule, state (undecided, guardrail breached, decided), the recorded
+    decisions, and what `decide` says now at `clock` (the journey's last run; nothing is recorded). `reason`,
+    `arms` and `decided_at` are the latest decision's, or the current look's while undecided."""
     recorded = decisions(con, journey.name)
     out = []
     for node in experiment_nodes(journey):
         mine = [r for r in recorded if r["node_id"] == node.id]
         st = state(con, journey.name, node.id)
-        row: dict = {"node": node.id, "rule": json.loads(json.dumps(node.winner, default=str)),
-                        "control": CONTROL if node.control else None,
-                        "state": "decided" if st.winner else ("guardrail breached" if st.breached else "undecided"),
-                        "winner": st.winner, "breached": st.breached, "decisions": mine, "now": None}
+        now = None
         if clock is not None:
             lk = look(con, journey, node, clock, window_days, record=False)
-            row["now"] = {"clock": str(clock), "reason": lk.reason,
-                          "arms": lk.decision.arms if lk.decision else None,
-                          "comparisons": lk.decision.comparisons if lk.decision else []}
-        out.append(row)
+            now = {"clock": str(clock), "reason": lk.reason, "arms": lk.decision.arms if lk.decision else None,
+                   "comparisons": lk.decision.comparisons if lk.decision else []}
+        latest = mine[-1] if mine else None
+        shown = latest or now or {}
+        out.append({"node": node.id, "rule": json.loads(json.dumps(node.winner, default=str)),
+                    "metric": rule_of(node).metric, "control": CONTROL if node.control else None,
+                    "state": "decided" if st.winner else ("guardrail breached" if st.breached else "undecided"),
+                    "winner": st.winner, "breached": st.breached,
+                    "decided_at": latest["decided_at"] if latest else None,
+                    "reason": shown.get("reason") or "not looked at yet (no run)",
+                    "arms": [{"arm": a, **v} for a, v in (shown.get("arms") or {}).items()],
+                    "decisions": mine, "now": now})
     return out
