@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import yaml
 from support.activation_world import segment, warehouse
 from support.journeys_world import events, journey
@@ -166,3 +168,22 @@ def test_winner_block_errors_name_file_journey_node_and_field(winner, needle):
 def test_a_winner_needs_two_arms_besides_control():
     assert any("at least two arms" in p for p in _problems(RULE, arms=("a",)))
     assert _problems(RULE) == []
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=8), st.lists(st.text(max_size=12), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_values, st.dictionaries(
+    st.sampled_from(["metric", "min_people", "after", "confidence", "guardrails", "other"]),
+    st.one_of(_values, st.sampled_from(["converted", "revenue", "7d", "36h", "unsubscribed"])), max_size=5)))
+def test_any_winner_block_parses_or_is_refused_with_its_place(winner):
+    j, problems = parse("journeys/ab.yml", yaml.safe_dump(spec(winner)))
+    if j is None:
+        assert problems and all(p.startswith("journeys/ab.yml: journey ab: node test") for p in problems)
+    elif winner is None:
+        assert j.node("test").winner is None and not experiment.experiment_nodes(j)
+    else:
+        rule = experiment.rule_of(j.node("test"))
+        assert rule.metric in ("converted", "clicked", "revenue") and rule.min_people >= 2

@@ -103,13 +103,13 @@ class WinnerRule:
 
 def parse_duration(v, where: str = "after") -> timedelta:
     """'7d', '36h', '90m' or a number of days, as a timedelta; ValueError naming `where` otherwise."""
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        return timedelta(days=float(v))
     units = {"d": "days", "h": "hours", "m": "minutes"}
     text = str(v).strip().lower()
     try:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return timedelta(days=float(v))
         return timedelta(**{units[text[-1]]: float(text[:-1])})
-    except (KeyError, ValueError, IndexError):
+    except (KeyError, ValueError, IndexError, OverflowError):  # OverflowError: beyond 999,999,999 days
         raise ValueError(f"{where}: a duration like 7d, 36h or 90m, not {v!r}") from None
 
 
