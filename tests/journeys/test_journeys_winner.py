@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import yaml
 from support.activation_world import segment, warehouse
 from support.journeys_world import events, journey
 
