@@ -143,6 +143,7 @@ def test_a_guardrail_breach_takes_the_arm_out(con):
     run(con, j, T + timedelta(days=1))
     (node, winner, breached, reason), = decisions(con)
     assert winner == "b" and json.loads(breached) == {"a": "unsubscribed"}  # conversions were equal: a is out
+    assert reason == "guardrail breached by a (unsubscribed): b is the only arm left"
     assert experiment.state(con, "ab", "test") == experiment.State("b", {"a": "unsubscribed"})
 
 

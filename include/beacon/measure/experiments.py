@@ -202,14 +202,22 @@ def decide(arms: Mapping[str, ArmCounts], rule: WinnerRule, *, now: datetime, st
     alive = [a for a in competing if a not in d.breached]
     pair_alpha = alpha / (len(competing) - 1)
     for a in alive:
-        ahead = []
+        ahead, out = [], []
         for b in (o for o in competing if o != a):
             diff, lo, hi = interval(arms[a], arms[b], pair_alpha, rule.tuning_n)
             d.comparisons.append(_row(arm=a, other=b, diff=diff, low=lo, high=hi))
             ahead.append(lo > 0 or b in d.breached)
+            if not lo > 0 and b in d.breached:
+                out.append(b)
         if all(ahead):
             d.decided, d.winner = True, a
-            d.reason = f"{a} beats every other arm on {rule.metric} at {rule.confidence:.0%} (always valid)"
+            breach = "guardrail breached by " + ", ".join(f"{o} ({d.breached[o]})" for o in out)
+            if len(out) == len(competing) - 1:  # ahead of nobody on the metric: the others are out
+                d.reason = f"{breach}: {a} is the only arm left"
+            else:
+                beaten = "every other arm" if not out else "every other arm still in"
+                d.reason = f"{a} beats {beaten} on {rule.metric} at {rule.confidence:.0%} (always valid)" \
+                           + (f"; {breach}" if out else "")
             return d
     if len(alive) == 1 and d.breached:
         d.decided, d.winner = True, alive[0]
