@@ -8,7 +8,8 @@ Three phases against a real `beacon serve` process (127.0.0.1 only):
 3. crash: batches with unique messageIds, kill -9 of the server after `kill_after` acknowledged batches,
    restart (the spool is recovered), the client re-sends what was not acknowledged (a Segment client
    retries), then the ingest loads the landing zone: acknowledged events lost and loaded twice are counted.
-4. realtime: event posted -> in raw.collected_events, the load step of the realtime cycle every 20 s.
+4. realtime (`beacon.bench.realtime_load`): event posted -> in raw.collected_events, the load step of the realtime
+   cycle every 20 s.
 5. event_to_action: event posted -> journey email received by a local SMTP server, on a 300-person dbt-built
    world, with the whole trigger cycle (`trigger_cycle`: load, dbt refresh, journeys advance) every 20 s.
 """
@@ -25,6 +26,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from beacon.bench.realtime_load import realtime_load
 
 
 def _run_workers(worker, concurrency: int) -> float:
@@ -267,59 +270,6 @@ def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int) -> di
             "acknowledged_lost": lost, "loaded_twice": twice, "ingest_totals": summary.totals()}
 
 
-def _realtime(work: Path, interval: float, events: int) -> dict:
-    """Event posted -> in raw.collected_events, with the beacon_realtime cycle simulated every `interval` s
-    (its load step, `load_realtime`; the dbt refresh of the event facts is not included here)."""
-    from datetime import UTC, datetime
-
-    import httpx
-
-    from beacon.ingest.realtime import load_realtime
-    from beacon.testing.service import ServiceProcess
-    from beacon.warehouse import connect
-
-    key = "rt_" + secrets.token_hex(6)
-    proc = ServiceProcess(work, {"write_keys": {key: "bench"}}).start()  # default rotate_seconds (2 s)
-    wh = work / "rt.duckdb"
-    posted: dict[str, float] = {}
-    seen: dict[str, float] = {}
-    load_s: list[float] = []
-    stop = threading.Event()
-
-    def cycles():
-        while not stop.is_set():
-            t = time.perf_counter()
-            load_realtime(work / "data" / "landing", datetime.now(UTC).date(), warehouse=wh)
-            load_s.append(time.perf_counter() - t)
-            with connect(wh) as con:
-                for (m,) in con.execute("SELECT message_id FROM raw.collected_events").fetchall():
-                    seen.setdefault(m, time.perf_counter())
-            stop.wait(max(0.0, interval - (time.perf_counter() - t)))
-
-    th = threading.Thread(target=cycles, daemon=True)
-    th.start()
-    try:
-        for i in range(events):
-            time.sleep(interval * 0.37)  # events land at different points of the cycle
-            m = f"rt-{i}"
-            r = httpx.post(f"{proc.url}/v1/track", auth=(key, ""), json={"event": "Cart Abandoned", "userId": "u1",
-                                                                        "messageId": m})
-            if r.status_code == 200:
-                posted[m] = time.perf_counter()
-        deadline = time.perf_counter() + 3 * interval + 30
-        while time.perf_counter() < deadline and set(posted) - set(seen):
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        th.join(timeout=120)
-        proc.stop()
-    lat = [seen[m] - posted[m] for m in posted if m in seen]
-    return {"cycle_seconds": interval, "events": len(posted), "reached_raw": len(lat),
-            "latency_s_max": round(max(lat), 1) if lat else None,
-            "latency_s_median": round(sorted(lat)[len(lat) // 2], 1) if lat else None,
-            "load_cycle_s_median": round(sorted(load_s)[len(load_s) // 2], 2) if load_s else None}
-
-
 # The e2e test's journey: an entry event that leads straight to a send (the project's cart journey waits 1 h).
 ACTION_JOURNEY = {
     "name": "rt_cart", "version": 1, "owner": "bench", "priority": 90,
@@ -376,23 +326,15 @@ def trigger_cycle(landing: Path, journey, run_id: str) -> tuple[int, object]:
         return loaded, advance(con, journey, clock(con), default_env(), run_id=run_id)
 
 
-def _event_to_action(work: Path, interval: float, events: int) -> dict:
-    """Event posted -> email received by a local SMTP server, with the trigger cycle (`trigger_cycle`) run
-    back to back every `interval` s in one process: the DAG interval, load, dbt refresh and journeys advance are
-    in the figure; Airflow's scheduling overhead between the two DAGs is not."""
-    import json
+def _smtp_sink(received: dict[str, float]):
+    """A started local SMTP server (aiosmtpd) that stamps the first arrival time of each recipient in `received`."""
     import logging
 
-    import httpx
     from aiosmtpd.controller import Controller
 
-    from beacon.config import override_env
-    from beacon.journeys.model import Journey
-    from beacon.testing.service import ServiceProcess, free_port
-    from beacon.warehouse import connect
+    from beacon.testing.service import free_port
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
-    received: dict[str, float] = {}
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's naming
@@ -400,13 +342,51 @@ def _event_to_action(work: Path, interval: float, events: int) -> dict:
                 received.setdefault(rcpt, time.perf_counter())
             return "250 OK"
 
-    key, secret = "ea_" + secrets.token_hex(6), "us_" + secrets.token_hex(16)
-    port = free_port()
-    smtp = Controller(Handler(), hostname="127.0.0.1", port=port)
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=free_port())
     smtp.start()
-    conn = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {
+    return smtp
+
+
+def _smtp_conn(port: int, secret: str) -> str:
+    """The AIRFLOW_CONN_BEACON_EMAIL JSON for the local SMTP server."""
+    import json
+
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {
         "from": "Beacon <news@beacon.example>", "postal_address": "Beacon Inc., 1 Main St",
         "unsubscribe_url": "https://beacon.example/v1/unsubscribe", "unsubscribe_secret": secret}})
+
+
+def _trigger_cycles(landing: Path, journey, interval: float, stop: threading.Event, cycle_s: list[float],
+                    errors: list[str]) -> None:
+    """Run `trigger_cycle` every `interval` s until `stop`; the first error is recorded and ends the loop."""
+    i = 0
+    while not stop.is_set():
+        t = time.perf_counter()
+        try:
+            trigger_cycle(landing, journey, f"bench-cycle-{i}")
+        except Exception as exc:  # noqa: BLE001 - reported in the result, the phase ends
+            errors.append(f"{type(exc).__name__}: {exc}")
+            stop.set()
+            return
+        cycle_s.append(time.perf_counter() - t)
+        i += 1
+        stop.wait(max(0.0, interval - (time.perf_counter() - t)))
+
+
+def _event_to_action(work: Path, interval: float, events: int) -> dict:
+    """Event posted -> email received by a local SMTP server, with the trigger cycle (`trigger_cycle`) run
+    back to back every `interval` s in one process: the DAG interval, load, dbt refresh and journeys advance are
+    in the figure; Airflow's scheduling overhead between the two DAGs is not."""
+    import httpx
+
+    from beacon.config import override_env
+    from beacon.journeys.model import Journey
+    from beacon.testing.service import ServiceProcess
+    from beacon.warehouse import connect
+
+    received: dict[str, float] = {}
+    key, secret = "ea_" + secrets.token_hex(6), "us_" + secrets.token_hex(16)
+    smtp = _smtp_sink(received)
     journey = Journey.model_validate(ACTION_JOURNEY)
     (work / "svc").mkdir(parents=True, exist_ok=True)
     proc = ServiceProcess(work / "svc", {"write_keys": {key: "bench"}, "unsubscribe_secret": secret}).start()
@@ -417,28 +397,14 @@ def _event_to_action(work: Path, interval: float, events: int) -> dict:
     stop = threading.Event()
     try:
         with override_env(BEACON_DATA_DIR=str(work / "world"), BEACON_LANDING_DIR=str(landing),
-                          AIRFLOW_CONN_BEACON_EMAIL=conn):
+                          AIRFLOW_CONN_BEACON_EMAIL=_smtp_conn(smtp.port, secret)):
             t_world = time.perf_counter()
             build_small_world(work / "world")
             world_s = time.perf_counter() - t_world
             with connect() as con:
                 people = identified_opted_in(con, events)
-
-            def cycles():
-                i = 0
-                while not stop.is_set():
-                    t = time.perf_counter()
-                    try:
-                        trigger_cycle(landing, journey, f"bench-cycle-{i}")
-                    except Exception as exc:  # noqa: BLE001 - reported in the result, the phase ends
-                        errors.append(f"{type(exc).__name__}: {exc}")
-                        stop.set()
-                        return
-                    cycle_s.append(time.perf_counter() - t)
-                    i += 1
-                    stop.wait(max(0.0, interval - (time.perf_counter() - t)))
-
-            th = threading.Thread(target=cycles, daemon=True)
+            th = threading.Thread(target=_trigger_cycles, args=(landing, journey, interval, stop, cycle_s, errors),
+                                  daemon=True)
             th.start()
             for anon, _, email in people:
                 time.sleep(interval * 0.37)  # events land at different points of the cycle
@@ -473,7 +439,7 @@ def bench_service(seconds: float = 10.0, concurrency: int = 4, batch_size: int =
         for name, fn in (("collection", lambda d: _collection(d, seconds, concurrency, batch_size)),
                          ("offers", lambda d: _offers(d, profiles, offer_requests, 2)),
                          ("crash", lambda d: _crash(d, kill_after, 50, 8)),
-                         ("realtime", lambda d: _realtime(d, realtime_interval, realtime_events)),
+                         ("realtime", lambda d: realtime_load(d, realtime_interval, realtime_events)),
                          ("event_to_action", lambda d: _event_to_action(d, realtime_interval, action_events))):
             if name == "event_to_action" and not action_events:
                 continue
