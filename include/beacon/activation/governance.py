@@ -113,33 +113,53 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     ensure_tables(con)
     # Unsubscribes written by the service since the last ingest count now, not after the next load.
     preferences.absorb_pending(con, settings().landing_dir)
-    # Warehouses built before topics existed have no topic column in fct_email_events.
-    ev_topic = "topic" if "topic" in _columns(con, "marts.fct_email_events") else "NULL::VARCHAR"
-    topic_rows = ", ".join(f"({sql_literal(a.name)}, {sql_literal(a.topic)})" for a in audiences) or "(NULL, NULL)"
     seg_cols = _columns(con, audience.relation)
-    extra = [f for f in CUSTOMER_FIELDS if f not in seg_cols]
-    cust = ", ".join(f"cu.{f}" for f in extra)
-    # Higher-priority audiences on the same channel that exist in the warehouse (ties broken by name).
-    higher = [a for a in audiences if a.name != audience.name and channel in a.channels
-              and (a.priority > audience.priority or (a.priority == audience.priority and a.name < audience.name))]
-    higher = [a for a in higher if table_exists(con, *a.relation.split("."))] if policy.exclusive else []
-    higher_sql = (" UNION ".join(f"SELECT customer_id FROM {a.relation}" for a in higher)
-                  or "SELECT NULL::VARCHAR AS customer_id WHERE false")
-    has_scores = table_exists(con, "ml", "scores")
-    scores = ("LEFT JOIN ml.scores sc ON sc.customer_id = s.customer_id AND sc.model = 'lead_score'" if has_scores
-              else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
-                   "ON false")
+    cust = ", ".join(f"cu.{f}" for f in CUSTOMER_FIELDS if f not in seg_cols)
     email_expr = "s.email" if "email" in seg_cols else "cu.email"
-    phone_expr = "s.phone_e164" if "phone_e164" in seg_cols else "cu.phone_e164"
     # The current lead score, unless the segment carries its own.
     score_cols = "".join(f"sc.{src} AS {col}, " for col, src in (("lead_score", "score"), ("lead_decile", "decile"))
                          if col not in seg_cols)
-    invalid = (" AND ".join(f"{'s' if f in seg_cols else 'cu'}.{f} IS NULL" for f in required_any)
-               if required_any else "false")
     cap = policy.frequency_cap if policy.counts_as_message else None
     return f"""
         WITH params AS (SELECT $as_of::TIMESTAMP AS as_of),
-        email_events AS (
+        {_email_events_cte(con)},
+        email_opt_in AS (
+            SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
+        higher AS ({_higher_sql(con, audience, audiences, channel, policy)}),
+        {_preference_ctes(audiences)},
+        {_suppression_ctes(audience.relation, email_expr)},
+        recent AS (
+            SELECT customer_id, count(*) AS n FROM activation.sync_log
+            WHERE status = 'delivered' AND operation IN ('add', 'update') AND channel IN (SELECT unnest($message_channels))
+              AND as_of > (SELECT as_of FROM params) - INTERVAL {WINDOW_DAYS} DAY
+              AND as_of <= (SELECT as_of FROM params)
+            GROUP BY 1),
+        base AS (
+            SELECT s.*, {cust + ',' if cust else ''} {score_cols}
+                {_reason_sql(seg_cols, email_expr, required_any)} AS reason,
+                -- Stable hash of (audience, customer): the same person is always in or out of the control group.
+                (('0x' || substr(md5($audience || ':' || s.customer_id), 1, 8))::UBIGINT % 10000) / 100.0
+                    < $holdout_pct AS held_out
+            FROM {audience.relation} s
+            LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
+            LEFT JOIN marts.dim_consent c ON c.customer_id = s.customer_id AND c.channel = $consent_channel
+            LEFT JOIN email_events ee ON ee.customer_id = s.customer_id
+            LEFT JOIN email_opt_in oi ON oi.customer_id = s.customer_id
+            LEFT JOIN recent r ON r.customer_id = s.customer_id
+            LEFT JOIN manual m ON m.customer_id = s.customer_id
+            {_scores_join(con)})
+        SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base
+    """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
+          policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
+          "consent_channel": policy.consent_channel, "global_pct": settings().global_control_pct,
+          "global_period": global_period(as_of), "topic": audience.topic}
+
+
+def _email_events_cte(con: duckdb.DuckDBPyConnection) -> str:
+    """`email_events`: per person, complaint, hard bounce, last unsubscribe and a standing topic opt-out."""
+    # Warehouses built before topics existed have no topic column in fct_email_events.
+    ev_topic = "topic" if "topic" in _columns(con, "marts.fct_email_events") else "NULL::VARCHAR"
+    return f"""email_events AS (
             SELECT customer_id,
                 bool_or(event_name = 'complaint') AS complained,
                 bool_or(event_name = 'bounce' AND bounce_type = 'hard') AS hard_bounced,
@@ -148,11 +168,24 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                 coalesce(max(event_at) FILTER (WHERE event_name = 'group_unsubscribe' AND {ev_topic} = $topic)
                     > coalesce(max(event_at) FILTER (WHERE event_name = 'group_resubscribe' AND {ev_topic} = $topic),
                                TIMESTAMP '1900-01-01'), false) AS group_unsubscribed
-            FROM marts.fct_email_events WHERE customer_id IS NOT NULL AND event_at <= (SELECT as_of FROM params) GROUP BY 1),
-        email_opt_in AS (
-            SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
-        higher AS ({higher_sql}),
-        -- Preference-centre and one-click records (activation.preferences): the latest per person and topic
+            FROM marts.fct_email_events WHERE customer_id IS NOT NULL AND event_at <= (SELECT as_of FROM params) GROUP BY 1)"""
+
+
+def _higher_sql(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], channel: str,
+                policy: ChannelPolicy) -> str:
+    """Members of higher-priority audiences on the same channel that exist in the warehouse (ties broken by
+    name); none unless the channel's policy is exclusive."""
+    higher = [a for a in audiences if a.name != audience.name and channel in a.channels
+              and (a.priority > audience.priority or (a.priority == audience.priority and a.name < audience.name))]
+    higher = [a for a in higher if table_exists(con, *a.relation.split("."))] if policy.exclusive else []
+    return (" UNION ".join(f"SELECT customer_id FROM {a.relation}" for a in higher)
+            or "SELECT NULL::VARCHAR AS customer_id WHERE false")
+
+
+def _preference_ctes(audiences: list[Audience]) -> str:
+    """`topics`, `pref_latest`, `pref_out`: the preference-centre and one-click opt-outs that apply to $topic."""
+    topic_rows = ", ".join(f"({sql_literal(a.name)}, {sql_literal(a.topic)})" for a in audiences) or "(NULL, NULL)"
+    return f"""-- Preference-centre and one-click records (activation.preferences): the latest per person and topic
         -- wins; a record without a topic covers the whole channel; a one-click record has its audience's topic.
         topics AS (SELECT * FROM (VALUES {topic_rows}) t(audience, topic)),
         pref_latest AS (
@@ -164,28 +197,31 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                                        ORDER BY recorded_at DESC, consent_id DESC) = 1),
         pref_out AS (
             SELECT customer_id, email, phone FROM pref_latest
-            WHERE status = 'opt_out' AND (eff_topic IS NULL OR eff_topic = $topic)),
-        -- Manual and erasure suppressions, matched on the customer id or on the (normalized) email.
+            WHERE status = 'opt_out' AND (eff_topic IS NULL OR eff_topic = $topic))"""
+
+
+def _suppression_ctes(relation: str, email_expr: str) -> str:
+    """`listed`, `manual`: the suppression-list reasons of each member of `relation`."""
+    return f"""-- Manual and erasure suppressions, matched on the customer id or on the (normalized) email.
         listed AS (
-            SELECT s.customer_id, x.reason FROM {audience.relation} s
+            SELECT s.customer_id, x.reason FROM {relation} s
             JOIN activation.suppression_list x ON x.customer_id = s.customer_id
             UNION ALL
-            SELECT s.customer_id, x.reason FROM {audience.relation} s
+            SELECT s.customer_id, x.reason FROM {relation} s
             LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
             JOIN activation.suppression_list x ON x.email = {macro_sql('normalized_email', email_expr)}),
         manual AS (
             SELECT customer_id, bool_or(reason = 'erased') AS erased, bool_or(reason = 'complained') AS complained,
                 bool_or(reason = 'hard_bounced') AS hard_bounced, bool_or(reason = 'unsubscribed') AS unsubscribed
-            FROM listed GROUP BY 1),
-        recent AS (
-            SELECT customer_id, count(*) AS n FROM activation.sync_log
-            WHERE status = 'delivered' AND operation IN ('add', 'update') AND channel IN (SELECT unnest($message_channels))
-              AND as_of > (SELECT as_of FROM params) - INTERVAL {WINDOW_DAYS} DAY
-              AND as_of <= (SELECT as_of FROM params)
-            GROUP BY 1),
-        base AS (
-            SELECT s.*, {cust + ',' if cust else ''} {score_cols}
-                CASE
+            FROM listed GROUP BY 1)"""
+
+
+def _reason_sql(seg_cols: list[str], email_expr: str, required_any: tuple[str, ...]) -> str:
+    """The first reason not to send, in REASON_ORDER (NULL: send)."""
+    phone_expr = "s.phone_e164" if "phone_e164" in seg_cols else "cu.phone_e164"
+    invalid = (" AND ".join(f"{'s' if f in seg_cols else 'cu'}.{f} IS NULL" for f in required_any)
+               if required_any else "false")
+    return f"""CASE
                     WHEN m.erased THEN 'erased'
                     WHEN ee.complained OR m.complained THEN 'complained'
                     WHEN ee.hard_bounced OR m.hard_bounced THEN 'hard_bounced'
@@ -203,23 +239,15 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
                     WHEN {invalid} THEN 'invalid'
                     WHEN s.customer_id IN (SELECT customer_id FROM higher) THEN 'lower_priority'
                     WHEN $cap IS NOT NULL AND coalesce(r.n, 0) >= $cap THEN 'frequency_cap'
-                END AS reason,
-                -- Stable hash of (audience, customer): the same person is always in or out of the control group.
-                (('0x' || substr(md5($audience || ':' || s.customer_id), 1, 8))::UBIGINT % 10000) / 100.0
-                    < $holdout_pct AS held_out
-            FROM {audience.relation} s
-            LEFT JOIN marts.dim_customers cu ON cu.customer_id = s.customer_id
-            LEFT JOIN marts.dim_consent c ON c.customer_id = s.customer_id AND c.channel = $consent_channel
-            LEFT JOIN email_events ee ON ee.customer_id = s.customer_id
-            LEFT JOIN email_opt_in oi ON oi.customer_id = s.customer_id
-            LEFT JOIN recent r ON r.customer_id = s.customer_id
-            LEFT JOIN manual m ON m.customer_id = s.customer_id
-            {scores})
-        SELECT * REPLACE (held_out AND reason IS NULL AS held_out) FROM base
-    """, {"as_of": str(as_of), "message_channels": sorted(_message_channels(policy, channel)), "opt_in_required":
-          policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
-          "consent_channel": policy.consent_channel, "global_pct": settings().global_control_pct,
-          "global_period": global_period(as_of), "topic": audience.topic}
+                END"""
+
+
+def _scores_join(con: duckdb.DuckDBPyConnection) -> str:
+    """The lead score join, or a join to nothing where ml.scores does not exist yet."""
+    if table_exists(con, "ml", "scores"):
+        return "LEFT JOIN ml.scores sc ON sc.customer_id = s.customer_id AND sc.model = 'lead_score'"
+    return ("LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
+            "ON false")
 
 
 def _message_channels(policy: ChannelPolicy, channel: str) -> set[str]:
