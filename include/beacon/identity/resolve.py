@@ -178,7 +178,6 @@ def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
     A full run trains the model on (a bounded sample of) the records; an incremental run reuses the stored model
     and scores only the delta's neighbourhood. A new model is checked by the guards before it predicts anything,
     and the links it predicts against what its prior expects; a failing guard raises IdentityGuardError."""
-    import dataclasses
 
     from beacon.identity import linker  # Splink: imported only when probabilistic linking runs
 
@@ -209,27 +208,7 @@ def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
     prior = linker.rescaled_prior(model.settings["probability_two_random_records_match"],
                                    model.trained_on.get("records", [n_all]), [n_all])
     if incremental:
-        # Score the delta against the existing records (link only: pairs among existing records were scored
-        # before) and within itself, with the stored model. The prior (chance two random records match)
-        # belongs to the whole population, not to the frames scored here.
-        rules = [r for r in model.config.rules() if all(x in LINK_ROLES for x in r)]
-        hood = _neighbourhood(con, rules)
-        keys = set(con.execute("SELECT record_key FROM _records WHERE is_delta").df().record_key)
-        delta, existing = hood[hood.record_key.isin(keys)], hood[~hood.record_key.isin(keys)]
-        settings = dict(model.settings)
-        settings["probability_two_random_records_match"] = prior
-        fixed = dataclasses.replace(model.config, rescale_prior=False)
-        within = dataclasses.replace(model, settings=settings, config=fixed)
-        between = dataclasses.replace(model, settings={**settings, "link_type": "link_only"}, config=fixed,
-                                      link_type="link_only")
-        parts = []
-        if len(delta) >= 2:
-            parts.append(linker.predict_pairs(delta, within, cfg.match_threshold, id_col="record_key"))
-        if len(delta) and len(existing):
-            parts.append(linker.predict_pairs([delta, existing], between, cfg.match_threshold, id_col="record_key"))
-        pairs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=["unique_id_l", "unique_id_r", "match_probability"])
-        pairs_compared = n_delta * (n_all - n_delta) + n_delta * (n_delta - 1) / 2
+        pairs, pairs_compared = _delta_pairs(con, model, prior, cfg.match_threshold, n_all, n_delta)
     else:
         pairs = linker.predict_pairs(_link_frame(con), model, cfg.match_threshold, id_col="record_key")
         pairs_compared = n_all * (n_all - 1) / 2
@@ -243,6 +222,37 @@ def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
                                                                   else 'false'})""", [not incremental])
     con.unregister("_splink_pairs")
     return trained
+
+
+def _delta_pairs(con: duckdb.DuckDBPyConnection, model, prior: float, threshold: float, n_all: int,
+                 n_delta: int) -> tuple[pd.DataFrame, float]:
+    """An incremental run's Splink links with the stored model; (pairs, the number of pairs compared)."""
+    import dataclasses
+
+    from beacon.identity import linker
+
+    # Score the delta against the existing records (link only: pairs among existing records were scored
+    # before) and within itself, with the stored model. The prior (chance two random records match)
+    # belongs to the whole population, not to the frames scored here.
+    rules = [r for r in model.config.rules() if all(x in LINK_ROLES for x in r)]
+    hood = _neighbourhood(con, rules)
+    keys = set(con.execute("SELECT record_key FROM _records WHERE is_delta").df().record_key)
+    delta, existing = hood[hood.record_key.isin(keys)], hood[~hood.record_key.isin(keys)]
+    settings = dict(model.settings)
+    settings["probability_two_random_records_match"] = prior
+    fixed = dataclasses.replace(model.config, rescale_prior=False)
+    within = dataclasses.replace(model, settings=settings, config=fixed)
+    between = dataclasses.replace(model, settings={**settings, "link_type": "link_only"}, config=fixed,
+                                  link_type="link_only")
+    parts = []
+    if len(delta) >= 2:
+        parts.append(linker.predict_pairs(delta, within, threshold, id_col="record_key"))
+    if len(delta) and len(existing):
+        parts.append(linker.predict_pairs([delta, existing], between, threshold, id_col="record_key"))
+    pairs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["unique_id_l", "unique_id_r", "match_probability"])
+    pairs_compared = n_delta * (n_all - n_delta) + n_delta * (n_delta - 1) / 2
+    return pairs, pairs_compared
 
 
 def _components(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -289,6 +299,32 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
     stats = stats if stats is not None else ResolutionStats()
     t = time.perf_counter()
     _register(con, "_records_in", records)
+    incremental, run = _load_previous(con, previous)
+    stats.mode = "incremental" if incremental else "full"
+    _prepare_records(con, stats)
+    t = _timed(stats, "prepare", t)
+    report = GuardReport(stats.guards)  # the guards' results land in stats, whether they pass or not
+    trained = None
+    if stats.delta_records:
+        trained, t = _find_edges(con, cfg, incremental, model_store, report, stats, t)
+    con.register("_components_df", _components(con))
+    t = _timed(stats, "components", t)
+    events = _assign(con, run)
+    _timed(stats, "assign", t)
+    sizes, known = _cluster_stats(con, events, stats)
+    con.unregister("_components_df")
+    report.add(*check_clusters(sizes, stats.merges, len(known), cfg.guards))
+    log.info("identity resolution: %s", stats)
+    report.raise_if_failed()  # before the model is kept and the events are returned: nothing is published
+    if trained is not None and model_store:
+        store_model(con, model_store, trained, run, full=not incremental)
+    return events[EVENT_COLUMNS]
+
+
+def _load_previous(con: duckdb.DuckDBPyConnection,
+                   previous: duckdb.DuckDBPyRelation | pd.DataFrame | None) -> tuple[bool, int]:
+    """_prev (each record's latest customer and fingerprint) and _customer_age from the event log so far;
+    (incremental, this resolution run's number)."""
     incremental = previous is not None and len(previous) > 0
     if incremental:
         _register(con, "_previous_in", previous)
@@ -303,7 +339,11 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
         con.execute("CREATE OR REPLACE TEMP TABLE _prev (record_key VARCHAR, customer_id VARCHAR, match_fingerprint VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE _customer_age (customer_id VARCHAR, first_run INTEGER)")
         run = 1
-    stats.mode = "incremental" if incremental else "full"
+    return incremental, run
+
+
+def _prepare_records(con: duckdb.DuckDBPyConnection, stats: ResolutionStats) -> None:
+    """_records (the input with its previous customer and a delta flag, keys checked) and an empty _edges."""
     con.execute("""CREATE OR REPLACE TEMP TABLE _records AS
         SELECT r.*, p.customer_id AS prev_customer_id, p.match_fingerprint AS prev_fingerprint,
                p.record_key IS NULL OR p.match_fingerprint IS DISTINCT FROM r.match_fingerprint AS is_delta
@@ -316,22 +356,28 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
     stats.records, stats.delta_records = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE is_delta) FROM _records").fetchall()[0]
     con.execute("CREATE OR REPLACE TEMP TABLE _edges (k1 VARCHAR, k2 VARCHAR, rule VARCHAR, probability DOUBLE)")
-    t = _timed(stats, "prepare", t)
-    report = GuardReport(stats.guards)  # the guards' results land in stats, whether they pass or not
+
+
+def _find_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, incremental: bool, model_store: str | None,
+                report: GuardReport, stats: ResolutionStats, t: float):
+    """Deterministic, then (if configured) probabilistic edges into _edges; (the trained model or None, t)."""
     trained = None
-    if stats.delta_records:
-        deterministic_edges(con, cfg, incremental)
-        stats.deterministic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0]
-        t = _timed(stats, "deterministic", t)
-        if cfg.probabilistic:
-            trained = probabilistic_edges(con, cfg, incremental, model_store, report)
-            stats.probabilistic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0] - stats.deterministic_edges
-            t = _timed(stats, "probabilistic", t)
-    con.register("_components_df", _components(con))
-    t = _timed(stats, "components", t)
-    # Per component: the surviving id is the oldest previous id (first resolution run, then the smallest id);
-    # a component without one is a new customer, named after its smallest record key (deterministic).
-    events = con.execute(f"""
+    deterministic_edges(con, cfg, incremental)
+    stats.deterministic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0]
+    t = _timed(stats, "deterministic", t)
+    if cfg.probabilistic:
+        trained = probabilistic_edges(con, cfg, incremental, model_store, report)
+        stats.probabilistic_edges = con.execute("SELECT count(*) FROM _edges").fetchall()[0][0] - stats.deterministic_edges
+        t = _timed(stats, "probabilistic", t)
+    return trained, t
+
+
+def _assign(con: duckdb.DuckDBPyConnection, run: int) -> pd.DataFrame:
+    """The identity events of resolution run `run`, from _records, _edges and _components_df.
+
+    Per component: the surviving id is the oldest previous id (first resolution run, then the smallest id);
+    a component without one is a new customer, named after its smallest record key (deterministic)."""
+    return con.execute(f"""
         WITH comp AS (SELECT node, component FROM _components_df),
         rec AS (
             SELECT r.*, c.component FROM _records r JOIN comp c ON c.node = r.record_key),
@@ -361,7 +407,10 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
         FROM assigned
         WHERE prev_customer_id IS NULL OR prev_customer_id <> customer_id OR is_delta
         ORDER BY record_key""").df()
-    _timed(stats, "assign", t)
+
+
+def _cluster_stats(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, stats: ResolutionStats):
+    """Clusters, new customers, merges and the largest cluster into `stats`; (cluster sizes, known customer ids)."""
     stats.clusters = con.execute("SELECT count(DISTINCT component) FROM _components_df c JOIN _records r ON r.record_key = c.node").fetchall()[0][0]
     known = set(con.execute("SELECT customer_id FROM _customer_age").df().customer_id)
     stats.new_customers = int(events.loc[~events.customer_id.isin(known), "customer_id"].nunique())
@@ -369,10 +418,4 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
     sizes = con.execute("""SELECT count(*) AS n FROM _components_df c JOIN _records r ON r.record_key = c.node
                            GROUP BY c.component""").fetchnumpy()["n"]
     stats.largest_cluster = int(sizes.max()) if len(sizes) else 0
-    con.unregister("_components_df")
-    report.add(*check_clusters(sizes, stats.merges, len(known), cfg.guards))
-    log.info("identity resolution: %s", stats)
-    report.raise_if_failed()  # before the model is kept and the events are returned: nothing is published
-    if trained is not None and model_store:
-        store_model(con, model_store, trained, run, full=not incremental)
-    return events[EVENT_COLUMNS]
+    return sizes, known
