@@ -29,11 +29,7 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     truth.mkdir(parents=True, exist_ok=True)
     P = people(cfg)
     rng = np.random.default_rng([cfg.seed, 2, cfg.day])
-    if cfg.day == 1:
-        t0, t1 = _epoch(cfg.as_of) - (HISTORY_DAYS - 1) * DAY, _epoch(cfg.as_of) + DAY
-    else:
-        t0 = _epoch(cfg.day_date())
-        t1 = t0 + DAY
+    t0, t1 = _window(cfg)
     shop_ids = _hexid("S", P.person_idx.to_numpy(), cfg.seed + 21, 10).to_numpy()
 
     crm, crm_map = _crm_contacts(P, cfg, rng, cfg.day)
@@ -46,55 +42,20 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     email = _email_events(P, cfg, rng, t0, t1).sort_values("ts", kind="stable").reset_index(drop=True)
     email["row"] = np.arange(len(email), dtype=np.int64)
     consent = _consent(P, cfg, rng, cfg.day, email)
+    tables = {"crm_contacts": crm, "crm_companies": companies, "shop_customers": shop, "consent": consent,
+              "shop_orders": orders, "shop_order_items": items, "web_events": web, "email_events": email}
 
-    bad: list[dict] = []
-    bad += _inject_bad(crm, "crm_contacts.csv", cfg, rng, "contact_id", "updated_at", None, "email", True)
-    bad += _inject_bad(companies, "crm_companies.csv", cfg, rng, "company_id", "created_at", "employees", None, True)
-    bad += _inject_bad(shop, "shop_customers.csv", cfg, rng, "customer_id", "created_at", None, "email", True)
-    bad += _inject_bad(orders, "shop_orders.parquet", cfg, rng, "order_id", "ordered_at", None, None, False)
-    bad += _inject_bad(consent, "consent.csv", cfg, rng, "consent_id", "recorded_at", None, None, True)
-    web_bad = _bad_events(len(web), "web_events.jsonl", ["future_timestamp", "wrong_type"], cfg, rng)
-    email_bad = _bad_events(len(email), "email_events.jsonl", ["missing_key", "future_timestamp"], cfg, rng)
-    bad += [{"file": "web_events.jsonl", "line": int(r) + 1, "kind": k} for r, k in zip(web_bad.row, web_bad.kind, strict=True)]
-    bad += [{"file": "email_events.jsonl", "line": int(r) + 1, "kind": k} for r, k in zip(email_bad.row, email_bad.kind, strict=True)]
-
+    bad, web_bad, email_bad = _inject_all_bad(tables, cfg, rng)
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
-    rows: dict[str, int] = {}
-    for name, df in (("crm_contacts", crm), ("crm_companies", companies), ("shop_customers", shop), ("consent", consent)):
-        p = landing / f"{name}.csv"
-        _write_csv(con, df, p)
-        rows[name] = len(df)
-        bad += _append_malformed(p, "csv", len(df), df.shape[1], cfg, rng, True)
-    if cfg.day == 1:
-        products = _products(cfg)
-        _write_csv(con, products, landing / "shop_products.csv")
-        rows["shop_products"] = len(products)
-    _write_parquet(con, orders, landing / "shop_orders.parquet")
-    _write_parquet(con, items, landing / "shop_order_items.parquet")
-    rows["shop_orders"], rows["shop_order_items"] = len(orders), len(items)
-    _write_web_jsonl(con, web, landing / "web_events.jsonl", web_bad)
-    _write_email_jsonl(con, email, landing / "email_events.jsonl", email_bad)
-    rows["web_events"], rows["email_events"] = len(web), len(email)
-    for name, n in (("web_events", len(web)), ("email_events", len(email))):
-        bad += _append_malformed(landing / f"{name}.jsonl", "jsonl", n, 0, cfg, rng, False)
-
-    # Ground truth: never read by the pipeline, only by evaluations and tests.
-    new_people = P[P.join_day == cfg.day]
-    truth_people = new_people[["person_id", "gender", "first_name", "last_name", "birth_date", "email", "work_email",
-                               "phone", "address", "city", "state", "zip", "is_b2b", "company_idx", "in_crm", "in_shop",
-                               "has_web", "no_shared_id", "moved", "household", "engagement", "intent", "value",
-                               "p_open", "p_click", "order_rate", "web_rate", "aov", "created_ts", "churn_ts",
-                               "tz", "preferred_hour", "taste_1", "taste_2"]]
-    _write_parquet(con, truth_people, truth / "people.parquet")
+    rows = _write_landing(con, landing, tables, web_bad, email_bad, bad, cfg, rng)
     record_map = pd.concat([
         crm_map.assign(source="crm_contacts"), shop_map.assign(source="shop_customers"),
         anon_map.assign(record_id=lambda d: [f"anon-{a:012x}" for a in d.anon.tolist()], source="web_events")
         .drop(columns="anon"),
     ], ignore_index=True).rename(columns={"_person_id": "person_id"})
-    _write_parquet(con, record_map, truth / "record_map.parquet")
-    _write_parquet(con, pd.DataFrame(bad, columns=["file", "line", "kind"]), truth / "bad_rows.parquet")
+    _write_truth(con, truth, P[P.join_day == cfg.day], record_map, bad)
     con.close()
 
     bad_counts = pd.Series([b["kind"] for b in bad]).value_counts().to_dict() if bad else {}
@@ -105,3 +66,68 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     )
     (truth / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def _window(cfg: GenConfig) -> tuple[int, int]:
+    """The epoch-second window of the run: the whole history on day 1, else that one day."""
+    if cfg.day == 1:
+        return _epoch(cfg.as_of) - (HISTORY_DAYS - 1) * DAY, _epoch(cfg.as_of) + DAY
+    t0 = _epoch(cfg.day_date())
+    return t0, t0 + DAY
+
+
+def _inject_all_bad(tables: dict[str, pd.DataFrame], cfg: GenConfig, rng: np.random.Generator):
+    """Bad values into the record tables and the event rows to corrupt on write; (bad rows, web_bad, email_bad).
+
+    The order of the calls is the order of `rng` draws: changing it changes every world."""
+    bad: list[dict] = []
+    bad += _inject_bad(tables["crm_contacts"], "crm_contacts.csv", cfg, rng, "contact_id", "updated_at", None, "email", True)
+    bad += _inject_bad(tables["crm_companies"], "crm_companies.csv", cfg, rng, "company_id", "created_at", "employees",
+                       None, True)
+    bad += _inject_bad(tables["shop_customers"], "shop_customers.csv", cfg, rng, "customer_id", "created_at", None,
+                       "email", True)
+    bad += _inject_bad(tables["shop_orders"], "shop_orders.parquet", cfg, rng, "order_id", "ordered_at", None, None, False)
+    bad += _inject_bad(tables["consent"], "consent.csv", cfg, rng, "consent_id", "recorded_at", None, None, True)
+    web_bad = _bad_events(len(tables["web_events"]), "web_events.jsonl", ["future_timestamp", "wrong_type"], cfg, rng)
+    email_bad = _bad_events(len(tables["email_events"]), "email_events.jsonl", ["missing_key", "future_timestamp"],
+                            cfg, rng)
+    bad += [{"file": "web_events.jsonl", "line": int(r) + 1, "kind": k} for r, k in zip(web_bad.row, web_bad.kind, strict=True)]
+    bad += [{"file": "email_events.jsonl", "line": int(r) + 1, "kind": k} for r, k in zip(email_bad.row, email_bad.kind, strict=True)]
+    return bad, web_bad, email_bad
+
+
+def _write_landing(con: duckdb.DuckDBPyConnection, landing: Path, tables: dict[str, pd.DataFrame], web_bad, email_bad,
+                   bad: list[dict], cfg: GenConfig, rng: np.random.Generator) -> dict[str, int]:
+    """The day's landing files (malformed lines appended to `bad`); rows written per table."""
+    rows: dict[str, int] = {}
+    for name in ("crm_contacts", "crm_companies", "shop_customers", "consent"):
+        df, p = tables[name], landing / f"{name}.csv"
+        _write_csv(con, df, p)
+        rows[name] = len(df)
+        bad += _append_malformed(p, "csv", len(df), df.shape[1], cfg, rng, True)
+    if cfg.day == 1:
+        products = _products(cfg)
+        _write_csv(con, products, landing / "shop_products.csv")
+        rows["shop_products"] = len(products)
+    for name in ("shop_orders", "shop_order_items"):
+        _write_parquet(con, tables[name], landing / f"{name}.parquet")
+        rows[name] = len(tables[name])
+    _write_web_jsonl(con, tables["web_events"], landing / "web_events.jsonl", web_bad)
+    _write_email_jsonl(con, tables["email_events"], landing / "email_events.jsonl", email_bad)
+    for name in ("web_events", "email_events"):
+        rows[name] = n = len(tables[name])
+        bad += _append_malformed(landing / f"{name}.jsonl", "jsonl", n, 0, cfg, rng, False)
+    return rows
+
+
+def _write_truth(con: duckdb.DuckDBPyConnection, truth: Path, new_people: pd.DataFrame, record_map: pd.DataFrame,
+                 bad: list[dict]) -> None:
+    """Ground truth: never read by the pipeline, only by evaluations and tests."""
+    truth_people = new_people[["person_id", "gender", "first_name", "last_name", "birth_date", "email", "work_email",
+                               "phone", "address", "city", "state", "zip", "is_b2b", "company_idx", "in_crm", "in_shop",
+                               "has_web", "no_shared_id", "moved", "household", "engagement", "intent", "value",
+                               "p_open", "p_click", "order_rate", "web_rate", "aov", "created_ts", "churn_ts",
+                               "tz", "preferred_hour", "taste_1", "taste_2"]]
+    _write_parquet(con, truth_people, truth / "people.parquet")
+    _write_parquet(con, record_map, truth / "record_map.parquet")
+    _write_parquet(con, pd.DataFrame(bad, columns=["file", "line", "kind"]), truth / "bad_rows.parquet")
