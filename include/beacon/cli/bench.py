@@ -256,112 +256,147 @@ def cmd_stack(args) -> int:
     return 0
 
 
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--repeat", type=int, default=1, help="runs; with more than one, each stage's median is reported")
+
+
+def _stack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--workdir", default=None, help="where to write the world and the stack (default: a temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--repeat", type=int, default=1, help="rounds (medians are reported)")
+    p.add_argument("--no-baseline", action="store_true", help="skip `beacon demo` (dag.test()) on the same world")
+    p.add_argument("--realtime-events", type=int, default=3,
+                    help="after the chain: events posted to beacon serve, timed to the journey entry (0 skips)")
+
+
+def _warehouse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=20_000)
+    p.add_argument("--repeat", type=int, default=3, help="alternating runs of each; medians are compared")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--world", default=None, help="reuse a generated world of --people (e.g. /tmp/beacon-1m-world)")
+
+
+def _activation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--members", type=int, default=1_000_000)
+    p.add_argument("--changed", type=float, default=0.01, help="share of members changed between the two syncs")
+    p.add_argument("--rows", type=int, default=100_000, help="rows delivered to the faulty webhook receiver")
+    p.add_argument("--fault-rate", type=float, default=0.2)
+    p.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
+    p.add_argument("--repeats", dest="repeat", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling, still accepted
+
+
+def _journeys_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=100_000)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--step-hours", type=int, default=24, help="hours between simulated runs (default 24)")
+
+
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--customers", type=int, default=1_000_000)
+    p.add_argument("--models", default="lead_score,churn,ltv")
+    p.add_argument("--seed", type=int, default=42)
+
+
+def _service_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=10.0, help="collection load duration")
+    p.add_argument("--concurrency", type=int, default=4, help="client threads (closed loop)")
+    p.add_argument("--batch-size", type=int, default=100, help="events per /v1/batch request")
+    p.add_argument("--profiles", type=int, default=1_000_000, help="people in the offers snapshot")
+    p.add_argument("--offer-requests", type=int, default=20_000)
+    p.add_argument("--kill-after", type=int, default=200, help="acknowledged batches (of 50) before kill -9")
+    p.add_argument("--action-events", type=int, default=3,
+                    help="events for the event -> journey email phase (0 skips it)")
+    p.add_argument("--workdir", default=None, help="keep the work files here")
+
+
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--world", default=None, help="reuse a generated world (e.g. /tmp/beacon-1m-world)")
+    p.add_argument("--repeat", type=int, default=3)
+
+
+def _identity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--world", required=True, help="a generated world (e.g. /tmp/beacon-1m-world)")
+    p.add_argument("--limit", type=int, default=None, help="records per source (default: all)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3, help="predict+cluster runs with the stored model")
+    p.add_argument("--model-out", default=None, help="where to write the trained model JSON")
+    p.add_argument("--no-doubled", dest="doubled", action="store_false",
+                    help="skip the run on twice the records (a second population)")
+
+
+def _identity_sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", default="10000,20000,50000,100000", help="people per world, comma-separated")
+    p.add_argument("--seeds", default="1,2,3,4,5", help="generator seeds, comma-separated")
+
+
+def _best_time_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--rounds", type=int, default=8, help="weekly campaigns simulated per policy")
+
+
+def _measure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--worlds", type=int, default=100)
+    p.add_argument("--people", type=int, default=3000)
+    p.add_argument("--no-uplift", action="store_true")
+
+
+def _experiments_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--worlds", type=int, default=200, help="worlds per kind (best, null, guardrail)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--days", type=int, default=28)
+    p.add_argument("--daily", type=int, default=1200, help="people entering the split per day")
+    p.add_argument("--lift", type=float, default=0.02, help="planted lift of the best arm (absolute, on 5%%)")
+
+
+def _dag_parse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repeat", type=int, default=5)
+
+
+# (subcommand, help, command, its arguments); every subcommand also takes --json.
+_SUBCOMMANDS = (
+    ("pipeline", "per-stage wall seconds and rows/s of the whole pipeline", cmd_pipeline, _pipeline_args),
+    ("stack", "the chain through the real scheduler (make up) on a fresh world", cmd_stack, _stack_args),
+    ("warehouse", "the warehouse DAG (Cosmos) against a plain dbt build, same run",
+     cmd_warehouse, _warehouse_args),
+    ("activation", "diff of a large audience; webhook delivery under injected faults",
+     cmd_activation, _activation_args),
+    ("journeys", "advance every built-in journey over N people; state bytes per active person",
+     cmd_journeys, _journeys_args),
+    ("score", "score N synthetic customers through the real scoring path and write them",
+     cmd_score, _score_args),
+    ("service", "beacon serve on loopback: collection, offers at 1M profiles, kill -9",
+     cmd_service, _service_args),
+    ("ingest", "events ingest rows/s and the ratio to DuckDB's own read_json of the same files",
+     cmd_ingest, _ingest_args),
+    ("identity", "train, store and reload the identity model, then predict + cluster a world",
+     cmd_identity, _identity_args),
+    ("identity-sweep", "resolve generated worlds of several sizes and seeds; F1, largest cluster",
+     cmd_identity_sweep, _identity_sweep_args),
+    ("best-time", "best-time sends (hour bandit) against fixed-time sends on a generated world",
+     cmd_best_time, _best_time_args),
+    ("measure", "interval coverage, CUPED and uplift Qini on worlds with planted effects",
+     cmd_measure, _measure_args),
+    ("experiments", "winner selection on simulated A/B/n worlds with daily looks: right winner, false winners, guardrails",
+     cmd_experiments, _experiments_args),
+    ("dag-parse", "seconds to parse every DAG in a fresh interpreter (median)",
+     cmd_dag_parse, _dag_parse_args),
+)
+
+
 def register(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     bsub = b.add_subparsers(dest="bench_command", required=True)
-    bp = bsub.add_parser("pipeline", help="per-stage wall seconds and rows/s of the whole pipeline")
-    bp.add_argument("--people", type=int, default=20_000)
-    bp.add_argument("--seed", type=int, default=42)
-    bp.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
-    bp.add_argument("--keep", action="store_true", help="keep the work folder")
-    bp.add_argument("--repeat", type=int, default=1, help="runs; with more than one, each stage's median is reported")
-    bp.add_argument("--json", action="store_true")
-    bp.set_defaults(func=cmd_pipeline)
-    bs = bsub.add_parser("stack", help="the chain through the real scheduler (make up) on a fresh world")
-    bs.add_argument("--people", type=int, default=20_000)
-    bs.add_argument("--seed", type=int, default=42)
-    bs.add_argument("--workdir", default=None, help="where to write the world and the stack (default: a temporary folder)")
-    bs.add_argument("--keep", action="store_true", help="keep the work folder")
-    bs.add_argument("--repeat", type=int, default=1, help="rounds (medians are reported)")
-    bs.add_argument("--no-baseline", action="store_true", help="skip `beacon demo` (dag.test()) on the same world")
-    bs.add_argument("--realtime-events", type=int, default=3,
-                    help="after the chain: events posted to beacon serve, timed to the journey entry (0 skips)")
-    bs.add_argument("--json", action="store_true")
-    bs.set_defaults(func=cmd_stack)
-    bw = bsub.add_parser("warehouse", help="the warehouse DAG (Cosmos) against a plain dbt build, same run")
-    bw.add_argument("--people", type=int, default=20_000)
-    bw.add_argument("--repeat", type=int, default=3, help="alternating runs of each; medians are compared")
-    bw.add_argument("--seed", type=int, default=42)
-    bw.add_argument("--world", default=None, help="reuse a generated world of --people (e.g. /tmp/beacon-1m-world)")
-    bw.add_argument("--json", action="store_true")
-    bw.set_defaults(func=cmd_warehouse)
-    ba = bsub.add_parser("activation", help="diff of a large audience; webhook delivery under injected faults")
-    ba.add_argument("--members", type=int, default=1_000_000)
-    ba.add_argument("--changed", type=float, default=0.01, help="share of members changed between the two syncs")
-    ba.add_argument("--rows", type=int, default=100_000, help="rows delivered to the faulty webhook receiver")
-    ba.add_argument("--fault-rate", type=float, default=0.2)
-    ba.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
-    ba.add_argument("--repeats", dest="repeat", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling, still accepted
-    ba.add_argument("--json", action="store_true")
-    ba.set_defaults(func=cmd_activation)
-    bj = bsub.add_parser("journeys", help="advance every built-in journey over N people; state bytes per active person")
-    bj.add_argument("--people", type=int, default=100_000)
-    bj.add_argument("--days", type=int, default=30)
-    bj.add_argument("--step-hours", type=int, default=24, help="hours between simulated runs (default 24)")
-    bj.add_argument("--json", action="store_true")
-    bj.set_defaults(func=cmd_journeys)
-    bs = bsub.add_parser("score", help="score N synthetic customers through the real scoring path and write them")
-    bs.add_argument("--customers", type=int, default=1_000_000)
-    bs.add_argument("--models", default="lead_score,churn,ltv")
-    bs.add_argument("--seed", type=int, default=42)
-    bs.add_argument("--json", action="store_true")
-    bs.set_defaults(func=cmd_score)
-    bv = bsub.add_parser("service", help="beacon serve on loopback: collection, offers at 1M profiles, kill -9")
-    bv.add_argument("--seconds", type=float, default=10.0, help="collection load duration")
-    bv.add_argument("--concurrency", type=int, default=4, help="client threads (closed loop)")
-    bv.add_argument("--batch-size", type=int, default=100, help="events per /v1/batch request")
-    bv.add_argument("--profiles", type=int, default=1_000_000, help="people in the offers snapshot")
-    bv.add_argument("--offer-requests", type=int, default=20_000)
-    bv.add_argument("--kill-after", type=int, default=200, help="acknowledged batches (of 50) before kill -9")
-    bv.add_argument("--action-events", type=int, default=3,
-                    help="events for the event -> journey email phase (0 skips it)")
-    bv.add_argument("--workdir", default=None, help="keep the work files here")
-    bv.add_argument("--json", action="store_true")
-    bv.set_defaults(func=cmd_service)
-    bi = bsub.add_parser("ingest", help="events ingest rows/s and the ratio to DuckDB's own read_json of the same files")
-    bi.add_argument("--people", type=int, default=20_000)
-    bi.add_argument("--seed", type=int, default=42)
-    bi.add_argument("--world", default=None, help="reuse a generated world (e.g. /tmp/beacon-1m-world)")
-    bi.add_argument("--repeat", type=int, default=3)
-    bi.add_argument("--json", action="store_true")
-    bi.set_defaults(func=cmd_ingest)
-    bd = bsub.add_parser("identity", help="train, store and reload the identity model, then predict + cluster a world")
-    bd.add_argument("--world", required=True, help="a generated world (e.g. /tmp/beacon-1m-world)")
-    bd.add_argument("--limit", type=int, default=None, help="records per source (default: all)")
-    bd.add_argument("--threads", type=int, default=2)
-    bd.add_argument("--repeat", type=int, default=3, help="predict+cluster runs with the stored model")
-    bd.add_argument("--model-out", default=None, help="where to write the trained model JSON")
-    bd.add_argument("--no-doubled", dest="doubled", action="store_false",
-                    help="skip the run on twice the records (a second population)")
-    bd.add_argument("--json", action="store_true")
-    bd.set_defaults(func=cmd_identity)
-    bsw = bsub.add_parser("identity-sweep", help="resolve generated worlds of several sizes and seeds; F1, largest cluster")
-    bsw.add_argument("--sizes", default="10000,20000,50000,100000", help="people per world, comma-separated")
-    bsw.add_argument("--seeds", default="1,2,3,4,5", help="generator seeds, comma-separated")
-    bsw.add_argument("--json", action="store_true")
-    bsw.set_defaults(func=cmd_identity_sweep)
-    bbt = bsub.add_parser("best-time", help="best-time sends (hour bandit) against fixed-time sends on a generated world")
-    bbt.add_argument("--people", type=int, default=20_000)
-    bbt.add_argument("--seed", type=int, default=42)
-    bbt.add_argument("--rounds", type=int, default=8, help="weekly campaigns simulated per policy")
-    bbt.add_argument("--json", action="store_true")
-    bbt.set_defaults(func=cmd_best_time)
-    bm = bsub.add_parser("measure", help="interval coverage, CUPED and uplift Qini on worlds with planted effects")
-    bm.add_argument("--worlds", type=int, default=100)
-    bm.add_argument("--people", type=int, default=3000)
-    bm.add_argument("--no-uplift", action="store_true")
-    bm.add_argument("--json", action="store_true")
-    bm.set_defaults(func=cmd_measure)
-    be = bsub.add_parser("experiments", help="winner selection on simulated A/B/n worlds with daily looks: right "
-                                            "winner, false winners, guardrails")
-    be.add_argument("--worlds", type=int, default=200, help="worlds per kind (best, null, guardrail)")
-    be.add_argument("--seed", type=int, default=0)
-    be.add_argument("--days", type=int, default=28)
-    be.add_argument("--daily", type=int, default=1200, help="people entering the split per day")
-    be.add_argument("--lift", type=float, default=0.02, help="planted lift of the best arm (absolute, on 5%%)")
-    be.add_argument("--json", action="store_true")
-    be.set_defaults(func=cmd_experiments)
-    bdp = bsub.add_parser("dag-parse", help="seconds to parse every DAG in a fresh interpreter (median)")
-    bdp.add_argument("--repeat", type=int, default=5)
-    bdp.add_argument("--json", action="store_true")
-    bdp.set_defaults(func=cmd_dag_parse)
+    for name, help_, func, add_args in _SUBCOMMANDS:
+        p = bsub.add_parser(name, help=help_)
+        add_args(p)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
