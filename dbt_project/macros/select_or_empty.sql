@@ -1,0 +1,17 @@
+{#- `columns` ({name: type}, in order) selected from `rel` (a source or ref) when it exists in the warehouse now,
+    else an empty select of the same columns with those types. For a staging view over a table another stage
+    creates later (activation's log, the journeys engine's state): the view builds, empty and typed, before that
+    table exists. -#}
+{% macro select_or_empty(rel, columns) -%}
+    {%- if relation_exists(rel) %}
+select
+    {{ columns.keys() | join(",\n    ") }}
+from {{ rel }}
+    {%- else %}
+select
+    {% for name, type in columns.items() -%}
+    null::{{ type }} as {{ name }}{{ ",\n    " if not loop.last }}
+    {%- endfor %}
+where false
+    {%- endif %}
+{%- endmacro %}
