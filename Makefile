@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.beacon-installed
 PEOPLE ?= 20000
+DAYS ?= 3
 UV_VERSION := 0.13.8
 
 .PHONY: install demo test test-fast airflow-init lock bench bench-1m lint clean up down
@@ -27,7 +28,7 @@ airflow-init: install
 	$(BIN)/python -c "from beacon.pipeline import ensure_airflow; print('Airflow home:', ensure_airflow())"
 
 demo: install
-	$(BIN)/beacon demo --people $(PEOPLE)
+	$(BIN)/beacon demo --people $(PEOPLE) --days $(DAYS)
 
 # The import layers (.importlinter) are checked first: a broken contract fails CI before the suite runs.
 test: install

@@ -119,18 +119,19 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
     return cfg.day_date().isoformat()
 
 
-def add_day(s: Settings, people: int, seed: int, day: int, respond: bool = False) -> str:
+def add_day(s: Settings, people: int, seed: int, day: int, respond: bool = False, book=None) -> str:
     """Generate the increment of `day` (new people, changed records, new events) into the current world; with
-    `respond`, the people also answer what Beacon delivered the day before (exports and the demo's outbox)."""
+    `respond`, the people also answer what Beacon delivered the day before (exports and the demo's outbox), with
+    the planted effects of `book` (default `beacon.generate.responses.DEMO_BOOK`)."""
     from beacon.generate import GenConfig, generate
 
     cfg = GenConfig(people=people, seed=seed, day=day)
     if not (s.landing_dir / cfg.day_date().isoformat()).exists():
         answers = None
         if respond:
-            from beacon.generate.responses import answer_day
+            from beacon.generate.responses import DEMO_BOOK, answer_day
 
-            answers, _ = answer_day(s.data_dir, cfg, [s.exports_dir, outbox(s)])
+            answers, _ = answer_day(s.data_dir, cfg, [s.exports_dir, outbox(s)], book or DEMO_BOOK)
         generate(cfg, s.data_dir, answers)
     return cfg.day_date().isoformat()
 
@@ -228,7 +229,7 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
     return result
 
 
-def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None) -> DemoResult:
+def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None, book=None) -> DemoResult:
     """Generate (if needed), initialize Airflow (if needed), run the DAGs for each day, summarize; after several
     days, compare the measured lift with the effects the world planted."""
     from beacon.dbt import ensure_manifest
@@ -252,7 +253,7 @@ def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None)
             if progress:
                 progress(f"day {d}")
             t2 = time.perf_counter()
-            result.day = add_day(s, people, seed, d, respond=True)
+            result.day = add_day(s, people, seed, d, respond=True, book=book)
             result.seconds[f"generate (day {d})"] = round(time.perf_counter() - t2, 2)
             for k, v in run_dags(result.day, progress, DEMO_CHAIN).items():
                 result.seconds[f"{k} (day {d})"] = v
