@@ -20,10 +20,12 @@ from datetime import datetime
 from pathlib import Path
 
 from beacon.config import Settings, settings
+from beacon.dag_chain import CHAIN, DEMO_DAGS
 
-DAG_ORDER = ("beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation")
-# The demo's chain: the four, then the journeys DAG (which the activation run's exports Asset triggers).
-DEMO_CHAIN = (*DAG_ORDER, "beacon_journeys")
+# The core chain (ingest, warehouse, ML, activation), in order: what `run_dags` runs unless told otherwise.
+DAG_ORDER = DEMO_DAGS
+# `make demo`'s chain: everything one ingest run leads to, the journeys DAG included (beacon.dag_chain.CHAIN).
+DEMO_CHAIN = CHAIN
 
 
 def airflow_env(s: Settings | None = None) -> dict[str, str]:
