@@ -153,12 +153,12 @@ def _last_json(text: str) -> dict:
 
 
 def _demo_once(people: int, seed: int, data_dir: Path) -> dict:
-    """`beacon demo` (the four DAGs through dag.test(), one process) on the same world, in a child process:
+    """`beacon demo --days 1` (one day through dag.test(), one process) on the same world, in a child process:
     its in-process Airflow (SQLite metadata, its own environment) stays out of this one."""
     env = {**os.environ, "BEACON_DATA_DIR": str(data_dir)}
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "beacon.cli", "demo", "--people", str(people), "--seed", str(seed),
-                          "--json"], env=env, capture_output=True, text=True, timeout=3600)
+                          "--days", "1", "--json"], env=env, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"beacon demo failed ({res.returncode}):\n{(res.stdout + res.stderr)[-3000:]}")
