@@ -39,11 +39,11 @@ RESPONSE_COLUMNS = ("person_idx", "kind", "ts", "campaign", "email")
 
 # The planted true effects of the demo world: per campaign ('audience:<name>', 'journey:<name>') and arm, the
 # extra chance of one order within `days` of a message, for an average person sent it. Sized for the demo's
-# default world (20,000 people, three days; docs/measurement.md, "The demo world"): every effect of 3 points or
-# more is on a campaign large enough for three days to resolve it: the win-back journey (about 2,000 entries,
-# 25% control, 4 in 10 sendable), the engaged browsers (the largest audience) and the lapsed buyers. The cart
-# reminders (about 130 entries a day, 10% control, sent a day after entry) and the other audiences get small
-# effects that three days cannot resolve; the report says so. Audiences not named get the default.
+# default world (20,000 people, three days; docs/measurement.md, "The demo world"): the win-back journey (about
+# 2,000 entries, 25% control, 4 in 10 sendable) and the engaged browsers (the largest audience) get effects three
+# days resolve; the lapsed buyers' 6 points sit on a control group of about 150, which three days may not
+# resolve. The cart reminders (about 130 entries a day, 10% control, sent a day after entry) and the other
+# audiences get small effects that three days cannot resolve; the report says so. Unnamed audiences: the default.
 DEMO_BOOK = EffectBook(
     effects={
         "journey:win_back": {"email": Effect(conversion=0.12, heterogeneity=0.5, days=1.5)},
