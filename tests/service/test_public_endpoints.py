@@ -12,6 +12,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.activation_world import audience, segment, warehouse
 from support.service import make_config
 
@@ -127,10 +129,36 @@ def test_a_visitor_token_binds_its_subject_and_expires(offers):
 
 
 def test_an_offers_key_may_not_be_a_write_key():
-    from beacon.config import settings
+    from beacon import config
     from beacon.service.config import from_dict
 
     with pytest.raises(ValueError, match="write key cannot be an offers key"):
-        from_dict({"write_keys": {"k" * 20: "web"}, "offers_keys": {"k" * 20: "shop"}}, settings(), "cfg.json")
+        from_dict({"write_keys": {"k" * 20: "web"}, "offers_keys": {"k" * 20: "shop"}}, config.settings(), "cfg.json")
     with pytest.raises(ValueError, match="offers_keys"):
-        from_dict({"offers_keys": {"short": "shop"}}, settings(), "cfg.json")
+        from_dict({"offers_keys": {"short": "shop"}}, config.settings(), "cfg.json")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120), st.text(min_size=1, max_size=40))
+def test_token_parser_never_raises_and_accepts_only_its_own_tokens(junk, subject):
+    from beacon.service.auth import verify_token
+
+    now = 1_800_000_000
+    assert verify_token("s" * 32, junk, now) is None  # no forged string passes, none raises
+    good = issue_token("s" * 32, subject, now + 60)
+    assert verify_token("s" * 32, good, now) == subject
+    assert verify_token("t" * 32, good, now) is None  # another secret
+    assert verify_token("s" * 32, good, now + 61) is None  # expired
+
+
+def test_the_window_limiter_counts_per_key_resets_and_stays_bounded():
+    from beacon.service.auth import WindowLimiter
+
+    lim = WindowLimiter(2, 60, max_keys=100)
+    assert lim.hit("a", 0) == 0 and lim.hit("a", 1) == 0
+    assert lim.hit("a", 2) == pytest.approx(58)  # the 3rd in the window: wait to its end
+    assert lim.hit("b", 2) == 0  # another key is not affected
+    assert lim.hit("a", 60) == 0  # a new window
+    for i in range(10_000):
+        lim.hit(f"k{i}", 61)
+    assert len(lim._hits) == 100  # a flood of distinct keys cannot grow memory
