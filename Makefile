@@ -7,7 +7,7 @@ STAMP := $(VENV)/.beacon-installed
 PEOPLE ?= 20000
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test test-fast airflow-init lock bench bench-1m lint clean up down
+.PHONY: install demo test test-fast test-journeys-thorough fuzz airflow-init lock bench bench-1m lint clean up down
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -38,6 +38,24 @@ test: install
 test-fast: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not e2e"
+
+# On demand (not in CI): the journeys engine against its oracle on 500 random journeys x worlds (docs/testing.md).
+test-journeys-thorough: install
+	$(BIN)/python -m pytest -p no:cacheprovider tests/journeys/test_journeys_property.py \
+	  --hypothesis-profile=journeys-thorough
+
+# Every Hypothesis test randomized with a new seed (printed; SEED=<n> make fuzz replays it), beside CI's
+# derandomized runs, which replay the same inputs every time.
+FUZZ_TESTS := tests/ingest/test_ingest_fuzz.py::test_fuzzed_landing_files_never_stop_the_run \
+  tests/journeys/test_journeys_property.py::test_engine_agrees_with_the_oracle \
+  tests/personalize/test_render.py::test_fuzz_attribute_values_never_crash_and_html_is_escaped \
+  tests/service/test_logs_and_fuzz.py::test_parser_accepts_valid_shapes_and_names_fields_otherwise
+fuzz: install
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	  echo "make fuzz: hypothesis seed $$seed (replay: SEED=$$seed make fuzz)"; \
+	  BEACON_FUZZ=1 $(BIN)/python -m pytest -p no:cacheprovider $(FUZZ_TESTS) --hypothesis-profile=fuzz \
+	    --hypothesis-seed=$$seed; \
+	  rc=$$?; echo "make fuzz: hypothesis seed $$seed, exit $$rc"; exit $$rc
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
