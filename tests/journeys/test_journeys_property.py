@@ -710,7 +710,7 @@ def test_every_feature_example_does_what_it_is_for():
     assert len(got["date_entry"].all_entries()) >= 4
     assert {len(x) for x in got["caps"].entries.values()} != {1}
     b = got["branches"]
-    assert {a[3:] for a in b.actions} == {("lead_points", str(i)) for i in range(1, 8)}
+    assert {a[3:5] for a in b.actions} == {("lead_points", str(i)) for i in range(1, 8)}
     s = got["split_sticky"]
     assert {a[3] for a in s.arms} == {"a", "b", "control"} and len(s.arms) > PEOPLE
     assert all(len({a[3] for a in s.arms if a[0] == p}) == 1 for p in s.entries)  # sticky across re-entries
