@@ -724,3 +724,20 @@ def test_every_feature_example_does_what_it_is_for():
     assert any(got["compaction"].compacted(e) for e in got["compaction"].all_entries())
     assert len({x[3] for x in got["until_date"].sends}) >= 3
     assert "unsubscribed" in {e.exit_reason for e in got["unsubscribe_exit"].all_entries()}
+
+
+def test_split_proportions_follow_the_weights():
+    """2,000 people through a 70/20/10 split (control 10): each arm's count is within 4.5 standard deviations of
+    its binomial expectation (a wrong weight or bound shifts an arm by far more)."""
+    n = 2000
+    con = warehouse(n)
+    segment(con, "members", [f"c{i}" for i in range(n)])
+    doc = _doc([{"id": "sp", "type": "split", "arms": [{"name": "a", "weight": 7, "next": "done"},
+                                                      {"name": "b", "weight": 2, "next": "done"}],
+                 "control": {"name": "c", "weight": 1, "next": "done"}}])
+    advance(con, journey(**doc), T0, env(), lock_path=f"/tmp/beacon-journeys-prop-{os.getpid()}.lock")
+    got = dict(con.execute("SELECT arm, count(*) FROM journeys.transitions WHERE transition = 'assigned' "
+                           "GROUP BY 1").fetchall())
+    assert set(got) == {"a", "b", "control"} and sum(got.values()) == n
+    for arm, p in (("a", 0.7), ("b", 0.2), ("control", 0.1)):
+        assert abs(got[arm] - n * p) <= 4.5 * (n * p * (1 - p)) ** 0.5, (arm, got)
