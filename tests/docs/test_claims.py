@@ -69,7 +69,7 @@ def test_cited_tests_exist():
         bad += [(path.relative_to(ROOT).as_posix(), m.group(1)) for m in FILE.finditer(text)
                 if not (ROOT / m.group(1)).exists()]
         for m in NODE_ID.finditer(text):
-            if (m.group(1), m.group(2)) not in ids and not (m.group(2) in modules):
+            if (m.group(1), m.group(2)) not in ids and m.group(2) not in modules:
                 bad.append((path.relative_to(ROOT).as_posix(), m.group(0)))
         if path.suffix == ".md":
             for m in BARE.finditer(text):
