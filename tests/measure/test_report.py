@@ -120,8 +120,14 @@ def test_cli_lift_on_the_warehouse_with_a_window(tmp_path, monkeypatch, capsys):
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
     build(con, people=1500)
+    # One of the campaigns as a journey's (its exposures are named journey:<name>): `--journey` selects it.
+    con.execute("UPDATE measurement.campaign_exposures SET campaign = 'journey:loyal_path' "
+                "WHERE campaign = 'audience:rfm_loyal'")
     con.close()
     monkeypatch.setenv("BEACON_WAREHOUSE", str(path))
+    assert main(["measure", "lift", "--journey", "loyal_path", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {r["campaign"] for r in d["results"]} == {"journey:loyal_path"} and d["results"]
     got = {}
     for window in ("2", "7"):
         assert main(["measure", "lift", "--audience", "win_back_lapsed", "--window", window, "--json"]) == 0
