@@ -46,10 +46,8 @@ test-journeys-thorough: install
 
 # Every Hypothesis test randomized with a new seed (printed; SEED=<n> make fuzz replays it), beside CI's
 # derandomized runs, which replay the same inputs every time.
-FUZZ_TESTS := tests/ingest/test_ingest_fuzz.py::test_fuzzed_landing_files_never_stop_the_run \
-  tests/journeys/test_journeys_property.py::test_engine_agrees_with_the_oracle \
-  tests/personalize/test_render.py::test_fuzz_attribute_values_never_crash_and_html_is_escaped \
-  tests/service/test_logs_and_fuzz.py::test_parser_accepts_valid_shapes_and_names_fields_otherwise
+# Every test file with a Hypothesis test (found, so a new fuzzer is never left out).
+FUZZ_TESTS := $(shell grep -rl --include='*.py' '@given' tests | sort)
 fuzz: install
 	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
 	  echo "make fuzz: hypothesis seed $$seed (replay: SEED=$$seed make fuzz)"; \

@@ -34,7 +34,7 @@ def beacon_ingest():
         # The landing zone: connection beacon_landing (e.g. S3) when defined, else the local folder.
         root, options = landing_from_connection() or (settings().landing_dir, {})
         summary = load_landing(root, until=_until(), storage_options=options)
-        failed = [f"{f.file}: {f.error}" for f in summary.files if f.status == "failed"]
+        failed = [f"{f.file}: {f.error_text()}" for f in summary.files if f.status == "failed"]
         for line in failed:  # a bad file is reported; the other files still loaded
             print(f"FAILED {line}")
         return {**summary.totals(), "reasons": summary.reasons(), "schema_changes": summary.schema_changes(),

@@ -8,14 +8,12 @@ so a model trained at cutoff C never sees the future of C.
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
 
 import duckdb
-import jinja2
 import pandas as pd
 
-from beacon.config import settings
+from beacon.dbt import customer_features_sql
 from beacon.warehouse import clock
 
 FEATURES = [
@@ -33,21 +31,9 @@ def as_of(con: duckdb.DuckDBPyConnection) -> datetime:
     return clock(con)
 
 
-@functools.lru_cache(maxsize=1)
-def _definition() -> jinja2.Template:
-    """The dbt macro `customer_features_at` (the one definition of the features), renderable outside dbt.
-
-    Only `ref()` is provided; it names the marts tables as DuckDB sees them. Anything else the macro might
-    use fails here, loudly, rather than silently rendering empty (StrictUndefined)."""
-    path = settings().dbt_project_dir / "macros" / "customer_features.sql"
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    env.globals["ref"] = lambda name: f"marts.{name}"
-    return env.from_string(path.read_text())
-
-
 def features_sql(cutoff: datetime) -> str:
     """The SQL of every customer's features as of `cutoff`: the query of the mart customer_features."""
-    return str(_definition().module.customer_features_at(f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S}'"))
+    return customer_features_sql(cutoff)
 
 
 def build(con: duckdb.DuckDBPyConnection, cutoff: datetime, horizon_days: int | None = None) -> pd.DataFrame:

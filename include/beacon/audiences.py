@@ -121,22 +121,28 @@ def record_membership(con, audience: Audience, as_of: str) -> dict:
     """Record who entered and who left `audience` on `as_of` (re-running a day rewrites that day).
 
     Entries keep the row that qualified the person, so "why did this person get this" has an answer."""
+    from beacon.warehouse import (
+        transaction,  # here, not at the top: DAG files import this module at parse time
+    )
+
     _ensure_membership(con)
     current = con.execute(f"SELECT customer_id, to_json(s)::VARCHAR AS qualifying FROM {audience.relation} s").df()
     prev = _previous_members(con, audience.name, as_of)
     now = set(current.customer_id)
     entered = current[~current.customer_id.isin(prev)]
     exited = sorted(prev - now)
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM audiences.membership_events WHERE audience = ? AND as_of = ?::DATE", [audience.name, as_of])
     con.register("_entered", entered)
-    con.execute("INSERT INTO audiences.membership_events SELECT ?, customer_id, 'entered', ?::DATE, qualifying::JSON "
-                "FROM _entered", [audience.name, as_of])
-    con.unregister("_entered")
-    if exited:
-        con.executemany("INSERT INTO audiences.membership_events VALUES (?, ?, 'exited', ?::DATE, NULL)",
-                        [[audience.name, c, as_of] for c in exited])
-    con.execute("COMMIT")
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM audiences.membership_events WHERE audience = ? AND as_of = ?::DATE",
+                        [audience.name, as_of])
+            con.execute("INSERT INTO audiences.membership_events SELECT ?, customer_id, 'entered', ?::DATE, "
+                        "qualifying::JSON FROM _entered", [audience.name, as_of])
+            if exited:
+                con.executemany("INSERT INTO audiences.membership_events VALUES (?, ?, 'exited', ?::DATE, NULL)",
+                                [[audience.name, c, as_of] for c in exited])
+    finally:
+        con.unregister("_entered")
     return {"audience": audience.name, "as_of": as_of, "size": len(now), "entered": len(entered), "exited": len(exited)}
 
 

@@ -1,15 +1,20 @@
-"""One place for settings: every environment variable Beacon reads is a field of `Settings`.
+"""One place for settings: every environment variable Beacon reads is a field of `Settings`, and the base of every
+typed configuration document (`StrictConfig`: connection extras, the service's file), which rejects unknown keys.
 
 Imports nothing of ours (bottom of the import graph).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # include/beacon/config.py -> project root is two levels above the package folder.
 _DEFAULT_HOME = Path(__file__).resolve().parents[2]
@@ -28,6 +33,13 @@ def _number(var: str, default, kind: type = int, what: str = "a whole number"):
         return kind(value)
     except ValueError:
         raise ValueError(f"environment variable {var}={value!r}: expected {what}") from None
+
+
+def _days(var: str, default: float) -> float:
+    value = _number(var, default, float, "a number of days")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"environment variable {var}={os.environ.get(var)!r}: expected a positive number of days")
+    return value
 
 
 def _int(var: str, default: int | None) -> int | None:
@@ -62,7 +74,9 @@ class Settings:
     # Measurement (docs/measurement.md).
     global_control_pct: float = 0.0  # BEACON_GLOBAL_CONTROL_PCT: % of everyone who gets no marketing at all
     global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period
-    measurement_window_days: float = 7.0  # BEACON_MEASUREMENT_WINDOW_DAYS: outcomes count this long after exposure
+    # BEACON_MEASUREMENT_WINDOW_DAYS: outcomes count this long after exposure; the one setting of the window, for the
+    # report and (handed to dbt by beacon.dbt.dbt_env) the mart measurement.campaign_exposure_outcomes
+    measurement_window_days: float = 7.0
     message_costs: str = "email=0.001,ads=0.005,webhook=0,file=0"  # BEACON_MESSAGE_COSTS: cost per message, per channel
     # --- service (beacon serve, issue 19) ---
     # BEACON_SERVICE_CONFIG: a JSON file outside the repo with the service's secrets (write keys, webhook and
@@ -104,13 +118,63 @@ def settings() -> Settings:
         journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
         global_control_pct=_number("BEACON_GLOBAL_CONTROL_PCT", 0.0, float, "a percentage"),
         global_control_period_days=_number("BEACON_GLOBAL_CONTROL_PERIOD_DAYS", 90),
-        measurement_window_days=_number("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0, float, "a number of days"),
+        measurement_window_days=_days("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0),
         message_costs=os.environ.get("BEACON_MESSAGE_COSTS") or "email=0.001,ads=0.005,webhook=0,file=0",
         service_config=_path("BEACON_SERVICE_CONFIG", None),  # type: ignore[arg-type]
         realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
         stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
         api_port=_int("BEACON_API_PORT", 8080),
     )
+
+
+class StrictConfig(BaseModel):
+    """A configuration document: every key is declared, so a typo is an error rather than a silently ignored key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ConfigError(ValueError):
+    """A configuration document (a connection's extras, the service's JSON file) has an unknown or invalid key."""
+
+
+C = TypeVar("C", bound=StrictConfig)
+
+
+def parse_config(model: type[C], doc: object, where: str, prefix: str = "") -> C:
+    """`doc` validated as `model`; errors name `where` (e.g. "connection beacon_email") and every bad key, with
+    the closest known key for a typo ("extra: unknown key 'form' (did you mean 'from'?)"). `prefix` names the
+    document inside `where` ("extra"). Values are never repeated in the message: they may be secrets."""
+    try:
+        return model.model_validate(doc if doc is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: " + "; ".join(_problem(model, e, prefix) for e in exc.errors())) from None
+
+
+def _problem(model: type[StrictConfig], err, prefix: str) -> str:
+    loc = [str(p) for p in err["loc"]]
+    path = ".".join(([prefix] if prefix else []) + loc)
+    if err["type"] == "extra_forbidden":
+        parent = ".".join(([prefix] if prefix else []) + loc[:-1])
+        known = _known_keys(model, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+        return f"{parent + ': ' if parent else ''}unknown key {loc[-1]!r} ({hint})"
+    if err["type"] == "missing":
+        return f"{path} is required"
+    return f"{path}: {err['msg']}"
+
+
+def _known_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The keys a (possibly nested) model accepts at `path`, by their names in the document."""
+    for part in path:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        sub = getattr(field, "annotation", None) if field else None
+        sub = next((a for a in getattr(sub, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)),
+                   sub)
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return []
+        model = sub
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 @contextmanager

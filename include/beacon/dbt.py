@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from beacon.config import Settings, settings
@@ -20,10 +22,34 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     s = s or settings()
     return {
         "BEACON_DBT_WAREHOUSE_PATH": str(s.warehouse_path),  # read by profiles.yml only
+        # The outcome window: one setting for the measurement mart (dbt_project.yml) and the report (Settings).
+        "BEACON_MEASUREMENT_WINDOW_DAYS": repr(float(s.measurement_window_days)),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
         "DBT_PROFILES_DIR": str(s.dbt_project_dir),
     }
+
+
+@lru_cache(maxsize=8)
+def _macro_file(path: str, mtime: float):
+    """A macro file of the dbt project as a Jinja module renderable outside dbt, with ref(name) = marts.<name>.
+
+    Anything else the macro might use fails loudly (StrictUndefined) rather than silently rendering empty."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.globals["ref"] = lambda name: f"marts.{name}"
+    return env.from_string(Path(path).read_text()).module
+
+
+def macros(name: str, s: Settings | None = None):
+    """The macros of `dbt_project/macros/<name>.sql`, rendered with plain Jinja: Python that needs a rule the
+    dbt project defines (email normalization, campaign outcomes) calls the same macro instead of restating it.
+    Only macros written in plain Jinja (ref resolves to marts.<name>; no var, adapter) can be called this way."""
+    path = (s or settings()).dbt_project_dir / "macros" / f"{name}.sql"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the dbt macros are missing")
+    return _macro_file(str(path), path.stat().st_mtime)
 
 
 def executable() -> str:
@@ -111,3 +137,9 @@ def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
     dst = last_build_results(group=group)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+
+
+def customer_features_sql(cutoff: datetime, s: Settings | None = None) -> str:
+    """Every customer's features as of `cutoff`: the dbt macro `customer_features_at` (the one definition of the
+    customer features, behind the mart customer_features), rendered for DuckDB on the marts schema."""
+    return str(macros("customer_features", s).customer_features_at(f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S}'"))

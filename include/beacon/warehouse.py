@@ -1,12 +1,20 @@
-"""DuckDB access: one function to open the warehouse file with the house settings."""
+"""DuckDB access: open the warehouse with the house settings, and the one SQL toolkit every module uses.
+
+The toolkit (`table_exists`, `quote_ident`, `sql_literal`, `transaction`) lives here and nowhere else;
+`tests/config/test_toolkit_single.py` fails when a copy appears in `include/` or `ml/`."""
 
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -67,13 +75,17 @@ def open_with_lock_wait(open_: Callable[[], duckdb.DuckDBPyConnection], what: st
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT; on any error ROLLBACK and re-raise, so nothing is half-written."""
+    """BEGIN ... COMMIT; on any error (a failed COMMIT included) ROLLBACK and re-raise, so nothing is
+    half-written. The original error is the one raised, even when DuckDB had already ended the transaction."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
         con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error as exc:  # no transaction left to roll back (DuckDB ended it on the failure)
+            log.debug("rollback after a failed transaction: %s", exc)
         raise
 
 
@@ -100,9 +112,61 @@ def connect(path: Path | str | None = None, read_only: bool = False,
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """True when schema.table exists."""
+    """True when schema.table exists as a table or a view."""
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    return con.execute(q, [schema, table]).fetchone()[0] > 0
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open, and the connection then refuses
+    # register()/unregister() ("unfinished result from execute()").
+    return con.execute(q, [schema, table]).fetchall()[0][0] > 0
+
+
+def relation_kind(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[str, str | None] | None:
+    """(kind, comment) of schema.name: kind 'BASE TABLE' or 'VIEW', the COMMENT ON it; None when it does not exist."""
+    q = "SELECT table_type, TABLE_COMMENT FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    rows = con.execute(q, [schema, name]).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def quote_ident(name: str) -> str:
+    """`name` as a quoted SQL identifier (a column or table name that may hold spaces, quotes or keywords)."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(f"not an identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: object) -> str:
+    """`value` as a SQL literal, for the few places a value must be spelled into SQL text (prefer parameters).
+
+    None, bool, integers, finite floats (as DOUBLE) and Decimal, str (quotes doubled), datetime (an aware one is
+    converted to UTC, as the warehouse stores UTC without a zone), date, time and timedelta. Anything
+    else, or NaN/infinity, raises ValueError naming the value: never a silent str()."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, Decimal | numbers.Real):
+        if isinstance(value, Decimal) and not value.is_finite() or not math.isfinite(float(value)):
+            raise ValueError(f"no SQL literal for a non-finite number: {value!r}")
+        return str(value) if isinstance(value, Decimal) else f"{float(value)!r}::DOUBLE"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"no SQL literal for a string with a NUL character: {value!r}")
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, time_of_day):
+        if value.tzinfo is not None:
+            raise ValueError(f"no SQL literal for a time of day with a zone: {value!r}")
+        return f"TIME '{value.isoformat()}'"
+    if isinstance(value, timedelta):
+        us = value // timedelta(microseconds=1)
+        return f"INTERVAL '{us // 1_000_000} seconds'" if us % 1_000_000 == 0 else f"INTERVAL '{us} microseconds'"
+    raise ValueError(f"no SQL literal for {type(value).__name__} {value!r}")
 
 
 def table_sizes(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:

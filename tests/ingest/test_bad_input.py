@@ -246,3 +246,19 @@ def test_schema_drift_is_reported_as_documented(tmp_path):
     again = load_landing(tmp_path / "landing", warehouse=wh)
     assert again.schema_changes() == {}
     assert [f.extra_columns for f in again.files if f.status == "loaded"] == [["loyalty_tier"]]
+
+
+def test_json_keys_that_are_odd_names_do_not_fail_the_file(tmp_path):
+    """New top-level keys with a quote, an empty name or a NUL character: the file loads; the quoted key becomes
+    a column (its path is a proper SQL literal), the two that no JSON path can name are not drift."""
+    day = tmp_path / "landing" / DAY
+    day.mkdir(parents=True)
+    (day / "web_events.jsonl").write_bytes(jsonl(event("m1", **{"it's": "yes", "": "empty", "a\x00b": "nul"}),
+                                                 event("m2")))
+    wh = tmp_path / "wh.duckdb"
+    summary = load_landing(tmp_path / "landing", warehouse=wh)
+    web = next(f for f in summary.files if f.source == "web_events")
+    assert (web.status, web.rows_loaded, web.added_columns) == ("loaded", 2, ["it_s"]), web.error
+    con = duckdb.connect(str(wh))
+    assert con.execute("SELECT it_s FROM raw.web_events ORDER BY _line").fetchall() == [("yes",), (None,)]
+    con.close()

@@ -114,9 +114,9 @@ def assert_rejected(summary, wh: Path, name: str, reason: str, *words: str) -> N
 def test_any_exception_fails_that_file_only_recorded_as_utf8(tmp_path, monkeypatch):
     """A reader that dies with MemoryError (or any error, with undecodable bytes in its message) fails
     its file alone; the next file of the run loads; ledger and quarantine hold valid UTF-8 text."""
-    from beacon.ingest import landing
+    from beacon.ingest.readers import READERS
 
-    real = landing._READERS["csv"]
+    real = READERS["csv"]
 
     def exploding(spec, path, fs, location):
         if spec.name == "crm_contacts":
@@ -125,7 +125,7 @@ def test_any_exception_fails_that_file_only_recorded_as_utf8(tmp_path, monkeypat
             raise RuntimeError(b"\xff\xfe raw bytes".decode("utf-8", "surrogateescape"))
         return real(spec, path, fs, location)
 
-    monkeypatch.setitem(landing._READERS, "csv", exploding)
+    monkeypatch.setitem(READERS, "csv", exploding)
     summary, wh = run(tmp_path, {"crm_contacts.csv": csv_text(contact()).encode(),
                                  "consent.csv": b"consent_id,email,phone,channel,status,source,recorded_at\n"})
     assert_rejected(summary, wh, "crm_contacts.csv", "resource_limit", "MemoryError")
@@ -138,14 +138,11 @@ def test_any_exception_fails_that_file_only_recorded_as_utf8(tmp_path, monkeypat
 
 def test_a_failed_file_leaves_no_partial_rows(tmp_path, monkeypatch):
     """The second batch of a file fails: the rows of its first batch (already inserted) are rolled back."""
-    from beacon.ingest import core
+    from beacon.ingest.readers import csv_reader
 
-    monkeypatch.setattr(core, "BATCH_ROWS", 2)
-    from beacon.ingest import landing
-
-    monkeypatch.setattr(landing, "BATCH_ROWS", 2)
+    monkeypatch.setattr(csv_reader, "BATCH_ROWS", 2)
     rows = [contact(f"C{i}") for i in range(5)] + ["x" * 10]  # batch 1-2 fine, then a failure in batch 3
-    real = landing._BoundedLines.__next__
+    real = csv_reader.BoundedLines.__next__
 
     def failing_next(self):
         line = real(self)
@@ -153,7 +150,7 @@ def test_a_failed_file_leaves_no_partial_rows(tmp_path, monkeypatch):
             raise OSError("disk went away")
         return line
 
-    monkeypatch.setattr(landing._BoundedLines, "__next__", failing_next)
+    monkeypatch.setattr(csv_reader.BoundedLines, "__next__", failing_next)
     summary, wh = run(tmp_path, {"crm_contacts.csv": csv_text(*rows).encode()})
     assert_rejected(summary, wh, "crm_contacts.csv", "unreadable", "disk went away")
     assert query(wh, "SELECT count(*) FROM raw.crm_contacts")[0][0] == 0
@@ -216,10 +213,10 @@ def test_csv_line_too_long_is_quarantined_and_the_rest_loads(tmp_path):
 def test_jsonl_line_too_long_is_quarantined(tmp_path, monkeypatch, chunk):
     """An over-long JSON line is quarantined; when it is longer than a read chunk it is skipped in
     pieces, never held whole."""
-    from beacon.ingest import landing
+    from beacon.ingest.readers import jsonl_reader
 
     if chunk:
-        monkeypatch.setattr(landing, "_CHUNK", chunk)
+        monkeypatch.setattr(jsonl_reader, "CHUNK_BYTES", chunk)
     big = event("m2", traits={"email": "a" * 50_000})
     summary, wh = run(tmp_path, {"web_events.jsonl": jsonl(event("m1"), big, event("m3"))},
                       specs=small(max_line_bytes=10_000))
@@ -527,9 +524,9 @@ def test_parquet_strings_with_invalid_utf8_are_rejected_naming_the_column(tmp_pa
 
 
 def test_a_connection_invalidated_by_a_fatal_error_is_reopened(tmp_path):
-    from beacon.ingest.landing import _Warehouse
+    from beacon.ingest.run import ReopeningWarehouse
 
-    wh = _Warehouse(tmp_path / "wh.duckdb", lock_wait=0)
+    wh = ReopeningWarehouse(tmp_path / "wh.duckdb", lock_wait=0)
     try:
         assert wh.reopen_if_broken() is False
         wh.con.close()  # as unusable as an invalidated database: every statement raises

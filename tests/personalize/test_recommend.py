@@ -56,3 +56,26 @@ def test_empty_warehouse_clock_is_a_clear_error():
     con.execute("CREATE SCHEMA marts; CREATE TABLE marts.warehouse_as_of (as_of_at TIMESTAMP)")
     with pytest.raises(ValueError, match="warehouse_as_of is empty"):
         warehouse_clock(con)
+
+
+def test_a_deployment_with_30_days_of_orders_evaluates_on_what_there_is_and_publishes(orders_warehouse):
+    # Keep only the last 30 days of orders: the 60-day split would leave nothing to train on
+    orders_warehouse.execute("""DELETE FROM marts.fct_order_items WHERE ordered_at <
+        (SELECT as_of_at FROM marts.warehouse_as_of) - INTERVAL 30 DAY""")
+    ev = write_recommendations(orders_warehouse, k=10, holdout_days=60)
+    h = ev["holdout_days"]  # the last third of a history just under 30 days
+    assert h in (9, 10) and f"held out the last {h} days" in ev["note"]
+    assert ev["test_customers"] > 0 and ev["recall_at_10_model"] is not None
+    assert ev["rows_written"] > 0
+    assert orders_warehouse.execute("SELECT count(*) FROM ml.recommendations").fetchone()[0] == ev["rows_written"]
+
+
+def test_a_few_days_of_orders_skip_the_evaluation_with_a_reason_but_still_publish(orders_warehouse, caplog):
+    orders_warehouse.execute("""DELETE FROM marts.fct_order_items WHERE ordered_at <
+        (SELECT as_of_at FROM marts.warehouse_as_of) - INTERVAL 5 DAY""")
+    ev = write_recommendations(orders_warehouse, k=10)
+    assert "evaluation skipped" in ev["skipped"] and ev["recall_at_10_model"] is None
+    assert ev["rows_written"] > 0 and "evaluation skipped" in caplog.text
+    recorded = orders_warehouse.execute("SELECT recall_model, detail->>'skipped' FROM ml.recommendation_evaluations")
+    (recall, why), = recorded.fetchall()
+    assert recall is None and "too short" in why

@@ -144,3 +144,12 @@ def test_fuzz_attribute_values_never_crash_and_html_is_escaped(tdir, name, produ
         assert _html.unescape(part) == raw  # the value comes through intact ...
         assert not re.search(r"[<>\"']|&(?!(?:#\d+|[a-z]+);)", part)  # ... with every markup character escaped
     assert f"Hi {'there' if missing or not name else name}\n" in m.text  # `or` falls back on any false value; no escaping
+
+
+def test_an_error_keeps_its_hint_when_the_customer_is_added(tmp_path):
+    # The hint travels as a field, not re-read from the message: a block name with a parenthesis used to cut it.
+    tdir = _write(tmp_path, {"odd.subject.j2": "Hi", "odd.txt.j2": "{{ block_for('a(b') }}", "odd.html.j2": "x"})
+    with pytest.raises(TemplateFieldError) as e:
+        render("odd", {"customer_id": "c9"}, templates_dir=tdir)
+    assert e.value.customer_id == "c9" and e.value.hint == "block names are letters, digits, _ and -"
+    assert str(e.value).endswith("for customer c9 (block names are letters, digits, _ and -)")

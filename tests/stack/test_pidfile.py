@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from beacon.stack import Paths, _running_pid, _start_component, _start_time, _stop_pid
+from beacon.stack import Paths
+from beacon.stack.components import start_component as _start_component
+from beacon.stack.processes import running_pid as _running_pid
+from beacon.stack.processes import start_time as _start_time
+from beacon.stack.processes import stop_pid as _stop_pid
 
 # A process that keeps rewriting its title to one without "airflow" in it.
 RETITLE = """
@@ -71,7 +75,7 @@ def test_an_exited_component_is_dead_and_its_file_goes(tmp_path):
 def test_start_component_records_pid_and_start_time(tmp_path, monkeypatch):
     from beacon.config import settings
 
-    monkeypatch.setattr("beacon.stack._airflow", lambda: "/bin/sleep")
+    monkeypatch.setattr("beacon.stack.components.airflow_bin", lambda: "/bin/sleep")
     p = _paths(tmp_path)
     proc = _start_component(settings(), p, "triggerer", 0)  # runs `sleep triggerer`: exits at once, code 1
     try:

@@ -90,7 +90,7 @@ def test_beacon_warm_imports_0_turns_warming_off_in_the_scheduler(monkeypatch):
 
 
 def test_make_up_puts_the_local_settings_on_the_path():
-    from beacon.stack import _env
+    from beacon.stack.env import component_env
 
-    assert str(LOCAL_SETTINGS) in _env(settings())["PYTHONPATH"].split(os.pathsep)
+    assert str(LOCAL_SETTINGS) in component_env(settings())["PYTHONPATH"].split(os.pathsep)
     assert (Path(LOCAL_SETTINGS) / "airflow_local_settings.py").exists()

@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 
 from beacon.audiences import Audience
+from beacon.testing.profile import build_customer_profile
 
 AS_OF = datetime(2026, 6, 30, 12, 0)
 
@@ -33,6 +34,7 @@ def warehouse(people: int = 200, con: duckdb.DuckDBPyConnection | None = None) -
     con.execute("""CREATE OR REPLACE TABLE marts.fct_email_events (customer_id VARCHAR, email VARCHAR, event_name VARCHAR,
         event_at TIMESTAMP, bounce_type VARCHAR)""")
     con.execute("CREATE OR REPLACE TABLE marts.warehouse_as_of AS SELECT ?::TIMESTAMP AS as_of_at", [AS_OF])
+    build_customer_profile(con)  # the dbt mart's SQL, as a view over the people above
     return con
 
 

@@ -1,6 +1,11 @@
--- Anonymous web visitors linked to customers through identify calls (user id or email trait).
+-- Anonymous web visitors linked to customers through identify calls (user id or email trait) and alias calls
+-- (Segment's alias says `previousId`, the device's anonymous id, is the same person as `userId`: it links the two
+-- the way a login does).
 with events as (
-    select * from {{ ref('stg_web__events') }}
+    select message_id, case when event_type = 'alias' then coalesce(previous_id, anonymous_id) else anonymous_id end
+            as anonymous_id,
+        shop_customer_id, email_canonical, event_at
+    from {{ ref('stg_web__events') }}
     where shop_customer_id is not null or email_canonical is not null
 ),
 
@@ -26,7 +31,7 @@ final as (
     -- The most recent identification wins when a device was shared.
     select anonymous_id, arg_max(customer_id, (event_at, customer_id)) as customer_id, min(event_at) as first_identified_at
     from linked
-    where customer_id is not null
+    where customer_id is not null and anonymous_id is not null  -- a server-side call may carry a user id only
     group by anonymous_id
 )
 

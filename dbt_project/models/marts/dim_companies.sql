@@ -1,4 +1,5 @@
--- B2B accounts: one row per CRM company with its contacts, customers and account-level activity.
+-- B2B accounts: one row per CRM company with its contacts, customers and account-level activity, and the people
+-- an app reported acting for it (Segment group calls whose groupId is the company id).
 with companies as (
     select * from {{ ref('stg_crm__companies') }}
 ),
@@ -6,6 +7,12 @@ with companies as (
 customers as (
     select * from {{ ref('dim_customers') }}
     where company_id is not null
+),
+
+members as (
+    select group_id as company_id, count(*) as web_members, max(last_seen_at) as web_last_seen_at
+    from {{ ref('int_web_group_members_mapped') }}
+    group by group_id
 ),
 
 rollup as (
@@ -40,9 +47,12 @@ final as (
         coalesce(r.orders, 0) as orders,
         coalesce(r.lifetime_revenue, 0) as lifetime_revenue,
         r.last_order_at,
-        r.first_customer_seen_at
+        r.first_customer_seen_at,
+        coalesce(m.web_members, 0) as web_members,
+        m.web_last_seen_at
     from companies c
     left join rollup r using (company_id)
+    left join members m using (company_id)
 )
 
 select * from final

@@ -11,7 +11,7 @@ as_of as (
 ),
 
 churn as (
-    select customer_id, score as churn_score from {{ source('ml', 'scores') }} where model = 'churn'
+    select customer_id, score as churn_score from {{ ref('stg_ml__scores') }} where model = 'churn'
 ),
 
 ranked as (

@@ -10,7 +10,7 @@ points as (
 ),
 
 scores as (
-    select customer_id, score as lead_score from {{ source('ml', 'scores') }} where model = 'lead_score'
+    select customer_id, score as lead_score from {{ ref('stg_ml__scores') }} where model = 'lead_score'
 ),
 
 as_of as (

@@ -1,12 +1,14 @@
 -- Segment-style web events: one row per message, event names in snake_case.
--- Two sources: the daily web_events files and the events posted to `beacon serve` (collected_events).
+-- Two sources: the daily web_events files and the events posted to `beacon serve` (collected_events), whose
+-- `payload` keeps each message whole (JSON): the fields typed here are read from it, and a new property can be
+-- typed the same way without re-collecting.
 with source as (
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
-        webinar_id, _loaded_at
+        webinar_id, null::json as payload, _loaded_at
     from {{ source('raw', 'web_events') }}
     union all
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
-        webinar_id, _loaded_at
+        webinar_id, payload, _loaded_at
     from {{ source('raw', 'collected_events') }}
 ),
 
@@ -22,7 +24,21 @@ final as (
         {{ canonical_email('coalesce(email, form_email)') }} as email_canonical,
         page_path,
         product_id,
-        webinar_id
+        webinar_id,
+        -- alias: the earlier id (usually the anonymous id) that is the same person as the user id
+        nullif(json_extract_string(payload, '$.previousId'), '') as previous_id,
+        -- group: the account the person acts for, with its traits (name, industry, employees, ...)
+        nullif(json_extract_string(payload, '$.groupId'), '') as group_id,
+        case when type = 'group' then json_extract(payload, '$.traits') end as group_traits,
+        -- Segment's e-commerce spec (Order Completed and friends)
+        nullif(json_extract_string(payload, '$.properties.order_id'), '') as order_id,
+        try_cast(json_extract_string(payload, '$.properties.revenue') as double) as revenue,
+        upper(nullif(json_extract_string(payload, '$.properties.currency'), '')) as currency,
+        json_extract(payload, '$.properties.products') as products,
+        json_extract_string(payload, '$.context.campaign.source') as utm_source,
+        json_extract_string(payload, '$.context.campaign.medium') as utm_medium,
+        json_extract_string(payload, '$.context.campaign.name') as utm_campaign,
+        payload
     from source
     qualify row_number() over (partition by message_id order by _loaded_at) = 1
 )

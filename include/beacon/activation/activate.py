@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from datetime import datetime
@@ -99,15 +98,3 @@ def activate(con: duckdb.DuckDBPyConnection, manifest_path: Path, audience: str,
         close = getattr(dest, "close", None)
         if close:
             close()
-
-
-def run_summaries(con: duckdb.DuckDBPyConnection, audience: str | None = None, limit: int = 20) -> list[dict]:
-    """The latest run summaries, newest first."""
-    ensure_tables(con)
-    where = "WHERE audience = ?" if audience else ""
-    df = con.execute(f"SELECT * FROM activation.sync_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}",
-                     [audience] if audience else []).df()
-    out = json.loads(df.to_json(orient="records", date_format="iso"))
-    for r in out:
-        r["suppressed"] = json.loads(r["suppressed"]) if r.get("suppressed") else {}
-    return out

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 
 from beacon.activation.destinations.file import FileExport
-from beacon.activation.governance import governed
 from beacon.activation.sync import SyncSummary, run_sync
 from beacon.audiences import Audience
-
-
-def governed_members(con: duckdb.DuckDBPyConnection, audience: Audience, channel: str, as_of,
-                     audiences: list[Audience] | None = None) -> pd.DataFrame:
-    """Segment members with contact fields, the lead score, a reason not to send (or NULL) and the holdout flag."""
-    return governed(con, audience, audiences or [audience], channel, as_of)
 
 
 def export_audience(con: duckdb.DuckDBPyConnection, audience: Audience, exports_url: str, as_of, fmt: str = "csv",

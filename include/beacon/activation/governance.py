@@ -19,6 +19,7 @@ from beacon.audiences import CHANNELS, Audience
 from beacon.config import settings
 from beacon.emails import macro_sql
 from beacon.measure.global_control import global_control_sql, global_period
+from beacon.warehouse import sql_literal, table_exists
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
@@ -95,11 +96,6 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall()]
 
 
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchall()[0][0] > 0
-
-
 def governed(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], channel: str,
              as_of, policy: ChannelPolicy | None = None, required_any: tuple[str, ...] = ()) -> pd.DataFrame:
     """Every member of `audience` with the mapped-field candidates, a reason not to send (or NULL) and the holdout flag."""
@@ -119,17 +115,17 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     preferences.absorb_pending(con, settings().landing_dir)
     # Warehouses built before topics existed have no topic column in fct_email_events.
     ev_topic = "topic" if "topic" in _columns(con, "marts.fct_email_events") else "NULL::VARCHAR"
-    topic_rows = ", ".join(f"('{a.name.replace(chr(39), '')}', '{a.topic}')" for a in audiences) or "(NULL, NULL)"
+    topic_rows = ", ".join(f"({sql_literal(a.name)}, {sql_literal(a.topic)})" for a in audiences) or "(NULL, NULL)"
     seg_cols = _columns(con, audience.relation)
     extra = [f for f in CUSTOMER_FIELDS if f not in seg_cols]
     cust = ", ".join(f"cu.{f}" for f in extra)
     # Higher-priority audiences on the same channel that exist in the warehouse (ties broken by name).
     higher = [a for a in audiences if a.name != audience.name and channel in a.channels
               and (a.priority > audience.priority or (a.priority == audience.priority and a.name < audience.name))]
-    higher = [a for a in higher if _has(con, *a.relation.split("."))] if policy.exclusive else []
+    higher = [a for a in higher if table_exists(con, *a.relation.split("."))] if policy.exclusive else []
     higher_sql = (" UNION ".join(f"SELECT customer_id FROM {a.relation}" for a in higher)
                   or "SELECT NULL::VARCHAR AS customer_id WHERE false")
-    has_scores = _has(con, "ml", "scores")
+    has_scores = table_exists(con, "ml", "scores")
     scores = ("LEFT JOIN ml.scores sc ON sc.customer_id = s.customer_id AND sc.model = 'lead_score'" if has_scores
               else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS score, NULL::INTEGER AS decile) sc "
                    "ON false")

@@ -16,6 +16,7 @@ import duckdb
 
 from beacon.activation import preferences
 from beacon.audiences import Audience
+from beacon.warehouse import sql_literal, table_exists
 
 MAX_OFFERS = 3
 
@@ -25,33 +26,28 @@ def snapshot_path(s) -> Path:
     return Path(s.data_dir) / "published" / "offers.parquet"
 
 
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
-
-
 def publish_offers(con: duckdb.DuckDBPyConnection, audiences: list[Audience], out: Path) -> int:
     """Write the snapshot from the warehouse's current marts; the number of people in it."""
     preferences.ensure_table(con)
     members = " UNION ALL ".join(
-        f"SELECT customer_id, '{a.name}' AS offer, {a.priority} AS priority, "
-        f"'{a.description.replace(chr(39), chr(39) * 2)}' AS description FROM {a.relation}"
-        for a in audiences if _has(con, *a.relation.split(".")))
+        f"SELECT customer_id, {sql_literal(a.name)} AS offer, {sql_literal(a.priority)} AS priority, "
+        f"{sql_literal(a.description)} AS description FROM {a.relation}"
+        for a in audiences if table_exists(con, *a.relation.split(".")))
     members = members or ("SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS offer, NULL::INTEGER AS priority, "
                           "NULL::VARCHAR AS description WHERE false")
     scores = ("SELECT customer_id, max(score) AS lead_score FROM ml.scores WHERE model = 'lead_score' GROUP BY 1"
-              if _has(con, "ml", "scores") else "SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS lead_score "
+              if table_exists(con, "ml", "scores") else "SELECT NULL::VARCHAR AS customer_id, NULL::DOUBLE AS lead_score "
                                                 "WHERE false")
     recs = ("SELECT customer_id, to_json(list(product_id ORDER BY rank) FILTER (WHERE rank <= 5))::VARCHAR AS products "
-            "FROM ml.recommendations GROUP BY 1" if _has(con, "ml", "recommendations")
+            "FROM ml.recommendations GROUP BY 1" if table_exists(con, "ml", "recommendations")
             else "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS products WHERE false")
     anon = ("SELECT anonymous_id AS key, customer_id FROM intermediate.int_web_identities_mapped "
-            "WHERE customer_id IS NOT NULL" if _has(con, "intermediate", "int_web_identities_mapped")
+            "WHERE customer_id IS NOT NULL" if table_exists(con, "intermediate", "int_web_identities_mapped")
             else "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS customer_id WHERE false")
     listed = ("SELECT customer_id FROM activation.suppression_list WHERE reason IN ('erased', 'complained')"
-              if _has(con, "activation", "suppression_list") else "SELECT NULL::VARCHAR AS customer_id WHERE false")
+              if table_exists(con, "activation", "suppression_list") else "SELECT NULL::VARCHAR AS customer_id WHERE false")
     consent = ("SELECT customer_id FROM marts.dim_consent WHERE channel = 'ads' AND status = 'opt_out'"
-               if _has(con, "marts", "dim_consent") else "SELECT NULL::VARCHAR AS customer_id WHERE false")
+               if table_exists(con, "marts", "dim_consent") else "SELECT NULL::VARCHAR AS customer_id WHERE false")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     con.execute(f"""
@@ -63,7 +59,7 @@ def publish_offers(con: duckdb.DuckDBPyConnection, audiences: list[Audience], ou
             SELECT c.customer_id, c.email,
                 coalesce(to_json(list({{'offer': r.offer, 'description': r.description, 'priority': r.priority}}
                          ORDER BY r.rn) FILTER (WHERE r.rn <= {MAX_OFFERS}))::VARCHAR, '[]') AS offers
-            FROM marts.dim_customers c LEFT JOIN ranked r USING (customer_id)
+            FROM marts.customer_profile c LEFT JOIN ranked r USING (customer_id)
             GROUP BY c.customer_id, c.email),
         blocked AS ({listed} UNION {consent} UNION
             SELECT customer_id FROM (
@@ -83,7 +79,7 @@ def publish_offers(con: duckdb.DuckDBPyConnection, audiences: list[Audience], ou
             UNION ALL
             SELECT a.key, o.customer_id, o.offers, o.recommendations, o.allowed
             FROM ({anon}) a JOIN _offers o USING (customer_id)
-        ) TO '{str(tmp).replace("'", "''")}' (FORMAT parquet)""")
+        ) TO {sql_literal(str(tmp))} (FORMAT parquet)""")
     n = con.execute("SELECT count(*) FROM _offers").fetchone()[0]
     con.execute("DROP TABLE _offers")
     with open(tmp, "rb") as fh:

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
 import duckdb
@@ -30,7 +30,7 @@ from beacon.activation.governance import (
     governed_query,
 )
 from beacon.audiences import Audience
-from beacon.warehouse import transaction
+from beacon.warehouse import quote_ident, sql_literal, transaction
 
 MODES = ("upsert", "mirror", "insert_only")
 # Mapped by default when a destination names no fields: the segment's columns plus these.
@@ -62,13 +62,25 @@ class SyncSummary:
     failed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     sample: list[dict] = field(default_factory=list)
+    # Per member of the audience after this run, when asked for (`run_sync(..., outcomes=True)`; None for a dry
+    # run): customer_id; outcome 'sent' (the destination holds this payload: acknowledged this run or before),
+    # 'skipped' (governed out: `reason` is the suppression reason, 'invalid' or 'held_out') or 'failed' (desired
+    # but not acknowledged: retried next run); reason.
+    outcomes: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def changes(self) -> int:
         return self.adds + self.updates + self.removes
 
+    @property
+    def desired(self) -> int:
+        """Members that passed governance (what the destination should hold)."""
+        return self.source_rows - self.invalid - self.held_out - sum(self.suppressed.values())
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(replace(self, outcomes=None))
+        d.pop("outcomes")
+        return d
 
 
 def mapped_fields(con: duckdb.DuckDBPyConnection, dest: Destination, relation: str) -> list[str]:
@@ -84,10 +96,6 @@ def mapped_fields(con: duckdb.DuckDBPyConnection, dest: Destination, relation: s
     return seg + [c for c in DEFAULT_EXTRA_FIELDS if c in cols and c not in seg]
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def plan(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], dest: Destination, as_of,
          mode: str | None = None, policy: ChannelPolicy | None = None) -> tuple[SyncSummary, list[str]]:
     """Govern, hash and diff inside DuckDB; leaves temp tables `_gov` and `_changes` for `execute`."""
@@ -101,7 +109,7 @@ def plan(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Aud
     con.execute(f"CREATE OR REPLACE TEMP TABLE _gov AS {sql}", params)
     t1 = time.perf_counter()
     fields = mapped_fields(con, dest, audience.relation)
-    struct = ", ".join(f"{_q(f)} := {_q(f)}" for f in fields)
+    struct = ", ".join(f"{quote_ident(f)} := {quote_ident(f)}" for f in fields)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _desired AS
         SELECT customer_id, payload, md5(payload) AS row_hash FROM (
             SELECT customer_id, to_json(struct_pack({struct}))::VARCHAR AS payload
@@ -152,9 +160,9 @@ def _changes_frame(con: duckdb.DuckDBPyConnection, fields: list[str], limit: int
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _gov)").fetchall())
 
     def value(f: str) -> str:
-        path = "'$.\"" + f.replace("'", "''").replace('"', '\\"') + "\"'"
+        path = sql_literal('$."' + f.replace('"', '\\"') + '"')
         return (f"CASE WHEN c.operation = 'remove' THEN TRY_CAST(json_extract_string(c.payload, {path}) AS {types[f]}) "
-                f"ELSE g.{_q(f)} END AS {_q(f)}")
+                f"ELSE g.{quote_ident(f)} END AS {quote_ident(f)}")
 
     cols = "".join(", " + value(f) for f in fields)
     return con.execute(f"""SELECT c.customer_id, c.operation, c.version, c.idempotency_key {cols}
@@ -226,8 +234,13 @@ def _commit(con: duckdb.DuckDBPyConnection, s: SyncSummary, rows: pd.DataFrame, 
 
 def run_sync(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list[Audience], dest: Destination,
              as_of, mode: str | None = None, dry_run: bool = False, run_id: str | None = None,
-             policy: ChannelPolicy | None = None, sample: int = 10) -> SyncSummary:
-    """Plan and (unless `dry_run`) deliver the changes of `audience` to `dest`; every step is logged in the warehouse."""
+             policy: ChannelPolicy | None = None, sample: int = 10, outcomes: bool = False,
+             raise_errors: bool = True) -> SyncSummary:
+    """Plan and (unless `dry_run`) deliver the changes of `audience` to `dest`; every step is logged in the warehouse.
+
+    With `outcomes`, the summary carries each member's outcome (`SyncSummary.outcomes`). A destination that fails
+    mid-run marks the run failed and re-raises; with `raise_errors=False` it returns the failed summary instead
+    (what was acknowledged before the failure counts as sent)."""
     ensure_tables(con)
     s, fields = plan(con, audience, audiences, dest, as_of, mode, policy)
     s.run_id = run_id or f"{audience.name}:{dest.name}:{uuid.uuid4().hex[:12]}"
@@ -258,12 +271,28 @@ def run_sync(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list
         except Exception as exc:  # noqa: BLE001 - the run is recorded as failed, then the error propagates
             s.status, s.message = "failed", f"{type(exc).__name__}: {exc}"
             _record_run(con, s, started, finished=True)
-            raise
+            if raise_errors:
+                raise
+            s.outcomes = _member_outcomes(con, s) if outcomes else None
+            return s
     s.seconds["send"] = round(time.perf_counter() - t0, 3)
     s.status = "succeeded" if s.failed == 0 else "partial"
     s.message = s.message or (f"{s.failed} row(s) failed and will be retried next run" if s.failed else "")
     _record_run(con, s, started, finished=True)
+    s.outcomes = _member_outcomes(con, s) if outcomes else None
     return s
+
+
+def _member_outcomes(con: duckdb.DuckDBPyConnection, s: SyncSummary) -> pd.DataFrame:
+    """Each governed member's outcome after the run (see `SyncSummary.outcomes`)."""
+    return con.execute("""SELECT g.customer_id::VARCHAR AS customer_id,
+            CASE WHEN g.reason IS NOT NULL OR g.held_out THEN 'skipped'
+                 WHEN st.customer_id IS NOT NULL THEN 'sent' ELSE 'failed' END AS outcome,
+            CASE WHEN g.held_out THEN 'held_out' ELSE g.reason END AS reason
+        FROM _gov g LEFT JOIN _desired d ON d.customer_id = g.customer_id
+        LEFT JOIN activation.sync_state st ON st.audience = $a AND st.destination = $d
+            AND st.customer_id = g.customer_id AND st.present AND st.row_hash = d.row_hash""",
+                       {"a": s.audience, "d": s.destination}).df()
 
 
 def _record_run(con: duckdb.DuckDBPyConnection, s: SyncSummary, started: datetime, finished: bool) -> None:
@@ -278,20 +307,19 @@ def _record_run(con: duckdb.DuckDBPyConnection, s: SyncSummary, started: datetim
 
 def _log_decisions(con: duckdb.DuckDBPyConnection, s: SyncSummary, as_of, required_any: tuple[str, ...]) -> None:
     """Log every member not sent this run with its reason, and add new control-group members for lift measurement."""
-    con.execute("BEGIN TRANSACTION")
-    con.execute("""INSERT INTO activation.sync_log
-        SELECT $run, $a, $d, $ch, customer_id, 'skip',
-            CASE WHEN held_out THEN 'held_out' WHEN reason = 'invalid' THEN 'invalid' ELSE 'suppressed' END,
-            CASE WHEN held_out THEN 'holdout' ELSE reason END,
-            CASE WHEN reason = 'invalid' THEN $invalid END, NULL, NULL, $as_of, now()
-        FROM _gov WHERE reason IS NOT NULL OR held_out""",
-                {"run": s.run_id, "a": s.audience, "d": s.destination, "ch": s.channel, "as_of": as_of,
-                 "invalid": f"the destination needs a value in one of: {', '.join(required_any)}"})
-    con.execute("""INSERT INTO activation.control_group SELECT $a, customer_id, $as_of, $run FROM _gov g
-        WHERE held_out AND NOT EXISTS (SELECT 1 FROM activation.control_group x
-                                       WHERE x.audience = $a AND x.customer_id = g.customer_id)""",
-                {"a": s.audience, "as_of": as_of, "run": s.run_id})
-    con.execute("COMMIT")
+    with transaction(con):
+        con.execute("""INSERT INTO activation.sync_log
+            SELECT $run, $a, $d, $ch, customer_id, 'skip',
+                CASE WHEN held_out THEN 'held_out' WHEN reason = 'invalid' THEN 'invalid' ELSE 'suppressed' END,
+                CASE WHEN held_out THEN 'holdout' ELSE reason END,
+                CASE WHEN reason = 'invalid' THEN $invalid END, NULL, NULL, $as_of, now()
+            FROM _gov WHERE reason IS NOT NULL OR held_out""",
+                    {"run": s.run_id, "a": s.audience, "d": s.destination, "ch": s.channel, "as_of": as_of,
+                     "invalid": f"the destination needs a value in one of: {', '.join(required_any)}"})
+        con.execute("""INSERT INTO activation.control_group SELECT $a, customer_id, $as_of, $run FROM _gov g
+            WHERE held_out AND NOT EXISTS (SELECT 1 FROM activation.control_group x
+                                           WHERE x.audience = $a AND x.customer_id = g.customer_id)""",
+                    {"a": s.audience, "as_of": as_of, "run": s.run_id})
 
 
 def last_delivered(con: duckdb.DuckDBPyConnection, audience: str, destination: str) -> dict:

@@ -23,6 +23,7 @@ import duckdb
 from beacon.journeys.engine import Env, advance, ensure_tables
 from beacon.journeys.simulate import Accepting
 from beacon.journeys.validate import project_report
+from beacon.testing.profile import build_customer_profile
 
 # 18:00 UTC is daytime in every US time zone: a daily run at 12:00 UTC would land in the quiet hours of the
 # Central and Pacific people every day and defer them forever (the DAG runs every 15 minutes, so it never does).
@@ -31,14 +32,17 @@ SEGMENTS = ("welcome_new_subscribers", "win_back_lapsed", "hot_b2b_leads")
 
 
 def synthetic(con: duckdb.DuckDBPyConnection, people: int) -> None:
-    """People with state (time zone), birth date and consent; the entry segments; recent cart adds and orders."""
+    """People with state (time zone), birth date, lead points and consent; the entry segments; recent cart adds and orders."""
     con.execute("SET preserve_insertion_order = false")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts; CREATE SCHEMA IF NOT EXISTS segments")
     con.execute(f"""CREATE OR REPLACE TABLE marts.dim_customers AS SELECT 'c' || lpad(i::VARCHAR, 8, '0') AS customer_id,
         'p' || i || '@example.com' AS email, NULL::VARCHAR AS phone_e164, 'Ann' AS first_name, 'Lee' AS last_name,
         NULL::VARCHAR AS city, ['NY', 'IL', 'CA', 'TX', 'FL'][1 + i % 5] AS state, NULL::VARCHAR AS postal_code,
-        DATE '1970-01-01' + (i * 7919 % 18000)::INTEGER AS birth_date, (i * 31 % 150) AS lead_points
-        FROM range({people}) t(i)""")
+        DATE '1970-01-01' + (i * 7919 % 18000)::INTEGER AS birth_date FROM range({people}) t(i)""")
+    con.execute("""CREATE OR REPLACE TABLE marts.customer_lead_points AS
+        SELECT customer_id, (row_number() OVER (ORDER BY customer_id) - 1) * 31 % 150 AS lead_points
+        FROM marts.dim_customers""")
+    build_customer_profile(con)  # the dbt mart's SQL over the tables above (time zone from the seed)
     con.execute("""CREATE OR REPLACE TABLE marts.dim_consent AS SELECT customer_id, ch AS channel,
         CASE WHEN hash(customer_id || ch) % 10 = 0 THEN 'opt_out' ELSE 'opt_in' END AS status,
         TIMESTAMP '2026-01-01' AS recorded_at FROM marts.dim_customers, (VALUES ('email'), ('ads')) c(ch)""")

@@ -8,11 +8,12 @@ handlers call. To add a group: write `beacon/cli/<group>.py` with `register` and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from beacon.cli import activate, audiences, bench, demo, identity, journeys, measure, ml, serve
 from beacon.cli import stack as stack_cli
-from beacon.cli.render import err
+from beacon.cli.render import err, stdout_to_stderr
 
 # In the order of `beacon --help`.
 GROUPS = (demo, audiences, activate, journeys, ml, identity, measure, bench, serve, stack_cli)
@@ -28,8 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # With --json, standard output is the JSON document alone: whatever the work prints goes to standard error.
+    quiet = stdout_to_stderr() if getattr(args, "json", False) else contextlib.nullcontext()
     try:
-        return args.func(args)
+        with quiet:
+            return args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         return 2

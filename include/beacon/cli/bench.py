@@ -1,4 +1,4 @@
-"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|best-time|service|…`: benchmarks, JSON with --json."""
+"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|experiments|best-time|service|…`: benchmarks, JSON with --json."""
 
 from __future__ import annotations
 
@@ -56,6 +56,20 @@ def cmd_measure(args) -> int:
         if "uplift" in d:
             console.print(kv_table("Uplift: held-out Qini coefficient (mean over worlds)",
                                    {k: round(v, 4) for k, v in d["uplift"]["qini"].items()}))
+    emit(d, args.json, render)
+    return 0
+
+
+def cmd_experiments(args) -> int:
+    from beacon.bench.experiments import bench_experiments
+
+    d = bench_experiments(worlds=args.worlds, seed=args.seed, days=args.days, daily=args.daily, lift=args.lift)
+
+    def render(d):
+        console.print(kv_table(f"Winner selection, {d['worlds_per_kind']} worlds per kind, daily looks for "
+                               f"{d['days']} days", {f"{kind}: {k}": v if not isinstance(v, float) else round(v, 3)
+                                                     for kind in ("best", "null", "guardrail")
+                                                     for k, v in d[kind].items()}))
     emit(d, args.json, render)
     return 0
 
@@ -134,6 +148,8 @@ def cmd_service(args) -> int:
         c, o, k = d["collection"]["batch"], d["offers"], d["crash"]
         console.print(kv_table("Service benchmark (loopback)", {
             "collection events/s": f"{c['events_per_s']:,.0f}", "collection p50 / p99 ms": f"{c['p50_ms']} / {c['p99_ms']}",
+            "collection gzip events/s": f"{d['collection']['batch_gzip']['events_per_s']:,.0f}",
+            "collection gzip p99 ms at 5,000/s": d["collection"]["batch_gzip_at_5000_per_s"]["p99_ms"],
             "single track req/s": f"{d['collection']['single_track']['requests_per_s']:,.0f}",
             "offers p50 / p99 ms": f"{o['p50_ms']} / {o['p99_ms']} ({o['profiles']:,} profiles)",
             "kill -9: acknowledged lost": k["acknowledged_lost"], "kill -9: loaded twice": k["loaded_twice"],
@@ -336,6 +352,15 @@ def register(sub) -> None:
     bm.add_argument("--no-uplift", action="store_true")
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_measure)
+    be = bsub.add_parser("experiments", help="winner selection on simulated A/B/n worlds with daily looks: right "
+                                            "winner, false winners, guardrails")
+    be.add_argument("--worlds", type=int, default=200, help="worlds per kind (best, null, guardrail)")
+    be.add_argument("--seed", type=int, default=0)
+    be.add_argument("--days", type=int, default=28)
+    be.add_argument("--daily", type=int, default=1200, help="people entering the split per day")
+    be.add_argument("--lift", type=float, default=0.02, help="planted lift of the best arm (absolute, on 5%%)")
+    be.add_argument("--json", action="store_true")
+    be.set_defaults(func=cmd_experiments)
     bdp = bsub.add_parser("dag-parse", help="seconds to parse every DAG in a fresh interpreter (median)")
     bdp.add_argument("--repeat", type=int, default=5)
     bdp.add_argument("--json", action="store_true")

@@ -28,10 +28,11 @@ def cmd_generate(args) -> int:
 def cmd_demo(args) -> int:
     from beacon.pipeline import run_demo
 
-    with console.status("starting") as status:
+    # Progress goes to standard error: standard output is the result (`beacon demo --json > result.json` is JSON).
+    with err.status("starting") as status:
         def progress(stage: str) -> None:
             status.update(f"[bold]running {stage}[/bold]")
-            console.log(f"{stage} …")
+            err.log(f"{stage} …")
         result = run_demo(people=args.people, seed=args.seed, days=args.days, progress=progress)
     d = result.to_dict()
 

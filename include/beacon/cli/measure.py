@@ -105,23 +105,39 @@ def cmd_lift(args) -> int:
     return 0
 
 
+def _render_uplift(d: dict) -> None:
+    def num(v) -> str:
+        return "" if v is None else f"{v:+.4f}"
+
+    split = f"mean of {d['repeats']} splits, each " if d["repeats"] > 1 else ""
+    t = table(f"Uplift on {d['file']} ({split}held-out {d['test_rows']:,} of {d['rows']:,} rows; "
+              f"control {d['control']!r})",
+              ("treatment vs control", "outcome", "learner", "Qini coefficient", "uplift@10%", "uplift@30%"))
+    for c in d["comparisons"]:
+        for name, m in c["learners"].items():
+            t.add_row(c["treatment"], c["outcome"], name, num(m["qini"]), num(m["uplift_at_10"]), num(m["uplift_at_30"]))
+        t.add_row(c["treatment"], c["outcome"], "(overall uplift)", "", "", num(c["overall_uplift"]), end_section=True)
+    console.print(t)
+    cats = set(d["categorical"])
+    console.print("features (pre-treatment): " + ", ".join(f + (" (categorical)" if f in cats else "")
+                                                           for f in d["features"]))
+    for col, why in d["excluded"].items():
+        console.print(f"not a feature: {col}: {why}", markup=False, highlight=False)
+    for note in d["notes"]:
+        console.print(f"[yellow]{note}[/yellow]")
+
+
 def cmd_uplift(args) -> int:
-    from beacon.measure.uplift import evaluate
+    from beacon.measure.uplift import evaluate_repeated
 
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, not {args.repeats}")
     df = _read_csv(args.csv, args.sep)
-    d = evaluate(df, args.arm_col, args.control, args.outcome, _split(args.features) or None, source=args.csv)
+    d = evaluate_repeated(df, args.arm_col, args.control, _split(args.outcome), repeats=args.repeats,
+                          features=_split(args.features) or None, source=args.csv, exclude=_split(args.exclude),
+                          treatments=_split(args.treatment) or None)
     d["file"] = args.csv
-
-    def render(d):
-        t = table(f"Uplift learners on {d['file']} (held-out {d['test_rows']:,} of {d['rows']:,} rows)",
-                  ("learner", "Qini coefficient", "uplift@10%", "uplift@30%"))
-        for name, m in d["learners"].items():
-            t.add_row(name, f"{m['qini']:+.4f}", *(f"{m[k]:+.4f}" if m[k] == m[k] else "" for k in
-                                                    ("uplift_at_10", "uplift_at_30")))
-        console.print(t)
-        console.print(f"overall uplift on the held-out rows: {d['overall_uplift']:+.4f}; features: "
-                      f"{', '.join(d['features'])}")
-    emit(d, args.json, render)
+    emit(d, args.json, _render_uplift)
     return 0
 
 
@@ -160,12 +176,21 @@ def register(sub) -> None:
     ml.add_argument("--sep", default=None, help="field separator (sniffed when omitted)")
     ml.add_argument("--json", action="store_true")
     ml.set_defaults(func=cmd_lift)
-    mu = msub.add_parser("uplift", help="T- and X-learner uplift vs random and a response model (Qini) on a CSV")
+    mu = msub.add_parser("uplift", help="T- and X-learner uplift vs random and a response model (Qini) on a CSV, per treatment arm")
     mu.add_argument("--csv", required=True)
     mu.add_argument("--arm-col", required=True)
     mu.add_argument("--control", required=True)
-    mu.add_argument("--outcome", required=True)
-    mu.add_argument("--features", default=None, help="feature columns (default: every other numeric column)")
+    mu.add_argument("--outcome", required=True, help="outcome column(s), comma-separated; none is ever a feature")
+    mu.add_argument("--features", default=None,
+                    help="feature columns (default: every pre-treatment column: not the arm, an outcome, an "
+                         "--exclude column, nor a column whose arms differ; text columns are categoricals)")
+    mu.add_argument("--exclude", default=None, help="column(s) never to use as features (e.g. recorded after "
+                                                    "assignment), comma-separated")
+    mu.add_argument("--treatment", default=None,
+                    help="treatment arm(s) to compare with the control, comma-separated; two or more are also "
+                         "pooled (default: every non-control arm, each alone and pooled)")
+    mu.add_argument("--repeats", type=int, default=1,
+                    help="random train/held-out splits to average over (a single split of a real test is noisy)")
     mu.add_argument("--sep", default=None)
     mu.add_argument("--json", action="store_true")
     mu.set_defaults(func=cmd_uplift)

@@ -75,6 +75,9 @@ def cmd_recommend(args) -> int:
             "test customers (bought something new after the split)": d["test_customers"],
             f"recall@{k} model": d[f"recall_at_{k}_model"], f"recall@{k} popularity": d[f"recall_at_{k}_popularity"],
             "model version written": d["model_version_written"], "rows in ml.recommendations": d["rows_written"]}))
+        for note in (d.get("note"), d.get("skipped")):
+            if note:
+                console.print(f"[yellow]{note}[/yellow]")
     emit(d, args.json, render)
     return 0
 

@@ -206,7 +206,7 @@ def probabilistic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
     report.add(*check_model(model.settings, model.trained_on.get("comparisons", []),
                             int(sum(model.trained_on.get("sampled", [n_all]))), cfg.guards))
     report.raise_if_failed()
-    prior = linker._rescaled_prior(model.settings["probability_two_random_records_match"],
+    prior = linker.rescaled_prior(model.settings["probability_two_random_records_match"],
                                    model.trained_on.get("records", [n_all]), [n_all])
     if incremental:
         # Score the delta against the existing records (link only: pairs among existing records were scored

@@ -1,7 +1,7 @@
 """Ingest: connectors (landing files, CRM REST API, email-service webhooks) behind one load engine.
 
 Every connector turns its units (a file, an API page, a webhook batch) into Arrow batches and hands
-them to `core.load_unit`, which owns the raw tables, the load ledger and the quarantine.
+them to `engine.load_unit`, which owns the raw tables, the load ledger and the quarantine.
 """
 
 from beacon.ingest.core import (

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 
 from beacon.config import settings
-from beacon.journeys.engine import Env, RunResult, advance, ensure_tables
-from beacon.journeys.model import BranchNode, Journey, SendNode, SplitNode
+from beacon.journeys.engine import Env, RunResult, advance, dry_run, ensure_tables
+from beacon.journeys.model import Journey
 from beacon.journeys.validate import Catalog, Report, default_catalog, load_dir, project_report
 
 
@@ -72,7 +72,7 @@ def listing() -> list[dict]:
     folder = journeys_dir()
     rep = load_dir(folder, catalog())
     rows = [{"name": x.journey.name, "version": x.journey.version, "entry": x.journey.entry.kind,
-             "nodes": len(x.journey.nodes), "sends": sum(isinstance(n, SendNode) for n in x.journey.nodes),
+             "nodes": len(x.journey.nodes), "sends": sum(n.type == "send" for n in x.journey.nodes),
              "enabled": x.journey.enabled, "file": str(x.path.relative_to(folder.parent))} for x in rep.journeys]
     return sorted(rows, key=lambda r: r["name"]) + [{"problem": p} for p in rep.problems]
 
@@ -101,37 +101,7 @@ def status(con: duckdb.DuckDBPyConnection, name: str) -> dict:
 
 def preview(con: duckdb.DuckDBPyConnection, j: Journey, clock, env: Env | None = None, sample: int = 10) -> dict:
     """Who would enter now, and how the entrants would split at each branch and split node if they were there
-    now. Nothing is written: the work happens in a transaction that is rolled back."""
-    from beacon.journeys import engine as e
-
-    env = env or default_env()
-    ensure_tables(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        e.register_definition(con, j, clock)
-        r = e._Run(con, j, {j.version: j}, clock, "preview", env)
-        r.setup()
-        r._append = lambda rows: None  # entries are computed, not written
-        r._enter()
-        ids = [x[0] for x in con.execute(f"SELECT customer_id FROM _entry_rows ORDER BY customer_id LIMIT {int(sample)}")
-               .fetchall()]
-        branches = {}
-        for n in j.nodes:
-            if isinstance(n, BranchNode | SplitNode):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _at AS SELECT *, {e._lit(n.id)} AS node_id2 FROM _entry_rows")
-                if isinstance(n, BranchNode):
-                    whens = " ".join(f"WHEN {r._condition(n, x.when)} THEN {e._lit(f'rule {i + 1} -> {x.next}')}"
-                                     for i, x in enumerate(n.rules))
-                    expr = f"CASE {whens} ELSE {e._lit(f'default -> {n.default}')} END"
-                    src = "_at a LEFT JOIN _people p ON p.customer_id = a.customer_id"
-                else:
-                    sql = r._split(n)
-                    expr = sql.split(" AS arm,")[0].split("a.entry_key, ", 1)[1]
-                    src = "_at a"
-                branches[n.id] = dict(con.execute(f"SELECT {expr} AS k, count(*) FROM {src} GROUP BY 1 ORDER BY 1")
-                                      .fetchall())
-        entering = r.res.entered
-    finally:
-        con.execute("ROLLBACK")
-    return {"journey": j.name, "version": j.version, "clock": str(clock), "would_enter": entering, "sample": ids,
-            "branches": branches}
+    now: the engine's dry run (nothing is written)."""
+    d = dry_run(con, j, clock, env or default_env(), sample=sample)
+    return {"journey": d.journey, "version": d.version, "clock": d.clock, "would_enter": d.would_enter,
+            "sample": d.sample, "branches": d.outcomes}

@@ -25,6 +25,7 @@ from beacon.personalize.render import (
     build_context,
     load_inputs,
 )
+from beacon.warehouse import sql_literal, table_exists
 
 
 def _html_from_text(text: str) -> str:
@@ -42,7 +43,7 @@ class JourneyMessages:
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, who: str, templates_dir: str | Path,
              audiences: Sequence[Audience] = (), relations: Mapping[str, str] | None = None) -> JourneyMessages:
-        """Contexts of the people in temp table `who` (customer_id, arm): attributes (marts.dim_customers),
+        """Contexts of the people in temp table `who` (customer_id, arm): attributes (marts.customer_profile),
         ml.scores, ml.recommendations and the segments (audiences, highest priority first) they are in."""
         people_arm = dict(con.execute(f"SELECT customer_id::VARCHAR, arm FROM {who}").fetchall())
         ids = sorted(people_arm)
@@ -97,10 +98,8 @@ def _segments(con: duckdb.DuckDBPyConnection, who: str, audiences: Sequence[Audi
     for a in audiences:
         rel = relations.get(a.name, a.relation)
         schema, _, table = rel.rpartition(".")
-        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema or "main", table]).fetchall()[0][0]:
-            lit = "'" + a.name.replace("'", "''") + "'"
-            parts.append(f"SELECT customer_id::VARCHAR AS customer_id, {lit} AS segment FROM {rel} "
+        if table_exists(con, schema or "main", table):
+            parts.append(f"SELECT customer_id::VARCHAR AS customer_id, {sql_literal(a.name)} AS segment FROM {rel} "
                          f"WHERE customer_id::VARCHAR IN (SELECT customer_id FROM {who})")
     if not parts:
         return {}

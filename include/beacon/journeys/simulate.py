@@ -97,7 +97,7 @@ def simulate(warehouse: Path, j: Journey, days: int, step_minutes: int = 60, see
              env: Env | None = None) -> dict:
     """Advance `j` every `step_minutes` for `days` simulated days from the warehouse clock; a per-day, per-node
     table of what happened (entered, sent, skipped, deferred, exited by reason) and who is where at the end."""
-    from beacon.warehouse import clock
+    from beacon.warehouse import clock, table_exists
 
     with tempfile.TemporaryDirectory(prefix="beacon-journeys-sim-") as tmp:
         copy = Path(tmp) / "sim.duckdb"
@@ -111,8 +111,7 @@ def simulate(warehouse: Path, j: Journey, days: int, step_minutes: int = 60, see
             ensure_tables(con)
             # Events become a table the simulation appends to (a snapshot of the marts' events, then simulated ones).
             con.execute("DROP VIEW IF EXISTS journeys.events")
-            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'journeys' "
-                           "AND table_name = 'events'").fetchall()[0][0] == 0:
+            if not table_exists(con, "journeys", "events"):
                 con.execute("""CREATE TABLE journeys.events AS SELECT * FROM (
                     SELECT customer_id, event_name, event_at, coalesce(product_id, webinar_id, message_id) AS event_key
                     FROM marts.fct_web_events WHERE customer_id IS NOT NULL

@@ -15,16 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from beacon.audiences import CHANNELS
-from beacon.journeys.model import (
-    ActionsNode,
-    BranchNode,
-    ExitNode,
-    Journey,
-    SendNode,
-    WaitFor,
-    WaitNode,
-    successors,
-)
+from beacon.journeys import nodes as node_types
+from beacon.journeys.model import Journey, successors
 
 # Events a journey may name: the web tracking events (snake_case, as marts.fct_web_events has them)
 # and email events prefixed `email_` (marts.fct_email_events), see docs/journeys.md.
@@ -79,12 +71,10 @@ def default_catalog(journeys_dir: Path, dbt_project_dir: Path) -> Catalog:
 
 
 def _documented_attributes(dbt_project_dir: Path) -> frozenset[str] | None:
-    """marts.dim_customers' documented columns (what a template may read of a person), None if not found."""
-    import yaml
-
-    for p in sorted((dbt_project_dir / "models" / "marts").glob("*.yml")):
+    """marts.customer_profile's documented columns (what a template may read of a person), None if not found."""
+    for p in sorted((dbt_project_dir / "models" / "marts").rglob("*.yml")):
         for m in (yaml.safe_load(p.read_text()) or {}).get("models", []) or []:
-            if m.get("name") == "dim_customers" and m.get("columns"):
+            if m.get("name") == "customer_profile" and m.get("columns"):
                 return frozenset(c["name"] for c in m["columns"])
     return None
 
@@ -113,7 +103,7 @@ def _template_problems(where: str, name: str, c: Catalog) -> list[str]:
             out.append(f"{where}: template {f.name} line {exc.lineno}: {exc.message}")
     unknown = sorted(used - set(env.globals) - CONTEXT_NAMES - (c.attributes or frozenset()))
     if unknown and c.attributes is not None:
-        out.append(f"{where}: template {name} uses unknown field(s) {unknown}; a person has the marts.dim_customers "
+        out.append(f"{where}: template {name} uses unknown field(s) {unknown}; a person has the marts.customer_profile "
                    f"columns and {sorted(CONTEXT_NAMES)}")
     return out
 
@@ -143,7 +133,7 @@ def _pydantic_problems(path: Path | str, raw: dict, exc: ValidationError) -> lis
             msg = "unknown field"
         elif e["type"] == "union_tag_invalid":
             t = e["input"].get("type") if isinstance(e.get("input"), dict) else None
-            msg = f"unknown node type {t!r}; known: send, wait, wait_for, branch, split, actions, exit"
+            msg = f"unknown node type {t!r}; known: {', '.join(node_types.types())}"
         field_ = ".".join(str(x) for x in loc)
         out.append(f"{_where(path, name, node)}: {field_ + ': ' if field_ else ''}{msg}")
     return out
@@ -195,7 +185,7 @@ def check(path: Path | str, j: Journey, catalog: Catalog | None = None) -> list[
         if n.id not in seen:
             err(n.id, "unreachable from the start node")
     # Exits: at least one, and every node can reach one (nobody is stuck forever).
-    exits = {n.id for n in j.nodes if isinstance(n, ExitNode)}
+    exits = {n.id for n in j.nodes if node_types.handler(n).exits}
     if not exits:
         err(None, "has no exit node")
     else:
@@ -211,15 +201,13 @@ def check(path: Path | str, j: Journey, catalog: Catalog | None = None) -> list[
             if n.id in seen and n.id not in can_exit:
                 err(n.id, "no path from this node reaches an exit")
     # Loops without a wait: a cycle through instantaneous nodes only would spin within one run.
-    waits = {n.id for n in j.nodes if isinstance(n, WaitNode | WaitFor)}
+    waits = {n.id for n in j.nodes if node_types.handler(n).waits}
     for cyc in _cycles_without(by_id, waits):
         err(cyc[0], f"loop without a wait: {' -> '.join(cyc + [cyc[0]])}")
-    # Engagement conditions look at an earlier send of this journey.
+    # Checks of each node type (e.g. an engagement condition looks at an earlier send of this journey).
     for n in j.nodes:
-        if isinstance(n, BranchNode):
-            for r in n.rules:
-                if r.when.engagement and not isinstance(by_id.get(r.when.node), SendNode):
-                    err(n.id, f"engagement condition names {r.when.node!r}, which is not a send node of this journey")
+        for msg in node_types.handler(n).check(n, by_id):
+            err(n.id, msg)
     if "left_audience" in j.exit_when and j.entry.kind not in ("audience", "schedule"):
         err(None, "exit_when left_audience needs an audience or schedule entry")
     if catalog is not None:
@@ -270,22 +258,12 @@ def _references(path: Path | str, j: Journey, c: Catalog) -> list[str]:
     need("audience", e.schedule.audience if e.schedule else None, c.audiences)
     need("event", e.event.name if e.event else None, c.events)
     need("event", j.goal.event if j.goal else None, c.events)
+    known = {"audience": c.audiences, "event": c.events, "channel": c.channels, "template": c.templates}
     for n in j.nodes:
-        if isinstance(n, SendNode):
-            need("channel", n.channel, c.channels, n.id)
-            need("template", n.template, c.templates, n.id)
-            if c.template_dir is not None and n.template in c.templates:
-                out.extend(_template_problems(_where(path, j.name, n.id), n.template, c))
-        elif isinstance(n, WaitFor):
-            need("event", n.event, c.events, n.id)
-            need("audience", n.segment, c.audiences, n.id)
-        elif isinstance(n, BranchNode):
-            for r in n.rules:
-                need("audience", r.when.segment, c.audiences, n.id)
-        elif isinstance(n, ActionsNode):
-            for a in n.actions:
-                need("channel", a.sales_task, c.channels, n.id)
-                need("channel", a.webhook, c.channels, n.id)
+        for kind, value in node_types.handler(n).references(n):
+            need(kind, value, known[kind], n.id)
+            if kind == "template" and c.template_dir is not None and value in c.templates:
+                out.extend(_template_problems(_where(path, j.name, n.id), value, c))
     return out
 
 
@@ -345,8 +323,5 @@ def segments_used(j: Journey) -> set[str]:
     e = j.entry
     used = {e.audience, e.schedule.audience if e.schedule else None}
     for n in j.nodes:
-        if isinstance(n, WaitFor):
-            used.add(n.segment)
-        elif isinstance(n, BranchNode):
-            used.update(r.when.segment for r in n.rules)
+        used.update(value for kind, value in node_types.handler(n).references(n) if kind == "audience")
     return {u for u in used if u}

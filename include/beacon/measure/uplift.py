@@ -7,14 +7,20 @@
   score, control scaled to the treated count) and its coefficient (area between the curve and random
   targeting, as a share of the incremental total), plus uplift@k. Compared with a random ordering and with
   a plain response model (probability of converting if treated), which targets the already-converting.
+- **Several arms**: one comparison per treatment arm against the shared control, and the treatments pooled.
+- **Features**: pre-treatment columns only, text columns as LightGBM categoricals (`uplift_features`).
 """
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from beacon.measure.stats import arm_labels
+from beacon.measure.uplift_features import choose_features, design, levels
 
 SEED = 7
 _PARAMS = {"n_estimators": 100, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 200,
@@ -27,14 +33,15 @@ def _model(binary: bool, seed: int):
     return (LGBMClassifier if binary else LGBMRegressor)(random_state=seed, **_PARAMS)
 
 
-def _predict(model, X: np.ndarray) -> np.ndarray:
+def _predict(model, X: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(X)[:, 1] if hasattr(model, "predict_proba") else model.predict(X)
 
 
-def _fit(X: np.ndarray, y: np.ndarray, binary: bool, seed: int):
+def _fit(X: pd.DataFrame, y: np.ndarray, binary: bool, seed: int):
     if binary and len(np.unique(y)) < 2:
-        raise ValueError("an uplift model needs both outcomes (0 and 1) in the treated and the control group")
-    return _model(binary, seed).fit(X, y)
+        raise ValueError(f"the outcome is {y[0]:g} for everyone in the treated or the control training rows: "
+                         "an uplift model needs both values (0 and 1) in each group")
+    return _model(binary, seed).fit(X, y)  # pandas categoricals are LightGBM categoricals
 
 
 class TLearner:
@@ -45,13 +52,13 @@ class TLearner:
     def __init__(self, seed: int = SEED):
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> TLearner:
+    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> TLearner:
         self.binary = bool(np.isin(np.unique(y), [0, 1]).all())
         self.m1 = _fit(X[w == 1], y[w == 1], self.binary, self.seed)
         self.m0 = _fit(X[w == 0], y[w == 0], self.binary, self.seed)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
         return _predict(self.m1, X) - _predict(self.m0, X)
 
 
@@ -60,7 +67,7 @@ class XLearner(TLearner):
 
     name = "x_learner"
 
-    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> XLearner:
+    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> XLearner:
         super().fit(X, y, w)
         t, c = w == 1, w == 0
         d1 = y[t] - _predict(self.m0, X[t])  # what treatment added for the treated
@@ -70,7 +77,7 @@ class XLearner(TLearner):
         self.g = float(t.mean())  # weight the effect model fitted on the larger group more
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.g * self.tau0.predict(X) + (1 - self.g) * self.tau1.predict(X)
 
 
@@ -79,7 +86,7 @@ class ResponseModel(TLearner):
 
     name = "response_model"
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
         return _predict(self.m1, X)
 
 
@@ -106,62 +113,165 @@ def qini_coefficient(y: np.ndarray, w: np.ndarray, score: np.ndarray) -> float:
     return float(area / scale)
 
 
-def uplift_at(y: np.ndarray, w: np.ndarray, score: np.ndarray, k: float) -> float:
-    """Observed uplift (treated mean − control mean) among the top share `k` by score."""
+def uplift_at(y: np.ndarray, w: np.ndarray, score: np.ndarray, k: float) -> float | None:
+    """Observed uplift (treated mean − control mean) among the top share `k` by score; None without both groups."""
     top = np.argsort(-score, kind="stable")[: max(2, int(round(k * len(score))))]
     yt, yc = y[top][w[top] == 1], y[top][w[top] == 0]
-    return float(yt.mean() - yc.mean()) if len(yt) and len(yc) else float("nan")
+    return float(yt.mean() - yc.mean()) if len(yt) and len(yc) else None
 
 
-def _xyw(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
-         source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    missing = [c for c in [arm_col, outcome, *features] if c not in df.columns]
-    if missing:
-        raise ValueError(f"{source}: no column(s) {missing}; columns are {list(df.columns)}")
-    arms, control = arm_labels(df[arm_col], control)
-    if control not in set(arms) or arms.nunique() != 2:
-        raise ValueError(f"{source}: column {arm_col!r} needs exactly two values, one of them the control "
-                         f"{control!r}; it has {sorted(set(arms))[:10]}")
-    y = pd.to_numeric(df[outcome], errors="coerce")
+def _metrics(y: np.ndarray, w: np.ndarray, s: np.ndarray) -> dict:
+    return {"qini": qini_coefficient(y, w, s), "uplift_at_10": uplift_at(y, w, s, 0.1),
+            "uplift_at_30": uplift_at(y, w, s, 0.3)}
+
+
+def _random_metrics(y: np.ndarray, w: np.ndarray, seed: int, draws: int = 20) -> dict:
+    """The metrics of random targeting, averaged over `draws` random orderings."""
+    per = [_metrics(y, w, np.random.default_rng([seed, i]).random(len(y))) for i in range(draws)]
+    out = {}
+    for k in per[0]:
+        vals = [p[k] for p in per if p[k] is not None]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def _outcome(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
+    y = pd.to_numeric(df[col], errors="coerce")
     if y.isna().any():
         i = int(np.flatnonzero(y.isna().to_numpy())[0])
-        raise ValueError(f"{source}: row {i + 2} column {outcome!r}: {df[outcome].iloc[i]!r} is not a number")
-    X = df[features].apply(pd.to_numeric, errors="coerce").to_numpy(float)  # NaN is fine for LightGBM
-    return X, y.to_numpy(float), (arms != str(control)).to_numpy().astype(int)
+        raise ValueError(f"{source}: row {i + 2} column {col!r}: {df[col].iloc[i]!r} is not a number")
+    return y.to_numpy(float)
 
 
-def evaluate(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str] | None = None,
-             seed: int = SEED, test_share: float = 0.3, source: str = "data") -> dict:
-    """Train every learner on a random (1 − test_share) of the rows; Qini and uplift@k on the rest."""
-    features = features or [c for c in df.columns if c not in (arm_col, outcome)
-                            and pd.api.types.is_numeric_dtype(df[c])]
-    if not features:
-        raise ValueError(f"{source}: no numeric feature columns besides {arm_col!r} and {outcome!r}")
-    X, y, w = _xyw(df, arm_col, control, outcome, features, source)
-    rng = np.random.default_rng(seed)
-    test = rng.random(len(y)) < test_share
-    out = {"rows": len(y), "train_rows": int((~test).sum()), "test_rows": int(test.sum()), "features": features,
-           "outcome": outcome, "treated_share": float(w.mean()), "learners": {}}
-    for name, cls in LEARNERS.items():
-        s = cls(seed).fit(X[~test], y[~test], w[~test]).predict(X[test])
-        out["learners"][name] = {"qini": qini_coefficient(y[test], w[test], s),
-                                 "uplift_at_10": uplift_at(y[test], w[test], s, 0.1),
-                                 "uplift_at_30": uplift_at(y[test], w[test], s, 0.3)}
-    rand = [qini_coefficient(y[test], w[test], np.random.default_rng([seed, i]).random(int(test.sum())))
-            for i in range(20)]
-    out["learners"]["random"] = {"qini": float(np.mean(rand)), "uplift_at_10": float("nan"),
-                                 "uplift_at_30": float("nan")}
-    out["overall_uplift"] = float(y[test][w[test] == 1].mean() - y[test][w[test] == 0].mean())
+def comparisons(arms: pd.Series, control: str, treatments: Sequence[str] | None = None,
+                source: str = "data") -> list[tuple[str, list[str]]]:
+    """(name, arms) per comparison against the control: every treatment arm alone, then the treatments pooled.
+
+    `treatments` names the arms to compare (default: every non-control arm); two or more are also pooled."""
+    present = sorted(set(arms) - {control})
+    if control not in set(arms):
+        raise ValueError(f"{source}: the arm column has no control value {control!r}; values: {sorted(set(arms))[:10]}")
+    if not present:
+        raise ValueError(f"{source}: every row is in the control {control!r}; there is no treatment arm")
+    chosen = list(dict.fromkeys(treatments)) if treatments else present
+    unknown = [t for t in chosen if t not in present]
+    if unknown:
+        raise ValueError(f"{source}: no treatment arm {unknown[0]!r}; treatment arms are {present[:10]}")
+    out = [(t, [t]) for t in chosen]
+    return out + [("+".join(chosen), chosen)] if len(chosen) > 1 else out
+
+
+def _arms(df: pd.DataFrame, arm_col: str, control: str, source: str) -> tuple[pd.Series, str]:
+    if arm_col not in df.columns:
+        raise ValueError(f"{source}: no column(s) {[arm_col]}; columns are {list(df.columns)}")
+    if df[arm_col].isna().any():
+        i = int(np.flatnonzero(df[arm_col].isna().to_numpy())[0])
+        raise ValueError(f"{source}: row {i + 2} column {arm_col!r} is empty (every row needs an arm)")
+    arms, control = arm_labels(df[arm_col], control)
+    if control not in set(arms):
+        raise ValueError(f"{source}: column {arm_col!r} has no control {control!r}; "
+                         f"it has {sorted(set(arms))[:10]}")
+    return arms, control
+
+
+def evaluate(df: pd.DataFrame, arm_col: str, control: str, outcome: str | Sequence[str],
+             features: Sequence[str] | None = None, seed: int = SEED, test_share: float = 0.3, source: str = "data",
+             exclude: Sequence[str] = (), treatments: Sequence[str] | None = None) -> dict:
+    """Train every learner on a random (1 − test_share) of the rows; Qini and uplift@k on the rest.
+
+    One comparison per treatment arm against the control (and the treatments pooled, when several) and per
+    outcome. Features: `features` as named, else the pre-treatment columns (`uplift_features.choose_features`).
+    The top-level `learners`, `outcome` and `overall_uplift` are the first comparison's (a two-arm test's only)."""
+    outcomes = [outcome] if isinstance(outcome, str) else list(outcome)
+    missing = [c for c in outcomes if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: no column(s) {missing}; columns are {list(df.columns)}")
+    arms, control = _arms(df, arm_col, control, source)
+    pairs = comparisons(arms, control, treatments, source)
+    choice = choose_features(df, arm_col, outcomes, features, exclude, arms=arms, source=source)
+    ys = {o: _outcome(df, o, source) for o in outcomes}
+    test = np.random.default_rng(seed).random(len(df)) < test_share
+    cats = levels(df[~test], choice)
+    X = design(df, choice, cats)
+    out = {"rows": len(df), "train_rows": int((~test).sum()), "test_rows": int(test.sum()), "control": control,
+           "arms": {str(k): int(v) for k, v in arms.value_counts().sort_index().items()}, "outcomes": outcomes,
+           **choice.to_dict(), "comparisons": [], "notes": list(choice.notes)}
+    failed: list[ValueError] = []
+    for name, group in pairs:
+        rows = arms.isin([control, *group]).to_numpy()
+        w_all = arms.isin(group).to_numpy().astype(int)
+        tr, te = rows & ~test, rows & test
+        for o, y in ys.items():
+            c = {"treatment": name, "arms": group, "outcome": o, "test_rows": int(te.sum()),
+                 "treated_share": float(w_all[rows].mean()), "learners": {}}
+            try:
+                for lname, cls in LEARNERS.items():
+                    s = cls(seed).fit(X[tr], y[tr], w_all[tr]).predict(X[te])
+                    c["learners"][lname] = _metrics(y[te], w_all[te], s)
+            except ValueError as exc:  # e.g. nobody in the control's training rows had the outcome
+                failed.append(exc)
+                c["learners"] = dict.fromkeys(LEARNERS, dict.fromkeys(("qini", "uplift_at_10", "uplift_at_30")))
+                out["notes"].append(f"{name} / {o}: no model: {exc}")
+            c["learners"]["random"] = _random_metrics(y[te], w_all[te], seed)
+            yt, yc = y[te & (w_all == 1)], y[te & (w_all == 0)]
+            c["overall_uplift"] = float(yt.mean() - yc.mean()) if len(yt) and len(yc) else None
+            out["comparisons"].append(c)
+    if len(failed) == len(out["comparisons"]):
+        raise ValueError(f"{source}: {failed[0]}")
+    first = out["comparisons"][0]
+    out |= {"outcome": first["outcome"], "treated_share": first["treated_share"], "learners": first["learners"],
+            "overall_uplift": first["overall_uplift"]}
+    for c in out["comparisons"]:
+        for lname, m in c["learners"].items():
+            for k in ("uplift_at_10", "uplift_at_30"):
+                if m[k] is None and m["qini"] is not None:
+                    out["notes"].append(f"{c['treatment']} / {c['outcome']} / {lname}: {k} is null: the top share "
+                                        "of the held-out rows has no treated or no control person")
+    return out
+
+
+def evaluate_repeated(df: pd.DataFrame, arm_col: str, control: str, outcome: str | Sequence[str],
+                      repeats: int = 5, seed: int = SEED, **kw) -> dict:
+    """`evaluate` on `repeats` random train/held-out splits (seeds seed, seed+1, ...), metrics averaged.
+
+    One 30% held-out split of a real test is noisy (a Qini moves by several hundredths between splits); the
+    mean over splits, with the standard deviation of each Qini, is what a comparison of learners should quote."""
+    runs = [evaluate(df, arm_col, control, outcome, seed=seed + i, **kw) for i in range(repeats)]
+    out = copy.deepcopy(runs[0]) | {"repeats": repeats, "seeds": [seed + i for i in range(repeats)]}
+    if repeats == 1:
+        return out
+    for j, c in enumerate(out["comparisons"]):
+        for lname, m in c["learners"].items():
+            per = [r["comparisons"][j]["learners"][lname] for r in runs]
+            for k in m:
+                vals = [p[k] for p in per if p[k] is not None]
+                m[k] = float(np.mean(vals)) if vals else None
+            qs = [p["qini"] for p in per if p["qini"] is not None]
+            m["qini_sd"] = float(np.std(qs, ddof=1)) if len(qs) > 1 else None
+            if m["qini_sd"] is None:
+                out["notes"].append(f"{c['treatment']} / {c['outcome']} / {lname}: qini_sd is null: fewer than "
+                                    "two splits gave a Qini")
+        lifts = [r["comparisons"][j]["overall_uplift"] for r in runs if r["comparisons"][j]["overall_uplift"] is not None]
+        c["overall_uplift"] = float(np.mean(lifts)) if lifts else None
+    first = out["comparisons"][0]
+    out |= {"learners": first["learners"], "overall_uplift": first["overall_uplift"],
+            "notes": list(dict.fromkeys([*out["notes"], *(n for r in runs[1:] for n in r["notes"])]))}
     return out
 
 
 def scores(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
            learner: str = "x_learner", seed: int = SEED, score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Fit on all of `df` and score `score_rows` (default: df): customer_id, uplift and decile (10 = most persuadable)."""
-    X, y, w = _xyw(df, arm_col, control, outcome, features, "uplift training data")
-    model = LEARNERS[learner](seed).fit(X, y, w)
+    """Fit on all of `df` and score `score_rows` (default: df): customer_id, uplift and decile (10 = most persuadable).
+
+    Every non-control arm counts as treated. The named features are checked as `evaluate` checks them; text
+    columns are categoricals with the training levels (a level first seen in `score_rows` counts as missing)."""
+    arms, control = _arms(df, arm_col, control, "uplift training data")
+    choice = choose_features(df, arm_col, [outcome], features, arms=arms, source="uplift training data")
+    cats = levels(df, choice)
+    w = (arms != control).to_numpy().astype(int)
+    model = LEARNERS[learner](seed).fit(design(df, choice, cats), _outcome(df, outcome, "uplift training data"), w)
     target = df if score_rows is None else score_rows
-    u = model.predict(target[features].apply(pd.to_numeric, errors="coerce").to_numpy(float))
+    u = model.predict(design(target, choice, cats))
     rank = pd.Series(u).rank(method="first", pct=True).to_numpy()
     return pd.DataFrame({"customer_id": target.customer_id.to_numpy(), "model": learner, "outcome": outcome,
                          "uplift": u, "decile": np.ceil(rank * 10).clip(1, 10).astype(int)})

@@ -2,9 +2,10 @@
 
 The assignment and outcome marts are dbt models (`dbt_project/models/measurement/`): `measurement.campaign_exposures`
 (one row per campaign and person: arm, sent, exposure time, pre-exposure covariates) and
-`measurement.campaign_outcome_events` (orders, clicks, form submits, configured events). This module reads them, computes
-outcomes within a window (`beacon.measure.outcomes`, as dbt's `measurement.campaign_exposure_outcomes`) and the
-statistics (`beacon.measure.stats`), and writes `measurement.lift_results`.
+`measurement.campaign_outcome_events` (orders, clicks, form submits, configured events). This module reads them, counts
+outcomes within a window with the dbt macro the mart `measurement.campaign_exposure_outcomes` uses
+(`beacon.measure.outcomes`: one definition, one window setting) and the statistics (`beacon.measure.stats`), and writes
+`measurement.lift_results`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pandas as pd
 from beacon.config import settings
 from beacon.measure import stats
 from beacon.measure.global_control import global_control_sql, global_period, global_period_bounds
-from beacon.measure.outcomes import exposure_outcomes
-from beacon.warehouse import clock
+from beacon.measure.outcomes import in_window_sql, warehouse_outcomes
+from beacon.warehouse import clock, table_exists
 
 OUTCOMES = ("converted", "revenue", "clicks", "form_submits")
 COVARIATES = ("prior_orders_90d", "prior_revenue_90d", "prior_visits_90d")
@@ -50,38 +51,17 @@ def refresh_global_control(con: duckdb.DuckDBPyConnection, as_of) -> dict:
     return {"period": period, "start": str(start), "end": str(end), "pct": s.global_control_pct, "members": n}
 
 
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchall()[0][0] > 0
-
-
 def campaign_frames(con: duckdb.DuckDBPyConnection, campaign: str | None = None,
                     window_days: float | None = None) -> tuple[pd.DataFrame, float]:
     """One row per (campaign, assigned person) with outcomes in the window and pre-exposure covariates."""
     window = float(window_days or settings().measurement_window_days)
-    if not _has(con, "measurement", "campaign_exposures"):
+    if not table_exists(con, "measurement", "campaign_exposures"):
         raise RuntimeError("no measurement.campaign_exposures yet: run the activation DAG (or `make demo`) first")
-    where = "WHERE campaign = ?" if campaign else ""
-    exp = con.execute(f"SELECT * FROM measurement.campaign_exposures {where}", [campaign] if campaign else []).df()
-    if campaign and exp.empty:
+    out = warehouse_outcomes(con, window, campaign)
+    if campaign and out.empty:
         known = [r[0] for r in con.execute("SELECT DISTINCT campaign FROM measurement.campaign_exposures ORDER BY 1").fetchall()]
         raise ValueError(f"no assignments for {campaign!r}; campaigns with assignments: {known}")
-    ev = con.execute("""SELECT customer_id, event_type, occurred_at, revenue FROM measurement.campaign_outcome_events
-        WHERE customer_id IN (SELECT customer_id FROM measurement.campaign_exposures)""").df()
-    out = exposure_outcomes(exp, ev, window)
-    out["form_submits"] = _count(exp, ev[ev.event_type == "form_submitted"], window)
     return out, window
-
-
-def _count(exp: pd.DataFrame, ev: pd.DataFrame, window: float) -> list[int]:
-    """Events per exposure in (exposed_at, exposed_at + window]."""
-    if ev.empty:
-        return [0] * len(exp)
-    e = exp.reset_index(drop=True).assign(_row=lambda d: range(len(d)))
-    m = e[["_row", "customer_id", "exposed_at"]].merge(ev, on="customer_id")
-    m = m[(m.occurred_at > m.exposed_at) & (m.occurred_at <= m.exposed_at + pd.Timedelta(days=window))]
-    counts = m.groupby("_row").size()
-    return [int(counts.get(i, 0)) for i in range(len(e))]
 
 
 def _weights(frame: pd.DataFrame) -> dict[str, float] | None:
@@ -153,7 +133,7 @@ def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, j
     """Lift of every campaign (or one audience or journey) on the warehouse, as `beacon measure lift` shows it."""
     campaign = f"audience:{audience}" if audience else f"journey:{journey}" if journey else None
     frame, window = campaign_frames(con, campaign, window_days)
-    as_of = clock(con) if _has(con, "marts", "warehouse_as_of") else None
+    as_of = clock(con) if table_exists(con, "marts", "warehouse_as_of") else None
     results, notes, srms, rois = [], [], {}, {}
     for name, g in frame.groupby("campaign", sort=True):
         d = lift_for(g, name, window, sequential, as_of)
@@ -170,15 +150,15 @@ def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, j
 def attribution_last_touch(con: duckdb.DuckDBPyConnection, window_days: float | None = None) -> pd.DataFrame:
     """Each order credited once, to the latest *sent* message before it within the window (a view, not lift)."""
     window = float(window_days or settings().measurement_window_days)
-    return con.execute("""
+    return con.execute(f"""
         WITH o AS (SELECT customer_id, occurred_at, revenue FROM measurement.campaign_outcome_events WHERE event_type = 'order'),
         touch AS (
             SELECT o.customer_id, o.occurred_at, o.revenue, e.campaign,
                 row_number() OVER (PARTITION BY o.customer_id, o.occurred_at ORDER BY e.exposed_at DESC, e.campaign) AS k
             FROM o JOIN measurement.campaign_exposures e ON e.customer_id = o.customer_id AND e.sent
-                AND o.occurred_at > e.exposed_at AND o.occurred_at <= e.exposed_at + to_days(CAST(? AS INTEGER)))
+                AND {in_window_sql("o.occurred_at", "e.exposed_at", window)})
         SELECT campaign, count(*) AS orders, sum(revenue) AS revenue FROM touch WHERE k = 1 GROUP BY 1 ORDER BY 1
-    """, [int(round(window))]).df()
+    """).df()
 
 
 def store_results(con: duckdb.DuckDBPyConnection, d: dict, as_of) -> int:
@@ -210,23 +190,74 @@ def _features_now(con: duckdb.DuckDBPyConnection, as_of) -> pd.DataFrame:
         FROM c LEFT JOIN o USING (customer_id) LEFT JOIN v USING (customer_id)""", {"as_of": str(as_of)}).df()
 
 
+FEATURE_MARTS = {"dim_customers": "first_seen_at", "fct_orders": "ordered_at", "fct_web_events": "event_at",
+                 "fct_web_sessions": "session_started_at", "fct_email_events": "event_at"}
+NOT_FEATURES = ["customer_id", "exposed_at", "features_as_of"]
+
+
+def _has_feature_marts(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the marts the feature macro reads exist (a deployment's warehouse; not a bare test schema)."""
+    n = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' AND "
+                    + " OR ".join(f"(table_name = '{t}' AND column_name = '{c}')" for t, c in FEATURE_MARTS.items())
+                    ).fetchall()[0][0]
+    return n == len(FEATURE_MARTS)
+
+
+def _features_at(con: duckdb.DuckDBPyConnection, cutoff, who: pd.DataFrame) -> pd.DataFrame:
+    """The customer features (the dbt macro customer_features_at) of the people in `who` as of `cutoff`."""
+    from beacon.dbt import customer_features_sql
+
+    con.register("_who", who[["customer_id"]].drop_duplicates())
+    try:
+        return con.execute(f"SELECT f.* FROM ({customer_features_sql(pd.Timestamp(cutoff).to_pydatetime())}) f "
+                           "WHERE f.customer_id IN (SELECT customer_id FROM _who)").df()
+    finally:
+        con.unregister("_who")
+
+
+def uplift_training_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per exposure: arm, converted and the customer features as of the start of the exposure's day.
+
+    Point in time: the features are those the macro computes at a cutoff at or before the exposure, never after,
+    so that nothing the campaign caused (an order, a click, an open) can become a feature of its own model."""
+    frame = frame.assign(_cut=pd.to_datetime(frame.exposed_at).dt.floor("D"))
+    parts = []
+    for cut, g in frame.groupby("_cut", sort=True):
+        f = _features_at(con, cut, g)
+        parts.append(g[["customer_id", "arm", "converted", "exposed_at"]].merge(f, on="customer_id", how="left"))
+    return pd.concat(parts, ignore_index=True)
+
+
 def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None) -> dict:
     """Train the X-learner on every randomized campaign so far and score everyone into `ml.uplift`.
 
-    Segments can then target the persuadable (`decile >= 8`) rather than the already-converting."""
+    Features: the customer feature macro at each exposure's day (training) and at the warehouse clock (scoring),
+    pre-treatment columns only (`uplift_features.choose_features`); on a warehouse without the customer marts,
+    the exposures' pre-exposure covariates. Segments can then target the persuadable (`decile >= 8`) rather than
+    the already-converting."""
     from beacon.measure.uplift import scores
+    from beacon.measure.uplift_features import choose_features
 
     frame, _ = campaign_frames(con, None, window_days)
     frame = frame.assign(arm=frame.arm.where(frame.arm == "control", "treatment"))
     counts = frame.arm.value_counts().to_dict()
     if min(counts.get("treatment", 0), counts.get("control", 0)) < UPLIFT_MIN_PER_ARM or frame.converted.nunique() < 2:
         return {"scored": 0, "reason": f"too little randomized data to learn uplift yet (arms: {counts})"}
-    now = _features_now(con, as_of)
-    s = scores(frame, "arm", "control", "converted", list(COVARIATES), score_rows=now)
-    s["trained_rows"] = len(frame)
+    if _has_feature_marts(con):
+        train = uplift_training_frame(con, frame)
+        now = _features_at(con, as_of, con.execute("SELECT customer_id FROM marts.dim_customers").df())
+        candidates = [c for c in train.columns if c not in ("arm", "converted", *NOT_FEATURES)]
+        choice = choose_features(train[["arm", "converted", *candidates]], "arm", ["converted"],
+                                 source="ml.uplift training")
+        features, excluded = choice.features, choice.excluded
+    else:
+        train, now, features, excluded = frame, _features_now(con, as_of), list(COVARIATES), {}
+    s = scores(train, "arm", "control", "converted", features, score_rows=now)
+    s["trained_rows"] = len(train)
     s["scored_at"] = pd.Timestamp(as_of)
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.register("_uplift", s)
     con.execute("CREATE OR REPLACE TABLE ml.uplift AS SELECT * FROM _uplift")
     con.unregister("_uplift")
-    return {"scored": len(s), "trained_rows": len(frame), "model": "x_learner"}
+    return {"scored": len(s), "trained_rows": len(train), "model": "x_learner", "features": features,
+            "not_features": {k: v for k, v in excluded.items() if k not in ("arm", "converted")}}

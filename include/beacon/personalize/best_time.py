@@ -16,26 +16,41 @@ the posterior's best). `next_send_at` turns a local hour into the next UTC send 
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 HOURS = 24
-# The dominant IANA zone of each US state (a state's minority zones are approximated by its majority one).
-STATE_TZ = {
-    **dict.fromkeys(["CT", "DE", "DC", "FL", "GA", "IN", "KY", "ME", "MD", "MA", "MI", "NH", "NJ", "NY", "NC", "OH",
-                     "PA", "RI", "SC", "VT", "VA", "WV"], "America/New_York"),
-    **dict.fromkeys(["AL", "AR", "IL", "IA", "KS", "LA", "MN", "MS", "MO", "NE", "ND", "OK", "SD", "TN", "TX", "WI"],
-                    "America/Chicago"),
-    **dict.fromkeys(["CO", "ID", "MT", "NM", "UT", "WY"], "America/Denver"),
-    "AZ": "America/Phoenix",
-    **dict.fromkeys(["CA", "NV", "OR", "WA"], "America/Los_Angeles"),
-    "AK": "America/Anchorage", "HI": "Pacific/Honolulu",
-}
+# Without a `tz` or a known `state`, `timezones` falls back to this zone (the generated people live in the US).
+# In the warehouse the person's zone comes from marts.customer_profile.time_zone (state -> zone from the dbt
+# seed state_time_zones, UTC when unknown), which `load_engagement` passes on as `tz`.
 DEFAULT_TZ = "America/New_York"
+
+
+@cache
+def state_time_zones() -> dict[str, str]:
+    """US state -> IANA zone: the dbt seed `state_time_zones` (the one definition; the mart customer_profile
+    reads the same file), from the configured dbt project, else the one shipped with the code."""
+    from beacon.config import settings
+
+    name = Path("seeds") / "state_time_zones.csv"
+    path = settings().dbt_project_dir / name
+    if not path.exists():
+        path = Path(__file__).resolve().parents[3] / "dbt_project" / name
+    with open(path, newline="") as f:
+        return {r["state"]: r["time_zone"] for r in csv.DictReader(f)}
+
+
+def __getattr__(name: str):
+    if name == "STATE_TZ":
+        return state_time_zones()
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,8 @@ def timezones(people: pd.DataFrame, default_tz: str = DEFAULT_TZ) -> pd.Series:
     """Each person's IANA zone: the `tz` column, else their `state`'s zone, else `default_tz`."""
     tz = people["tz"] if "tz" in people.columns else pd.Series(None, index=people.index, dtype=object)
     if "state" in people.columns:
-        tz = tz.where(tz.notna(), people["state"].astype("string").str.upper().str.strip().map(STATE_TZ))
+        states = people["state"].astype("string").str.upper().str.strip()
+        tz = tz.where(tz.notna(), states.map(state_time_zones()))
     tz = tz.where(tz.notna(), default_tz).astype(str)
     for zone in tz.unique():
         try:
@@ -222,7 +238,8 @@ def best_send_hours(engagement: pd.DataFrame, people: pd.DataFrame, *, seed: int
 
 def load_engagement(con, days: int = 365) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(engagement, people) from the warehouse: email events of the `days` before the warehouse clock
-    (marts.fct_email_events; `message_id` when the mart has it) and every customer's state (marts.dim_customers)."""
+    (marts.fct_email_events; `message_id` when the mart has it) and every customer's time zone as `tz`
+    (marts.customer_profile)."""
     cols = {r[0] for r in con.execute("""SELECT column_name FROM information_schema.columns
                                           WHERE table_schema = 'marts' AND table_name = 'fct_email_events'""").fetchall()}
     if not cols:
@@ -232,16 +249,6 @@ def load_engagement(con, days: int = 365) -> tuple[pd.DataFrame, pd.DataFrame]:
         WHERE customer_id IS NOT NULL AND event_name IN ('sent', 'open', 'click')
           AND event_at > (SELECT max(as_of_at) FROM marts.warehouse_as_of) - to_days(?)
           AND event_at <= (SELECT max(as_of_at) FROM marts.warehouse_as_of)""", [int(days)]).df()
-    people = con.execute("SELECT customer_id, state FROM marts.dim_customers").df()
+    people = con.execute("SELECT customer_id, time_zone AS tz FROM marts.customer_profile").df()
     return engagement, people
-
-
-def send_plan(hours: pd.DataFrame, people: pd.DataFrame, after_utc: datetime, default_tz: str = DEFAULT_TZ) -> pd.DataFrame:
-    """`best_send_hours` output to UTC send times: the next local `local_hour`:00 at or after `after_utc`."""
-    tz = timezones(people, default_tz)
-    tz = pd.Series(tz.to_numpy(), index=people.customer_id.astype(str))
-    zones = tz.reindex(hours.customer_id.astype(str)).fillna(default_tz)
-    start = pd.Series([pd.Timestamp(after_utc)] * len(hours))
-    at = next_send_times(start, zones, hours.local_hour)
-    return hours.assign(tz=zones.to_numpy(), send_at=at.to_numpy())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from beacon.warehouse import transaction
+
+log = logging.getLogger(__name__)
 
 RECS_COLUMNS = ["customer_id", "rank", "product_id", "score", "model_version"]
 
@@ -158,14 +161,56 @@ def evaluate(rows: pd.DataFrame, as_of: datetime, *, holdout_days: int = 60, k: 
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
+MIN_HOLDOUT_DAYS = 7  # a shorter held-out window says too little to be worth recording
+
+
+def holdout_for(rows: pd.DataFrame, as_of: datetime, holdout_days: int) -> int | None:
+    """The held-out window the purchase history allows: `holdout_days`, or the last third of a shorter history
+    (a young deployment), or None when even that is under MIN_HOLDOUT_DAYS."""
+    if rows.empty:
+        return None
+    span = (pd.Timestamp(as_of) - pd.to_datetime(rows.ordered_at).min()).days
+    if span >= 2 * holdout_days:
+        return holdout_days
+    third = span // 3
+    return third if third >= MIN_HOLDOUT_DAYS else None
+
+
+def evaluate_or_skip(rows: pd.DataFrame, as_of: datetime, *, holdout_days: int = 60, k: int = 10,
+                     params: RecParams = RecParams()) -> dict:
+    """`evaluate` on the window the history allows; when it allows none, a record of why (recalls null), so that
+    a deployment with a short history still publishes its recommendations."""
+    h = holdout_for(rows, as_of, holdout_days)
+    reason = None
+    if h is None:
+        first = pd.to_datetime(rows.ordered_at).min() if len(rows) else None
+        reason = (f"purchase history too short to hold out {MIN_HOLDOUT_DAYS}+ days (first purchase {first}, "
+                  f"clock {as_of}): evaluation skipped")
+    else:
+        try:
+            ev = evaluate(rows, as_of, holdout_days=h, k=k, params=params)
+            if h < holdout_days:
+                ev["note"] = f"history shorter than {2 * holdout_days} days: held out the last {h} days instead"
+            return ev
+        except ValueError as exc:
+            reason = f"{exc}: evaluation skipped"
+    log.warning("recommendations: %s", reason)
+    return {"as_of": str(pd.Timestamp(as_of)), "cutoff": None, "holdout_days": h, "k": k, "skipped": reason,
+            "model_version": None, "test_customers": 0, f"recall_at_{k}_model": None,
+            f"recall_at_{k}_popularity": None}
+
+
 def write_recommendations(con, *, k: int = 10, holdout_days: int = 60, params: RecParams = RecParams()) -> dict:
-    """Evaluate on the time split, then train on every purchase up to the warehouse clock and replace
-    `ml.recommendations` (top-k per customer with purchases) in one transaction; the evaluation is appended to
-    `ml.recommendation_evaluations`. Returns the evaluation with the rows written."""
+    """Evaluate on the time split (shorter, or skipped, on a short history: `evaluate_or_skip`), then train on
+    every purchase up to the warehouse clock and replace `ml.recommendations` (top-k per customer with purchases)
+    in one transaction; the evaluation is appended to `ml.recommendation_evaluations`. Returns the evaluation
+    with the rows written."""
     as_of = warehouse_clock(con)
     rows = purchases(con)
     rows = rows[pd.to_datetime(rows.ordered_at) <= pd.Timestamp(as_of)]
-    ev = evaluate(rows, as_of, holdout_days=holdout_days, k=k, params=params)
+    ev = evaluate_or_skip(rows, as_of, holdout_days=holdout_days, k=k, params=params)
+    if rows.empty:  # nothing bought yet: nothing to recommend from; the previous table (if any) stays
+        return {**ev, "model_version_written": None, "rows_written": 0, "customers_written": 0}
     model = ItemKNN(params).fit(rows, as_of)
     version = params.version(as_of)
     recs = model.recommend(k).assign(model_version=version)[RECS_COLUMNS]

@@ -51,9 +51,9 @@ class TemplateFieldError(ValueError):
     """A template used a field the person does not have (or a block with no variant that fits)."""
 
     def __init__(self, template: str, field: str, customer_id: str | None = None, hint: str | None = None):
-        self.template, self.field, self.customer_id = template, field, customer_id
-        who = f" for customer {customer_id}" if customer_id is not None else ""
         hint = hint or f'write {{{{ {field} | default("...") }}}} for a fallback'
+        self.template, self.field, self.customer_id, self.hint = template, field, customer_id, hint
+        who = f" for customer {customer_id}" if customer_id is not None else ""
         super().__init__(f"template {template}: field {field!r} is missing{who} ({hint})")
 
 
@@ -254,8 +254,7 @@ class Renderer:
                 raise TemplateFieldError(tname, getattr(exc, "field", None) or _field_of(exc), customer_id) from exc
             except TemplateFieldError as exc:
                 if exc.customer_id is None and customer_id is not None:
-                    raise TemplateFieldError(exc.template, exc.field, customer_id, exc.args[0].split("(", 1)[-1]
-                                             .rstrip(")")) from exc
+                    raise TemplateFieldError(exc.template, exc.field, customer_id, exc.hint) from exc
                 raise
         return Message(subject=" ".join(out["subject"].split()), text=out["txt"], html=out["html"])
 
@@ -340,33 +339,31 @@ def render_bulk(name: str, people: pd.DataFrame, *, templates_dir: str | Path | 
 
 
 def load_inputs(con, customer_ids: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """From the warehouse: `people` (marts.dim_customers), `scores` (ml.scores) and `recommendations`
+    """From the warehouse: `people` (marts.customer_profile), `scores` (ml.scores) and `recommendations`
     (ml.recommendations with product name, category and price), for these customers or everyone;
     a table that does not exist yet gives an empty frame."""
     import pandas as pd
+
+    from beacon.warehouse import table_exists
 
     ids = None if customer_ids is None else pd.DataFrame({"customer_id": [str(c) for c in customer_ids]})
     if ids is not None:
         con.register("_ids", ids)
     where = "WHERE customer_id IN (SELECT customer_id FROM _ids)" if ids is not None else ""
 
-    def q(sql: str, cols: list[str]) -> pd.DataFrame:
-        try:
-            return con.execute(sql).df()
-        except Exception as exc:  # noqa: BLE001 - duckdb raises CatalogException for a missing table
-            if "does not exist" in str(exc) or "Catalog Error" in str(exc):
-                return pd.DataFrame(columns=cols)
-            raise
+    def q(relation: str, sql: str, cols: list[str]) -> pd.DataFrame:
+        """`sql` on `relation`, or an empty frame while the relation does not exist yet."""
+        return con.execute(sql).df() if table_exists(con, *relation.split(".")) else pd.DataFrame(columns=cols)
     try:
-        people = q(f"SELECT * FROM marts.dim_customers {where}", ["customer_id"])
-        scores = q(f"""SELECT customer_id, model, score, decile, reason_1, reason_2, reason_3 FROM ml.scores {where}""",
+        people = q("marts.customer_profile", f"SELECT * FROM marts.customer_profile {where}", ["customer_id"])
+        scores = q("ml.scores",
+                   f"""SELECT customer_id, model, score, decile, reason_1, reason_2, reason_3 FROM ml.scores {where}""",
                    ["customer_id", "model", "score", "decile", "reason_1", "reason_2", "reason_3"])
-        has_products = con.execute("""SELECT count(*) FROM information_schema.tables
-            WHERE table_schema = 'staging' AND table_name = 'stg_shop__products'""").fetchone()[0] > 0
+        has_products = table_exists(con, "staging", "stg_shop__products")
         product = ("p.product_name AS name, p.category, p.price" if has_products
                    else "NULL::VARCHAR AS name, NULL::VARCHAR AS category, NULL::VARCHAR AS price")
         join = "LEFT JOIN staging.stg_shop__products p USING (product_id)" if has_products else ""
-        recs = q(f"""SELECT r.customer_id, r.rank, r.product_id, r.score, {product}
+        recs = q("ml.recommendations", f"""SELECT r.customer_id, r.rank, r.product_id, r.score, {product}
                      FROM ml.recommendations r {join} {where.replace('customer_id', 'r.customer_id', 1)}
                      ORDER BY r.customer_id, r.rank""",
                  ["customer_id", "rank", "product_id", "score", "name", "category", "price"])

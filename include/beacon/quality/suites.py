@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 
 from beacon.emails import raw_email_regex
-from beacon.warehouse import table_exists
+from beacon.warehouse import sql_literal, table_exists
 
 VOLUME_LOW, VOLUME_HIGH = 0.1, 10.0  # a daily load outside 0.1x..10x the median of earlier daily loads is flagged
 
@@ -125,7 +125,7 @@ def raw_suites(con: duckdb.DuckDBPyConnection, as_of: date, batches: dict[str, l
             # Freshness: the newest record of a day's load is at most 7 days older than that day.
             checks.append(_fresh(spec["time"], datetime.combine(as_of, datetime.min.time()) - timedelta(days=7)))
         checks += spec["checks"]()
-        id_list = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+        id_list = ", ".join(sql_literal(i) for i in ids)
         out.append(SuiteDef(f"raw_{source}", f"SELECT * FROM raw.{source} WHERE _batch_id IN ({id_list})", checks))
     return out
 

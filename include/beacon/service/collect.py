@@ -1,9 +1,11 @@
-"""Segment-spec collection: POST /v1/track, /v1/identify, /v1/page and /v1/batch.
+"""Segment-spec collection: POST /v1/{track,identify,page,screen,group,alias} and /v1/batch.
 
 A write key (HTTP Basic username, as Segment's libraries send it, or `writeKey` in the body) names the
-source. The body is size-checked before it is parsed, validated with pydantic (a 400 names each bad field
-as a dotted path, e.g. `batch.3.event`), rate-limited per key, and acknowledged only after its lines are
-fsynced (DurableLog). Nothing here opens the warehouse.
+source. The body is decoded (gzip, deflate; `bodies`) and size-checked on the decompressed stream before it
+is parsed, validated with pydantic (a 400 names each bad field as a dotted path, e.g. `batch.3.event`),
+rate-limited per key, and acknowledged only after its lines are fsynced (DurableLog). Each stored line is the
+whole message as sent (every property, trait and context field) plus `receivedAt`, `source` and the
+clock-skew-corrected `timestamp` (`originalTimestamp` keeps the client's). Nothing here opens the warehouse.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from beacon.service.bodies import PayloadError, read_decoded
 
 
 def _id_text(v: Any) -> Any:
@@ -75,36 +79,81 @@ class Page(_Message):
     properties: dict[str, Any] | None = None
 
 
-Message = Annotated[Track | Identify | Page, Field(discriminator="type")]
+class Screen(_Message):
+    type: Literal["screen"] = "screen"
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class Group(_Message):
+    type: Literal["group"] = "group"
+    groupId: Id
+    traits: dict[str, Any] | None = None
+
+
+class Alias(_Message):
+    """`previousId` (an anonymous id, or an old user id) is the same person as `userId`."""
+
+    type: Literal["alias"] = "alias"
+    previousId: Id
+    userId: Id
+
+
+KINDS = ("track", "identify", "page", "screen", "group", "alias")
+Message = Annotated[Track | Identify | Page | Screen | Group | Alias, Field(discriminator="type")]
 
 
 class BatchBody(BaseModel):
     model_config = ConfigDict(extra="allow")
     batch: Annotated[list[Message], Field(min_length=1)]
     context: dict[str, Any] | None = None
+    sentAt: datetime | None = None  # Segment's libraries stamp the batch, not each message
 
 
-_ADAPTERS = {"track": TypeAdapter(Track), "identify": TypeAdapter(Identify), "page": TypeAdapter(Page),
-             "batch": TypeAdapter(BatchBody)}
-
-
-class PayloadError(Exception):
-    def __init__(self, status: int, error: str, detail: list[dict] | str):
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
+_ADAPTERS = {k: TypeAdapter(m) for k, m in zip(KINDS, (Track, Identify, Page, Screen, Group, Alias), strict=True)}
+_ADAPTERS["batch"] = TypeAdapter(BatchBody)
 
 
 def _field_errors(exc: ValidationError) -> list[dict]:
     """Pydantic errors as {field, message}: the dotted path names the field (discriminator tags dropped)."""
     out = []
     for e in exc.errors(include_url=False, include_input=False):
-        loc = [str(p) for p in e["loc"] if p not in ("track", "identify", "page")]
+        loc = [str(p) for p in e["loc"] if p not in KINDS]
         out.append({"field": ".".join(loc) or "(body)", "message": e["msg"]})
     return out
 
 
-def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events: int) -> list[dict]:
-    """Validate one posted body; the events as dicts ready to store, or PayloadError naming the fields."""
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t  # a naive client time is read as UTC
+
+
+def correct_clock(event: dict, timestamp: datetime | None, sent_at: datetime | None, received: datetime) -> None:
+    """Segment's clock-skew correction: timestamp = receivedAt - (sentAt - originalTimestamp).
+
+    The client stamps an event and the batch on its own (possibly wrong) clock; their difference is how long
+    the event waited on the device, which is subtracted from the server's receive time. The client's stamp is
+    kept as `originalTimestamp`; without `sentAt` there is nothing to correct by, without a `timestamp` the
+    event happened when it was received. Times are left as datetimes: `dump_line` writes them (UTC, `Z`)."""
+    event["receivedAt"] = received
+    if timestamp is None:
+        event["timestamp"] = received
+        return
+    event["originalTimestamp"] = event["timestamp"]
+    if sent_at is not None:
+        event["timestamp"] = received - (_utc(sent_at) - _utc(timestamp))
+
+
+def dump_line(event: dict) -> bytes:
+    """One stored JSON line (datetimes as RFC 3339 UTC with `Z`)."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
+
+
+def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events: int,
+                  received: datetime | None = None) -> list[dict]:
+    """Validate one posted body; the events as dicts ready to store, or PayloadError naming the fields.
+
+    With `received` (the server's clock), `receivedAt` is set and `timestamp` corrected for clock skew."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -124,14 +173,19 @@ def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events
     out = []
     for i, m in enumerate(messages):
         d = m.model_dump(mode="json", exclude_none=True)
-        if kind == "batch" and model.context and "context" not in d:
-            d["context"] = model.context
+        if kind == "batch":
+            if model.context and "context" not in d:
+                d["context"] = model.context
+            if model.sentAt and "sentAt" not in d:
+                d["sentAt"] = _utc(model.sentAt)
         d.pop("writeKey", None)  # a secret: never stored
-        size = len(orjson.dumps(d))
+        size = len(orjson.dumps(d))  # the event as the client sent it (before the server's own fields)
         if size > max_event_bytes:
             where = f"batch.{i}" if kind == "batch" else "(body)"
             raise PayloadError(413, "event_too_large", [{"field": where, "message":
                                f"{size} bytes, more than the limit of {max_event_bytes} per event"}])
+        if received is not None:
+            correct_clock(d, m.timestamp, m.sentAt or (model.sentAt if kind == "batch" else None), received)
         out.append(d)
     return out
 
@@ -184,7 +238,28 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 def error_response(status: int, error: str, detail, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"success": False, "error": error, "detail": detail}, status_code=status, headers=headers)
+    """The error body: Beacon's `error` and `detail`, plus `code` and `message`, the two fields Segment's and
+    RudderStack's libraries read from a refusal (`APIError(status, payload['code'], payload['message'])`)."""
+    message = detail if isinstance(detail, str) else "; ".join(f"{d['field']}: {d['message']}" for d in detail)
+    return JSONResponse({"success": False, "code": error, "message": message, "error": error, "detail": detail},
+                        status_code=status, headers=headers)
+
+
+UNAVAILABLE_RETRY_SECONDS = 5  # Retry-After of a 503 (the spool could not be written: disk full, shutting down)
+
+
+def _source_of(request: Request, body: bytes, write_keys: dict[str, str]) -> tuple[str | None, str | None]:
+    """(key, source) from HTTP Basic auth, else from `writeKey` in the body (Segment accepts both)."""
+    key, source = write_key_from(request, write_keys)
+    if key is None:
+        try:
+            wk = orjson.loads(body).get("writeKey") if body else None
+        except (orjson.JSONDecodeError, AttributeError):
+            wk = None
+        if isinstance(wk, str):
+            source = next((s for k, s in write_keys.items() if hmac.compare_digest(k.encode(), wk.encode())), None)
+            key = wk
+    return key, source
 
 
 def router(state) -> APIRouter:
@@ -192,42 +267,34 @@ def router(state) -> APIRouter:
     r = APIRouter(tags=["collection"])
     cfg = state.config
     lim = cfg.limits
+    unknown_key = {"WWW-Authenticate": 'Basic realm="beacon"'}
 
     async def collect(kind: str, request: Request) -> JSONResponse:
         try:
-            body = await read_limited(request, lim.max_body_bytes)
-            key, source = write_key_from(request, cfg.write_keys)
-            if key is None:  # Segment also accepts the key in the body
-                try:
-                    wk = orjson.loads(body).get("writeKey") if body else None
-                except (orjson.JSONDecodeError, AttributeError):
-                    wk = None
-                if isinstance(wk, str):
-                    source = next((s for k, s in cfg.write_keys.items() if hmac.compare_digest(k.encode(),
-                                                                                              wk.encode())), None)
-                    key = wk
+            body = await read_decoded(request, lim.max_body_bytes)
+            key, source = _source_of(request, body, cfg.write_keys)
             if key is None:
                 return error_response(401, "missing_write_key", "send the source's write key as the HTTP Basic "
-                                      "username", {"WWW-Authenticate": 'Basic realm="beacon"'})
+                                      "username", unknown_key)
             if source is None:
-                return error_response(401, "invalid_write_key", "the write key is not known",
-                                      {"WWW-Authenticate": 'Basic realm="beacon"'})
-            events = parse_payload(kind, body, lim.max_event_bytes, lim.max_batch_events)
+                return error_response(401, "invalid_write_key", "the write key is not known", unknown_key)
+            events = parse_payload(kind, body, lim.max_event_bytes, lim.max_batch_events, datetime.now(UTC))
         except PayloadError as exc:
-            return error_response(exc.status, exc.error, exc.detail)
+            return error_response(exc.status, exc.error, exc.detail, exc.headers)
         wait = state.limiter.take(key, len(events), time.monotonic())
         if wait:
             return error_response(429, "rate_limited", f"more than {lim.rate_events_per_second:g} events/s for "
                                   "this write key", {"Retry-After": str(max(1, round(wait + 0.5)))})
-        now = datetime.now(UTC)
-        received = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         lines = []
         for e in events:
             e.setdefault("messageId", f"beacon-{uuid.uuid4()}")  # a retried message without one cannot dedupe
-            e.setdefault("timestamp", received)
-            e["receivedAt"], e["source"] = received, source
-            lines.append(orjson.dumps(e) + b"\n")
-        await asyncio.wrap_future(state.log.submit(b"".join(lines)))  # durable before the 200
+            e["source"] = source
+            lines.append(dump_line(e))
+        try:
+            await asyncio.wrap_future(state.log.submit(b"".join(lines)))  # durable before the 200
+        except Exception:  # noqa: BLE001 - disk full, I/O error, shutting down: not acknowledged, the client retries
+            return error_response(503, "unavailable", "the events could not be stored; nothing was kept, retry",
+                                  {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
         state.counters["events_acknowledged"] += len(events)
         return JSONResponse({"success": True})
 
@@ -237,9 +304,12 @@ def router(state) -> APIRouter:
         handler.__name__ = f"collect_{kind}"
         return handler
 
-    for kind in ("track", "identify", "page", "batch"):
+    for kind in (*KINDS, "batch"):
         r.add_api_route(f"/v1/{kind}", make(kind), methods=["POST"], summary=f"Segment {kind} call",
-                        description=f"Accepts a Segment-spec `{kind}` body; 200 only once it is durable. "
-                                    "Errors: 400 invalid_payload/malformed_json (fields named), 401 "
-                                    "missing/invalid_write_key, 413 body/event/batch too large, 429 rate_limited.")
+                        description=f"Accepts a Segment-spec `{kind}` body, plain or with Content-Encoding gzip or "
+                                    "deflate; 200 only once it is durable. Errors (body: code, message, detail): "
+                                    "400 invalid_payload/malformed_json/malformed_body (fields named), 401 "
+                                    "missing/invalid_write_key, 413 body (decompressed)/event/batch too large, "
+                                    "415 unsupported_encoding, 429 rate_limited and 503 unavailable with "
+                                    "Retry-After.")
     return r

@@ -2,7 +2,8 @@
 
 Secrets (write keys, webhook keys, the unsubscribe key) are never in code or committed config: they come
 from the JSON file named by BEACON_SERVICE_CONFIG (kept outside the repository), or else from the extras
-of the Airflow connection `beacon_service` (same keys). docs/service.md lists the keys.
+of the Airflow connection `beacon_service` (same keys). docs/service.md lists the keys; a key the document
+does not declare (a typo) is refused with its name and where it was read.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import Field, field_validator
+
 from beacon.activation.offers import snapshot_path
-from beacon.config import Settings, settings
+from beacon.config import Settings, StrictConfig, parse_config, settings
 
 CONN_ID = "beacon_service"
 _TOPIC = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -22,7 +25,7 @@ _TOPIC = re.compile(r"^[a-z0-9_]{1,64}$")
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 500_000  # Segment: a batch request is at most 500 KB
-    max_event_bytes: int = 32_000  # Segment: one event is at most 32 KB
+    max_event_bytes: int = 32 << 10  # Segment: one event is at most 32 KB (32,768 bytes, as its libraries count)
     max_batch_events: int = 2_500
     rate_events_per_second: float = 20_000.0  # per write key (token bucket)
     rate_burst: float = 40_000.0
@@ -64,31 +67,85 @@ def _from_connection() -> dict | None:
         return None
 
 
+class _Smtp(StrictConfig):
+    """`smtp`: the server that sends double opt-in confirmation emails."""
+
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field(alias="from")
+    username: str | None = None
+    password: str | None = None
+
+
+class _Sms(StrictConfig):
+    """`sms`: inbound SMS keywords (Twilio-style signature)."""
+
+    auth_token: str | None = None
+    help_text: str | None = None
+
+
+class _Limits(StrictConfig):
+    max_body_bytes: int = Field(Limits.max_body_bytes, ge=1)
+    max_event_bytes: int = Field(Limits.max_event_bytes, ge=1)
+    max_batch_events: int = Field(Limits.max_batch_events, ge=1)
+    rate_events_per_second: float = Field(Limits.rate_events_per_second, gt=0)
+    rate_burst: float = Field(Limits.rate_burst, gt=0)
+    webhook_tolerance_seconds: int = Field(Limits.webhook_tolerance_seconds, ge=1)
+
+
+class ServiceDoc(StrictConfig):
+    """The configuration document (the JSON file or the connection's extras): every key declared, so a typo
+    is refused with its name (docs/service.md lists the keys)."""
+
+    write_keys: dict[str, str] = Field(default_factory=dict)  # write key -> source name
+    sendgrid_public_key: str | None = None
+    mailgun_signing_key: str | None = None
+    postmark_user: str | None = None
+    postmark_password: str | None = None
+    unsubscribe_secret: str | None = None
+    topics: dict[str, str] | None = None
+    offers_snapshot: str | None = None
+    form_secret: str | None = None
+    smtp: _Smtp | None = None
+    sms: _Sms | None = None
+    public_base_url: str = "http://127.0.0.1:8765"
+    limits: _Limits | None = None
+    rotate_seconds: float = Field(2.0, gt=0)
+    rotate_bytes: int = Field(16 << 20, ge=1)
+    landing_dir: str | None = None
+
+    @field_validator("write_keys")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        if not all(k and src for k, src in v.items()):
+            raise ValueError("must map each write key to its source name")
+        return v
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        bad = [t for t in v or {} if not _TOPIC.match(t)]
+        if bad:
+            raise ValueError(f"names must match {_TOPIC.pattern}: {bad}")
+        return v
+
+
 def from_dict(doc: dict, s: Settings, where: str) -> ServiceConfig:
-    """Validate one configuration document (errors name the key)."""
-    keys = doc.get("write_keys") or {}
-    if not isinstance(keys, dict) or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in keys.items()):
-        raise ValueError(f"{where}: write_keys must map each write key to its source name")
-    limits = doc.get("limits") or {}
-    unknown = set(limits) - set(Limits.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"{where}: limits: unknown key(s) {sorted(unknown)}")
-    topics = doc.get("topics") or {"marketing": "News and offers"}
-    bad = [t for t in topics if not _TOPIC.match(t)]
-    if bad:
-        raise ValueError(f"{where}: topics: names must match {_TOPIC.pattern}: {bad}")
-    snap = doc.get("offers_snapshot")
+    """Validate one configuration document (errors name the key; an unknown key is refused)."""
+    d = parse_config(ServiceDoc, doc, where)
     return ServiceConfig(
-        landing_dir=Path(doc["landing_dir"]) if doc.get("landing_dir") else s.landing_dir,
-        write_keys=dict(keys), sendgrid_public_key=doc.get("sendgrid_public_key"),
-        mailgun_signing_key=doc.get("mailgun_signing_key"), postmark_user=doc.get("postmark_user"),
-        postmark_password=doc.get("postmark_password"), unsubscribe_secret=doc.get("unsubscribe_secret"),
-        topics=dict(topics),
-        offers_snapshot=Path(snap) if snap else snapshot_path(s),
-        form_secret=doc.get("form_secret"), smtp=doc.get("smtp"), sms=doc.get("sms"),
-        public_base_url=str(doc.get("public_base_url", "http://127.0.0.1:8765")).rstrip("/"),
-        limits=Limits(**limits), rotate_seconds=float(doc.get("rotate_seconds", 2.0)),
-        rotate_bytes=int(doc.get("rotate_bytes", 16 << 20)))
+        landing_dir=Path(d.landing_dir) if d.landing_dir else s.landing_dir,
+        write_keys=dict(d.write_keys), sendgrid_public_key=d.sendgrid_public_key,
+        mailgun_signing_key=d.mailgun_signing_key, postmark_user=d.postmark_user,
+        postmark_password=d.postmark_password, unsubscribe_secret=d.unsubscribe_secret,
+        topics=dict(d.topics or {"marketing": "News and offers"}),
+        offers_snapshot=Path(d.offers_snapshot) if d.offers_snapshot else snapshot_path(s),
+        form_secret=d.form_secret,
+        smtp=d.smtp.model_dump(by_alias=True, exclude_none=True) if d.smtp else None,
+        sms=d.sms.model_dump(exclude_none=True) if d.sms else None,
+        public_base_url=d.public_base_url.rstrip("/"),
+        limits=Limits(**(d.limits.model_dump() if d.limits else {})), rotate_seconds=d.rotate_seconds,
+        rotate_bytes=d.rotate_bytes)
 
 
 def load_config(s: Settings | None = None) -> ServiceConfig:

@@ -104,7 +104,7 @@ def router(state, store: OfferStore) -> APIRouter:
         snap = store.current
         if snap is None:
             return JSONResponse({"error": "no_snapshot", "detail": "no offers snapshot has been published"},
-                                status_code=503)
+                                status_code=503, headers={"Retry-After": "60"})  # the next activation run
         hit = next((snap.index[k] for k in lookup_keys(profile_id) if k in snap.index), None)
         if hit is None:
             return JSONResponse({"error": "unknown_profile"}, status_code=404)

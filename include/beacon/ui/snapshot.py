@@ -43,12 +43,6 @@ def _plain(v):
     return v
 
 
-def _tables(con: duckdb.DuckDBPyConnection, schema: str) -> list[str]:
-    return [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
-                                      "UNION SELECT view_name FROM duckdb_views() WHERE schema_name = ? "
-                                      "ORDER BY 1", [schema, schema]).fetchall()]
-
-
 def audience_section(con: duckdb.DuckDBPyConnection, manifest: Path) -> list[dict]:
     """Per audience: size over time, the latest delivery per destination (members, held out, suppressed by
     reason), and a sample of members with the row that qualified them and their lead-score reason codes."""

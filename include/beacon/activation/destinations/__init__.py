@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
+from pydantic import Field
+
+from beacon.config import StrictConfig, parse_config
 
 OPERATIONS = ("add", "update", "remove")
 
@@ -46,6 +49,34 @@ class Destination(Protocol):
     def plan(self, rows: pd.DataFrame, name: str, meta: dict) -> list[Batch]: ...
 
     def send(self, batch: Batch) -> list[RowResult]: ...
+
+
+class DestinationExtra(StrictConfig):
+    """The extras every `beacon_<name>` connection may carry besides its destination's own: the destination
+    kind and the governance overrides (read by the registry). Each destination's extras extend this model, so
+    an unknown key (a typo) is an error naming the key and the connection, never silently ignored."""
+
+    kind: str | None = None  # the destination type when conn_type does not tell it
+    opt_in_required: bool | None = None
+    frequency_cap: int | None = Field(None, ge=0)
+    counts_as_message: bool | None = None
+    priority_arbitration: bool | None = None
+
+
+class StorageExtra(DestinationExtra):
+    """Extras of a destination that writes files through fsspec (file export, customer-match uploads)."""
+
+    url: str | None = None  # folder or fsspec URL (default: the connection's host, else the exports folder)
+    storage_options: dict[str, Any] | None = None
+    endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, moto)
+
+
+E = TypeVar("E", bound=DestinationExtra)
+
+
+def parse_extra(model: type[E], name: str, conn) -> E:
+    """Connection `beacon_<name>`'s extras as `model` (raises beacon.config.ConfigError naming the bad key)."""
+    return parse_config(model, conn.extra_dejson if conn is not None else {}, f"connection beacon_{name}", "extra")
 
 
 def send_all(dest: Destination, batches: list[Batch]) -> Iterator[tuple[Batch, list[RowResult]]]:

@@ -10,15 +10,23 @@ Preparation follows the platforms' published rules:
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import pandas as pd
 import phonenumbers
 
-from beacon.activation.destinations import Batch, RowResult
+from beacon.activation.destinations import Batch, RowResult, StorageExtra, parse_extra
 from beacon.activation.destinations.file import batch_id, storage_options_from, write_with_manifest
 
 PLATFORMS = ("google", "meta")
 COLUMNS = {"google": ("Email", "Phone"), "meta": ("EMAIL", "PHONE")}
+
+
+class AdsExtra(StorageExtra):
+    """Extras of a customer-match connection."""
+
+    platform: Literal["google", "meta"] = "google"
+    region: str = "US"  # default phone region for numbers without a country code
 
 
 def sha256(value: str | None) -> str | None:
@@ -62,6 +70,7 @@ class CustomerMatch:
     required_any: tuple[str, ...] = ("email", "phone_e164")
     default_mode = "mirror"
     fields: tuple[str, ...] | None = ("email", "phone_e164")
+    Extra = AdsExtra
 
     def __init__(self, base_url: str, platform: str = "google", region: str = "US",
                  storage_options: dict | None = None, name: str = "ads"):
@@ -73,9 +82,9 @@ class CustomerMatch:
     @classmethod
     def from_connection(cls, name: str, conn, default_url: str) -> CustomerMatch:
         """extra: url (folder or fsspec URL), platform (google | meta), region (default phone region)."""
-        x = conn.extra_dejson
-        return cls(x.get("url") or conn.host or default_url, platform=x.get("platform", "google"),
-                   region=x.get("region", "US"), storage_options=storage_options_from(conn), name=name)
+        x = parse_extra(AdsExtra, name, conn)
+        return cls(x.url or conn.host or default_url, platform=x.platform, region=x.region,
+                   storage_options=storage_options_from(conn, x), name=name)
 
     def prepare(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Normalized and hashed identifiers per row (what the platform receives); the raw values never leave."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from typing import Literal
 
 import fsspec
 import pandas as pd
 
-from beacon.activation.destinations import Batch, RowResult
+from beacon.activation.destinations import Batch, RowResult, StorageExtra, parse_extra
 
 # Cells starting with these are run as formulas by spreadsheet programs (OWASP CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -58,16 +59,23 @@ def write_with_manifest(base_url: str, folder: str, stem: str, df: pd.DataFrame,
     return manifest
 
 
-def storage_options_from(conn) -> dict:
+class FileExtra(StorageExtra):
+    """Extras of a file export connection."""
+
+    format: Literal["csv", "parquet"] = "csv"
+    fields: tuple[str, ...] | None = None  # the exported columns (default: every column)
+
+
+def storage_options_from(conn, extra: StorageExtra | None = None) -> dict:
     """fsspec options from an Airflow connection: extra.storage_options, S3 keys from login/password, extra.endpoint_url."""
-    extra = conn.extra_dejson if conn is not None else {}
-    opts = dict(extra.get("storage_options") or {})
+    extra = extra or StorageExtra()
+    opts = dict(extra.storage_options or {})
     if conn is not None and conn.login:
         opts.setdefault("key", conn.login)
     if conn is not None and conn.password:
         opts.setdefault("secret", conn.password)
-    if extra.get("endpoint_url"):
-        opts.setdefault("client_kwargs", {})["endpoint_url"] = extra["endpoint_url"]
+    if extra.endpoint_url:
+        opts.setdefault("client_kwargs", {})["endpoint_url"] = extra.endpoint_url
     return opts
 
 
@@ -75,6 +83,7 @@ class FileExport:
     """Writes the changes of each sync as one file (with an `operation` column) and a manifest beside it."""
 
     channel = "file"
+    Extra = FileExtra
     required_any: tuple[str, ...] = ()
     default_mode = "mirror"
 
@@ -92,10 +101,9 @@ class FileExport:
     @classmethod
     def from_connection(cls, name: str, conn, default_url: str) -> FileExport:
         """Configure from an Airflow connection: extra.url (or host), extra.format, extra.fields, storage options."""
-        extra = conn.extra_dejson if conn is not None else {}
-        url = extra.get("url") or (conn.host if conn is not None and conn.host else default_url)
-        fields = tuple(extra["fields"]) if extra.get("fields") else None
-        return cls(url, fmt=extra.get("format", "csv"), storage_options=storage_options_from(conn), fields=fields,
+        x = parse_extra(FileExtra, name, conn)
+        url = x.url or (conn.host if conn is not None and conn.host else default_url)
+        return cls(url, fmt=x.format, storage_options=storage_options_from(conn, x), fields=x.fields or None,
                    name=name)
 
     def plan(self, rows: pd.DataFrame, name: str, meta: dict) -> list[Batch]:

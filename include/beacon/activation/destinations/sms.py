@@ -10,12 +10,34 @@ STOP/HELP keywords arrive at `beacon serve` (/v1/sms/inbound).
 from __future__ import annotations
 
 from datetime import datetime, time
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import pandas as pd
+from pydantic import Field, field_validator
 
-from beacon.activation.destinations import Batch, RowResult
+from beacon.activation.destinations import Batch, DestinationExtra, RowResult, parse_extra
+
+
+class SmsExtra(DestinationExtra):
+    """Extras of an SMS connection (host = API base URL, login = account sid, password = auth token)."""
+
+    sender: str = Field("", alias="from")
+    body: str = "{first_name}, news from us. Reply STOP to opt out."
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    time_zone: str = "UTC"
+    batch_size: int = Field(50, ge=1)
+    fields: tuple[str, ...] | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as America/New_York)") from None
+        return v
 
 
 class _Blank(dict):
@@ -31,6 +53,7 @@ def in_quiet_hours(at: datetime, start: time, end: time) -> bool:
 
 class TwilioSms:
     channel = "sms"
+    Extra = SmsExtra
     required_any: tuple[str, ...] = ("phone_e164",)
     default_mode = "insert_only"
 
@@ -52,14 +75,12 @@ class TwilioSms:
     def from_connection(cls, name: str, conn) -> TwilioSms:
         """host = API base URL, login = account sid, password = auth token; extra: from, body, quiet_start,
         quiet_end, time_zone, fields."""
-        x = conn.extra_dejson or {}
+        x = parse_extra(SmsExtra, name, conn)
         base = conn.host if "://" in (conn.host or "") else f"https://{conn.host or 'api.twilio.com'}"
         if conn.port:
             base = f"{base}:{conn.port}"
-        return cls(base, conn.login or "", conn.password or "", x.get("from", ""),
-                   x.get("body", "{first_name}, news from us. Reply STOP to opt out."),
-                   x.get("quiet_start", "21:00"), x.get("quiet_end", "08:00"), x.get("time_zone", "UTC"),
-                   fields=tuple(x["fields"]) if x.get("fields") else None, name=name)
+        return cls(base, conn.login or "", conn.password or "", x.sender, x.body, x.quiet_start.isoformat(),
+                   x.quiet_end.isoformat(), x.time_zone, batch_size=x.batch_size, fields=x.fields or None, name=name)
 
     def plan(self, rows: pd.DataFrame, name: str, meta: dict) -> list[Batch]:
         rows = rows.sort_values("customer_id", kind="stable").reset_index(drop=True)

@@ -17,18 +17,35 @@ from urllib.parse import urlencode
 import pandas as pd
 from jinja2 import TemplateError
 from markupsafe import escape as _escape
+from pydantic import Field
 
 from beacon.activation import preferences
-from beacon.activation.destinations import Batch, RowResult
+from beacon.activation.destinations import Batch, DestinationExtra, RowResult, parse_extra
 from beacon.personalize.render import PACKAGE_TEMPLATES, TemplateFieldError, make_environment
 
-__all__ = ["PACKAGE_TEMPLATES", "SmtpEmail"]
+__all__ = ["PACKAGE_TEMPLATES", "SmtpEmail", "SmtpExtra"]
+
+
+class SmtpExtra(DestinationExtra):
+    """Extras of an SMTP connection (host, port, login and password are the connection's own fields)."""
+
+    sender: str | None = Field(None, alias="from")
+    postal_address: str | None = None
+    unsubscribe_url: str | None = None
+    unsubscribe_secret: str | None = None
+    unsubscribe_mailto: str | None = None
+    starttls: bool = False
+    ssl: bool = False
+    templates_dir: str | None = None
+    batch_size: int = Field(20, ge=1)
+    fields: tuple[str, ...] | None = None
 
 
 class SmtpEmail:
     """Sends one message per added member; an email cannot be updated or recalled, so the default mode is insert-only."""
 
     channel = "email"
+    Extra = SmtpExtra
     required_any: tuple[str, ...] = ("email",)
     default_mode = "insert_only"
 
@@ -56,15 +73,16 @@ class SmtpEmail:
     @classmethod
     def from_connection(cls, name: str, conn) -> SmtpEmail:
         """host/port/login/password; extra: from, postal_address, unsubscribe_url, unsubscribe_secret, starttls, ssl, templates_dir."""
-        x = conn.extra_dejson
-        missing = [k for k in ("from", "postal_address", "unsubscribe_url", "unsubscribe_secret") if not x.get(k)]
+        x = parse_extra(SmtpExtra, name, conn)
+        missing = [k for k, v in (("from", x.sender), ("postal_address", x.postal_address),
+                                  ("unsubscribe_url", x.unsubscribe_url), ("unsubscribe_secret", x.unsubscribe_secret))
+                   if not v]
         if missing:
             raise ValueError(f"connection beacon_{name}: extra is missing {missing}")
-        return cls(conn.host or "localhost", int(conn.port or 25), x["from"], x["postal_address"], x["unsubscribe_url"],
-                   x["unsubscribe_secret"], unsubscribe_mailto=x.get("unsubscribe_mailto"), username=conn.login or None,
-                   password=conn.password or None, starttls=bool(x.get("starttls")), use_ssl=bool(x.get("ssl")),
-                   templates_dir=x.get("templates_dir"), batch_size=int(x.get("batch_size", 20)),
-                   fields=tuple(x["fields"]) if x.get("fields") else None, name=name)
+        return cls(conn.host or "localhost", int(conn.port or 25), x.sender, x.postal_address, x.unsubscribe_url,
+                   x.unsubscribe_secret, unsubscribe_mailto=x.unsubscribe_mailto, username=conn.login or None,
+                   password=conn.password or None, starttls=x.starttls, use_ssl=x.ssl, templates_dir=x.templates_dir,
+                   batch_size=x.batch_size, fields=x.fields or None, name=name)
 
     def plan(self, rows: pd.DataFrame, name: str, meta: dict) -> list[Batch]:
         """Batches of messages sent over one SMTP session each."""

@@ -15,11 +15,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from email.utils import parsedate_to_datetime
+from typing import ClassVar, Literal
 
 import httpx
 import pandas as pd
+from pydantic import Field
 
-from beacon.activation.destinations import Batch, RowResult
+from beacon.activation.destinations import Batch, DestinationExtra, RowResult, parse_extra
 from beacon.activation.destinations.file import batch_id
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -58,6 +60,23 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+class WebhookExtra(DestinationExtra):
+    """Extras of a webhook connection (host = the URL, password = the bearer token or the HMAC secret)."""
+
+    TUNING: ClassVar[tuple[str, ...]] = ("batch_size", "rate_limit", "max_retries", "timeout", "concurrency",
+                                         "backoff_base", "backoff_max")
+    path: str = ""  # appended to schema://host:port when host is not a full URL
+    auth: Literal["bearer", "hmac", "none"] = "bearer"
+    fields: tuple[str, ...] | None = None
+    batch_size: int | None = Field(None, ge=1)
+    rate_limit: float | None = Field(None, gt=0)
+    max_retries: int | None = Field(None, ge=0)
+    timeout: float | None = Field(None, gt=0)
+    concurrency: int | None = Field(None, ge=1)
+    backoff_base: float | None = Field(None, ge=0)
+    backoff_max: float | None = Field(None, ge=0)
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """HMAC-SHA256 over "<timestamp>.<body>" (the timestamp lets receivers refuse replays)."""
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -67,6 +86,7 @@ class Webhook:
     """POSTs JSON batches of changes to one URL."""
 
     channel = "webhook"
+    Extra = WebhookExtra
     required_any: tuple[str, ...] = ()
     default_mode = "mirror"
 
@@ -91,18 +111,14 @@ class Webhook:
     @classmethod
     def from_connection(cls, name: str, conn) -> Webhook:
         """host = the full URL (or schema/host/port + extra.path); password = bearer token or HMAC secret (extra.auth)."""
-        extra = conn.extra_dejson
+        x = parse_extra(WebhookExtra, name, conn)
         url = conn.host or ""
         if not url.startswith(("http://", "https://")):
-            url = f"{conn.schema or 'https'}://{url}{':' + str(conn.port) if conn.port else ''}{extra.get('path', '')}"
-        auth = extra.get("auth", "bearer")
-        if auth not in ("bearer", "hmac", "none"):
-            raise ValueError(f"connection beacon_{name}: extra.auth must be bearer, hmac or none, not {auth!r}")
-        known = ("batch_size", "rate_limit", "max_retries", "timeout", "concurrency", "backoff_base", "backoff_max")
-        return cls(url, token=conn.password if auth == "bearer" else None,
-                   hmac_secret=conn.password if auth == "hmac" else None,
-                   fields=tuple(extra["fields"]) if extra.get("fields") else None, name=name,
-                   **{k: extra[k] for k in known if k in extra})
+            url = f"{conn.schema or 'https'}://{url}{':' + str(conn.port) if conn.port else ''}{x.path}"
+        tuning = x.model_dump(include=set(WebhookExtra.TUNING), exclude_none=True)
+        return cls(url, token=conn.password if x.auth == "bearer" else None,
+                   hmac_secret=conn.password if x.auth == "hmac" else None, fields=x.fields or None, name=name,
+                   **tuning)
 
     def plan(self, rows: pd.DataFrame, name: str, meta: dict) -> list[Batch]:
         """Fixed-size batches in key order: the same changes give the same batches and batch ids."""
