@@ -2,8 +2,8 @@
 
 - A claim marked `<!-- tested: tests/<file>.py::<test> -->` in README.md or docs/ names a test that exists,
   and it is listed in docs/testing.md ("Claims and the tests that hold them") with that test.
-- Every `tests/<file>.py`, every `tests/<file>.py::<test>` and every bare `test_<name>` cited in README.md, docs/ or a test file exists
-  (as a test function or a test module), so a renamed or deleted test shows up as drift here.
+- Every `tests/<file>.py`, `tests/<file>.py::<test>` and `test_<file>.py::<test>` cited in README.md, docs/ or a
+  test file exists, so a renamed or deleted test shows up as drift here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"<!--\s*tested:\s*([^>]*?)\s*-->")
 NODE_ID = re.compile(r"(tests/[A-Za-z0-9_/]+\.py)::([A-Za-z0-9_]+)")
 FILE = re.compile(r"(?<![A-Za-z0-9_.-])(tests/[A-Za-z0-9_/]+\.py)\b")
-BARE = re.compile(r"(?<![A-Za-z0-9_./:-])(test_[a-z0-9_]+)\b")
+SHORT_ID = re.compile(r"(?<![A-Za-z0-9_/])(test_[a-z0-9_]+)\.py::(test_[a-z0-9_]+)")
 
 
 def _tests() -> tuple[set[tuple[str, str]], set[str], set[str]]:
@@ -71,8 +71,7 @@ def test_cited_tests_exist():
         for m in NODE_ID.finditer(text):
             if (m.group(1), m.group(2)) not in ids and m.group(2) not in modules:
                 bad.append((path.relative_to(ROOT).as_posix(), m.group(0)))
-        if path.suffix == ".md":
-            for m in BARE.finditer(text):
-                if m.group(1) not in names and m.group(1) not in modules:
-                    bad.append((path.relative_to(ROOT).as_posix(), m.group(1)))
+        for m in SHORT_ID.finditer(text):  # a file and test named without the folder
+            if m.group(1) not in modules or m.group(2) not in names:
+                bad.append((path.relative_to(ROOT).as_posix(), m.group(0)))
     assert bad == [], f"citations of tests that do not exist: {bad}"

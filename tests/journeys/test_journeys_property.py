@@ -13,7 +13,7 @@ node types send, wait (duration, until_date), wait_for (event, segment), branch 
 delivered/opened/clicked/converted), split (arms + control), actions (lead_points, list_add, list_remove, webhook),
 exit; entries audience, event, date, schedule; re-entry never, after_exit, cooldown, once_per_event_key;
 cap_per_run and max_active; goals; left_audience and unsubscribe exits; consent and frequency-cap skips; quiet
-hours (skip and next_slot); time zones from the state and from `time_zone`; delivery failures (`Outbox.fail`,
+hours (skip and next_slot); time zones from the state (UTC otherwise); delivery failures (`Outbox.fail`,
 retried next run); compaction inside `advance` (`compact_after`).
 
 Profiles: CI runs the examples plus a few dozen derandomized ones; `make test-journeys-thorough`
@@ -142,9 +142,9 @@ def journeys(draw):
 
 
 def world(runs: list[int], events=(), members=None, vips=None, opt_out=None, fail_email=None, fail_webhook=None,
-          states=None, tz=None, tiers=None, signup=None, scores=None, compact=None) -> dict:
+          states=None, tiers=None, signup=None, scores=None, compact=None) -> dict:
     """A world: run clocks (15-minute slots after T0), events, and per run: entry audience, `vips`, email
-    opt-outs, people whose email / webhook delivery fails; per person: state, time_zone, tier, signup, lead score."""
+    opt-outs, people whose email / webhook delivery fails; per person: state, tier, signup, lead score."""
     clocks = [T0 + timedelta(minutes=15 * r) for r in runs]
     k = len(clocks)
     every = set(range(PEOPLE))
@@ -154,7 +154,7 @@ def world(runs: list[int], events=(), members=None, vips=None, opt_out=None, fai
             "opt_out": opt_out if opt_out is not None else [set()] * k,
             "fail_email": fail_email if fail_email is not None else [set()] * k,
             "fail_webhook": fail_webhook if fail_webhook is not None else [set()] * k,
-            "states": states or ["IL"] * PEOPLE, "tz": tz or [None] * PEOPLE, "tiers": tiers or [0] * PEOPLE,
+            "states": states or ["IL"] * PEOPLE, "tiers": tiers or [0] * PEOPLE,
             "signup": signup or [None] * PEOPLE, "scores": scores or [None] * PEOPLE, "compact": compact}
 
 
@@ -176,7 +176,6 @@ def worlds(draw):
     base = date(2026, 6, 28)
     return world(runs, evs, members=sets(PEOPLE), vips=sets(PEOPLE), opt_out=sets(3), fail_email=sets(2),
                  fail_webhook=sets(2), states=[draw(st.sampled_from(STATES)) for _ in range(PEOPLE)],
-                 tz=[draw(st.sampled_from([None, None, None, "Europe/Berlin", "Asia/Tokyo"])) for _ in range(PEOPLE)],
                  tiers=[draw(st.integers(0, 3)) for _ in range(PEOPLE)],
                  signup=[draw(st.sampled_from([None, base - timedelta(days=365 * 3)] + [base + timedelta(days=d)
                                                                                        for d in range(6)]))
@@ -239,8 +238,7 @@ class Oracle:
         self.last: datetime | None = None
 
     def tz(self, cid: str) -> str:
-        i = int(cid[1:])
-        return self.w["tz"][i] or OWN_TZ.get(self.w["states"][i], "UTC")
+        return OWN_TZ.get(self.w["states"][int(cid[1:])], "UTC")
 
     def ev(self, cid, name, lo, hi, lo_inclusive=False):
         return [e for e in self.w["events"] if e[0] == cid and e[1] == name
@@ -468,9 +466,8 @@ def _engine(doc: dict, w: dict):
     con = warehouse(PEOPLE)
     con.execute("ALTER TABLE marts.dim_customers ADD COLUMN tier INTEGER")
     con.execute("ALTER TABLE marts.dim_customers ADD COLUMN signup DATE")
-    con.execute("ALTER TABLE marts.dim_customers ADD COLUMN time_zone VARCHAR")
-    con.executemany("UPDATE marts.dim_customers SET state = ?, tier = ?, signup = ?, time_zone = ? WHERE customer_id = ?",
-                    [[w["states"][i], w["tiers"][i], w["signup"][i], w["tz"][i], f"c{i}"] for i in range(PEOPLE)])
+    con.executemany("UPDATE marts.dim_customers SET state = ?, tier = ?, signup = ? WHERE customer_id = ?",
+                    [[w["states"][i], w["tiers"][i], w["signup"][i], f"c{i}"] for i in range(PEOPLE)])
     ensure_scores_table(con)
     scored = [[f"c{i}", s] for i, s in enumerate(w["scores"]) if s is not None]
     if scored:
@@ -505,11 +502,11 @@ def _doc(nodes, entry=None, **kw):
 
 MIXED = ["IL", "NY", "CA", "HI", "AZ", "ZZ", "IL", "NY", "CA", "HI"]
 EXAMPLES_ = {
-    # Quiet hours 22:00-08:00 at 06:00 UTC: quiet in IL/NY/CA/AZ (and Berlin? no: 08:00 there), not in HI/UTC;
+    # Quiet hours 22:00-08:00 at 06:00 UTC: quiet in IL/NY/CA/AZ, not in HI or UTC (ZZ: no known state);
     # next_slot defers to 08:00 local (one per zone), and the later runs release them.
     "quiet_next_slot": (_doc([_send("s", "done", quiet_hours={"start": "22:00", "end": "08:00",
                                                              "fallback": "next_slot"})]),
-                        world([0, 24, 28, 36, 44, 48], states=MIXED, tz=[None] * 8 + ["Europe/Berlin", None])),
+                        world([0, 24, 28, 36, 44, 48], states=MIXED)),
     "quiet_skip": (_doc([_send("s", "done", quiet_hours={"start": "22:00", "end": "08:00", "fallback": "skip"})]),
                    world([0, 1], states=MIXED)),
     "frequency_cap_and_consent": (_doc([_send("a", "b"), _send("b", "c"), _send("c", "d"), _send("d", "done")]),
