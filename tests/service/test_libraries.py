@@ -19,12 +19,12 @@ from beacon.ingest.landing import load_landing
 from beacon.warehouse import connect
 
 
-def _client(lib: str, svc, on_error, **options):
+def _client(lib: str, write_key: str, url: str, on_error, **options):
     if lib == "segment":
         from segment.analytics.client import Client
     else:
         from rudderstack.analytics.client import Client
-    return Client(write_key=svc.write_key, host=svc.url, on_error=on_error, **options)
+    return Client(write_key=write_key, host=url, on_error=on_error, **options)
 
 
 def _send_everything(client, tag: str, n: int) -> dict[str, dict]:
@@ -51,12 +51,12 @@ def _send_everything(client, tag: str, n: int) -> dict[str, dict]:
     return {m["messageId"]: m for _, m in sent}
 
 
-def _loaded(svc, wh, ids: set[str], expect: int) -> list[tuple[str, str]]:
+def _loaded(landing, wh, ids: set[str], expect: int) -> list[tuple[str, str]]:
     """(message_id, payload) of `ids` in raw.collected_events, loading the landing zone until `expect` arrive."""
     deadline = time.monotonic() + 30  # closed files reach the landing day within rotate_seconds (0.5 s)
     rows: list = []
     while True:
-        load_landing(svc.landing, warehouse=wh)
+        load_landing(landing, warehouse=wh)
         with connect(wh) as con:
             con.execute("CREATE OR REPLACE TEMP TABLE _want AS SELECT unnest(?::VARCHAR[]) AS id", [sorted(ids)])
             rows = con.execute("SELECT message_id, payload::VARCHAR FROM raw.collected_events "
@@ -76,7 +76,7 @@ def test_library_defaults_every_acknowledged_event_loads_once(svc, tmp_path, lib
         with lock:
             errors.append((exc, batch))
 
-    client = _client(lib, svc, on_error, **options)
+    client = _client(lib, svc.write_key, svc.url, on_error, **options)
     tag = f"lib{int(time.time() * 1000) % 10**8}{lib[0]}{len(options)}"
     sent = _send_everything(client, tag, 300)
     # One event the server refuses (an empty event name; the library lets it through): its whole batch is
@@ -96,7 +96,7 @@ def test_library_defaults_every_acknowledged_event_loads_once(svc, tmp_path, lib
     acknowledged = set(sent) - refused_ids
     assert len(acknowledged) > 300
 
-    rows = _loaded(svc, tmp_path / "wh.duckdb", set(sent) | refused_ids, len(acknowledged))
+    rows = _loaded(svc.landing, tmp_path / "wh.duckdb", set(sent) | refused_ids, len(acknowledged))
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)), "an event loaded twice"
     assert set(ids) == acknowledged, (f"missing {len(acknowledged - set(ids))}, "
@@ -114,3 +114,28 @@ def test_library_defaults_every_acknowledged_event_loads_once(svc, tmp_path, lib
     want = sorted(m["properties"]["revenue"] for m in sent.values()
                   if m.get("event") == "Order Completed" and m["messageId"] in acknowledged)
     assert revenue == want and len(want) >= 25
+
+
+@pytest.mark.parametrize("lib", ["segment", "rudderstack"])
+def test_rate_limited_libraries_retry_and_every_event_loads_once(tmp_path, lib):
+    """429 with Retry-After: the library backs off and re-sends; nothing of a refused request was kept."""
+    from support.service import make_config
+
+    from beacon.testing.service import ServiceProcess
+
+    proc = ServiceProcess(tmp_path, make_config(
+        "wk_rate", "", "", ("", ""), "", limits={"rate_events_per_second": 150, "rate_burst": 150})).start()
+    errors: list = []
+    try:
+        client = _client(lib, "wk_rate", proc.url, lambda exc, batch: errors.append(exc))
+        sent = [client.track(user_id=f"u{i}", event="Signed Up", properties={"i": i})[1] for i in range(600)]
+        client.flush()
+        client.join()
+    finally:
+        proc.stop()  # closes and hands over the open file
+    assert errors == []
+    log = proc.log_text()
+    assert "/v1/batch 429" in log  # the limit was hit, so the libraries really retried
+    rows = _loaded(tmp_path / "data" / "landing", tmp_path / "wh.duckdb", {m["messageId"] for m in sent}, len(sent))
+    assert sorted(r[0] for r in rows) == sorted(m["messageId"] for m in sent)  # each once
+    assert sorted(json.loads(p)["properties"]["i"] for _, p in rows) == list(range(600))

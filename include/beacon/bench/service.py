@@ -162,7 +162,8 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
     t0 = time.perf_counter()
     write_offer_snapshot(snap, profiles)
     written = time.perf_counter() - t0
-    proc = ServiceProcess(work, {"write_keys": {}, "offers_snapshot": str(snap)})
+    key = "ok_" + secrets.token_hex(16)  # the server-side offers key (generated per run, never stored)
+    proc = ServiceProcess(work, {"write_keys": {}, "offers_snapshot": str(snap), "offers_keys": {key: "bench"}})
     t0 = time.perf_counter()
     proc.start(timeout=300)
     while httpx.get(f"{proc.url}/health").json()["offers_snapshot"] is None and time.perf_counter() - t0 < 300:
@@ -177,7 +178,7 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
     lock = threading.Lock()
 
     def worker():  # a blocking client per thread: less client overhead than asyncio httpx at this rate
-        with httpx.Client(base_url=proc.url, timeout=10) as client:
+        with httpx.Client(base_url=proc.url, timeout=10, headers={"Authorization": f"Bearer {key}"}) as client:
             while True:
                 with lock:
                     cid = next(it, None)
