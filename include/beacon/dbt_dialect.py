@@ -6,7 +6,8 @@ function of that name (with the same meaning), and a construct only if Spark's S
 
 - tokenizes it (sqlglot, DuckDB) and takes every function name as written, checked against SPARK_FUNCTIONS
   (Spark 3.5's built-in functions that the models may use) and DUCKDB_ONLY (DuckDB functions with no Spark
-  function of that name, or one of another meaning, each with the Spark way);
+  function of that name, or one of another meaning, each with the Spark way); and every cast as written
+  (`x::type`, a bare `varchar`, DUCKDB_ONLY_TYPES);
 - parses it as DuckDB and as Spark SQL (sqlglot): a DuckDB-only construct (a struct literal `{'k': v}`,
   `SELECT * EXCLUDE`, …) fails Spark's parse or shows in the DuckDB tree;
 - asks sqlglot's Spark generator what it cannot express (unsupported_level=IGNORE, messages collected).
@@ -97,8 +98,34 @@ def function_names(sql: str) -> list[str]:
     return names
 
 
+# DuckDB types Spark has no type of that name for (Spark: string for json/uuid, binary for blob, unsigned -> wider).
+DUCKDB_ONLY_TYPES = frozenset("json hugeint uhugeint ubigint uinteger usmallint utinyint uuid blob timestamptz varint bit"
+                              .split())
+
+
+def _type_findings(sql: str) -> set[str]:
+    """`x::type` (Spark 3.5 has no `::` cast; 4.0 has), a bare `varchar` (Spark needs a length), DuckDB-only types."""
+    found, in_cast = set(), [False]  # in_cast: per open parenthesis, whether it is a cast(…)'s
+    tokens = Dialect.get_or_raise("duckdb").tokenize(sql)
+    for prev, tok, nxt in zip([None, *tokens], tokens, [*tokens[1:], None], strict=False):
+        after = prev.token_type if prev is not None else None
+        if tok.token_type == TokenType.L_PAREN:
+            in_cast.append(prev is not None and prev.text.lower() in ("cast", "try_cast"))
+        elif tok.token_type == TokenType.R_PAREN and len(in_cast) > 1:
+            in_cast.pop()
+        if tok.token_type == TokenType.DCOLON:
+            found.add("construct:x::type cast")
+        elif not (after == TokenType.DCOLON or (after == TokenType.ALIAS and in_cast[-1])):
+            continue  # a type is named after `::` or a cast's `as` (not an alias's)
+        elif tok.text.lower() == "varchar" and (nxt is None or nxt.token_type != TokenType.L_PAREN):
+            found.add("type:varchar without a length")
+        elif tok.text.lower() in DUCKDB_ONLY_TYPES:
+            found.add(f"type:{tok.text.lower()}")
+    return found
+
+
 def _function_findings(sql: str) -> set[str]:
-    found = set()
+    found = _type_findings(sql)
     for name in function_names(sql):
         if name in BEACON_UDFS:
             found.add(f"udf:{name}")

@@ -40,9 +40,17 @@ def test_a_planted_duckdb_only_function_is_named():
     ("select some_function_nobody_has(x) as d from t", "function:some_function_nobody_has"),
     ("select beacon_e164(phone, 'US') as p from t", "udf:beacon_e164"),
     ("select * exclude (secret) from t", "construct:SELECT * EXCLUDE"),
+    ("select a::int as a from t", "construct:x::type cast"),
+    ("select cast(a as varchar) as a from t", "type:varchar without a length"),
+    ("select cast(a as json) as a from t", "type:json"),
 ])
 def test_duckdb_only_functions_and_constructs(sql, finding):
     assert finding in check_sql(sql)
+
+
+def test_portable_casts_and_aliases_pass():
+    assert check_sql("select cast(a as string) as json, cast(b as varchar(20)) as b, cast(c as double) as c from t") \
+        == set()
 
 
 def test_a_struct_literal_is_duckdb_only():
