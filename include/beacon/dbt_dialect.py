@@ -155,9 +155,12 @@ def check_sql(sql: str) -> set[str]:
     """The DuckDB-only functions and constructs of one compiled file, e.g. {"function:arg_max", "parse:spark"}."""
     try:
         found = _function_findings(sql)
-        trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
-    except (ParseError, TokenError):
+    except TokenError:
         return {"parse:duckdb"}  # sqlglot cannot read it as DuckDB: reported, so it is looked at
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
+    except ParseError:
+        return found | {"parse:duckdb"}
     found |= _construct_findings(trees)
     try:
         sqlglot.parse(sql, read="spark")
