@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -39,7 +40,7 @@ def _no_stage(*_a, **_k):
 def test_demo_on_spark_refuses_at_once(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("BEACON_ENGINE", "spark")
     monkeypatch.setenv("BEACON_DATA_DIR", str(tmp_path / "data"))
-    for stage in ("prepare_world", "ensure_airflow", "run_dags", "collect"):
+    for stage in ("prepare_world", "ensure_airflow", "run_dags", "add_day", "collect"):
         monkeypatch.setattr(beacon.pipeline, stage, _no_stage)
     assert main(["demo", "--people", "10"]) == 2
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
@@ -60,15 +61,16 @@ def _fake_stages(monkeypatch):
     monkeypatch.setattr(beacon.pipeline, "prepare_world", lambda s, people, seed: "2026-01-01")
     monkeypatch.setattr(beacon.pipeline, "ensure_airflow", lambda s: None)
     monkeypatch.setattr(beacon.dbt, "ensure_manifest", lambda s: None)
-    monkeypatch.setattr(beacon.pipeline, "run_dags", lambda day, progress: {"beacon_ingest": 1.0})
+    monkeypatch.setattr(beacon.pipeline, "run_dags", lambda day, progress, *dags: {"beacon_ingest": 1.0})
+    monkeypatch.setattr(beacon.pipeline, "demo_email_outbox", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(beacon.pipeline, "collect", lambda s, result: result)
 
 
 def test_demo_json_and_summary_name_the_engine(monkeypatch, capsys):
     monkeypatch.delenv("BEACON_ENGINE", raising=False)
     _fake_stages(monkeypatch)
-    assert main(["demo", "--people", "10", "--json"]) == 0
+    assert main(["demo", "--people", "10", "--days", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == "duckdb"
     monkeypatch.setenv("BEACON_ENGINE", "duckdb")
-    assert main(["demo", "--people", "10"]) == 0
+    assert main(["demo", "--people", "10", "--days", "1"]) == 0
     assert "Engine: duckdb" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from beacon.activation.offers import publish_offers
 from beacon.testing.service import ServiceProcess
 
 
-def _wait_version(url: str, old, timeout: float = 20.0):
+def _wait_version(url: str, old, timeout: float = 120.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         snap = httpx.get(f"{url}/health").json()["offers_snapshot"]

@@ -199,7 +199,9 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
             "requests_per_s": round(len(lat) / wall, 1), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99)}
 
 
-def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int) -> dict:
+def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int, after_kill=None) -> dict:
+    """kill -9 after `kill_after` acknowledged batches; `after_kill(spool_dir)` runs before the restart (a test
+    can leave a torn tail there, as a write cut by the crash would)."""
     import httpx
     import orjson
 
@@ -241,6 +243,8 @@ def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int) -> di
 
     asyncio.run(run())
     spool_files = len(list((work / "data" / "landing" / "_spool").glob("*.part")))
+    if after_kill is not None:
+        after_kill(work / "data" / "landing" / "_spool")
     proc.start()  # recovery renames what the spool holds into the landing zone
     retried = 0
     for ids in unacked:  # the client's retry of what it never saw acknowledged
