@@ -9,7 +9,7 @@ Detectors (each names itself in a finding):
   user ids);
 - `name`: at least NAME_SHARE of the sampled values are a first name, a last name or "first last" of the world;
 - `address`: at least ADDRESS_SHARE of the sampled values look like a street address ("12 Oak St");
-- `birth_date`: the column is named like a birth date (birth, dob).
+- `birth_date`: the column is named like a birth date (birth_date, date_of_birth, dob).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ PHONE = re.compile(r"(?<![\d])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4
 TOKEN = re.compile(r"[A-Za-z0-9_-]{4,}")
 STREET = re.compile(r"^\d{1,6} [A-Za-z][A-Za-z .'-]* (St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|Ln|Lane|"
                     r"Ct|Court|Pl|Place|Ter|Terrace|Pkwy|Parkway|Way)\.?\b", re.IGNORECASE)
-BIRTH = re.compile(r"birth|(^|_)dob($|_)")
+BIRTH = re.compile(r"(^|_)(birth_?date|date_of_birth|dob)$")
 NAME_SHARE, ADDRESS_SHARE = 0.3, 0.3
 SAMPLE = 500  # distinct values read per column for the detectors that compare with the world's values
 

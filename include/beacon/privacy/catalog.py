@@ -29,6 +29,13 @@ KINDS = PII_KINDS
 REGISTRY: dict[str, dict[str, str]] = {
     # Ingest: a quarantined row is kept whole (the line as read) so it can be fixed and replayed.
     "raw._quarantine": {"payload": "free_text"},
+    # Identity resolution (beacon.identity.resolve, run inside the dbt Python model int_identity_events) leaves
+    # this view over the unioned customer records in the warehouse's main schema.
+    "main._records_in": {"record_id": "identifier", "record_key": "identifier", "email": "email",
+                         "email_canonical": "email", "phone_e164": "phone", "first_name": "name", "last_name": "name",
+                         "first_name_key": "name", "last_name_key": "name", "street": "address",
+                         "street_key": "address", "postal_code": "address", "city": "address",
+                         "birth_date": "birth_date"},
     # ML: scores with reason codes, recommendations, the uplift model's scores (beacon.warehouse, ml/, measure).
     "ml.scores": {"customer_id": "identifier"},
     "ml.recommendations": {"customer_id": "identifier"},
@@ -43,11 +50,12 @@ REGISTRY: dict[str, dict[str, str]] = {
     # Audience membership history (beacon.audiences): `qualifying` holds the segment's values for the member.
     "audiences.membership_events": {"customer_id": "identifier", "qualifying": "free_text"},
     # Journeys (beacon.journeys.store): state, history, actions; static_lists and current are views over them.
-    "journeys.transitions": {"customer_id": "identifier", "entry_key": "free_text", "detail": "free_text"},
-    "journeys.finished": {"customer_id": "identifier", "entry_key": "free_text"},
+    # `detail` is free text (a delivery error may quote the address); `value` is what an action set or added.
+    "journeys.transitions": {"customer_id": "identifier", "detail": "free_text"},
+    "journeys.finished": {"customer_id": "identifier"},
     "journeys.actions": {"customer_id": "identifier", "value": "free_text"},
     "journeys.events": {"customer_id": "identifier"},
-    "journeys.current": {"customer_id": "identifier", "entry_key": "free_text", "detail": "free_text"},
+    "journeys.current": {"customer_id": "identifier", "detail": "free_text"},
     "journeys.static_lists": {"customer_id": "identifier"},
     # Measurement (beacon.measure.warehouse): the global control group of each period.
     "measurement.global_control": {"customer_id": "identifier"},
