@@ -16,10 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from beacon.config import settings
+
+if TYPE_CHECKING:  # duckdb is imported where a connection is used: the pure SQL toolkit (quote_ident,
+    import duckdb  # sql_literal) stays importable at DAG-parse time without it
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class WarehouseBusy(RuntimeError):
 
 def _is_lock_error(exc: BaseException) -> bool:
     # DuckDB: 'IO Error: Could not set lock on file "…": Conflicting lock is held in … (PID n) …'
+    import duckdb
+
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
@@ -49,6 +53,8 @@ def open_with_lock_wait(open_: Callable[[], duckdb.DuckDBPyConnection], what: st
     doubling the pause from `first_delay` up to `max_delay`, for at most `wait` seconds in all (default
     lock_wait_default(); 0 = refuse at once), then raises WarehouseBusy with one line naming the file and
     the holder. Nothing has been written when it gives up, so there is never a partial load."""
+    import duckdb
+
     budget = lock_wait_default() if wait is None else max(0.0, wait)
     deadline = time.monotonic() + budget
     delay, tries = first_delay, 0
@@ -77,6 +83,8 @@ def open_with_lock_wait(open_: Callable[[], duckdb.DuckDBPyConnection], what: st
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN ... COMMIT; on any error (a failed COMMIT included) ROLLBACK and re-raise, so nothing is
     half-written. The original error is the one raised, even when DuckDB had already ended the transaction."""
+    import duckdb
+
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
@@ -97,6 +105,8 @@ def connect(path: Path | str | None = None, read_only: bool = False,
     Inside one process, open read-write even to read: dbt-duckdb keeps its own read-write handle open
     and DuckDB refuses a second handle to the same file with another configuration. When another process
     holds the file, wait for it (see open_with_lock_wait; `lock_wait` seconds, 0 = refuse at once)."""
+    import duckdb
+
     p = Path(path) if path else settings().warehouse_path
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -124,3 +124,9 @@ def test_the_rule_from_a_split_yaml_block():
         WinnerRule.from_config({"after": "a week"})
     with pytest.raises(ValueError, match="min_people must be a whole number"):
         WinnerRule.from_config({"min_people": "many"})
+
+
+@pytest.mark.parametrize("after", [1e9, "1e999d", float("inf"), "nand", "99999999999999h"])
+def test_an_after_out_of_range_is_refused_by_name(after):
+    with pytest.raises(ValueError, match=r"node x\.after: a duration like 7d"):
+        WinnerRule.from_config({"after": after}, "node x")

@@ -116,3 +116,21 @@ def test_masking_rules():
     view = for_viewer(SNAPSHOT, personal_data=False)
     assert SNAPSHOT["audiences"][0]["sample"][0]["email"].startswith("kristi")  # the snapshot itself is untouched
     assert view["personal_data"] is False
+
+
+def test_a_journey_experiment_shows_its_decision_or_its_current_figures():
+    arms = [{"arm": "a", "people": 540, "mean": 0.1}, {"arm": "b", "people": 530, "mean": 0.4},
+            {"arm": "control", "people": 130, "mean": None}]
+    decided = {"node": "test", "metric": "converted", "state": "decided", "winner": "b", "breached": {},
+               "decided_at": "2026-07-01 15:00:00", "reason": "b beats every other arm on converted at 95%",
+               "arms": arms}
+    undecided = {**decided, "node": "subject", "state": "undecided", "winner": None, "decided_at": None,
+                 "reason": "too early: decisions start at 2026-07-07T15:00:00"}
+    flows = client(snapshot={**SNAPSHOT, "journeys": [{**JOURNEYS[0], "experiments": [decided, undecided]}]}).get(
+        "/", headers={"Authorization": "Bearer admin-token"}).text
+    won = flows[flows.index('data-node="test"'):flows.index('data-node="subject"')]
+    assert 'data-state="decided"' in won and "winner b" in won and "decided 2026-07-01 15:00:00" in won
+    cells = [re.sub(r"<[^>]+>", "", x).strip() for x in won[won.index("<td>b</td>"):].split("</td>")[:3]]
+    assert cells == ["b", "530", "40.00%"]
+    waiting = flows[flows.index('data-node="subject"'):]
+    assert "undecided." in waiting and "too early" in waiting and "winner" not in waiting.split("</div>")[0]

@@ -66,3 +66,33 @@ def test_results_are_the_latest_stored_lift_with_intervals_and_sentences():
     assert r["arm"] == "treatment" and r["binary"] and r["n_arm"] + r["n_control"] == n
     assert r["abs_low"] < r["abs_lift"] < r["abs_high"] and r["significant"] == (r["abs_low"] > 0 or r["abs_high"] < 0)
     assert r["verdict"] and "email" not in r
+
+
+def test_a_split_with_a_winner_rule_shows_its_figures_then_its_decision():
+    con = warehouse(600)
+    ensure_tables(con)
+    con.execute("CREATE SCHEMA measurement")
+    con.execute("""CREATE TABLE measurement.campaign_outcome_events (customer_id VARCHAR, event_type VARCHAR,
+        occurred_at TIMESTAMP, revenue DOUBLE)""")
+    segment(con, "members", [f"c{i}" for i in range(600)])
+    j = journey(name="ab", version=1, entry={"audience": "members"}, start="test",
+                nodes=[{"id": "test", "type": "split", "arms": [{"name": "a", "weight": 1, "next": "w"},
+                                                                 {"name": "b", "weight": 1, "next": "w"}],
+                        "winner": {"metric": "converted", "min_people": 50, "after": "1d"}},
+                       {"id": "w", "type": "wait", "duration": "7d", "next": "done"}, {"id": "done", "type": "exit"}])
+    lock = f"/tmp/beacon-ui-sections-{os.getpid()}.lock"
+    e = env(Outboxes())
+    e.outcome_window_days = 7
+    advance(con, j, T, e, lock_path=lock)
+    [sec] = journeys_section(con, [j])
+    [x] = sec["experiments"]
+    assert x["state"] == "undecided" and x["reason"].startswith("too early") and x["winner"] is None
+    assert sorted(a["arm"] for a in x["arms"]) == ["a", "b"] and sum(a["people"] for a in x["arms"]) == 600
+    con.execute("""INSERT INTO measurement.campaign_outcome_events SELECT customer_id, 'order', ?, 20 FROM
+        journeys.transitions WHERE transition = 'assigned' AND (arm = 'b' OR hash(customer_id) % 10 = 0)""",
+                [T + timedelta(hours=3)])
+    advance(con, j, T + timedelta(days=1), e, lock_path=lock)
+    [x] = journeys_section(con, [j])[0]["experiments"]
+    assert x["state"] == "decided" and x["winner"] == "b" and x["decided_at"] == str(T + timedelta(days=1))
+    means = {a["arm"]: a["mean"] for a in x["arms"]}
+    assert means["b"] == 1.0 and 0 < means["a"] < 0.3

@@ -66,9 +66,9 @@ def cmd_status(args) -> int:
     from beacon.journeys.api import find, status
     from beacon.warehouse import connect
 
-    find(args.name)  # an unknown name is an error naming the known ones
+    j = find(args.name)  # an unknown name is an error naming the known ones
     with connect() as con:
-        d = status(con, args.name)
+        d = status(con, args.name, j)
 
     def render(d):
         console.print(f"[bold]{d['journey']}[/bold]: {d['in_flight']:,} in flight, {d['goals']:,} goals reached")
@@ -76,6 +76,13 @@ def cmd_status(args) -> int:
                             ("Exits", [{"reason": k, "people": v} for k, v in d["exits"].items()])):
             if recs:
                 console.print(records_table(title, recs))
+        for x in d.get("experiments", []):
+            head = f"Experiment at {x['node']} ({x.get('metric')}): {x.get('state')}"
+            if x.get("winner"):
+                head += f", winner {x['winner']} at {x['decided_at']}"
+            console.print(f"[bold]{head}[/bold] — {x.get('reason')}")
+            if x.get("arms"):
+                console.print(records_table(f"Arms at {x['node']}", x["arms"]))
     emit(json.loads(json.dumps(d, default=str)), args.json, render)
     return 0
 

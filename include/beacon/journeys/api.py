@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from beacon.config import settings
+from beacon.journeys import experiment
 from beacon.journeys.engine import Env, RunResult, advance, dry_run, ensure_tables
 from beacon.journeys.model import Journey
 from beacon.journeys.validate import Catalog, Report, default_catalog, load_dir, project_report
@@ -77,8 +78,10 @@ def listing() -> list[dict]:
     return sorted(rows, key=lambda r: r["name"]) + [{"problem": p} for p in rep.problems]
 
 
-def status(con: duckdb.DuckDBPyConnection, name: str) -> dict:
-    """People per node (in flight), sends, exits by reason, goals, and the last runs."""
+def status(con: duckdb.DuckDBPyConnection, name: str, journey: Journey | None = None) -> dict:
+    """People per node (in flight), sends, exits by reason, goals, the last runs, and the experiments (each split
+    with a winner rule: its decisions, and the figures at the clock of the last run). `journey`: the definition
+    (default: the project's file of that name)."""
     ensure_tables(con)
     per_node = con.execute("""SELECT version, node_id, transition, count(*) AS people, min(due_at) AS next_due
         FROM journeys.current WHERE journey = ? AND transition <> 'exited' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
@@ -96,7 +99,24 @@ def status(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     exit_d = dict(zip(exits.reason, exits.n.astype(int), strict=True))
     return {"journey": name, "in_flight": int(per_node.people.sum()) if len(per_node) else 0,
             "per_node": per_node.to_dict("records"), "sends": sends.to_dict("records"),
-            "exits": exit_d, "goals": exit_d.get("goal", 0), "runs": runs.to_dict("records")}
+            "exits": exit_d, "goals": exit_d.get("goal", 0), "runs": runs.to_dict("records"),
+            "experiments": _experiments(con, name, journey)}
+
+
+def _experiments(con: duckdb.DuckDBPyConnection, name: str, journey: Journey | None) -> list[dict]:
+    """The experiments' state at the clock of the journey's last successful run (the warehouse clock)."""
+    if journey is None:
+        try:
+            journey = find(name)
+        except ValueError:  # not a project file (or the files are invalid): the recorded decisions only
+            return [{"node": r["node_id"], "decisions": [r]} for r in experiment.decisions(con, name)]
+    last = con.execute("SELECT max(clock) FROM journeys.runs WHERE journey = ? AND status = 'succeeded'",
+                       [name]).fetchall()[0][0]
+    return experiment.status(con, journey, last, default_window_days())
+
+
+def default_window_days() -> float:
+    return settings().measurement_window_days
 
 
 def preview(con: duckdb.DuckDBPyConnection, j: Journey, clock, env: Env | None = None, sample: int = 10) -> dict:

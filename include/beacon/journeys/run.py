@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from beacon.audiences import Audience
-from beacon.journeys import entry
+from beacon.journeys import entry, experiment
 from beacon.journeys.errors import JourneyRuntimeError
 from beacon.journeys.fields import parse_duration
 from beacon.journeys.model import Journey
@@ -39,6 +39,14 @@ class Env:
     relations: dict[str, str] = field(default_factory=dict)  # segment name -> schema.table
     policy: Callable[[object], object] | None = None  # destination -> ChannelPolicy (None: the house default)
     templates_dir: Path | None = None  # the send templates (None: <home>/journeys/templates)
+    outcome_window_days: float | None = None  # experiments' outcome window (None: BEACON_MEASUREMENT_WINDOW_DAYS)
+
+    def window_days(self) -> float:
+        if self.outcome_window_days is not None:
+            return float(self.outcome_window_days)
+        from beacon.config import settings
+
+        return settings().measurement_window_days
 
     def relation(self, segment: str) -> str:
         return self.relations.get(segment, f"segments.{segment}")
@@ -59,6 +67,7 @@ class RunResult:
     moved: int = 0
     errors: list[str] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)  # tables not built yet: nothing was decided this run
+    experiments: dict[str, str] = field(default_factory=dict)  # split node -> what its winner rule found now
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -157,6 +166,7 @@ class Run:
         self.setup()
         self._migrate()
         self._exits_and_goals()
+        self._experiments()
         self.res.entered = entry.enter(self)
         max_hops = max(len(d.nodes) for d in self.defs.values()) + 2
         for _ in range(max_hops):
@@ -167,6 +177,16 @@ class Run:
             self.res.moved += moved
         self.res.seconds = round(_time.perf_counter() - t0, 3)
         return self.res
+
+    def _experiments(self) -> None:
+        """Before entries: each split with a winner rule and no winner yet looks at its figures (and records a
+        decision that says something new), so this run's entrants already follow it."""
+        for node in experiment.experiment_nodes(self.j):
+            if experiment.state(self.con, self.j.name, node.id).winner:
+                self.res.experiments[node.id] = "decided earlier"
+                continue
+            lk = experiment.look(self.con, self.j, node, self.T, self.env.window_days(), self.run_id)
+            self.res.experiments[node.id] = ("decided: " if lk.recorded else "") + lk.reason
 
     def _active(self, where: str = "true") -> str:
         return f"SELECT * FROM _cur WHERE transition <> 'exited' AND ({where})"

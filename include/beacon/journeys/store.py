@@ -14,6 +14,7 @@ import logging
 
 import duckdb
 
+from beacon.journeys.experiment import DECISIONS_DDL
 from beacon.journeys.model import Journey
 from beacon.warehouse import relation_kind, sql_literal, table_exists, transaction
 
@@ -41,6 +42,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR, summary JSON)""")
     con.execute("""CREATE TABLE IF NOT EXISTS journeys.actions (action_id VARCHAR, journey VARCHAR, customer_id VARCHAR,
         entry_no INTEGER, node_id VARCHAR, action VARCHAR, value VARCHAR, occurred_at TIMESTAMP, run_id VARCHAR)""")
+    con.execute(DECISIONS_DDL)
     con.execute("""CREATE OR REPLACE VIEW journeys.current AS
         SELECT * FROM journeys.transitions
         QUALIFY row_number() OVER (PARTITION BY journey, customer_id, entry_no ORDER BY step DESC) = 1""")

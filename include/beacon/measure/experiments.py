@@ -103,13 +103,13 @@ class WinnerRule:
 
 def parse_duration(v, where: str = "after") -> timedelta:
     """'7d', '36h', '90m' or a number of days, as a timedelta; ValueError naming `where` otherwise."""
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        return timedelta(days=float(v))
     units = {"d": "days", "h": "hours", "m": "minutes"}
     text = str(v).strip().lower()
     try:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return timedelta(days=float(v))
         return timedelta(**{units[text[-1]]: float(text[:-1])})
-    except (KeyError, ValueError, IndexError):
+    except (KeyError, ValueError, IndexError, OverflowError):  # OverflowError: beyond 999,999,999 days
         raise ValueError(f"{where}: a duration like 7d, 36h or 90m, not {v!r}") from None
 
 
@@ -202,14 +202,22 @@ def decide(arms: Mapping[str, ArmCounts], rule: WinnerRule, *, now: datetime, st
     alive = [a for a in competing if a not in d.breached]
     pair_alpha = alpha / (len(competing) - 1)
     for a in alive:
-        ahead = []
+        ahead, out = [], []
         for b in (o for o in competing if o != a):
             diff, lo, hi = interval(arms[a], arms[b], pair_alpha, rule.tuning_n)
             d.comparisons.append(_row(arm=a, other=b, diff=diff, low=lo, high=hi))
             ahead.append(lo > 0 or b in d.breached)
+            if not lo > 0 and b in d.breached:
+                out.append(b)
         if all(ahead):
             d.decided, d.winner = True, a
-            d.reason = f"{a} beats every other arm on {rule.metric} at {rule.confidence:.0%} (always valid)"
+            breach = "guardrail breached by " + ", ".join(f"{o} ({d.breached[o]})" for o in out)
+            if len(out) == len(competing) - 1:  # ahead of nobody on the metric: the others are out
+                d.reason = f"{breach}: {a} is the only arm left"
+            else:
+                beaten = "every other arm" if not out else "every other arm still in"
+                d.reason = f"{a} beats {beaten} on {rule.metric} at {rule.confidence:.0%} (always valid)" \
+                           + (f"; {breach}" if out else "")
             return d
     if len(alive) == 1 and d.breached:
         d.decided, d.winner = True, alive[0]

@@ -140,7 +140,7 @@ def journeys_section(con: duckdb.DuckDBPyConnection, journeys: list | None = Non
 
     out = []
     for j in journeys if journeys is not None else [x.journey for x in load(strict=False).journeys]:
-        st = status(con, j.name)
+        st = status(con, j.name, j)
         here: dict[str, int] = {}
         for r in st["per_node"]:  # every version's people, on the node of the same id
             here[r["node_id"]] = here.get(r["node_id"], 0) + int(r["people"])
@@ -156,7 +156,9 @@ def journeys_section(con: duckdb.DuckDBPyConnection, journeys: list | None = Non
             "nodes": [{"id": n.id, "type": n.type, "next": [t for t in successors(n) if t], "people": here.get(n.id, 0),
                        "sent": sends.get(n.id, {}).get("sent", 0), "skipped": sends.get(n.id, {}).get("skipped", 0),
                        "deferred": sends.get(n.id, {}).get("deferred", 0)} for n in j.nodes],
-            "last_run": {"clock": last["clock"], "status": last["status"]} if last else None})
+            "last_run": {"clock": last["clock"], "status": last["status"]} if last else None,
+            "experiments": [{k: x[k] for k in ("node", "metric", "state", "winner", "breached", "decided_at", "reason",
+                                               "arms")} for x in st["experiments"]]})
     return out
 
 

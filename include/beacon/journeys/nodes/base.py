@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import duckdb
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # DAG parsing imports the registry (validation): no duckdb at parse time
+    import duckdb
 
 
 class Run(Protocol):
