@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.beacon-installed
 PEOPLE ?= 20000
+DAYS ?= 3
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test test-fast airflow-init lock bench bench-1m lint clean up down
+.PHONY: install demo test test-fast test-journeys-thorough fuzz airflow-init lock bench bench-1m lint clean up down
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -27,7 +28,7 @@ airflow-init: install
 	$(BIN)/python -c "from beacon.pipeline import ensure_airflow; print('Airflow home:', ensure_airflow())"
 
 demo: install
-	$(BIN)/beacon demo --people $(PEOPLE)
+	$(BIN)/beacon demo --people $(PEOPLE) --days $(DAYS)
 
 # The import layers (.importlinter) are checked first: a broken contract fails CI before the suite runs.
 test: install
@@ -38,6 +39,22 @@ test: install
 test-fast: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not e2e"
+
+# On demand (not in CI): the journeys engine against its oracle on 500 random journeys x worlds (docs/testing.md).
+test-journeys-thorough: install
+	$(BIN)/python -m pytest -p no:cacheprovider tests/journeys/test_journeys_property.py \
+	  --hypothesis-profile=journeys-thorough
+
+# Every Hypothesis test randomized with a new seed (printed; SEED=<n> make fuzz replays it), beside CI's
+# derandomized runs, which replay the same inputs every time.
+# Every test file with a Hypothesis test (found, so a new fuzzer is never left out).
+FUZZ_TESTS := $(shell grep -rl --include='*.py' '@given' tests | sort)
+fuzz: install
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	  echo "make fuzz: hypothesis seed $$seed (replay: SEED=$$seed make fuzz)"; \
+	  BEACON_FUZZ=1 $(BIN)/python -m pytest -p no:cacheprovider $(FUZZ_TESTS) --hypothesis-profile=fuzz \
+	    --hypothesis-seed=$$seed; \
+	  rc=$$?; echo "make fuzz: hypothesis seed $$seed, exit $$rc"; exit $$rc
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"

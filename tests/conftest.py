@@ -71,8 +71,11 @@ def dagbag(manifest):
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
-# Journeys property test (tests/journeys): `--hypothesis-profile=journeys-thorough` runs thousands of examples;
-# without it the test runs a CI-sized number (see that module).
+# Hypothesis profiles. CI uses Hypothesis' own `ci` profile (loaded when CI is set): derandomized, the same
+# examples every run. `journeys-thorough` (make test-journeys-thorough): 500 random journeys x worlds.
+# `fuzz` (make fuzz, with BEACON_FUZZ=1 and a fresh --hypothesis-seed that the target prints): every Hypothesis
+# test randomized, no example database, so each run tries new inputs.
 from hypothesis import settings as _hyp_settings  # noqa: E402
 
-_hyp_settings.register_profile("journeys-thorough", max_examples=2000, deadline=None)
+_hyp_settings.register_profile("journeys-thorough", max_examples=500, deadline=None, derandomize=False)
+_hyp_settings.register_profile("fuzz", deadline=None, derandomize=False, database=None, print_blob=True)

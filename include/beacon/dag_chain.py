@@ -65,6 +65,7 @@ def chain_from(first: str = FIRST) -> tuple[str, ...]:
 CHAIN = chain_from(FIRST)
 # The part of the chain every project has (journeys is optional: see DagStep.optional).
 CORE_CHAIN = tuple(d for d in CHAIN if not BY_ID[d].optional)
-# The demo's in-process chain (`make demo`, `dag.test()` one DAG after another): the core chain only. Journeys
-# run through the scheduler (`make up`) or `beacon journeys advance`; real-time loads by its own DAG on `make up`.
+# The core chain in-process (`dag.test()` one DAG after another): what `beacon.pipeline.run_dags` runs by default
+# (the end-to-end test). `make demo` runs the whole CHAIN, journeys included (`beacon.pipeline.DEMO_CHAIN`);
+# real-time loads by its own DAG on `make up`.
 DEMO_DAGS = CORE_CHAIN

@@ -1,7 +1,9 @@
-"""Run the whole slice in-process: generate a world, then the four DAGs through `dag.test()`.
+"""Run the whole slice in-process: generate a world, then the DAGs through `dag.test()`.
 
 This is what `make demo` and the end-to-end test run: Airflow on SQLite in a project-local folder,
-DuckDB as the warehouse, no scheduler, server or Docker.
+DuckDB as the warehouse, no scheduler, server or Docker. The demo runs several days: before each new day,
+the world answers what Beacon sent the day before (`beacon.generate.responses`), and after the last one the
+campaign report is written again beside the effects the world planted (`beacon.measure.planted`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from beacon.config import Settings, settings
-from beacon.dag_chain import DEMO_DAGS
+from beacon.dag_chain import CHAIN, DEMO_DAGS
 
-# The DAGs the demo runs in-process, in order: beacon.dag_chain's documented subset of the one chain.
+# The core chain (ingest, warehouse, ML, activation), in order: what `run_dags` runs unless told otherwise.
 DAG_ORDER = DEMO_DAGS
+# `make demo`'s chain: everything one ingest run leads to, the journeys DAG included (beacon.dag_chain.CHAIN).
+DEMO_CHAIN = CHAIN
 
 
 def airflow_env(s: Settings | None = None) -> dict[str, str]:
@@ -90,6 +95,8 @@ class DemoResult:
     model_report: str = ""
     campaign_report: str = ""  # beacon.measure.report, beside the model report
     exports_dir: str = ""
+    world: list[dict] = field(default_factory=list)  # what the world answered, per day of messages
+    planted: list[dict] = field(default_factory=list)  # measured lift vs planted effect (beacon.measure.planted)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,7 +111,7 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
     wanted = {"people": people, "seed": seed, "day": 1}
     if marker.exists() and json.loads(marker.read_text()) == wanted and (s.landing_dir / cfg.day_date().isoformat()).exists():
         return cfg.day_date().isoformat()
-    for p in (s.landing_dir, s.truth_dir, s.exports_dir, s.registry_dir):
+    for p in (s.landing_dir, s.truth_dir, s.exports_dir, s.registry_dir, outbox(s)):
         shutil.rmtree(p, ignore_errors=True)
     for suffix in ("", ".wal"):
         Path(str(s.warehouse_path) + suffix).unlink(missing_ok=True)
@@ -114,18 +121,45 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
     return cfg.day_date().isoformat()
 
 
-def add_day(s: Settings, people: int, seed: int, day: int) -> str:
-    """Generate the increment of `day` (new people, changed records, new events) into the current world."""
+def add_day(s: Settings, people: int, seed: int, day: int, respond: bool = False, book=None) -> str:
+    """Generate the increment of `day` (new people, changed records, new events) into the current world; with
+    `respond`, the people also answer what Beacon delivered the day before (exports and the demo's outbox), with
+    the planted effects of `book` (default `beacon.generate.responses.DEMO_BOOK`)."""
     from beacon.generate import GenConfig, generate
 
     cfg = GenConfig(people=people, seed=seed, day=day)
     if not (s.landing_dir / cfg.day_date().isoformat()).exists():
-        generate(cfg, s.data_dir)
+        answers = None
+        if respond:
+            from beacon.generate.responses import DEMO_BOOK, answer_day
+
+            answers, _ = answer_day(s.data_dir, cfg, [s.exports_dir, outbox(s)], book or DEMO_BOOK)
+        generate(cfg, s.data_dir, answers)
     return cfg.day_date().isoformat()
 
 
-def run_dags(day: str, progress=None) -> dict[str, float]:
-    """Run the four DAGs in order with `dag.test()`; raise naming the failed tasks if one fails."""
+def outbox(s: Settings) -> Path:
+    """Where the demo's email channel writes its messages (a file destination), for the world to read."""
+    return s.data_dir / "outbox"
+
+
+@contextmanager
+def demo_email_outbox(s: Settings):
+    """The email channel of the demo: a file destination in `outbox(s)/email`, so journeys can send and the world can
+    read what was sent. A connection set by the user (AIRFLOW_CONN_BEACON_EMAIL) is kept as it is."""
+    name = "AIRFLOW_CONN_BEACON_EMAIL"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = json.dumps({"conn_type": "fs", "extra": {"url": str(outbox(s) / "email")}})
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def run_dags(day: str, progress=None, dags: tuple[str, ...] = DAG_ORDER) -> dict[str, float]:
+    """Run the DAGs in order with `dag.test()`; raise naming the failed tasks if one fails."""
     os.environ.update(airflow_env())
     import pendulum
     from airflow.dag_processing.dagbag import DagBag  # after the environment is set
@@ -135,7 +169,7 @@ def run_dags(day: str, progress=None) -> dict[str, float]:
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     seconds: dict[str, float] = {}
-    for dag_id in DAG_ORDER:
+    for dag_id in dags:
         if progress:
             progress(dag_id)
         t0 = time.perf_counter()
@@ -197,8 +231,9 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
     return result
 
 
-def run_demo(people: int = 20_000, seed: int = 42, days: int = 1, progress=None) -> DemoResult:
-    """Generate (if needed), initialize Airflow (if needed), run the DAGs for each day, summarize."""
+def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None, book=None) -> DemoResult:
+    """Generate (if needed), initialize Airflow (if needed), run the DAGs for each day, summarize; after several
+    days, compare the measured lift with the effects the world planted."""
     from beacon.dbt import ensure_manifest
 
     s = settings()
@@ -214,12 +249,36 @@ def run_demo(people: int = 20_000, seed: int = 42, days: int = 1, progress=None)
     ensure_airflow(s)
     ensure_manifest(s)
     result.seconds["setup"] = round(time.perf_counter() - t1, 2)
-    result.seconds.update(run_dags(day, progress))
-    for d in range(2, days + 1):  # daily increments: each day's files, then the four DAGs again
+    with demo_email_outbox(s):
+        result.seconds.update(run_dags(day, progress, DEMO_CHAIN))
+        for d in range(2, days + 1):  # daily increments: the world answers, then the day's files and the DAGs
+            if progress:
+                progress(f"day {d}")
+            t2 = time.perf_counter()
+            result.day = add_day(s, people, seed, d, respond=True, book=book)
+            result.seconds[f"generate (day {d})"] = round(time.perf_counter() - t2, 2)
+            for k, v in run_dags(result.day, progress, DEMO_CHAIN).items():
+                result.seconds[f"{k} (day {d})"] = v
+    if days > 1:
+        t3 = time.perf_counter()
         if progress:
-            progress(f"day {d}")
-        result.day = add_day(s, people, seed, d)
-        for k, v in run_dags(result.day, progress).items():
-            result.seconds[f"{k} (day {d})"] = v
+            progress("evaluate")
+        evaluate_demo(s, result)
+        result.seconds["evaluate"] = round(time.perf_counter() - t3, 2)
     result.seconds["total"] = round(time.perf_counter() - t0, 2)
     return collect(s, result)
+
+
+def evaluate_demo(s: Settings, result: DemoResult) -> None:
+    """The demo evaluation (reads the world's truth, unlike the DAGs): what the world answered each day, and the
+    campaign report written again with the planted effects beside the measured lift."""
+    from beacon.generate.responses import read_messages
+    from beacon.measure.planted import write_annotated_report
+    from beacon.warehouse import clock, connect
+
+    msgs = read_messages(s.data_dir)
+    result.world = [{"day": str(d)[:10], "messages": len(g), "reached": int(g.reached.sum()),
+                     "expected_nudged_orders": round(float(g.delta.sum()), 1)}
+                    for d, g in msgs.groupby(msgs.sent_at.astype(str).str[:10], sort=True)] if len(msgs) else []
+    with connect() as con:
+        result.planted = write_annotated_report(con, s.registry_dir / "reports", clock(con), s.data_dir)["planted"]

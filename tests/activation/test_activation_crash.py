@@ -239,3 +239,23 @@ def test_email_killed_between_acceptance_and_commit_resends_only_the_uncommitted
         code, out, err = Child(db, kind="email").wait()
         assert code == 0 and json.loads(out.strip().splitlines()[-1])["changes"] == 0, err
         assert len(sink.messages) == len(ids)  # a further run sends nothing
+
+
+def test_ads_upload_killed_before_its_commit_is_rewritten_not_duplicated(tmp_path, monkeypatch):
+    """Customer Match upload files, like the file export: named from their rows' keys and renamed into place
+    whole, so the re-run after a kill before the commit writes the same file with the same bytes."""
+    exports = tmp_path / "ads"
+    monkeypatch.setenv("AIRFLOW_CONN_BEACON_ADS", json.dumps(
+        {"conn_type": "generic", "extra": {"kind": "ads", "url": str(exports), "platform": "google"}}))
+    db = _world(tmp_path)
+    assert Child(db, kind="ads", kill_after=1, when="before_commit").wait()[0] == -signal.SIGKILL
+    assert _delivered(db) == 0
+    first = sorted(exports.rglob("hooked-*.csv"))
+    assert len(first) == 1, first
+    written = first[0].read_bytes()
+    code, out, err = Child(db, kind="ads").wait()
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["delivered"] == 60
+    assert sorted(exports.rglob("hooked-*.csv")) == first and first[0].read_bytes() == written
+    assert len(written.decode().splitlines()) == 1 + 60  # header + every member once
+    assert not list(exports.rglob("*.partial"))  # no half-written upload left by the kill

@@ -51,3 +51,27 @@ def test_the_old_repeats_flag_still_means_repeat():
 
     assert build_parser().parse_args(["bench", "activation", "--repeats", "5"]).repeat == 5
     assert build_parser().parse_args(["bench", "activation"]).repeat == 3
+
+
+def test_demo_runs_three_days_by_default_and_refuses_fewer_than_one():
+    from beacon.cli import build_parser
+
+    assert build_parser().parse_args(["demo"]).days == 3
+    out = subprocess.run([BEACON, "demo", "--days", "0"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--days must be at least 1" in out.stderr
+
+
+def test_demo_summary_shows_planted_beside_measured():
+    from rich.console import Console
+
+    from beacon.cli.demo import planted_table
+
+    rows = [{"campaign": "journey:win_back", "arm": "email", "planted": 0.12, "expected": 0.041, "measured": 0.052,
+             "low": 0.021, "high": 0.083, "excludes_zero": True, "note": ""},
+            {"campaign": "journey:birthday", "arm": "treatment", "planted": 0.01, "expected": None, "measured": None,
+             "low": None, "high": None, "excludes_zero": None, "note": "no assignments to compare"}]
+    console = Console(width=200, record=True)
+    console.print(planted_table(rows))
+    text = console.export_text()
+    assert "journey:win_back" in text and "+12.00" in text and "+4.10" in text and "+5.20 [+2.10, +8.30]" in text
+    assert "no assignments to compare" in text and "yes" in text

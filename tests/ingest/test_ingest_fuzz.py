@@ -7,7 +7,7 @@ every input: no exception escapes, rows read = loaded + quarantined for every fi
 no rows, Python memory stays under a cap, and the valid file loads.
 
 CI runs a bounded, derandomized set (BEACON_FUZZ_EXAMPLES, default 40 per format); set it higher for a
-longer run. tests/ingest/corpus/ keeps inputs that ever failed (each a landing day's files), replayed on
+longer run. `make fuzz` (BEACON_FUZZ=1) runs it randomized, with a new seed each time, printed. tests/ingest/corpus/ keeps inputs that ever failed (each a landing day's files), replayed on
 every run; BEACON_FUZZ_RECORD=1 saves a newly failing input there.
 """
 
@@ -49,7 +49,7 @@ FORMATS = {"csv": ["crm_contacts.csv", "crm_companies.csv", "shop_customers.csv"
            "jsonl": ["web_events.jsonl", "email_events.jsonl"],
            "parquet": ["shop_orders.parquet", "shop_order_items.parquet"],
            "webhook": ["webhooks/sendgrid-seed.json", "webhooks/mailgun-seed.json", "webhooks/postmark-seed.json"]}
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+FUZZ = settings(max_examples=EXAMPLES, derandomize=os.environ.get("BEACON_FUZZ") != "1", database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 

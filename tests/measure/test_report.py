@@ -120,8 +120,14 @@ def test_cli_lift_on_the_warehouse_with_a_window(tmp_path, monkeypatch, capsys):
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
     build(con, people=1500)
+    # One of the campaigns as a journey's (its exposures are named journey:<name>): `--journey` selects it.
+    con.execute("UPDATE measurement.campaign_exposures SET campaign = 'journey:loyal_path' "
+                "WHERE campaign = 'audience:rfm_loyal'")
     con.close()
     monkeypatch.setenv("BEACON_WAREHOUSE", str(path))
+    assert main(["measure", "lift", "--journey", "loyal_path", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {r["campaign"] for r in d["results"]} == {"journey:loyal_path"} and d["results"]
     got = {}
     for window in ("2", "7"):
         assert main(["measure", "lift", "--audience", "win_back_lapsed", "--window", window, "--json"]) == 0
@@ -133,3 +139,58 @@ def test_cli_lift_on_the_warehouse_with_a_window(tmp_path, monkeypatch, capsys):
     assert short["total_arm"] < full["total_arm"] and short["total_control"] <= full["total_control"]
     assert main(["measure", "lift", "--audience", "nope"]) == 2
     assert "no assignments for 'audience:nope'" in " ".join(capsys.readouterr().err.split())
+
+
+def test_intervals_cover_the_engagement_models_true_effects(world):
+    """Against outside truth: the engagement model's closed-form true lift of each campaign (not the code under
+    test) lies inside the warehouse path's 95% interval, for each planted effect (6, 3 and 0 points of
+    conversion); the planted null is not called an effect."""
+    from beacon.generate.engagement import true_effects
+
+    con, exp, _, _ = world
+    d = campaign_lift(con)
+    pop = simulate_people(3000, 1)
+    book = EffectBook({c: {"treatment": Effect(conversion=eff)} for c, (_, eff) in CAMPAIGNS.items()})
+    truth = true_effects(exp[["customer_id", "campaign", "arm", "exposed_at", "sent", "channel"]], pop, book,
+                         window_days=d["window_days"])
+    got = {r["campaign"]: r for r in d["results"] if r["outcome"] == "converted" and r["arm"] == "treatment"}
+    for c, (_, planted) in CAMPAIGNS.items():
+        true_lift = float(truth[(truth.campaign == c) & (truth.arm == "treatment")].abs_lift.iloc[0])
+        assert (true_lift > 0) == (planted > 0)
+        assert got[c]["abs_low"] <= true_lift <= got[c]["abs_high"], (c, true_lift, got[c])
+    assert got["audience:cart_abandoners"]["abs_low"] <= 0 <= got["audience:cart_abandoners"]["abs_high"]
+
+
+def test_last_touch_credits_the_latest_sent_message_not_the_first():
+    from beacon.measure.warehouse import attribution_last_touch
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA measurement")
+    con.execute("""CREATE TABLE measurement.campaign_exposures AS SELECT * FROM (VALUES
+        ('p1', 'audience:first', true, TIMESTAMP '2026-07-01 09:00'),
+        ('p1', 'audience:second', true, TIMESTAMP '2026-07-02 09:00'),
+        ('p2', 'audience:first', true, TIMESTAMP '2026-07-01 09:00'),
+        ('p2', 'audience:second', false, TIMESTAMP '2026-07-02 09:00'),  -- held out: not a touch
+        ('p3', 'audience:first', true, TIMESTAMP '2026-07-01 09:00')
+        ) t(customer_id, campaign, sent, exposed_at)""")
+    con.execute("""CREATE TABLE measurement.campaign_outcome_events AS SELECT * FROM (VALUES
+        ('p1', 'order', TIMESTAMP '2026-07-03 09:00', 10.0),
+        ('p2', 'order', TIMESTAMP '2026-07-03 09:00', 20.0),
+        ('p3', 'order', TIMESTAMP '2026-07-12 09:00', 40.0)  -- 11 days later: outside the 7-day window
+        ) t(customer_id, event_type, occurred_at, revenue)""")
+    lt = attribution_last_touch(con, 7)
+    assert {r.campaign: (r.orders, r.revenue) for r in lt.itertuples()} == {"audience:first": (1, 20.0),
+                                                                            "audience:second": (1, 10.0)}
+
+
+def test_the_sample_ratio_check_fires_when_the_holdout_was_not_applied(tmp_path):
+    """A 10% holdout of which half the control people were in fact sent (and so logged as treatment): the
+    split is 95/5, the check must fire in the lift and say so on the report."""
+    con = duckdb.connect()
+    build(con, people=2000)
+    con.execute("""UPDATE measurement.campaign_exposures SET arm = 'treatment', sent = true
+        WHERE campaign = 'audience:win_back_lapsed' AND arm = 'control' AND hash(customer_id) % 2 = 0""")
+    d = campaign_lift(con, audience="win_back_lapsed")
+    assert d["srm_by_campaign"]["audience:win_back_lapsed"]["mismatch"] is True
+    page = open(write_report(con, tmp_path, AS_OF)["report"]).read()
+    assert "the split does not match the design; do not trust this lift" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 
 import httpx
@@ -14,7 +15,7 @@ from beacon.activation.offers import publish_offers
 from beacon.testing.service import ServiceProcess
 
 
-def _wait_version(url: str, old, timeout: float = 20.0):
+def _wait_version(url: str, old, timeout: float = 120.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         snap = httpx.get(f"{url}/health").json()["offers_snapshot"]
@@ -35,25 +36,36 @@ def test_offers_from_the_published_snapshot_swap_and_respect_suppression(tmp_pat
                 "('c3', 1, 'p1')) t(customer_id, rank, product_id)")
     snap = tmp_path / "offers.parquet"
     assert publish_offers(con, [winback, vip], snap) == 10
-    proc = ServiceProcess(tmp_path, {**make_config("k", "", "", ("", ""), ""), "offers_snapshot": str(snap)}).start()
+    key = "ok_" + secrets.token_hex(16)
+    proc = ServiceProcess(tmp_path, {**make_config("k", "", "", ("", ""), ""), "offers_snapshot": str(snap),
+                                     "offers_keys": {key: "shop"}}).start()
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def get(subject: str) -> httpx.Response:
+        return httpx.get(f"{proc.url}/v1/profiles/{subject}/offers", headers=auth)
+
     try:
         v1 = _wait_version(proc.url, None)
-        r = httpx.get(f"{proc.url}/v1/profiles/c2/offers").json()
+        r = get("c2").json()
         assert [o["offer"] for o in r["offers"]] == ["vip", "winback"]  # highest priority first
         assert r["recommendations"] == ["p4", "p9"]  # by rank
-        # By email (hashed by the server) and by the email's SHA-256: the same person.
-        by_email = httpx.get(f"{proc.url}/v1/profiles/P2@Example.com/offers").json()
-        by_hash = httpx.get(f"{proc.url}/v1/profiles/{hashlib.sha256(b'p2@example.com').hexdigest()}/offers").json()
-        assert by_email["customer_id"] == by_hash["customer_id"] == "c2"
-        erased = httpx.get(f"{proc.url}/v1/profiles/c3/offers").json()
-        assert erased["offers"] == [] and erased["recommendations"] == []  # erased: nothing personal
-        assert httpx.get(f"{proc.url}/v1/profiles/c4/offers").json()["offers"] == []  # in no audience
-        assert httpx.get(f"{proc.url}/v1/profiles/nobody/offers").status_code == 404
+        assert "customer_id" not in r  # the caller holds the key it asked for; nothing more is echoed
+        # By the email's SHA-256: the same person. A raw email is refused, whoever it is.
+        by_hash = get(hashlib.sha256(b"p2@example.com").hexdigest()).json()
+        assert by_hash == r
+        assert get("P2@Example.com").status_code == get("nobody@example.com").status_code == 400
+        erased = get("c3")
+        assert erased.status_code == 200 and erased.json()["offers"] == [] and erased.json()["recommendations"] == []
+        assert get("c4").json()["offers"] == []  # in no audience
+        unknown = get("nobody")
+        assert unknown.status_code == 200 and unknown.content == erased.content  # unknown looks like not allowed
+        assert httpx.get(f"{proc.url}/v1/profiles/c2/offers").status_code == 401  # no key, no offers
         # The warehouse publishes new marts: c1 leaves winback; the server swaps without a restart.
+        assert get("c1").json()["offers"] != []
         segment(con, "winback", ["c2", "c3"])
         publish_offers(con, [winback, vip], snap)
         _wait_version(proc.url, v1)
-        assert httpx.get(f"{proc.url}/v1/profiles/c1/offers").json()["offers"] == []
+        assert get("c1").json()["offers"] == []
     finally:
         proc.stop()
 

@@ -24,6 +24,11 @@ def test_twilio_signature_matches_twilios_documented_example():
 def test_keywords():
     assert [keyword(b) for b in ("stop", " Unsubscribe ", "START", "help", "stop please")] == \
         ["STOP", "STOP", "START", "HELP", None]
+    # Every keyword docs/service.md lists, in any case and with spaces around it.
+    for words, kind in (("STOP STOPALL UNSUBSCRIBE CANCEL END QUIT OPTOUT REVOKE", "STOP"),
+                        ("START UNSTOP YES", "START"), ("HELP INFO", "HELP")):
+        for w in words.split():
+            assert keyword(f"  {w.lower()} ") == keyword(w) == kind, w
 
 
 def test_stop_records_an_sms_opt_out_and_forged_posts_change_nothing(tmp_path):

@@ -17,6 +17,7 @@ from beacon.stack import Paths
 from beacon.stack.components import start_component as _start_component
 from beacon.stack.processes import running_pid as _running_pid
 from beacon.stack.processes import start_time as _start_time
+from beacon.stack.processes import stop_pid as _stop_pid
 
 # A process that keeps rewriting its title to one without "airflow" in it.
 RETITLE = """
@@ -84,3 +85,39 @@ def test_start_component_records_pid_and_start_time(tmp_path, monkeypatch):
         assert _running_pid(p, "triggerer") is None
     finally:
         proc.kill()
+
+
+STUBBORN = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a component that does not stop on SIGTERM
+if os.fork() == 0:  # and a task runner it forked, in the same process group
+    time.sleep(600)
+    sys.exit(0)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["stops-on-sigterm", "ignores-sigterm"])
+def test_make_down_sends_sigterm_to_the_group_then_sigkill(stubborn):
+    code = STUBBORN if stubborn else STUBBORN.replace("signal.signal(signal.SIGTERM, signal.SIG_IGN)", "pass")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert p.stdout.readline().strip() == "ready"
+    pgid = p.pid
+    _stop_pid(p.pid, grace=1)
+    # SIGTERM first: a component that honours it ends by it; one that ignores it is killed after the grace.
+    assert p.wait(timeout=120) == (-9 if stubborn else -15)
+    deadline = time.time() + 120  # the forked runner of the group goes too (it is reaped by init)
+    while time.time() < deadline and _group_alive(pgid):
+        time.sleep(0.05)
+    assert not _group_alive(pgid)
+
+
+def _group_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

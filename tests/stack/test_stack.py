@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from beacon.stack import (
 pytestmark = pytest.mark.e2e
 
 PEOPLE = 1500
-CHAIN_TIMEOUT = 600  # seconds, a bound (the 1,500-person chain takes 1-3 min here, depending on load)
+CHAIN_TIMEOUT = 1800  # seconds: a generous bound for a condition (1-3 min on a quiet machine; > 10 min at load 15)
 
 
 def _port_open(port: int) -> bool:
@@ -169,11 +170,24 @@ def test_the_beacon_page_needs_an_airflow_user_and_masks_personal_data_for_marke
         assert c["campaign"].startswith(("audience:", "journey:")) and c["results"]
         for r in c["results"]:
             assert r["verdict"] and (r["abs_low"] is None or r["abs_low"] <= r["abs_lift"] <= r["abs_high"])
-    if admin["journeys"] is not None:  # published before or after the journeys' first run, by timing
-        from beacon.journeys.api import load
+    # The journeys section. The activation DAG publishes the page; the chain's journeys run comes after it (on the
+    # activation Asset), so the first publication may predate every journeys run. Then one more activation run
+    # (the chain's journeys run has finished) publishes the page with the section, which must be there.
+    from beacon.journeys.api import load
 
-        assert {j["journey"] for j in admin["journeys"]} == {x.journey.name for x in load(strict=False).journeys}
-        assert marketer["journeys"] == admin["journeys"]
+    if admin["journeys"] is None:
+        run_id = f"page_journeys__{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        api.call("POST", "dags/beacon_activation/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+        deadline = time.monotonic() + 600
+        while (state := api.call("GET", f"dags/beacon_activation/dagRuns/{run_id}")["state"]) in \
+                ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(3)
+        assert state == "success", state
+        admin = api.http.get(f"{url}/api/summary", timeout=30).json()
+        marketer = marketer_api.http.get(f"{url}/api/summary", timeout=30).json()
+    assert admin["journeys"] is not None, "the Beacon page was published without its journeys section"
+    assert {j["journey"] for j in admin["journeys"]} == {x.journey.name for x in load(strict=False).journeys}
+    assert marketer["journeys"] == admin["journeys"]
 
 
 def test_the_beacon_page_in_a_real_browser(stack, browser_page):
@@ -217,8 +231,12 @@ def test_an_event_posted_to_beacon_serve_enters_a_journey_through_the_scheduler(
     r = event_to_action(s, api, events=2, horizon=75)
     print("event -> journey entry through the scheduler:", r)
     assert r["posted"] == r["events"] == 2
-    assert r["entered"] == 2, r  # both, within 75 s of the last post (the benchmark's target is 60 s)
+    assert r["entered"] == 2, r  # both entered (the benchmark, not this test, holds the 60 s target)
     realtime = [x for x in api.runs("beacon_realtime") if x["state"] == "success"]
     assert realtime and all(x["run_type"] == "scheduled" for x in realtime)
-    assert any(x["run_type"] == "asset_triggered" and x["queued_at"] > runs["beacon_journeys"]["queued_at"]
-               for x in api.runs("beacon_journeys"))  # a journeys run the realtime Asset started
+    # The journeys run that entered them is one the realtime Asset started (not the 15-minute timer).
+    journeys_runs = {x["dag_run_id"]: x for x in api.runs("beacon_journeys")}
+    assert r["entry_dag_runs"], r
+    for run_id in r["entry_dag_runs"]:
+        assert journeys_runs[run_id]["run_type"] == "asset_triggered", journeys_runs[run_id]
+        assert journeys_runs[run_id]["queued_at"] > runs["beacon_journeys"]["queued_at"]

@@ -82,6 +82,13 @@ def test_other_components_import_nothing_extra():
     assert res.stdout.strip() == "False" and "warmed" not in res.stderr
 
 
+def test_beacon_warm_imports_0_turns_warming_off_in_the_scheduler(monkeypatch):
+    monkeypatch.setenv("BEACON_WARM_IMPORTS", "0")
+    res = _run("import sys, airflow_local_settings; print('pandas' in sys.modules)", "scheduler")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "False" and "warmed" not in res.stderr
+
+
 def test_make_up_puts_the_local_settings_on_the_path():
     from beacon.stack.env import component_env
 

@@ -1,5 +1,5 @@
 """The Beacon page's app without a running Airflow: who is refused, who sees personal data, what renders.
-(The real auth manager and the real stack: tests/stack/test_stack.py; the browser: tests/stack/test_browser.py.)"""
+(The real auth manager and the real stack: tests/stack/test_stack.py; the browser: tests/stack/test_stack.py::test_the_beacon_page_in_a_real_browser.)"""
 
 from __future__ import annotations
 

@@ -162,7 +162,8 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
     t0 = time.perf_counter()
     write_offer_snapshot(snap, profiles)
     written = time.perf_counter() - t0
-    proc = ServiceProcess(work, {"write_keys": {}, "offers_snapshot": str(snap)})
+    key = "ok_" + secrets.token_hex(16)  # the server-side offers key (generated per run, never stored)
+    proc = ServiceProcess(work, {"write_keys": {}, "offers_snapshot": str(snap), "offers_keys": {key: "bench"}})
     t0 = time.perf_counter()
     proc.start(timeout=300)
     while httpx.get(f"{proc.url}/health").json()["offers_snapshot"] is None and time.perf_counter() - t0 < 300:
@@ -177,7 +178,7 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
     lock = threading.Lock()
 
     def worker():  # a blocking client per thread: less client overhead than asyncio httpx at this rate
-        with httpx.Client(base_url=proc.url, timeout=10) as client:
+        with httpx.Client(base_url=proc.url, timeout=10, headers={"Authorization": f"Bearer {key}"}) as client:
             while True:
                 with lock:
                     cid = next(it, None)
@@ -198,7 +199,9 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
             "requests_per_s": round(len(lat) / wall, 1), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99)}
 
 
-def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int) -> dict:
+def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int, after_kill=None) -> dict:
+    """kill -9 after `kill_after` acknowledged batches; `after_kill(spool_dir)` runs before the restart (a test
+    can leave a torn tail there, as a write cut by the crash would)."""
     import httpx
     import orjson
 
@@ -240,6 +243,8 @@ def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int) -> di
 
     asyncio.run(run())
     spool_files = len(list((work / "data" / "landing" / "_spool").glob("*.part")))
+    if after_kill is not None:
+        after_kill(work / "data" / "landing" / "_spool")
     proc.start()  # recovery renames what the spool holds into the landing zone
     retried = 0
     for ids in unacked:  # the client's retry of what it never saw acknowledged

@@ -83,9 +83,14 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
             JOIN journeys.runs r ON r.run_id = t.run_id
             WHERE t.journey = ? AND t.customer_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""",
                            [REALTIME_JOURNEY, list(posted)]).fetchall()
+        # The journeys run that entered each person (journeys.transitions.run_id is "<dag run id>:<journey>").
+        entry_runs = dict(con.execute("""SELECT customer_id, any_value(run_id) FROM journeys.transitions
+            WHERE journey = ? AND transition = 'entered' AND customer_id IN (SELECT unnest(?::VARCHAR[]))
+            GROUP BY 1""", [REALTIME_JOURNEY, list(posted)]).fetchall())
     entered = {c: (t - posted[c]).total_seconds() for c, t in rows if t is not None}
     lat = sorted(entered.values())
     return {"events": len(people), "posted": len(posted), "entered": len(lat), "interval_s": interval,
+            "entry_dag_runs": sorted({r.rsplit(":", 1)[0] for r in entry_runs.values()}),
             "horizon_s": horizon, "latency_s": [round(x, 1) for x in lat],
             "median_s": round(median(lat), 1) if lat else None, "max_s": round(lat[-1], 1) if lat else None}
 
@@ -153,12 +158,12 @@ def _last_json(text: str) -> dict:
 
 
 def _demo_once(people: int, seed: int, data_dir: Path) -> dict:
-    """`beacon demo` (the four DAGs through dag.test(), one process) on the same world, in a child process:
+    """`beacon demo --days 1` (one day through dag.test(), one process) on the same world, in a child process:
     its in-process Airflow (SQLite metadata, its own environment) stays out of this one."""
     env = {**os.environ, "BEACON_DATA_DIR": str(data_dir)}
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "beacon.cli", "demo", "--people", str(people), "--seed", str(seed),
-                          "--json"], env=env, capture_output=True, text=True, timeout=3600)
+                          "--days", "1", "--json"], env=env, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"beacon demo failed ({res.returncode}):\n{(res.stdout + res.stderr)[-3000:]}")

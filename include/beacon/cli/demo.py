@@ -28,6 +28,9 @@ def cmd_generate(args) -> int:
 def cmd_demo(args) -> int:
     from beacon.pipeline import run_demo
 
+    if args.days < 1:
+        err.print(f"error: --days must be at least 1, not {args.days}")
+        return 2
     # Progress goes to standard error: standard output is the result (`beacon demo --json > result.json` is JSON).
     with err.status("starting") as status:
         def progress(stage: str) -> None:
@@ -51,11 +54,28 @@ def cmd_demo(args) -> int:
                 m["model"]: f"{m['version']}  {m['metric']} {m['value']}  rows {m['train_rows']}/{m['valid_rows']}"
                 for m in d["models"]}))
             console.print(f"Model report: [bold]{d['model_report']}[/bold]")
+        if d.get("planted"):
+            console.print(planted_table(d["planted"]))
         if d.get("campaign_report"):
             console.print(f"Campaign report: [bold]{d['campaign_report']}[/bold]")
         console.print(f"Exports: [bold]{d['exports_dir']}[/bold]  (one folder per audience and day: CSV + manifest.json)")
     emit(d, args.json, render)
     return 0
+
+
+def planted_table(rows: list[dict]):
+    """Measured lift next to the effect the demo world planted, per audience or journey and arm (points)."""
+    def pts(v) -> str:
+        return "" if v is None else f"{100 * v:+.2f}"
+
+    cols = ("planted", "expected", "measured [95% interval]", "excludes 0")
+    t = table("Lift vs the planted effect (conversion, points; demo world's truth)", ("campaign", "arm", *cols),
+              right=cols)
+    for r in rows:
+        meas = r["note"] if r["measured"] is None else f"{pts(r['measured'])} [{pts(r['low'])}, {pts(r['high'])}]"
+        t.add_row(r["campaign"], r["arm"], pts(r["planted"]), pts(r["expected"]), meas,
+                  "" if r["excludes_zero"] is None else ("yes" if r["excludes_zero"] else "no"))
+    return t
 
 
 def cmd_ingest(args) -> int:
@@ -97,10 +117,13 @@ def register(sub) -> None:
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_generate)
 
-    d = sub.add_parser("demo", help="generate a world and run the four DAGs in-process (dag.test)")
+    d = sub.add_parser("demo", help="generate a world and run the DAGs in-process (dag.test) for a few days; the "
+                                    "world answers what Beacon sends, and the lift is shown beside the planted effect")
     d.add_argument("--people", type=int, default=20_000)
     d.add_argument("--seed", type=int, default=42)
-    d.add_argument("--days", type=int, default=1, help="also run the daily increments of days 2..N")
+    d.add_argument("--days", type=int, default=3,
+                   help="days to simulate (default 3): before each day after the first, the world's people answer "
+                        "what Beacon sent the day before; 1 = the plain one-day run")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
 

@@ -89,19 +89,25 @@ def _orders(P, cfg, rng, t0, t1, shop_ids):
     start, length = _active_seconds(P, t0, t1)
     rate = np.where(shop, P.order_rate.to_numpy(), 0.0)
     who, ts = _poisson_times(rng, rate, start, length)
+    seq = np.arange(len(who), dtype=np.int64) + cfg.day * 10_000_000_000
+    orders, items = order_rows(P, cfg, rng, who, ts, shop_ids, seq, np.random.default_rng([cfg.seed, 5, cfg.day]))
+    return orders, items, who, ts
+
+
+def order_rows(P, cfg, rng, who, ts, shop_ids, seq, taste_rng, refund_rate: float = 0.04):
+    """Orders (one per `who`/`ts`, ids from `seq`) and their lines: products by taste, prices by the buyer's aov."""
     n = len(who)
-    seq = np.arange(n, dtype=np.int64) + cfg.day * 10_000_000_000
     orders = pd.DataFrame({
         "order_id": _hexid("O", seq, cfg.seed + 31, 12).to_numpy(),
         "customer_id": shop_ids[who],
         "ordered_at": pd.to_datetime(ts, unit="s", utc=True),
-        "status": np.where(rng.random(n) < 0.04, "refunded", "completed"),
+        "status": np.where(rng.random(n) < refund_rate, "refunded", "completed"),
         "currency": "USD",
     })
     n_items = rng.integers(1, 4, n)
     oi = np.repeat(np.arange(n), n_items)
     prod = rng.integers(0, 200, len(oi))  # still drawn, so every later draw of `rng` is what it was
-    prod = _choose_products(P, who[oi], cfg, np.random.default_rng([cfg.seed, 5, cfg.day]))
+    prod = _choose_products(P, who[oi], cfg, taste_rng)
     prices = _products(cfg).price.astype(float).to_numpy()
     qty = np.where(rng.random(len(oi)) < 0.85, 1, 2)
     scale = (P.aov.to_numpy()[who][oi] / 45.0)
@@ -115,7 +121,7 @@ def _orders(P, cfg, rng, t0, t1, shop_ids):
     })
     totals = pd.Series(unit * qty).groupby(oi).sum().to_numpy()
     orders["total_amount"] = np.round(totals, 2)
-    return orders, items, who, ts
+    return orders, items
 
 
 _WEB_EVENTS = np.array(["page", "Product Viewed", "Product Added", "Checkout Started", "Order Completed",

@@ -111,6 +111,22 @@ def _effect_arrays(exp: pd.DataFrame, effects: EffectBook) -> tuple[np.ndarray, 
             np.array([e.days for e in eff], float))
 
 
+def _nudge(exp: pd.DataFrame, effects: EffectBook) -> tuple[np.ndarray, np.ndarray]:
+    """Per exposure row (joined with its person): Δ, the chance its message adds an order, and the effect's days."""
+    conv, het, days = _effect_arrays(exp, effects)
+    return np.clip(conv * _weights(exp, het), 0.0, 0.95) * exp.sent.to_numpy(bool), days
+
+
+def nudge_chances(exposures: pd.DataFrame, people: pd.DataFrame, effects: EffectBook) -> np.ndarray:
+    """Δ per exposure row, in the order given: the planted chance that its message adds one order (what `respond`
+    draws from; 0 for control and for messages not sent). The truth an evaluation compares a lift with."""
+    _check_columns(exposures, EXPOSURE_COLUMNS, "exposures")
+    exp = exposures.reset_index(drop=True).merge(people, on="customer_id", how="left", validate="many_to_one")
+    if exp.p_open.isna().any():
+        raise ValueError("an exposure names a customer_id not in people")
+    return _nudge(exp.assign(sent=exp.sent.astype(bool)), effects)[0]
+
+
 def _seconds(ts: pd.Series) -> np.ndarray:
     """UTC epoch seconds, whatever the datetime resolution (ns, us, s)."""
     return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
@@ -157,8 +173,7 @@ def respond(exposures: pd.DataFrame, people: pd.DataFrame, *, seed: int, effects
     open_ts = ts + rng.exponential(6 * 3600, len(exp)).astype(np.int64)
     click_ts = open_ts + rng.exponential(1800, len(exp)).astype(np.int64)
     # Nudged orders: the planted effect, for sent messages of non-control arms.
-    conv, het, days = _effect_arrays(exp, effects)
-    delta = np.clip(conv * _weights(exp, het), 0.0, 0.95) * sent
+    delta, days = _nudge(exp, effects)
     nudged = rng.random(len(exp)) < delta
     nudge_ts = ts + (rng.random(len(exp)) * days * DAY).astype(np.int64)
     cid, camp, aov = exp.customer_id.to_numpy(), exp.campaign.to_numpy(), exp.aov.to_numpy(float)

@@ -11,16 +11,20 @@ import numpy as np
 import pandas as pd
 
 from beacon.generate.bad_rows import _append_malformed, _bad_events, _inject_bad
-from beacon.generate.behaviour import _consent, _email_events, _orders, _web_events
+from beacon.generate.behaviour import _consent, _email_events, _orders, _web_events, order_rows
 from beacon.generate.config import DAY, HISTORY_DAYS, GenConfig, GenSummary
-from beacon.generate.helpers import _epoch, _hexid
+from beacon.generate.helpers import _epoch, _hexid, _mix
 from beacon.generate.population import people
 from beacon.generate.records import _crm_companies, _crm_contacts, _products, _shop_customers
 from beacon.generate.writers import _write_csv, _write_email_jsonl, _write_parquet, _write_web_jsonl
 
 
-def generate(cfg: GenConfig, out: Path) -> GenSummary:
-    """Write day `cfg.day` of the world to `out/landing/<date>/` and its truth to `out/truth/<date>/`."""
+def generate(cfg: GenConfig, out: Path, responses: pd.DataFrame | None = None) -> GenSummary:
+    """Write day `cfg.day` of the world to `out/landing/<date>/` and its truth to `out/truth/<date>/`.
+
+    `responses`: events the world's people produce in answer to messages (`beacon.generate.responses`: person_idx,
+    kind sent/delivered/open/click/order, ts within the day, campaign, email), added to the day's orders (with
+    their web funnel) and email events."""
     t_start = time.perf_counter()
     day_str = cfg.day_date().isoformat()
     landing = Path(out) / "landing" / day_str
@@ -40,10 +44,17 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     companies = _crm_companies(P, cfg, rng, cfg.day)
     shop, shop_map = _shop_customers(P, cfg, rng, cfg.day)
     orders, items, order_who, order_ts = _orders(P, cfg, rng, t0, t1, shop_ids)
+    answers = _answers(P, responses)
+    if len(answers):
+        orders, items, order_who, order_ts = _answer_orders(P, cfg, shop_ids, answers, orders, items, order_who,
+                                                             order_ts)
     web, anon_map = _web_events(P, cfg, rng, t0, t1, shop_ids, order_who, order_ts)
     web = web.sort_values("ts", kind="stable").reset_index(drop=True)
     web["row"] = np.arange(len(web), dtype=np.int64)
-    email = _email_events(P, cfg, rng, t0, t1).sort_values("ts", kind="stable").reset_index(drop=True)
+    email = _email_events(P, cfg, rng, t0, t1)
+    if len(answers):
+        email = _answer_emails(cfg, answers, email)
+    email = email.sort_values("ts", kind="stable").reset_index(drop=True)
     email["row"] = np.arange(len(email), dtype=np.int64)
     consent = _consent(P, cfg, rng, cfg.day, email)
 
@@ -105,3 +116,41 @@ def generate(cfg: GenConfig, out: Path) -> GenSummary:
     )
     (truth / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def _answers(P: pd.DataFrame, responses: pd.DataFrame | None) -> pd.DataFrame:
+    """The responses of people in this population, with their row in P (`row`)."""
+    if responses is None or responses.empty:
+        return pd.DataFrame()
+    at = pd.Index(P.person_idx).get_indexer(responses.person_idx.to_numpy(np.int64))
+    return responses.assign(row=at)[at >= 0].reset_index(drop=True)
+
+
+def _answer_orders(P, cfg, shop_ids, answers, orders, items, order_who, order_ts):
+    """The day's nudged orders beside the baseline ones (never refunded; ids apart from the baseline's)."""
+    o = answers[answers.kind == "order"]
+    who, ts = o["row"].to_numpy(np.int64), o.ts.to_numpy(np.int64)
+    seq = np.arange(len(o), dtype=np.int64) + cfg.day * 10_000_000_000 + 5_000_000_000
+    more, more_items = order_rows(P, cfg, np.random.default_rng([cfg.seed, 8, cfg.day]), who, ts, shop_ids, seq,
+                                  np.random.default_rng([cfg.seed, 9, cfg.day]), refund_rate=0.0)
+    return (pd.concat([orders, more], ignore_index=True), pd.concat([items, more_items], ignore_index=True),
+            np.concatenate([order_who, who]), np.concatenate([order_ts, ts]))
+
+
+_ANSWER_KINDS = {"sent": 0, "delivered": 1, "open": 2, "click": 3}  # positions in behaviour._EMAIL_EVENTS
+
+
+def _answer_emails(cfg, answers, email: pd.DataFrame) -> pd.DataFrame:
+    """The email service's webhooks for Beacon's messages (sent, delivered, opened, clicked) beside the others."""
+    e = answers[answers.kind.isin(list(_ANSWER_KINDS))].reset_index(drop=True)
+    # One message id per campaign and person; Beacon's campaigns keep their names ('cmp_beacon-journey-win_back').
+    msg_key = pd.util.hash_pandas_object(e[["campaign", "person_idx"]], index=False).to_numpy(np.uint64)
+    more = pd.DataFrame({
+        "msg": _mix(msg_key, cfg.seed + 53) & np.uint64(0xFFFFFFFFFFFF),
+        "seq": _mix(np.arange(len(e), dtype=np.int64) + cfg.day * 100_000_000_000 + 50_000_000_000, cfg.seed + 52)
+        & np.uint64(0xFFFFFFFFFFFFFF),
+        "email": e.email.to_numpy(), "ts": e.ts.to_numpy(np.int64),
+        "kind": e.kind.map(_ANSWER_KINDS).to_numpy(np.int8),
+        "campaign": "beacon-" + e.campaign.str.replace(":", "-", regex=False),
+        "hard": False})
+    return pd.concat([email.assign(campaign=email.campaign.astype(str)), more], ignore_index=True)

@@ -46,10 +46,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""CREATE OR REPLACE VIEW journeys.current AS
         SELECT * FROM journeys.transitions
         QUALIFY row_number() OVER (PARTITION BY journey, customer_id, entry_no ORDER BY step DESC) = 1""")
+    # On a list when the latest list action is list_add (at the same clock, list_remove wins).
     con.execute("""CREATE OR REPLACE VIEW journeys.static_lists AS
-        SELECT value AS list, customer_id, occurred_at AS added_at FROM journeys.actions a WHERE action = 'list_add'
-        QUALIFY row_number() OVER (PARTITION BY value, customer_id ORDER BY occurred_at DESC,
-            action = 'list_add') = 1""")
+        SELECT list, customer_id, added_at FROM (
+            SELECT value AS list, customer_id, occurred_at AS added_at, action FROM journeys.actions
+            WHERE action IN ('list_add', 'list_remove')
+            QUALIFY row_number() OVER (PARTITION BY value, customer_id ORDER BY occurred_at DESC,
+                action = 'list_add') = 1)
+        WHERE action = 'list_add'""")
     ensure_events(con)
 
 

@@ -137,6 +137,47 @@ def _results_table(rs: list[dict]) -> str:
     return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
 
 
+PLANTED_NOTE = (
+    "Written by <code>beacon demo</code> only: the demo world planted these effects (its truth folder, which the "
+    "pipeline never reads), and the demo compares them with what Beacon measured. <b>Planted</b>: the extra chance "
+    "of an order for an average person who receives the message. <b>Expected</b>: what the lift over everyone "
+    "assigned to the arm should be (intent to treat), given who was actually sent (consent, an address, a shop "
+    "account) and how much of the effect's time the warehouse has seen. <b>Measured</b>: the conversion lift with "
+    "its 95% interval, as in the table of each section below.")
+
+
+def _planted_cells(r: dict) -> list[str]:
+    meas = "" if r["measured"] is None else f"{_pts(r['measured'])} [{_pts(r['low'])}, {_pts(r['high'])}]"
+    yes = {True: "yes", False: "no", None: ""}
+    return [r["campaign"], r["arm"], _pts(r["planted"]), _pts(r["expected"]), f"{r['people']:,} / {r['control']:,}",
+            meas, yes[r["covered"]], yes[r["excludes_zero"]], r["note"]]
+
+
+def planted_section(rows: list[dict]) -> str:
+    """The demo evaluation: per campaign and arm, planted and expected effect beside the measured interval."""
+    head = ("campaign", "arm", "planted (pts)", "expected lift (pts)", "people (arm / control)",
+            "measured lift, pts [95% interval]", "interval covers expected", "interval excludes zero", "note")
+    body = "".join(
+        f"<tr data-campaign='{html.escape(r['campaign'])}' data-arm='{html.escape(r['arm'])}'>"
+        + "".join(f"<td>{html.escape(str(c))}</td>" for c in _planted_cells(r)) + "</tr>" for r in rows)
+    return (f"<section id='demo-evaluation'><h2>Demo evaluation: measured lift against the planted truth</h2>"
+            f"<p class='note'>{PLANTED_NOTE}</p><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+            + body + "</table></section>")
+
+
+def _planted_lines(rows: list[dict], campaign: str) -> str:
+    out = []
+    for r in rows:
+        if r["campaign"] != campaign:
+            continue
+        meas = "not measured" if r["measured"] is None else \
+            f"measured {_pts(r['measured'])} points [95% interval {_pts(r['low'])}, {_pts(r['high'])}]"
+        out.append(f"<p class='planted' data-arm='{html.escape(r['arm'])}'>Planted in the demo world "
+                   f"('{html.escape(r['arm'])}'): {_pts(r['planted'])} points for an average person sent the message; "
+                   f"expected lift on these people {_pts(r['expected'])} points; {meas}.</p>")
+    return "".join(out)
+
+
 def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> str:
     """The report's HTML from `campaign_lift` output and the per-assignment frame."""
     extra = extra or {}
@@ -152,6 +193,9 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
     elif gc:
         parts.append(f"<p>Global control group: period {gc['period']} ({gc['start']} to {gc['end']}), "
                      f"{gc['pct']:g}% of everyone, {gc['members']:,} people who receive no marketing.</p>")
+    planted = extra.get("planted")
+    if planted is not None:
+        parts.append(planted_section(planted))
     parts.append("<h2>Lift over the control group</h2>" + lift_chart(d["results"]))
     parts.append(revenue_chart(d["results"]) + roi_chart(d.get("roi", {})))
     for note in d.get("notes", []):  # broken splits at the top; the other notes go to their audience's section
@@ -162,6 +206,8 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
         srm = d.get("srm_by_campaign", {}).get(campaign)
         parts.append(f"<section data-campaign='{html.escape(campaign)}'><h2>{html.escape(campaign)}</h2>")
         counts = g.arm.value_counts().to_dict()
+        if planted:
+            parts.append(_planted_lines(planted, campaign))
         parts.append("<p>" + ", ".join(f"{html.escape(a)}: {n:,} people" for a, n in sorted(counts.items()))
                      + f"; messages delivered: {int(g.sent.sum()):,}.</p>")
         for note in d.get("notes", []):
@@ -207,8 +253,6 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
 def write_report(con, out_dir: Path, as_of, window_days: float | None = None) -> dict:
     """Compute lift for every campaign, store the results, and write `campaigns.html` (and a dated copy)."""
     from beacon.measure.warehouse import (
-        attribution_last_touch,
-        campaign_frames,
         campaign_lift,
         refresh_global_control,
         refresh_uplift_scores,
@@ -217,15 +261,29 @@ def write_report(con, out_dir: Path, as_of, window_days: float | None = None) ->
 
     gc = refresh_global_control(con, as_of)
     d = campaign_lift(con, window_days=window_days)
-    frame, _ = campaign_frames(con, None, window_days)
     stored = store_results(con, d, as_of)
-    page = render(d, frame, as_of, {"global_control": gc, "last_touch": attribution_last_touch(con, window_days)})
+    latest = write_page(con, out_dir, as_of, d, window_days, gc=gc)
+    uplift = refresh_uplift_scores(con, as_of, window_days)
+    campaigns = con.execute("SELECT count(DISTINCT campaign) FROM measurement.campaign_exposures").fetchall()[0][0]
+    return {"report": str(latest), "campaigns": int(campaigns), "results": stored,
+            "global_control": gc, "uplift": uplift}
+
+
+def write_page(con, out_dir: Path, as_of, d: dict, window_days: float | None = None, gc: dict | None = None,
+               planted: list[dict] | None = None) -> Path:
+    """Write `campaigns.html` and its dated copy from `campaign_lift` output `d` (reads the warehouse only).
+
+    `planted`: the demo evaluation's rows (`beacon.measure.planted`), shown beside the results; only `beacon demo`
+    passes them (the DAG's report never knows a truth)."""
+    from beacon.measure.warehouse import attribution_last_touch, campaign_frames, global_control_info
+
+    frame, _ = campaign_frames(con, None, window_days)
+    page = render(d, frame, as_of, {"global_control": gc or global_control_info(con, as_of),
+                                    "last_touch": attribution_last_touch(con, window_days), "planted": planted})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     day = pd.Timestamp(as_of).date().isoformat()
     (out_dir / f"campaigns_{day}.html").write_text(page)
     latest = out_dir / "campaigns.html"
     latest.write_text(page)
-    uplift = refresh_uplift_scores(con, as_of, window_days)
-    return {"report": str(latest), "campaigns": int(frame.campaign.nunique()), "results": stored,
-            "global_control": gc, "uplift": uplift}
+    return latest

@@ -47,8 +47,16 @@ def refresh_global_control(con: duckdb.DuckDBPyConnection, as_of) -> dict:
         WHERE {cond} AND NOT EXISTS (SELECT 1 FROM measurement.global_control g
                                      WHERE g.period = $period AND g.customer_id = c.customer_id)""",
                 {"period": period, "start": start, "end": end, "pct": s.global_control_pct, "as_of": str(as_of)})
+    return global_control_info(con, as_of)
+
+
+def global_control_info(con: duckdb.DuckDBPyConnection, as_of) -> dict:
+    """This period's global control group as recorded (reads only)."""
+    ensure_tables(con)
+    period = global_period(as_of)
+    start, end = global_period_bounds(period)
     n = con.execute("SELECT count(*) FROM measurement.global_control WHERE period = ?", [period]).fetchall()[0][0]
-    return {"period": period, "start": str(start), "end": str(end), "pct": s.global_control_pct, "members": n}
+    return {"period": period, "start": str(start), "end": str(end), "pct": settings().global_control_pct, "members": n}
 
 
 def campaign_frames(con: duckdb.DuckDBPyConnection, campaign: str | None = None,

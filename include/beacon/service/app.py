@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from beacon.service import collect
+from beacon.service.auth import rule
 from beacon.service.config import ServiceConfig
 from beacon.service.durable import DurableLog
 
@@ -82,7 +83,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app.add_middleware(AccessLog)
 
-    @app.get("/health", tags=["ops"], summary="Liveness and what the service holds")
+    @app.get("/health", tags=["ops"], summary="Liveness and what the service holds", openapi_extra=rule("public"))
     async def health() -> dict:
         snap = store.current
         return {"status": "ok", "events_acknowledged": state.counters["events_acknowledged"],

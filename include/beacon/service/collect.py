@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from beacon.service.auth import rule
 from beacon.service.bodies import PayloadError, read_decoded
 
 
@@ -306,6 +307,7 @@ def router(state) -> APIRouter:
 
     for kind in (*KINDS, "batch"):
         r.add_api_route(f"/v1/{kind}", make(kind), methods=["POST"], summary=f"Segment {kind} call",
+                        openapi_extra=rule("write_key"),
                         description=f"Accepts a Segment-spec `{kind}` body, plain or with Content-Encoding gzip or "
                                     "deflate; 200 only once it is durable. Errors (body: code, message, detail): "
                                     "400 invalid_payload/malformed_json/malformed_body (fields named), 401 "

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from beacon.activation.offers import snapshot_path
 from beacon.config import Settings, StrictConfig, parse_config, settings
@@ -30,6 +30,9 @@ class Limits:
     rate_events_per_second: float = 20_000.0  # per write key (token bucket)
     rate_burst: float = 40_000.0
     webhook_tolerance_seconds: int = 300  # a signed timestamp older (or newer) than this is a replay
+    form_per_address: int = 3  # confirmations per address (keyed hash) per form window
+    form_per_client: int = 20  # form posts per client IP per form window
+    form_window_seconds: int = 3600
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class ServiceConfig:
     unsubscribe_secret: str | None = None  # the SMTP destination's unsubscribe_secret
     topics: dict[str, str] = field(default_factory=lambda: {"marketing": "News and offers"})  # name -> label
     offers_snapshot: Path | None = None
+    offers_keys: dict[str, str] = field(default_factory=dict)  # server-side offers key -> site name
+    offers_token_secret: str | None = None  # signs short-lived visitor tokens (GET /v1/offers)
     form_secret: str | None = None  # signs double opt-in confirmation links
     smtp: dict | None = None  # {"host", "port", "from", "username", "password"}: confirmation emails
     sms: dict | None = None  # {"auth_token", "help_text"}: inbound SMS keywords (Twilio-style signature)
@@ -91,6 +96,9 @@ class _Limits(StrictConfig):
     rate_events_per_second: float = Field(Limits.rate_events_per_second, gt=0)
     rate_burst: float = Field(Limits.rate_burst, gt=0)
     webhook_tolerance_seconds: int = Field(Limits.webhook_tolerance_seconds, ge=1)
+    form_per_address: int = Field(Limits.form_per_address, ge=1)
+    form_per_client: int = Field(Limits.form_per_client, ge=1)
+    form_window_seconds: int = Field(Limits.form_window_seconds, ge=1)
 
 
 class ServiceDoc(StrictConfig):
@@ -105,6 +113,8 @@ class ServiceDoc(StrictConfig):
     unsubscribe_secret: str | None = None
     topics: dict[str, str] | None = None
     offers_snapshot: str | None = None
+    offers_keys: dict[str, str] = Field(default_factory=dict)  # offers key -> site name
+    offers_token_secret: str | None = Field(None, min_length=32)
     form_secret: str | None = None
     smtp: _Smtp | None = None
     sms: _Sms | None = None
@@ -120,6 +130,19 @@ class ServiceDoc(StrictConfig):
         if not all(k and src for k, src in v.items()):
             raise ValueError("must map each write key to its source name")
         return v
+
+    @field_validator("offers_keys")
+    @classmethod
+    def _offers_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        if not all(len(k) >= 16 and site for k, site in v.items()):
+            raise ValueError("must map each offers key (at least 16 characters) to its site name")
+        return v
+
+    @model_validator(mode="after")
+    def _no_shared_keys(self) -> ServiceDoc:
+        if set(self.offers_keys) & set(self.write_keys):
+            raise ValueError("offers_keys: a write key cannot be an offers key (write keys ship in pages and apps)")
+        return self
 
     @field_validator("topics")
     @classmethod
@@ -140,6 +163,7 @@ def from_dict(doc: dict, s: Settings, where: str) -> ServiceConfig:
         postmark_password=d.postmark_password, unsubscribe_secret=d.unsubscribe_secret,
         topics=dict(d.topics or {"marketing": "News and offers"}),
         offers_snapshot=Path(d.offers_snapshot) if d.offers_snapshot else snapshot_path(s),
+        offers_keys=dict(d.offers_keys), offers_token_secret=d.offers_token_secret,
         form_secret=d.form_secret,
         smtp=d.smtp.model_dump(by_alias=True, exclude_none=True) if d.smtp else None,
         sms=d.sms.model_dump(exclude_none=True) if d.sms else None,

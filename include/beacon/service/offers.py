@@ -1,4 +1,8 @@
-"""Real-time offers: GET /v1/profiles/{id}/offers from an in-memory copy of a published snapshot.
+"""Real-time offers from an in-memory copy of a published snapshot, behind a credential.
+
+Server-side: GET /v1/profiles/{id}/offers with an offers key. Browser: GET /v1/offers with a short-lived
+visitor token (HMAC over the subject and expiry) that the site's server gets from POST /v1/offers/tokens.
+Never by a raw email, and an unknown subject gets the same answer as one who may not be personalized.
 
 The pipeline publishes a Parquet snapshot after the marts (beacon.activation.offers.publish_offers): one row
 per lookup key (customer id, email SHA-256, anonymous id linked by identity resolution) with the customer
@@ -9,14 +13,18 @@ so a request sees the old snapshot or the new one, never a mix; the file is publ
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+
+from beacon.service.auth import TOKEN_MAX_SECONDS, bearer, issue_token, key_matches, rule, verify_token
+from beacon.service.collect import PayloadError, read_limited
 
 SNAPSHOT_COLUMNS = ("key", "customer_id", "offers", "allowed")
 
@@ -86,32 +94,98 @@ class OfferStore:
             self._thread.join(timeout=5)
 
 
-def lookup_keys(profile_id: str) -> list[str]:
-    """The keys one id may be stored under: itself, and the SHA-256 of it when it looks like an email."""
-    keys = [profile_id]
-    if "@" in profile_id:
-        keys.append(hashlib.sha256(profile_id.strip().lower().encode()).hexdigest())
-    return keys
+_EMPTY = b'[]'
+_UNAUTHORIZED = {"error": "unauthorized", "detail": "send an offers key or a visitor token as Authorization: Bearer"}
+
+
+def answer(snap: Snapshot, subject: str) -> Response:
+    """The offers for one lookup key (customer id, email SHA-256 or anonymous id).
+
+    Unknown, not allowed (erased, complained, opted out) and known without offers all get the same 200 with
+    empty lists: the status, headers and body never say whether the subject is a customer. The customer id
+    is not echoed (the caller already holds the key it asked for)."""
+    hit = snap.index.get(subject)
+    offers_json, products_json = (hit[1], hit[3]) if hit is not None and hit[2] else (_EMPTY, _EMPTY)
+    return Response(b'{"snapshot":"' + snap.version.encode() + b'","offers":' + offers_json
+                    + b',"recommendations":' + products_json + b"}", media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _unauthorized() -> JSONResponse:
+    return JSONResponse(_UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="beacon"',
+                                                                  "Cache-Control": "no-store"})
+
+
+def _no_snapshot() -> JSONResponse:
+    return JSONResponse({"error": "no_snapshot", "detail": "no offers snapshot has been published"},
+                        status_code=503, headers={"Retry-After": "60"})  # the next activation run
+
+
+def _raw_email() -> JSONResponse:
+    return JSONResponse({"error": "raw_email_refused", "detail": [{"field": "subject", "message":
+                         "look up by customer id, anonymous id or the SHA-256 of the normalized email"}]},
+                        status_code=400)
 
 
 def router(state, store: OfferStore) -> APIRouter:
     r = APIRouter(tags=["offers"])
+    cfg = state.config
 
-    @r.get("/v1/profiles/{profile_id}/offers", summary="Next best offers for on-site personalization",
-           description="By customer id, email SHA-256 (or email) or anonymous id. 200 with offers; 200 with an "
-                       "empty list for a person who may not be personalized; 404 unknown; 503 no snapshot yet.")
-    async def offers(profile_id: str) -> Response:
+    @r.get("/v1/profiles/{profile_id}/offers", summary="Next best offers (server-side, offers key)",
+           openapi_extra=rule("offers_key"),
+           description="Authorization: Bearer <offers key>. By customer id, SHA-256 of the normalized email or "
+                       "anonymous id (a raw email is refused with 400, whoever it is). 200 with offers; the same "
+                       "200 with empty lists for an unknown subject or one who may not be personalized; 401 "
+                       "without a valid key (the same answer for every subject); 503 before the first snapshot.")
+    async def offers(profile_id: str, request: Request) -> Response:
         snap = store.current
         if snap is None:
-            return JSONResponse({"error": "no_snapshot", "detail": "no offers snapshot has been published"},
-                                status_code=503, headers={"Retry-After": "60"})  # the next activation run
-        hit = next((snap.index[k] for k in lookup_keys(profile_id) if k in snap.index), None)
-        if hit is None:
-            return JSONResponse({"error": "unknown_profile"}, status_code=404)
-        cid, body, allowed, products = hit
-        offers_json, products_json = (body, products) if allowed else (b"[]", b"[]")
-        return Response(b'{"customer_id":"' + cid.encode() + b'","snapshot":"' + snap.version.encode()
-                        + b'","offers":' + offers_json + b',"recommendations":' + products_json + b"}",
-                        media_type="application/json")
+            return _no_snapshot()
+        if key_matches(bearer(request), cfg.offers_keys) is None:
+            return _unauthorized()
+        if "@" in profile_id:
+            return _raw_email()
+        return answer(snap, profile_id)
+
+    @r.post("/v1/offers/tokens", summary="Issue a visitor token (server-side, offers key)",
+            openapi_extra=rule("offers_key"),
+            description="Authorization: Bearer <offers key>; JSON body `{\"subject\": <customer id, email SHA-256 "
+                        "or anonymous id>, \"ttl_seconds\": <= 3600}`. 200 `{token, expires_at}` for any subject "
+                        "(known or not); 400 a raw email or a bad body; 401 without a key; 503 no token secret.")
+    async def issue(request: Request) -> JSONResponse:
+        if key_matches(bearer(request), cfg.offers_keys) is None:
+            return _unauthorized()
+        if not cfg.offers_token_secret:
+            return JSONResponse({"error": "not_configured", "detail": "no offers_token_secret"}, status_code=503)
+        try:
+            doc = json.loads(await read_limited(request, 4096))
+            subject, ttl = doc["subject"], int(doc.get("ttl_seconds", 900))
+            if not isinstance(subject, str) or not 0 < len(subject) <= 256 or not 0 < ttl <= TOKEN_MAX_SECONDS:
+                raise ValueError
+        except PayloadError as exc:
+            return JSONResponse({"error": exc.error}, status_code=exc.status)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return JSONResponse({"error": "invalid_body", "detail": [{"field": "subject", "message": "a string of "
+                                 f"1-256 characters; ttl_seconds 1-{TOKEN_MAX_SECONDS}"}]}, status_code=400)
+        if "@" in subject:
+            return _raw_email()
+        expires = int(time.time()) + ttl
+        return JSONResponse({"token": issue_token(cfg.offers_token_secret, subject, expires), "expires_at": expires},
+                            headers={"Cache-Control": "no-store"})
+
+    @r.get("/v1/offers", summary="Next best offers for the visitor a token names (browser)",
+           openapi_extra=rule("signed_token"),
+           description="Authorization: Bearer <visitor token> from POST /v1/offers/tokens; the token binds the "
+                       "subject and expires. The same answers as the server-side route; 401 for a missing, forged "
+                       "or expired token.")
+    async def visitor_offers(request: Request) -> Response:
+        snap = store.current
+        if snap is None:
+            return _no_snapshot()
+        subject = verify_token(cfg.offers_token_secret, bearer(request), time.time()) \
+            if cfg.offers_token_secret else None
+        if subject is None:
+            return _unauthorized()
+        return answer(snap, subject)
 
     return r

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from beacon.activation.preferences import now_text, preference_file, record_id, verify_token
+from beacon.service.auth import rule
 from beacon.service.collect import PayloadError, read_limited
 from beacon.service.durable import utc_day, write_durably
 
@@ -58,7 +59,7 @@ def router(state) -> APIRouter:
         state.counters["preference_records"] += len(records)
         return name
 
-    @r.post("/v1/unsubscribe", summary="RFC 8058 one-click unsubscribe",
+    @r.post("/v1/unsubscribe", summary="RFC 8058 one-click unsubscribe", openapi_extra=rule("unsubscribe_token"),
             description="The List-Unsubscribe URL of Beacon's emails; body `List-Unsubscribe=One-Click`. 200 when "
                         "recorded (durably, before the answer); 400 missing_token, 403 forged_token, 410 "
                         "expired_token (nothing written).")
@@ -91,6 +92,7 @@ def router(state) -> APIRouter:
 <button type="submit">Save my preferences</button></form>"""
 
     @r.get("/v1/preferences", response_class=HTMLResponse, summary="Preference centre",
+           openapi_extra=rule("unsubscribe_token"),
            description="Per-topic subscription groups and per-channel opt-outs, as an HTML form (no JavaScript).")
     async def preference_page(request: Request) -> HTMLResponse:
         a, u, e, t = _link_fields(request.query_params)
@@ -100,7 +102,8 @@ def router(state) -> APIRouter:
                          "more recent email.</p>", _STATUS[bad])
         return _page("Your email preferences", form(a, u, e, t))
 
-    @r.post("/v1/preferences", response_class=HTMLResponse, summary="Save preference-centre choices")
+    @r.post("/v1/preferences", response_class=HTMLResponse, summary="Save preference-centre choices",
+            openapi_extra=rule("unsubscribe_token"))
     async def save_preferences(request: Request) -> HTMLResponse:
         try:
             body = await read_limited(request, 16_384)

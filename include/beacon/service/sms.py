@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from beacon.activation.preferences import now_text, preference_file, record_id
+from beacon.service.auth import rule
 from beacon.service.collect import PayloadError, read_limited
 from beacon.service.durable import utc_day, write_durably
 
@@ -49,7 +50,7 @@ def router(state) -> APIRouter:
     r = APIRouter(tags=["sms"])
     cfg = state.config
 
-    @r.post("/v1/sms/inbound", summary="Inbound SMS (STOP/START/HELP keywords)",
+    @r.post("/v1/sms/inbound", summary="Inbound SMS (STOP/START/HELP keywords)", openapi_extra=rule("provider_signature"),
             description="Twilio-style form post, verified with X-Twilio-Signature. TwiML answer; 403 when the "
                         "signature does not verify; 503 when no sms_auth_token is configured.")
     async def inbound(request: Request) -> Response:

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from beacon.ingest.webhooks import PROVIDERS, webhook_file_name
+from beacon.service.auth import rule
 from beacon.service.collect import PayloadError, error_response, read_limited
 from beacon.service.durable import utc_day, write_durably
 
@@ -113,7 +114,7 @@ def router(state) -> APIRouter:
     cfg = state.config
     seen = SeenCache(cfg.limits.webhook_tolerance_seconds * 2)
 
-    @r.post("/v1/webhooks/{provider}", summary="Email-service event webhook",
+    @r.post("/v1/webhooks/{provider}", summary="Email-service event webhook", openapi_extra=rule("provider_signature"),
             description="SendGrid, Mailgun or Postmark event posts, verified by each provider's scheme. 200 once "
                         "landed; 401 forged/unsigned, 409 replayed, 404 unknown or unconfigured provider.")
     async def webhook(provider: str, request: Request) -> JSONResponse:
