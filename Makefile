@@ -67,13 +67,17 @@ bench-1m: install
 	$(BIN)/beacon bench pipeline --people 1000000 --json
 
 # Python style (ruff) and the dbt models' SQL style (sqlfluff, .sqlfluff; the dbt templater compiles the
-# project, which needs a warehouse path but never reads the warehouse).
+# project, which needs a warehouse path but never reads the warehouse). Then the dialect check (beacon.dbt_dialect,
+# docs/scale.md): every compiled model and test parsed for DuckDB and Spark; fails on a DuckDB-only use that
+# dbt_project/dialect_baseline.json does not list.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	@mkdir -p data
 	BEACON_DBT_WAREHOUSE_PATH=$${BEACON_DBT_WAREHOUSE_PATH:-$(CURDIR)/data/sqlfluff.duckdb} \
 	  $(BIN)/sqlfluff lint dbt_project/models
+	BEACON_DBT_WAREHOUSE_PATH=$${BEACON_DBT_WAREHOUSE_PATH:-$(CURDIR)/data/sqlfluff.duckdb} \
+	  $(BIN)/python -m beacon.dbt_dialect --project-dir dbt_project --target-dir data/dialect/target
 
 # The real thing: scheduler, DAG processor, triggerer, API server on a local Postgres (beacon.stack; docs/operations.md).
 up: install

@@ -46,6 +46,19 @@ def _int(var: str, default: int | None) -> int | None:
     return _number(var, default)
 
 
+# The engines BEACON_ENGINE may name (issue 29): DuckDB (the default, the demo) and Apache Spark.
+ENGINES = ("duckdb", "spark")
+
+
+def _engine(var: str = "BEACON_ENGINE") -> str:
+    value = os.environ.get(var)
+    if value is None or not value.strip():
+        return ENGINES[0]
+    if value.strip().lower() not in ENGINES:
+        raise ValueError(f"environment variable {var}={value!r}: unknown engine (allowed: {', '.join(ENGINES)})")
+    return value.strip().lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting Beacon reads from the environment, resolved (the variable is named in each comment).
@@ -62,6 +75,7 @@ class Settings:
     registry_dir: Path  # BEACON_REGISTRY_DIR: the model registry (default: <data>/registry)
     dbt_project_dir: Path  # BEACON_DBT_PROJECT_DIR: the dbt project (default: <home>/dbt_project)
     dbt_target_dir: Path  # BEACON_DBT_TARGET_DIR: dbt's target folder with the manifest (default: <dbt>/target)
+    engine: str = "duckdb"  # BEACON_ENGINE: the warehouse engine, one of ENGINES (duckdb | spark; docs/scale.md)
     duckdb_memory_limit: str = "8GB"  # BEACON_DUCKDB_MEMORY_LIMIT: DuckDB spills to disk beyond this
     frequency_cap: int = 3  # BEACON_FREQUENCY_CAP: messages per person per 7 days (a connection may override)
     retry_delay_seconds: int | None = None  # BEACON_RETRY_DELAY_SECONDS: task retry delay (unset: 120 s; demo 3 s)
@@ -107,6 +121,7 @@ def settings() -> Settings:
         registry_dir=_path("BEACON_REGISTRY_DIR", data / "registry"),
         dbt_project_dir=dbt_dir,
         dbt_target_dir=_path("BEACON_DBT_TARGET_DIR", dbt_dir / "target"),
+        engine=_engine(),
         duckdb_memory_limit=os.environ.get("BEACON_DUCKDB_MEMORY_LIMIT") or "8GB",
         frequency_cap=_int("BEACON_FREQUENCY_CAP", 3),
         retry_delay_seconds=_int("BEACON_RETRY_DELAY_SECONDS", None),

@@ -85,6 +85,7 @@ class DemoResult:
     people: int
     seed: int
     day: str
+    engine: str = "duckdb"  # the engine it ran on (BEACON_ENGINE)
     seconds: dict[str, float] = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
     quarantine: dict[str, int] = field(default_factory=dict)
@@ -231,17 +232,33 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
     return result
 
 
+# The engines the pipeline runs on today. Spark is a valid BEACON_ENGINE but not implemented yet (issue 29).
+RUNNABLE_ENGINES = ("duckdb",)
+
+
+class EngineUnavailable(RuntimeError):
+    """BEACON_ENGINE names an engine Beacon knows but cannot run yet."""
+
+
+def require_runnable_engine(engine: str) -> None:
+    if engine not in RUNNABLE_ENGINES:
+        raise EngineUnavailable(
+            f"BEACON_ENGINE={engine}: the {engine} engine is not available yet (issue 29; docs/scale.md); "
+            f"runnable today: {', '.join(RUNNABLE_ENGINES)} (unset BEACON_ENGINE or set BEACON_ENGINE=duckdb)")
+
+
 def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None, book=None) -> DemoResult:
     """Generate (if needed), initialize Airflow (if needed), run the DAGs for each day, summarize; after several
     days, compare the measured lift with the effects the world planted."""
     from beacon.dbt import ensure_manifest
 
     s = settings()
+    require_runnable_engine(s.engine)  # before anything runs: no half-run on an engine that cannot run yet
     t0 = time.perf_counter()
     if progress:
         progress("generate")
     day = prepare_world(s, people, seed)
-    result = DemoResult(people=people, seed=seed, day=day)
+    result = DemoResult(people=people, seed=seed, day=day, engine=s.engine)
     result.seconds["generate"] = round(time.perf_counter() - t0, 2)
     t1 = time.perf_counter()
     if progress:

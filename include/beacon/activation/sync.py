@@ -30,11 +30,14 @@ from beacon.activation.governance import (
     governed_query,
 )
 from beacon.audiences import Audience
+from beacon.privacy.catalog import cached_catalog, kinds_of
 from beacon.warehouse import quote_ident, sql_literal, transaction
 
 MODES = ("upsert", "mirror", "insert_only")
 # Mapped by default when a destination names no fields: the segment's columns plus these.
 DEFAULT_EXTRA_FIELDS = ("email", "first_name", "last_name", "lead_decile")
+# The relations the governed rows (_gov) take columns from besides the segment (governance.governed_query).
+GOV_RELATIONS = ("marts.dim_customers", "ml.scores")
 
 
 @dataclass
@@ -259,7 +262,9 @@ def run_sync(con: duckdb.DuckDBPyConnection, audience: Audience, audiences: list
     if s.changes:
         changes = _changes_frame(con, fields)
         meta = {"audience": s.audience, "destination": s.destination, "run_id": s.run_id, "as_of": s.as_of,
-                "owner": audience.owner, "description": audience.description}
+                "owner": audience.owner, "description": audience.description,
+                # The personal data each sent column holds (catalog tags of the relations _gov reads).
+                "pii_columns": kinds_of(["customer_id", *fields], [audience.relation, *GOV_RELATIONS], cached_catalog())}
         day = str(as_of)[:10]
         batches = dest.plan(changes, name=f"{s.audience}/{day}", meta=meta)
         try:

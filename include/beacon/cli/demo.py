@@ -40,6 +40,7 @@ def cmd_demo(args) -> int:
     d = result.to_dict()
 
     def render(d):
+        console.print(f"Engine: [bold]{d.get('engine', 'duckdb')}[/bold]")
         console.print(kv_table("Stage seconds", d["seconds"]))
         console.print(kv_table("Raw layer", {**d["raw"], **{f"quarantined: {k}": v for k, v in d["quarantine"].items()}}))
         console.print(kv_table("Warehouse rows", d["warehouse"]))

@@ -23,6 +23,10 @@ SQL_TYPES = {"varchar": "VARCHAR", "integer": "INTEGER", "bigint": "BIGINT", "do
 META_COLUMNS = {"_source_file": "VARCHAR", "_line": "BIGINT", "_batch_id": "VARCHAR", "_loaded_at": "TIMESTAMP",
                 "_file_sha256": "VARCHAR", "_source": "VARCHAR"}
 FORMATS = ("csv", "jsonl", "parquet")
+# Kinds of personal data a column may hold (`pii:` of a column; dbt's `meta.pii`; docs/privacy.md). `identifier`:
+# an id that singles out a person (customer, anonymous, user, contact ids); `free_text`: a document that may hold
+# any of the others (a whole JSON message, a consent proof).
+PII_KINDS = ("email", "phone", "name", "address", "birth_date", "ip", "free_text", "identifier")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Column:
     name: str
     type: str
     path: str | None = None
+    pii: str | None = None  # the kind of personal data it holds (PII_KINDS), None when it holds none
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,15 @@ def _columns(path: Path, name: str, s: dict) -> list[Column]:
         c = {"type": c} if isinstance(c, str) else c
         if c["type"] not in SQL_TYPES:
             raise IngestError(f"{path}: source {name}, column {cname}: unknown type {c['type']!r}")
-        cols.append(Column(cname, c["type"], c.get("path")))
+        unknown = set(c) - {"type", "path", "pii"}
+        if unknown:
+            raise IngestError(f"{path}: source {name}, column {cname}: unknown field(s) {', '.join(sorted(unknown))}",
+                              "config")
+        pii = c.get("pii")
+        if pii is not None and pii not in PII_KINDS:
+            raise IngestError(f"{path}: source {name}, column {cname}: unknown pii kind {pii!r} "
+                              f"(one of {', '.join(PII_KINDS)})", "config")
+        cols.append(Column(cname, c["type"], c.get("path"), pii))
     return cols
 
 

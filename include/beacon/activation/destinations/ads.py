@@ -112,7 +112,9 @@ class CustomerMatch:
         email_col, phone_col = COLUMNS[self.platform]
         ok = prepared[email_col].notna() | prepared[phone_col].notna()
         stem = f"{batch.meta.get('audience', 'audience')}-{batch.meta['list_operation']}-{batch.meta['batch_id']}"
-        meta = {**batch.meta, "platform": self.platform, "hashing": "sha256"}
+        # The upload holds hashed e-mails and phones: still personal data (pseudonymous), listed in the manifest.
+        meta = {**batch.meta, "platform": self.platform, "hashing": "sha256",
+                "pii_columns": {email_col: "email", phone_col: "phone"}}
         if ok.any():
             write_with_manifest(self.base_url, batch.name, stem, prepared.loc[ok, [email_col, phone_col]], "csv", meta,
                                 self.storage_options)

@@ -37,7 +37,9 @@ def batch_id(rows: pd.DataFrame) -> str:
 
 def write_with_manifest(base_url: str, folder: str, stem: str, df: pd.DataFrame, fmt: str, meta: dict,
                         storage_options: dict) -> dict:
-    """Write `df` then its manifest (row count, schema, sha256); a consumer that sees the manifest sees a complete file."""
+    """Write `df` then its manifest (row count, schema, sha256, and `pii_columns`: column -> kind of personal data,
+    from `meta["pii_columns"]`, for the columns the file holds); a consumer that sees the manifest sees a complete
+    file."""
     if fmt == "csv":
         payload = neutralize_formulas(df).to_csv(index=False).encode("utf-8")
     else:
@@ -47,7 +49,8 @@ def write_with_manifest(base_url: str, folder: str, stem: str, df: pd.DataFrame,
     data_name = f"{stem}.{fmt}"
     manifest = {**meta, "file": data_name, "format": fmt, "row_count": len(df),
                 "columns": [{"name": c, "type": str(t)} for c, t in df.dtypes.items()],
-                "sha256": hashlib.sha256(payload).hexdigest()}
+                "sha256": hashlib.sha256(payload).hexdigest(),
+                "pii_columns": {c: k for c, k in (meta.get("pii_columns") or {}).items() if c in df.columns}}
     fs, root = fsspec.core.url_to_fs(f"{base_url.rstrip('/')}/{folder}", **storage_options)
     fs.makedirs(root, exist_ok=True)
     tmp = f"{root}/.{data_name}.partial"
