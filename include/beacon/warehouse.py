@@ -129,6 +129,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return con.execute(q, [schema, table]).fetchall()[0][0] > 0
 
 
+def relations(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, set[str]]]:
+    """"schema.table" -> (table type, its column names), for every relation of the warehouse (one catalog read)."""
+    types = {(s, t): ty for s, t, ty in con.execute(
+        "SELECT table_schema, table_name, table_type FROM information_schema.tables").fetchall()}
+    out: dict[str, tuple[str, set[str]]] = {}
+    for s, t, c in con.execute("SELECT table_schema, table_name, column_name FROM information_schema.columns").fetchall():
+        out.setdefault(f"{s}.{t}", (types.get((s, t), "BASE TABLE"), set()))[1].add(c)
+    return out
+
+
 def relation_kind(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[str, str | None] | None:
     """(kind, comment) of schema.name: kind 'BASE TABLE' or 'VIEW', the COMMENT ON it; None when it does not exist."""
     q = "SELECT table_type, TABLE_COMMENT FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"

@@ -22,13 +22,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from beacon.journeys.sql import lit
 from beacon.measure.experiments import ArmCounts, Decision, WinnerRule, decide
-from beacon.measure.outcomes import in_window_sql, outcomes_sql
 from beacon.warehouse import table_exists, transaction
+
+if TYPE_CHECKING:  # the split node imports this module while a journey is validated at DAG-parse time
+    import duckdb
 
 DECISIONS_DDL = """CREATE TABLE IF NOT EXISTS journeys.experiment_decisions (decision_id VARCHAR, journey VARCHAR,
     version INTEGER, node_id VARCHAR, decided_at TIMESTAMP, winner VARCHAR, breached JSON, control VARCHAR,
@@ -136,6 +137,11 @@ def arm_counts(con: duckdb.DuckDBPyConnection, journey: str, node, clock: dateti
                rule: WinnerRule) -> tuple[dict[str, ArmCounts], datetime | None]:
     """Per arm (every arm of the split, control included): people, the metric's sum and sum of squares, and the
     guardrail counts, from outcomes up to `clock`; and when the first person was assigned (None: nobody yet)."""
+    from beacon.measure.outcomes import (  # pandas: at run time, never at parse time
+        in_window_sql,
+        outcomes_sql,
+    )
+
     T = lit(clock)
     events = f"(SELECT * FROM {'.'.join(OUTCOME_EVENTS)} WHERE occurred_at <= {T})"
     exposures = f"(SELECT * FROM ({assignments_sql(journey, node)}) WHERE exposed_at <= {T})"

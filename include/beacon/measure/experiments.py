@@ -3,7 +3,7 @@
 `decide` is pure: it takes per-arm counts (people, the metric's sum and sum of squares, guardrail counts), the
 experiment's rule (`WinnerRule`: metric, min_people per arm, a minimum running time, confidence) and the clock,
 and returns a `Decision`. It can be called after every run of a journey (a daily or hourly "peek") because the
-intervals are confidence *sequences* (`stats.sequential_halfwidth`, the normal mixture of Howard et al. 2021 in
+intervals are confidence *sequences* (`sequential.sequential_halfwidth`, the normal mixture of Howard et al. 2021 in
 GrowthBook's form): the chance that one ever excludes the true difference, however often it is looked at, stays
 below 1 − confidence. A fixed-horizon interval looked at daily would declare false winners far more often.
 
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from beacon.measure.stats import SEQUENTIAL_TUNING_N, sequential_halfwidth
+from beacon.measure.sequential import SEQUENTIAL_TUNING_N, sequential_halfwidth
 
 METRICS = ("converted", "clicked", "revenue")
 METHOD = "always-valid normal-mixture interval (Howard et al. 2021), Bonferroni over each arm's k-1 comparisons"

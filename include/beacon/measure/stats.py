@@ -34,9 +34,9 @@ from statsmodels.stats.proportion import (
 )
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-ALPHA = 0.05
+from beacon.measure.sequential import ALPHA, SEQUENTIAL_TUNING_N, sequential_halfwidth  # noqa: F401 (re-exported)
+
 SRM_P = 0.001  # the usual threshold: a split this unlikely under the design is broken, not unlucky
-SEQUENTIAL_TUNING_N = 5000  # GrowthBook's default: the sample size where the sequential interval is tightest
 
 
 @dataclass
@@ -87,15 +87,6 @@ def relative_ci(m_t: float, v_t: float, n_t: int, m_c: float, v_c: float, n_c: i
     var = v_t / (n_t * m_c**2) + (m_t**2) * v_c / (n_c * m_c**4)
     z = sps.norm.ppf(1 - alpha / 2)
     return rel, rel - z * math.sqrt(var), rel + z * math.sqrt(var)
-
-
-def sequential_halfwidth(se: float, n: int, alpha: float = ALPHA, tuning_n: int = SEQUENTIAL_TUNING_N) -> float:
-    """Half-width of an always-valid interval for an estimate with standard error `se` from `n` observations.
-
-    Normal-mixture confidence sequence (Howard et al. 2021) in GrowthBook's parameterisation."""
-    sigma = se * math.sqrt(n)  # per-observation standard deviation of the estimator
-    rho = math.sqrt((-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning_n)
-    return sigma * math.sqrt(2 * (n * rho**2 + 1) / (n**2 * rho**2) * math.log(math.sqrt(n * rho**2 + 1) / alpha))
 
 
 def cuped_adjust(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import duckdb
 
 from beacon.privacy.catalog import PiiColumn, catalog
-from beacon.warehouse import quote_ident, sql_literal
+from beacon.warehouse import quote_ident, relations, sql_literal
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,6 @@ def _condition(col: PiiColumn, customer_ids: list[str], identifiers: list[str]) 
     return in_list(f"trim({text})", [v.strip() for v in identifiers])
 
 
-def _relations(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, set[str]]]:
-    """schema.table -> (table type, its columns), for every relation of the warehouse."""
-    out: dict[str, tuple[str, set[str]]] = {}
-    types = dict(((s, t), ty) for s, t, ty in con.execute(
-        "SELECT table_schema, table_name, table_type FROM information_schema.tables").fetchall())
-    for s, t, c in con.execute("SELECT table_schema, table_name, column_name FROM information_schema.columns").fetchall():
-        out.setdefault(f"{s}.{t}", (types.get((s, t), "BASE TABLE"), set()))[1].add(c)
-    return out
-
-
 def locate(con: duckdb.DuckDBPyConnection, customer_ids: Iterable[str] = (), identifiers: Iterable[str] = (),
            cat: list[PiiColumn] | None = None, include_empty: bool = False) -> list[Hit]:
     """Rows per tagged column that hold one of the person's customer ids or identifiers (e-mails, phones,
@@ -79,7 +69,7 @@ def locate(con: duckdb.DuckDBPyConnection, customer_ids: Iterable[str] = (), ide
     if not cids and not idents:
         raise ValueError("locate needs at least one customer id or identifier")
     cat = catalog() if cat is None else cat
-    present = _relations(con)
+    present = relations(con)
     by_rel: dict[str, list[tuple[PiiColumn, str]]] = {}
     for col in cat:
         rel = present.get(col.relation)
