@@ -10,6 +10,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 import pytest
+from support.measure_world import write_measurement_tables
 
 from beacon.generate.engagement import (
     Effect,
@@ -60,15 +61,7 @@ def _build(con, world, people: int = 4000):
     (world / "truth" / EFFECTS_FILE).write_text(json.dumps(book.to_dict()))
     tables = exp.assign(source_name=exp.campaign.str.split(":").str[1], messages=exp.sent.astype(int), run_id="r1",
                         exposed_at=exp.exposed_at.dt.tz_localize(None))
-    con.execute("CREATE SCHEMA measurement; CREATE SCHEMA marts")
-    con.register("_e", tables)
-    con.register("_v", ev.drop(columns="campaign").assign(occurred_at=ev.occurred_at.dt.tz_localize(None)))
-    con.execute("CREATE TABLE measurement.campaign_exposures AS SELECT * FROM _e")
-    con.execute("CREATE TABLE measurement.campaign_outcome_events AS SELECT * FROM _v WHERE event_type <> 'open'")
-    con.execute("CREATE TABLE marts.dim_customers AS SELECT customer_id FROM _e GROUP BY 1")
-    con.execute("""CREATE TABLE marts.fct_orders AS SELECT customer_id, 'completed' AS status, revenue AS total_amount,
-        occurred_at AS ordered_at FROM _v WHERE event_type = 'order'""")
-    con.execute("CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP)")
+    write_measurement_tables(con, tables, ev)
     return exp, pop, book
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 import pytest
+from support.measure_world import write_measurement_tables
 
 from beacon.generate.engagement import Effect, EffectBook, randomize, respond, simulate_people
 from beacon.measure import stats
@@ -35,15 +36,7 @@ def build(con: duckdb.DuckDBPyConnection, people: int = 3000) -> tuple[pd.DataFr
     exp = exp.merge(pop[["customer_id", *COVARIATES]], on="customer_id")
     exp = exp.assign(source_name=exp.campaign.str.split(":").str[1], messages=exp.sent.astype(int), run_id="r1",
                      exposed_at=exp.exposed_at.dt.tz_localize(None))
-    con.execute("CREATE SCHEMA measurement; CREATE SCHEMA marts")
-    con.register("_e", exp)
-    con.register("_v", ev.drop(columns="campaign").assign(occurred_at=ev.occurred_at.dt.tz_localize(None)))
-    con.execute("CREATE TABLE measurement.campaign_exposures AS SELECT * FROM _e")
-    con.execute("CREATE TABLE measurement.campaign_outcome_events AS SELECT * FROM _v WHERE event_type <> 'open'")
-    con.execute("CREATE TABLE marts.dim_customers AS SELECT customer_id FROM _e GROUP BY 1")
-    con.execute("""CREATE TABLE marts.fct_orders AS SELECT customer_id, 'completed' AS status, revenue AS total_amount,
-        occurred_at AS ordered_at FROM _v WHERE event_type = 'order'""")
-    con.execute("CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP)")
+    write_measurement_tables(con, exp, ev)
     return exp, ev
 
 

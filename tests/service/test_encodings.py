@@ -13,19 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.bodies import deflate_json, gzip_bomb, gzip_json, inflated_size
+from support.service import stored_events
 
 from beacon.service.bodies import Inflater, PayloadError, content_coding
 
-
-def _stored(svc) -> dict[str, dict]:
-    out = {}
-    for p in svc.files():
-        if p.name.startswith("collected_events-"):
-            for line in p.read_text().splitlines():
-                if line.strip():
-                    e = json.loads(line)
-                    out[e["messageId"]] = e
-    return out
+_stored = stored_events
 
 
 def _post(svc, body: bytes, encoding: str | None, path: str = "batch") -> httpx.Response:

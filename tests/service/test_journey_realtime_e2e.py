@@ -14,8 +14,9 @@ import time
 
 import httpx
 import pytest
+from support.service import small_world
 
-from beacon.bench.service import ACTION_JOURNEY, build_small_world, identified_opted_in, trigger_cycle
+from beacon.bench.service import ACTION_JOURNEY, identified_opted_in, trigger_cycle
 from beacon.config import override_env
 from beacon.journeys.model import Journey
 
@@ -27,10 +28,7 @@ JOURNEY = Journey.model_validate(ACTION_JOURNEY)  # entry event product_added ->
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A 300-person world: generated, loaded, and the marts the journeys read built by `dbt run`."""
-    data = tmp_path_factory.mktemp("rt-world")
-    with override_env(BEACON_DATA_DIR=str(data)):
-        build_small_world(data)
-    return data
+    return small_world(tmp_path_factory, "rt-world")
 
 
 def test_a_posted_event_enters_a_journey_and_is_sent_within_one_cycle(world, svc, smtp_sink):

@@ -14,8 +14,8 @@ import time
 from datetime import UTC, timedelta
 
 import pytest
+from support.service import small_world
 
-from beacon.bench.service import build_small_world
 from beacon.config import override_env
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +27,7 @@ MODELS = ["stg_web__events", "int_web_identities_mapped", "int_web_orders_mapped
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    data = tmp_path_factory.mktemp("orders-world")
-    with override_env(BEACON_DATA_DIR=str(data)):
-        build_small_world(data)
-    return data
+    return small_world(tmp_path_factory, "orders-world")
 
 
 def test_an_order_posted_through_a_library_reaches_fct_orders_and_the_outcomes(world, svc):

@@ -8,19 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from support.service import stored_events
 
 from beacon.service.collect import PayloadError, correct_clock, dump_line, parse_payload
 
-
-def _stored(svc) -> dict[str, dict]:
-    out = {}
-    for p in svc.files():
-        if p.name.startswith("collected_events-"):
-            for line in p.read_text().splitlines():
-                if line.strip():
-                    e = json.loads(line)
-                    out[e["messageId"]] = e
-    return out
+_stored = stored_events
 
 
 CONTEXT = {"library": {"name": "analytics.js", "version": "5.2.0"}, "ip": "203.0.113.7",

@@ -9,3 +9,28 @@ def make_config(wk: str, sg_public: str, mg: str, pm: tuple[str, str], unsub: st
             "topics": {"marketing": "News and offers", "product_updates": "Product updates"},
             "limits": {"max_body_bytes": 200_000, "max_event_bytes": 32_000, "max_batch_events": 500},
             "rotate_seconds": 0.5, **extra}
+
+
+def stored_events(svc) -> dict[str, dict]:
+    """messageId -> the stored line, for every collected event the service closed into its spool files."""
+    import json
+
+    out = {}
+    for p in svc.files():
+        if p.name.startswith("collected_events-"):
+            for line in p.read_text().splitlines():
+                if line.strip():
+                    e = json.loads(line)
+                    out[e["messageId"]] = e
+    return out
+
+
+def small_world(tmp_path_factory, name: str):
+    """A generated, loaded small world with the marts journeys and measurement read (beacon.bench.service)."""
+    from beacon.bench.service import build_small_world
+    from beacon.config import override_env
+
+    data = tmp_path_factory.mktemp(name)
+    with override_env(BEACON_DATA_DIR=str(data)):
+        build_small_world(data)
+    return data
