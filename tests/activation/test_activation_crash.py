@@ -259,3 +259,46 @@ def test_ads_upload_killed_before_its_commit_is_rewritten_not_duplicated(tmp_pat
     assert sorted(exports.rglob("hooked-*.csv")) == first and first[0].read_bytes() == written
     assert len(written.decode().splitlines()) == 1 + 60  # header + every member once
     assert not list(exports.rglob("*.partial"))  # no half-written upload left by the kill
+
+
+def test_sms_killed_between_acceptance_and_commit_resends_only_the_uncommitted_messages(tmp_path, monkeypatch):
+    """The SMS API takes no idempotency key, so SMS is at least once (docs/architecture.md, "Delivery semantics"):
+    a text the provider accepted but whose acceptance was not yet committed is sent again on the re-run. The re-run
+    resends exactly those, at most once each; nothing committed is sent again; nothing is lost."""
+    from beacon.testing.sms import FakeSmsProvider
+
+    def phone(c: str) -> str:  # the world's phone number of member c<i>
+        return f"+1415555{int(c[1:]):04d}"
+
+    with FakeSmsProvider() as provider:
+        monkeypatch.setenv("AIRFLOW_CONN_BEACON_SMS", json.dumps({
+            "conn_type": "sms", "host": provider.url, "login": provider.sid, "password": provider.token,
+            "extra": {"from": "+18005550000", "batch_size": 10}}))  # AS_OF 12:00 UTC: outside quiet hours
+        db = _world(tmp_path)
+        con = duckdb.connect(str(db))
+        con.execute("INSERT INTO marts.dim_consent SELECT customer_id, 'sms', 'opt_in', TIMESTAMP '2026-01-01' "
+                    "FROM segments.hooked")
+        con.close()
+        assert Child(db, kind="sms", kill_after=25, when="before_commit").wait()[0] == -signal.SIGKILL
+        first = [m["To"] for m in provider.messages]
+        con = duckdb.connect(str(db))
+        committed = {phone(c) for (c,) in con.execute(
+            "SELECT customer_id FROM activation.sync_log WHERE status = 'delivered'").fetchall()}
+        con.close()
+        assert len(committed) < 25 <= len(first)  # killed with accepted texts not yet committed
+        assert committed <= set(first) and len(first) == len(set(first))
+        code, out, err = Child(db, kind="sms").wait()
+        assert code == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["failed"] == 0
+        to = [m["To"] for m in provider.messages]
+        resent = to[len(first):]
+        assert set(to) == {phone(f"c{i}") for i in range(60)}  # nothing lost: every member texted at least once
+        assert committed.isdisjoint(resent)  # nothing committed is sent again
+        # Resent: exactly the accepted-but-uncommitted texts, once each (at most one resend per crash).
+        assert {p for p in set(to) if to.count(p) > 1} == set(first) - committed
+        assert max(to.count(p) for p in to) == 2
+        assert len(to) == len(first) + 60 - len(committed)
+        assert all(m["From"] == "+18005550000" and "Reply STOP" in m["Body"] for m in provider.messages)
+        code, out, err = Child(db, kind="sms").wait()
+        assert code == 0 and json.loads(out.strip().splitlines()[-1])["changes"] == 0, err
+        assert len(provider.messages) == len(to)  # a further run sends nothing
