@@ -1,9 +1,22 @@
 -- Email-service webhook events, deduplicated on the provider's event id.
+-- Incremental by day of event_at (macros/incremental_by_day.sql): a normal day rebuilds only the days that got rows.
+{{ day_partitioned('event_date') }}
 with source as (
     select * from {{ source('raw', 'email_events') }}
 ),
+{%- if is_incremental() %}
 
-final as (
+{{ rebuilt_days_cte('source', 'event_id', 'event_at', 'event_date') }},
+{%- endif %}
+
+scoped as (
+    select * from source
+    {%- if is_incremental() %}
+    where cast(event_at as date) in (select day from rebuilt_days)
+    {%- endif %}
+),
+
+deduplicated as (
     select
         event_id,
         lower(event) as event_name,
@@ -14,9 +27,18 @@ final as (
         campaign_id,
         bounce_type,
         url,
-        topic
-    from source
+        topic,
+        cast(event_at as date) as event_date,
+        _loaded_at
+    from scoped
     qualify row_number() over (partition by event_id order by _loaded_at) = 1
+),
+
+final as (
+    select * from deduplicated
+    {%- if is_incremental() %}
+    where {{ not_kept_elsewhere('deduplicated', 'event_id', 'event_date') }}
+    {%- endif %}
 )
 
 select * from final

@@ -2,6 +2,8 @@
 -- Two sources: the daily web_events files and the events posted to `beacon serve` (collected_events), whose
 -- `payload` keeps each message whole (JSON): the fields typed here are read from it, and a new property can be
 -- typed the same way without re-collecting.
+-- Incremental by day of event_at (macros/incremental_by_day.sql): a normal day rebuilds only the days that got rows.
+{{ day_partitioned('event_date') }}
 with source as (
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
         webinar_id, null::json as payload, _loaded_at
@@ -11,8 +13,19 @@ with source as (
         webinar_id, payload, _loaded_at
     from {{ source('raw', 'collected_events') }}
 ),
+{%- if is_incremental() %}
 
-final as (
+{{ rebuilt_days_cte('source', 'message_id', 'event_at', 'event_date') }},
+{%- endif %}
+
+scoped as (
+    select * from source
+    {%- if is_incremental() %}
+    where cast(event_at as date) in (select day from rebuilt_days)
+    {%- endif %}
+),
+
+deduplicated as (
     select
         message_id,
         type as event_type,
@@ -38,9 +51,18 @@ final as (
         json_extract_string(payload, '$.context.campaign.source') as utm_source,
         json_extract_string(payload, '$.context.campaign.medium') as utm_medium,
         json_extract_string(payload, '$.context.campaign.name') as utm_campaign,
-        payload
-    from source
+        payload,
+        cast(event_at as date) as event_date,
+        _loaded_at
+    from scoped
     qualify row_number() over (partition by message_id order by _loaded_at) = 1
+),
+
+final as (
+    select * from deduplicated
+    {%- if is_incremental() %}
+    where {{ not_kept_elsewhere('deduplicated', 'message_id', 'event_date') }}
+    {%- endif %}
 )
 
 select * from final
