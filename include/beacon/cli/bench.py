@@ -27,6 +27,8 @@ def cmd_score(args) -> int:
 def cmd_pipeline(args) -> int:
     from beacon.bench.pipeline import bench_pipeline, with_median_stages
 
+    if args.days > 1 or args.dags:
+        return _pipeline_days(args)
     if args.repeat > 1 and args.workdir:
         raise ValueError("--repeat needs fresh work folders: leave out --workdir")
     runs = [bench_pipeline(people=args.people, seed=args.seed, workdir=Path(args.workdir) if args.workdir else None,
@@ -39,6 +41,31 @@ def cmd_pipeline(args) -> int:
         for st in d["stages"]:
             t.add_row(st["stage"], f"{st['seconds']:.2f}", f"{st['rows']:,}", f"{st['rows_per_s']:,.0f}")
         console.print(t)
+    emit(d, args.json, render)
+    return 0
+
+
+def _pipeline_days(args) -> int:
+    from beacon.bench.pipeline_days import STAGES, bench_days
+
+    d = bench_days(people=args.people, days=args.days, seed=args.seed,
+                   workdir=Path(args.workdir) if args.workdir else None, keep=args.keep, dags=args.dags,
+                   progress=False if args.json else None)
+
+    def render(d):
+        cols = ("day", *STAGES, "total s", "vs day 1", "floor s", "x floor", "peak MB")
+        t = table(f"Daily pipeline, {d['people']:,} people, {d['days']} days (seconds per stage)", cols,
+                  right=cols)
+        for day, ratio in zip(d["per_day"], d["day_ratio"], strict=True):
+            sec = {st["stage"]: f"{st['seconds']:.1f}" for st in day["stages"]}
+            t.add_row(str(day["day"]) + (" (trained)" if day["trained"] else ""), *(sec.get(n, "-") for n in STAGES),
+                      f"{day['seconds']:.1f}", f"{ratio:.2f}", f"{day['floor']['seconds']:.1f}",
+                      f"{day['floor_ratio']:.1f}", f"{day['peak_memory_mb']:,.0f}")
+        console.print(t)
+        if "dags" in d:
+            console.print(kv_table("Through the DAGs (dag.test())", {
+                f"day {g['day']}": f"{g['seconds']:.1f} s ({r:.2f}x the stage functions)"
+                for g, r in zip(d["dags"]["per_day"], d["dags_ratio"], strict=True)}))
     emit(d, args.json, render)
     return 0
 
@@ -262,6 +289,10 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--repeat", type=int, default=1, help="runs; with more than one, each stage's median is reported")
+    p.add_argument("--days", type=int, default=1,
+                   help="days of one world; from 2, every stage of each day (ingest ... measurement), its floor "
+                        "and peak memory (beacon.bench.pipeline_days)")
+    p.add_argument("--dags", action="store_true", help="with --days: the same days through dag.test(), and the ratio")
 
 
 def _stack_args(p: argparse.ArgumentParser) -> None:
