@@ -6,7 +6,7 @@
 {{ day_partitioned('event_date') }}
 with source as (
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
-        webinar_id, null::json as payload, _loaded_at
+        webinar_id, cast(null as json) as payload, _loaded_at
     from {{ source('raw', 'web_events') }}
     union all
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,

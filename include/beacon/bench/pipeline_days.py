@@ -120,7 +120,7 @@ def _node_seconds(results: dict, ids) -> float:
     return sum(r["execution_time"] for r in results["results"] if r["unique_id"] in ids)
 
 
-def run_day(day: int, s, shown: Progress, train: bool) -> dict:
+def run_day(day: int, s, shown: Progress, train: bool, full_refresh: bool = False) -> dict:
     """One day's stages on the warehouse as the earlier days left it (the landing folder holds the day): the
     stages, and the slowest dbt nodes."""
     from beacon import dbt
@@ -140,7 +140,8 @@ def run_day(day: int, s, shown: Progress, train: bool) -> dict:
         totals = load_landing(s.landing_dir).totals()
         st["rows"] = totals["rows_read"]
     with d.stage("dbt", shown) as st:  # as the warehouse DAG: all but the score-based and measurement models
-        results = _dbt_build(["--exclude", dbt.SCORE_BASED, "--exclude", dbt.MEASUREMENT], s)
+        results = _dbt_build(["--exclude", dbt.SCORE_BASED, "--exclude", dbt.MEASUREMENT,
+                              *(["--full-refresh"] if full_refresh else [])], s)
         identity = _node_seconds(results, IDENTITY_MODELS)
         st["exclude"] = identity  # reported as its own stage below
         st["rows"] = totals["rows_loaded"]  # the day's new raw rows
@@ -199,14 +200,16 @@ def _merge_stages(stages: list[dict]) -> list[dict]:
 
 
 def bench_days(people: int, days: int, seed: int = 42, workdir: Path | None = None, keep: bool = False,
-               dags: bool = False, progress: bool | None = None, train_days: tuple[int, ...] = (1,)) -> dict:
-    """The daily pipeline for `days` days of one world; with `dags`, also through `dag.test()` and the ratio."""
+               dags: bool = False, progress: bool | None = None, train_days: tuple[int, ...] = (1,),
+               full_refresh: bool = False) -> dict:
+    """The daily pipeline for `days` days of one world; with `dags`, also through `dag.test()` and the ratio.
+    `full_refresh`: every day's dbt build rebuilds the incremental models whole (what each day cost before)."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-days-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         with Progress(enabled=progress, title=f"bench pipeline ({people:,} people, {days} days)") as shown, \
                 PeakMemory() as mem:
-            out = _stage_days(people, days, seed, work / "stages", shown, mem, train_days)
+            out = _stage_days(people, days, seed, work / "stages", shown, mem, train_days, full_refresh)
             if dags:
                 out["dags"] = _dag_days(people, days, seed, work / "dags", shown, mem)
                 out["dags_ratio"] = [round(g["seconds"] / f["seconds"], 3)
@@ -219,7 +222,7 @@ def bench_days(people: int, days: int, seed: int = 42, workdir: Path | None = No
 
 
 def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, mem: PeakMemory,
-                train_days: tuple[int, ...]) -> dict:
+                train_days: tuple[int, ...], full_refresh: bool) -> dict:
     from beacon.config import settings
     from beacon.dbt import ensure_manifest
     from beacon.generate import GenConfig, generate
@@ -237,7 +240,7 @@ def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, 
             generated = round(time.perf_counter() - t0, 3)
             floor = floor_seconds(s.landing_dir / cfg.day_date().isoformat())
             mem.reset()
-            ran = run_day(day, s, shown, train=day in train_days)
+            ran = run_day(day, s, shown, train=day in train_days, full_refresh=full_refresh)
             stages = ran["stages"]
             total = round(sum(st["seconds"] for st in stages), 3)
             out_days.append({"day": day, "date": cfg.day_date().isoformat(), "generate_seconds": generated,
@@ -247,7 +250,7 @@ def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, 
                              "floor_ratio": round(total / floor["seconds"], 2) if floor["seconds"] else None,
                              "peak_memory_mb": round(mem.reset() / 2**20, 1)})
     first = out_days[0]["seconds"]
-    return {"benchmark": "pipeline_days", "people": people, "days": days, "seed": seed,
+    return {"benchmark": "pipeline_days", "people": people, "days": days, "seed": seed, "full_refresh": full_refresh,
             "per_day": out_days, "day_ratio": [round(d["seconds"] / first, 3) for d in out_days],
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
 

@@ -50,7 +50,7 @@ def _pipeline_days(args) -> int:
 
     d = bench_days(people=args.people, days=args.days, seed=args.seed,
                    workdir=Path(args.workdir) if args.workdir else None, keep=args.keep, dags=args.dags,
-                   progress=False if args.json else None)
+                   full_refresh=args.full_refresh, progress=False if args.json else None)
 
     def render(d):
         cols = ("day", *STAGES, "total s", "vs day 1", "floor s", "x floor", "peak MB")
@@ -293,6 +293,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="days of one world; from 2, every stage of each day (ingest ... measurement), its floor "
                         "and peak memory (beacon.bench.pipeline_days)")
     p.add_argument("--dags", action="store_true", help="with --days: the same days through dag.test(), and the ratio")
+    p.add_argument("--full-refresh", action="store_true",
+                   help="with --days: every day's dbt build rebuilds the incremental models whole (the cost before)")
 
 
 def _stack_args(p: argparse.ArgumentParser) -> None:
