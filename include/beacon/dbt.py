@@ -22,12 +22,22 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     s = s or settings()
     return {
         "BEACON_DBT_WAREHOUSE_PATH": str(s.warehouse_path),  # read by profiles.yml only
+        # An encrypted warehouse is ATTACHed under the name a plain open gives it (the file's stem), so the views
+        # dbt wrote resolve either way; the key itself is never in dbt's environment or profile (the plugin reads it).
+        "BEACON_DBT_WAREHOUSE_ALIAS": s.warehouse_path.stem,
+        "BEACON_DBT_TARGET": dbt_target(s),
         # The outcome window: one setting for the measurement mart (dbt_project.yml) and the report (Settings).
         "BEACON_MEASUREMENT_WINDOW_DAYS": repr(float(s.measurement_window_days)),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
         "DBT_PROFILES_DIR": str(s.dbt_project_dir),
     }
+
+
+def dbt_target(s: Settings | None = None) -> str:
+    """The profile's target: `encrypted` when a warehouse key is configured (docs/privacy.md), else `local`."""
+    s = s or settings()
+    return "encrypted" if (s.warehouse_key or s.warehouse_key_conn) else "local"
 
 
 @lru_cache(maxsize=8)
