@@ -140,6 +140,8 @@ class Settings:
     # BEACON_WAREHOUSE_CRYPTO: auto (OpenSSL through DuckDB's httpfs extension when it is installed, else DuckDB's
     # built-in mbedtls, with a warning) | openssl (refuse without httpfs) | mbedtls
     warehouse_crypto: str = "auto"
+    # BEACON_RETENTION_CONFIG: a YAML file of retention windows replacing include/beacon/privacy/retention.yml
+    retention_config: Path | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -182,6 +184,7 @@ def settings() -> Settings:
         warehouse_key=_secret("BEACON_WAREHOUSE_KEY", "BEACON_WAREHOUSE_KEY_FILE"),
         warehouse_key_conn=os.environ.get("BEACON_WAREHOUSE_KEY_CONN") or None,
         warehouse_crypto=_choice("BEACON_WAREHOUSE_CRYPTO", CRYPTO_MODES),
+        retention_config=_path("BEACON_RETENTION_CONFIG", None),  # type: ignore[arg-type]
     )
 
 
