@@ -140,13 +140,12 @@ KEY_TABLE = "_privacy_key"  # temporary (this connection only; never in the ware
 HASH_TABLE = "_privacy_blocked"
 
 
-def prepare_match(con, key: str | None, landing_dir: Path | str | None) -> int:
-    """Put the key and every blocked hash (the blocked files and `privacy.tombstones`) in two temporary tables
-    of `con` for `sql_hash(..., KEY_SQL)` and `IN (SELECT h FROM HASH_TABLE)`; the number of hashes (0: nothing
-    to match, the caller may skip the check). Hashes without the key are an error: they could not be enforced."""
+def prepare_match(con, key: str | None, landing_dir: Path | str | None, has_table: bool) -> int:
+    """Put the key and every blocked hash (the blocked files and, when `has_table`, `privacy.tombstones`) in two
+    temporary tables of `con` for `sql_hash(..., KEY_SQL)` and `IN (SELECT h FROM HASH_TABLE)`; the number of
+    hashes (0: nothing to match, the caller may skip the check). Hashes without the key are an error: they could
+    not be enforced."""
     hashes = read_blocked(landing_dir)
-    has_table = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'privacy' "
-                            "AND table_name = 'tombstones'").fetchone()[0]
     n_table = con.execute("SELECT count(*) FROM privacy.tombstones").fetchone()[0] if has_table else 0
     if not hashes and not n_table:
         return 0

@@ -115,7 +115,8 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     # Unsubscribes written by the service since the last ingest count now, not after the next load.
     preferences.absorb_pending(con, settings().landing_dir)
     # Privacy requests count from their acceptance: the blocked files and the tombstones (keyed hashes).
-    privacy = prepare_match(con, settings().privacy_key, settings().landing_dir) > 0
+    privacy = prepare_match(con, settings().privacy_key, settings().landing_dir,
+                            table_exists(con, "privacy", "tombstones")) > 0
     seg_cols = _columns(con, audience.relation)
     cust = ", ".join(f"cu.{f}" for f in CUSTOMER_FIELDS if f not in seg_cols)
     email_expr = "s.email" if "email" in seg_cols else "cu.email"

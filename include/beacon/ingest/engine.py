@@ -27,7 +27,7 @@ from beacon.ingest.results import FileLoad
 from beacon.ingest.spec import META_COLUMNS, SourceSpec, column_name
 from beacon.ingest.sqlgen import classify_sql, message_sql, stage_select, typed_ref
 from beacon.tombstones import prepare_match
-from beacon.warehouse import quote_ident, sql_literal, transaction
+from beacon.warehouse import quote_ident, sql_literal, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         con.execute(f"SET TimeZone = {sql_literal(spec.time_zone)}")  # an IANA name (load_specs checks)
         # Rows of people who asked to be erased or suppressed are quarantined `erased`, without their payload.
         s = settings()
-        check_erased = prepare_match(con, s.privacy_key, s.landing_dir) > 0
+        check_erased = prepare_match(con, s.privacy_key, s.landing_dir, table_exists(con, "privacy", "tombstones")) > 0
         with transaction(con):
             b = open_batches()
             fl.extra_columns = list(b.extra_columns)
