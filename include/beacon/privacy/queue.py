@@ -19,6 +19,9 @@ from pathlib import Path
 from beacon.fsio import write_durably
 from beacon.tombstones import PRIVACY_DIR, check_key, hashes_of, normalize, write_blocked
 
+__all__ = ["IDENTIFIERS", "KINDS", "PRIVACY_DIR", "STATUSES", "Request", "accept", "new_request", "public_status",
+           "publish_status", "queue_path", "queued", "read_status", "validate"]
+
 KINDS = ("erase", "access", "suppress")
 STATUSES = ("accepted", "suppressed", "processing", "completed", "failed")
 # Identifier fields a request may give -> the tombstone kind they are hashed as.
