@@ -34,6 +34,11 @@ PRIVACY_DIR = "_privacy"  # under the landing folder; not a date: landing_days()
 _NOT_DIGIT = re.compile(r"[^0-9]")
 
 
+def _lower(text: str) -> str:
+    """Lower case as DuckDB's lower(): one character for one (Python turns U+0130 into two)."""
+    return text.replace("\u0130", "i").lower()
+
+
 def check_key(key: str | None) -> str:
     """The privacy key, or a clear error when it is missing or too short."""
     if not key or len(key) < MIN_KEY_CHARS:
@@ -48,7 +53,7 @@ def normalize(kind: str, value: object) -> str | None:
         return None
     text = str(value).strip(" ")  # as DuckDB's trim(): spaces only
     if kind == "email":
-        return text.lower() or None
+        return _lower(text) or None
     if kind == "phone":
         digits = _NOT_DIGIT.sub("", text)
         return digits[-10:] if len(digits) >= 7 else None
