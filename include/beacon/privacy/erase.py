@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import duckdb
 
 from beacon.config import Settings
+from beacon.privacy.airflow_meta import erase_xcoms
 from beacon.privacy.catalog import PiiColumn, catalog
+from beacon.privacy.files import erase_files, record_rewrites
 from beacon.privacy.match import Keys, sql_rowids_hit
 from beacon.privacy.subject import Subject
 from beacon.warehouse import connect, quote_ident, relations, transaction
@@ -48,6 +51,7 @@ class EraseReport:
     subjects: int = 1
     stores: dict[str, dict[str, int]] = field(default_factory=dict)  # store -> {table or file: rows or lines}
     pseudonymized: dict[str, int] = field(default_factory=dict)  # table -> rows kept with a token
+    blanked: dict[str, int] = field(default_factory=dict)  # table -> another person's rows with a shared value nulled
     unclean: list[dict[str, str]] = field(default_factory=list)  # {"store", "place", "reason"}
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -115,11 +119,58 @@ def where_held(rel_sql: str, cols: list[PiiColumn]) -> str | None:
 
 
 def _pseudonymize(con, rel_sql: str, cols: list[PiiColumn], id_col: str, where: str) -> int:
+    """Keep the rows (their counts), with the id replaced by the person's random token and the other tagged values
+    nulled."""
     blank = [c.column for c in cols if c.column != id_col]
     sets = ", ".join([f"{quote_ident(id_col)} = coalesce((SELECT token FROM {PSEUDONYMS} p "
                       f"WHERE p.k = lower(CAST(t.{quote_ident(id_col)} AS VARCHAR))), 'erased')",
                       *(f"{quote_ident(c)} = NULL" for c in blank)])
     return int(con.execute(f"UPDATE {rel_sql} AS t SET {sets} WHERE {where}").fetchall()[0][0])
+
+
+def _blank(con, rel_sql: str, cols: list[PiiColumn]) -> int:
+    """In rows that belong to someone else (another id), null the values that are the person's (a shared household
+    phone or mailbox): that row's owner keeps it, the erased person's value goes. A column that refuses NULL makes
+    the row go instead."""
+    contact = [(c, _condition(rel_sql, c)) for c in cols if c.kind in ("email", "phone", "free_text")]
+    contact = [(c, cond) for c, cond in contact if cond]
+    if not contact:
+        return 0
+    where = " OR ".join(f"({cond})" for _, cond in contact)
+    sets = ", ".join(f"{quote_ident(c.column)} = CASE WHEN {cond} THEN NULL ELSE {quote_ident(c.column)} END"
+                     for c, cond in contact)
+    try:
+        return int(con.execute(f"UPDATE {rel_sql} SET {sets} WHERE {where}").fetchall()[0][0])
+    except duckdb.ConstraintException:
+        return int(con.execute(f"DELETE FROM {rel_sql} WHERE {where}").fetchall()[0][0])
+
+
+def _erase_table(con, relation: str, cols: list[PiiColumn], report: EraseReport) -> None:
+    """Delete the person's rows of one table (or pseudonymize them, `PSEUDONYMIZE`), then blank their values in rows
+    that carry another person's id."""
+    schema, _, name = relation.partition(".")
+    rel_sql = f"{quote_ident(schema)}.{quote_ident(name)}"
+    where = where_held(rel_sql, cols)
+    if where is None:
+        report.fail("warehouse", relation, "no identifier, e-mail, phone or free-text column to find rows by")
+        return
+    ids = [c for c in cols if c.kind == "identifier"]
+    id_col = PSEUDONYMIZE.get(relation)
+    if ids:
+        # A row found only through a contact value but carrying another id belongs to someone else.
+        id_match = where_held(rel_sql, ids)
+        no_other_id = " AND ".join(f"{quote_ident(c.column)} IS NULL" for c in ids)
+        where = f"({id_match}) OR (({where}) AND {no_other_id})"
+    if id_col and any(c.column == id_col for c in cols):
+        n = _pseudonymize(con, rel_sql, cols, id_col, where)
+        report.pseudonymized[relation] = report.pseudonymized.get(relation, 0) + n
+    else:
+        n = con.execute(f"DELETE FROM {rel_sql} WHERE {where}").fetchall()[0][0]
+    report.add("warehouse", relation, n)
+    if ids:
+        blanked = _blank(con, rel_sql, cols)
+        if blanked:
+            report.blanked[relation] = report.blanked.get(relation, 0) + blanked
 
 
 def erase_warehouse(con: duckdb.DuckDBPyConnection, subjects: list[Subject], report: EraseReport,
@@ -140,43 +191,36 @@ def erase_warehouse(con: duckdb.DuckDBPyConnection, subjects: list[Subject], rep
                 con.execute(f"DROP {kind} {quote_ident(schema)}.{quote_ident(name)}")
                 report.add("warehouse", f"{leftover} (dropped)", 1)
         for relation, cols in sorted(tables.items()):
-            schema, _, name = relation.partition(".")
-            rel_sql = f"{quote_ident(schema)}.{quote_ident(name)}"
-            where = where_held(rel_sql, cols)
-            if where is None:
-                report.fail("warehouse", relation, "no identifier, e-mail, phone or free-text column to find rows by")
-                continue
-            id_col = PSEUDONYMIZE.get(relation)
-            if id_col and any(c.column == id_col for c in cols):
-                n = _pseudonymize(con, rel_sql, cols, id_col, where)
-                report.pseudonymized[relation] = report.pseudonymized.get(relation, 0) + n
-                report.add("warehouse", relation, n)
-            else:
-                report.add("warehouse", relation,
-                           con.execute(f"DELETE FROM {rel_sql} WHERE {where}").fetchall()[0][0])
+            _erase_table(con, relation, cols, report)
     con.execute("CHECKPOINT")
+
+
+@contextmanager
+def _connection(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    if con is not None:
+        yield con
+        return
+    with connect() as c:
+        yield c
 
 
 def erase_subjects(s: Settings, subjects: Iterable[Subject], request_id: str, files: bool = True,
                    con: duckdb.DuckDBPyConnection | None = None) -> EraseReport:
     """Erase several people at once (set-based: one statement per table for all of them)."""
-    from beacon.privacy.airflow_meta import erase_xcoms
-    from beacon.privacy.files import erase_files
-
     people = list(subjects)
     report = EraseReport(request_id=request_id, subjects=len(people))
     t0 = time.perf_counter()
-    if con is None:
-        with connect() as c:
-            erase_warehouse(c, people, report)
-    else:
-        erase_warehouse(con, people, report)
-    report.seconds["warehouse"] = round(time.perf_counter() - t0, 3)
+    with _connection(con) as c:
+        erase_warehouse(c, people, report)
+        report.seconds["warehouse"] = round(time.perf_counter() - t0, 3)
+        if files:
+            keys = Keys.of(people)
+            t1 = time.perf_counter()
+            rewritten = erase_files(s, keys, report)
+            with transaction(c):
+                report.add("warehouse", "raw._load_ledger (rewritten landing files)", record_rewrites(c, rewritten))
+            report.seconds["files"] = round(time.perf_counter() - t1, 3)
     if files:
-        keys = Keys.of(people)
-        t1 = time.perf_counter()
-        erase_files(s, keys, report)
-        report.seconds["files"] = round(time.perf_counter() - t1, 3)
         t2 = time.perf_counter()
         erase_xcoms(s, keys, report)
         report.seconds["airflow_xcom"] = round(time.perf_counter() - t2, 3)

@@ -19,6 +19,7 @@ and whose bytes hold a key is reported unclean with the reason.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -196,11 +197,16 @@ def _binary(raw: bytes) -> bool:
     return b"\x00" in raw[:8192]
 
 
-def erase_files(s: Settings, keys: Keys, report) -> None:
-    """Clean every file of `walk(s)`; counts per file (relative to its root) and unclean files into the report."""
+def erase_files(s: Settings, keys: Keys, report) -> list[tuple[str, str, str]]:
+    """Clean every file of `walk(s)`; counts per file and unclean files into the report. Returns the landing files
+    rewritten, as (path, SHA-256 before, SHA-256 after), for the load ledger (`record_rewrites`)."""
     if not keys:
-        return
+        return []
+    landing = Path(s.landing_dir).resolve()
+    rewritten = []
     for store, path in walk(s):
+        in_landing = landing in path.parents
+        before = _sha256(path) if in_landing else ""
         try:
             n, problem = clean_file(path, keys)
         except OSError as exc:
@@ -208,3 +214,34 @@ def erase_files(s: Settings, keys: Keys, report) -> None:
         if problem:
             report.fail(store, str(path), problem)
         report.add(store, str(path), n)
+        if n and in_landing:
+            rewritten.append((str(path), before, _sha256(path)))
+    return rewritten
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_rewrites(con, rewritten: list[tuple[str, str, str]]) -> int:
+    """Tell the load ledger that a rewritten landing file's new content is loaded already (its rows are in the
+    warehouse, minus the erased person's): re-running the ingest must not load the rest of the file twice. The
+    ledger row of the old content is copied under the new hash, with reason `rewritten_by_erasure`."""
+    from beacon.warehouse import table_exists
+
+    if not rewritten or not table_exists(con, "raw", "_load_ledger"):
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _erase_rewrites (old_sha VARCHAR, new_sha VARCHAR)")
+    con.execute("INSERT INTO _erase_rewrites SELECT unnest($o), unnest($n)",
+                {"o": [r[1] for r in rewritten], "n": [r[2] for r in rewritten]})
+    return int(con.execute("""INSERT INTO raw._load_ledger (batch_id, source, file, file_sha256, file_bytes, rows_read,
+            rows_loaded, rows_quarantined, status, error, loaded_at, reason)
+        SELECT l.batch_id, l.source, l.file, r.new_sha, l.file_bytes, l.rows_read, l.rows_loaded, l.rows_quarantined,
+               l.status, l.error, l.loaded_at, 'rewritten_by_erasure'
+        FROM raw._load_ledger l JOIN _erase_rewrites r ON l.file_sha256 = r.old_sha
+        WHERE l.status = 'loaded' AND NOT EXISTS (SELECT 1 FROM raw._load_ledger x
+            WHERE x.source = l.source AND x.file_sha256 = r.new_sha AND x.status = 'loaded')""").fetchall()[0][0])
