@@ -142,6 +142,11 @@ class Settings:
     warehouse_crypto: str = "auto"
     # BEACON_RETENTION_CONFIG: a YAML file of retention windows replacing include/beacon/privacy/retention.yml
     retention_config: Path | None = None
+    # --- privacy requests (docs/privacy.md) ---
+    # BEACON_PRIVACY_KEY: the secret of the keyed hashes of erased identifiers (tombstones, blocked sets, the audit
+    # trail); at least 16 characters, never in code or committed config; never shown by repr
+    privacy_key: str | None = field(default=None, repr=False)
+    privacy_due_days: int = 30  # BEACON_PRIVACY_DUE_DAYS: a request is due this many days after it was accepted
 
     @property
     def manifest_path(self) -> Path:
@@ -185,6 +190,8 @@ def settings() -> Settings:
         warehouse_key_conn=os.environ.get("BEACON_WAREHOUSE_KEY_CONN") or None,
         warehouse_crypto=_choice("BEACON_WAREHOUSE_CRYPTO", CRYPTO_MODES),
         retention_config=_path("BEACON_RETENTION_CONFIG", None),  # type: ignore[arg-type]
+        privacy_key=os.environ.get("BEACON_PRIVACY_KEY") or None,
+        privacy_due_days=_int("BEACON_PRIVACY_DUE_DAYS", 30) or 30,
     )
 
 

@@ -79,9 +79,11 @@ try:  # dbt-duckdb plugin: `plugins: [{module: beacon.identity.normalize}]` in p
                     if a.alias == creds.database:
                         attach_encrypted(conn, Path(a.path), a.alias, key)
                         self._use = a.alias
+                        self.configure_cursor(conn)  # later plugins (privacy) read the warehouse by schema
 
         def configure_cursor(self, cursor: Any) -> None:
-            # The warehouse is the default catalog of every cursor (Python models and macros name tables by schema).
+            # The warehouse is the default catalog of every cursor (Python models, macros and the privacy plugin
+            # name tables by schema). List this plugin first in profiles.yml.
             alias = getattr(self, "_use", None)
             if alias:
                 from beacon.warehouse import quote_ident
