@@ -200,3 +200,19 @@ def test_a_store_kept_forever_is_left_alone(world, tmp_path):
         report = {r["store"]: r for r in apply_retention(settings(), con)}
     assert report["raw.web_events"]["note"] == "kept forever"
     assert con.execute("SELECT count(*) FROM raw.web_events").fetchall()[0][0] == 3
+
+
+def test_the_dag_task_skips_before_the_first_build_and_applies_after(tmp_path, monkeypatch):
+    from beacon.privacy.retention import run_retention
+
+    monkeypatch.setenv("BEACON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("BEACON_WAREHOUSE", raising=False)
+    monkeypatch.delenv("BEACON_WAREHOUSE_KEY", raising=False)
+    monkeypatch.delenv("BEACON_RETENTION_CONFIG", raising=False)
+    s = settings()
+    assert "no marts yet" in run_retention(s)["skipped"]
+    with connect(s.warehouse_path) as con:
+        _warehouse(con)
+    out = run_retention(s)
+    assert out["as_of"] == str(AS_OF) and out["changed"]["raw.web_events"] == 1
+    assert "@" not in json.dumps(out)  # counts and cutoffs only

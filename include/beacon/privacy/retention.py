@@ -228,6 +228,21 @@ def pseudonymize_consent(con: duckdb.DuckDBPyConnection, subject_hashes: Iterabl
     return len(changes)
 
 
+def run_retention(s: Settings) -> dict:
+    """The privacy DAG's retention task: open the warehouse, apply_retention at its clock, return a small summary
+    (counts and cutoffs, no personal data). Before the first build (no warehouse clock yet) it does nothing."""
+    from beacon.warehouse import connect
+
+    with connect(s.warehouse_path) as con:
+        try:
+            as_of = clock(con)
+        except ValueError as exc:  # no marts or no events yet: nothing can be dated against the warehouse clock
+            return {"skipped": str(exc)}
+        report = apply_retention(s, con, as_of)
+    return {"as_of": str(as_of), "summary": retention_summary(report),
+            "changed": {r["store"]: r["rows"] or r["folders"] for r in report if r["rows"] or r["folders"]}}
+
+
 def retention_summary(report: list[dict]) -> str:
     """One line per store that changed: for the task log (no personal data: counts and cutoffs only)."""
     return "; ".join(f"{r['store']}: {r['rows'] or r['folders']} {'rows' if r['rows'] else 'folders'} before "
@@ -235,4 +250,4 @@ def retention_summary(report: list[dict]) -> str:
 
 
 __all__ = ["Aged", "RetentionConfig", "apply_retention", "load_config", "parse_duration", "pseudonymize_consent",
-           "retention_summary", "salted_hash"]
+           "retention_summary", "run_retention", "salted_hash"]
