@@ -280,6 +280,44 @@ def connect(path: Path | str | None = None, read_only: bool = False,
         close_warehouse(p, con, read_only, key)
 
 
+def encrypt_file(p: Path, key: str, s: Settings | None = None) -> dict[str, int]:
+    """Encrypt the plain warehouse file `p` with `key`, in place: COPY FROM DATABASE into a new encrypted file beside
+    it, compare every table's row count, then replace `p` (and drop its WAL). No plain copy is kept. Returns the row
+    counts. Refuses a file that is already encrypted, or that another process holds."""
+    import duckdb
+
+    s = s or settings()
+    tmp = p.with_name(p.name + ".encrypting")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            con.execute(f"ATTACH {sql_literal(str(p))} AS beacon_plain (READ_ONLY)")
+        except duckdb.Error as exc:
+            problem = _key_problem(exc, p, False)
+            raise (WarehouseKeyError(f"warehouse {p} is already encrypted") if problem else exc) from None
+        attach_encrypted(con, tmp, p.stem, key, s=s)
+        con.execute(f"COPY FROM DATABASE beacon_plain TO {quote_ident(p.stem)}")
+        counts = {}
+        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                         "WHERE database_name = 'beacon_plain' ORDER BY 1, 2").fetchall():
+            name = f"{quote_ident(schema)}.{quote_ident(table)}"
+            before = con.execute(f"SELECT count(*) FROM beacon_plain.{name}").fetchall()[0][0]
+            after = con.execute(f"SELECT count(*) FROM {quote_ident(p.stem)}.{name}").fetchall()[0][0]
+            if before != after:
+                raise RuntimeError(f"encrypting {p}: {schema}.{table} has {after} rows in the copy, {before} in the "
+                                   "file; the file is left as it was")
+            counts[f"{schema}.{table}"] = before
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    Path(str(p) + ".wal").unlink(missing_ok=True)
+    tmp.replace(p)
+    return counts
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """True when schema.table exists as a table or a view."""
     q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"

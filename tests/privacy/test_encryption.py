@@ -154,3 +154,23 @@ def test_a_plain_target_without_a_key_is_readable_as_before(tmp_path, monkeypatc
     finally:
         con.close()
     assert re.search(rb"example\.org", path.read_bytes())
+
+
+def test_beacon_warehouse_encrypt_turns_a_plain_file_into_an_encrypted_one(tmp_path, monkeypatch):
+    from beacon.cli import main
+
+    path = tmp_path / "beacon.duckdb"
+    monkeypatch.setenv("BEACON_WAREHOUSE", str(path))
+    monkeypatch.delenv("BEACON_WAREHOUSE_KEY", raising=False)
+    _write_people(path)
+    with connect(path) as con:  # a view naming the catalog, as dbt writes them
+        con.execute("CREATE VIEW marts.emails AS SELECT DISTINCT email FROM beacon.marts.dim_customers")
+    assert main(["warehouse", "encrypt"]) == 2  # no key: refused, nothing changed
+    assert _plain_text_found(path)
+    monkeypatch.setenv("BEACON_WAREHOUSE_KEY", KEY)
+    assert main(["warehouse", "encrypt", "--json"]) == 0
+    assert _plain_text_found(path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["beacon.duckdb"]
+    with connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.emails").fetchall() == [(3,)]
+        assert con.execute("SELECT count(*) FROM marts.dim_customers").fetchall() == [(3000,)]
+    assert main(["warehouse", "encrypt"]) == 2  # already encrypted: refused
