@@ -7,6 +7,7 @@ target through Beacon's plugin) builds into the encrypted file and Beacon reads 
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -174,3 +175,40 @@ def test_beacon_warehouse_encrypt_turns_a_plain_file_into_an_encrypted_one(tmp_p
         assert con.execute("SELECT count(*) FROM marts.emails").fetchall() == [(3,)]
         assert con.execute("SELECT count(*) FROM marts.dim_customers").fetchall() == [(3000,)]
     assert main(["warehouse", "encrypt"]) == 2  # already encrypted: refused
+
+
+def test_journeys_simulate_runs_on_a_copy_of_the_encrypted_warehouse(tmp_path, monkeypatch, capsys):
+    import duckdb
+    from support.activation_world import AS_OF, segment, warehouse
+
+    from beacon.cli import main
+    from beacon.warehouse import encrypt_file
+
+    path = tmp_path / "w.duckdb"
+    con = warehouse(40, duckdb.connect(str(path)))
+    con.execute("ALTER TABLE marts.fct_email_events ADD COLUMN campaign_id VARCHAR")
+    con.execute("""CREATE TABLE marts.fct_web_events AS SELECT 'c' || (i % 20) AS customer_id,
+        'product_added' AS event_name, ?::TIMESTAMP - to_minutes(i * 17) AS event_at, 'P' || i AS product_id,
+        NULL::VARCHAR AS webinar_id, 'm' || i AS message_id FROM range(12) t(i)""", [AS_OF])
+    segment(con, "welcome_new_subscribers", [f"c{i}" for i in range(10)])
+    con.close()
+    encrypt_file(path, KEY)
+    monkeypatch.setenv("BEACON_WAREHOUSE", str(path))
+    monkeypatch.setenv("BEACON_WAREHOUSE_KEY", KEY)
+    assert main(["journeys", "simulate", "cart_abandonment", "--days", "1", "--step-minutes", "360", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] > 0
+
+
+def test_make_up_encrypts_with_a_generated_key_file_unless_one_is_given(tmp_path, monkeypatch):
+    from beacon.stack import stack_env
+
+    monkeypatch.setenv("BEACON_STACK_DIR", str(tmp_path / "stack"))
+    monkeypatch.delenv("BEACON_WAREHOUSE_KEY", raising=False)
+    env = stack_env(settings())
+    key_file = tmp_path / "stack" / "warehouse.key"
+    assert env["BEACON_WAREHOUSE_KEY_FILE"] == str(key_file) and "BEACON_WAREHOUSE_KEY" not in env
+    assert key_file.stat().st_mode & 0o077 == 0 and len(key_file.read_text().strip()) >= 32
+    first = key_file.read_text()
+    assert stack_env(settings())["BEACON_WAREHOUSE_KEY_FILE"] == str(key_file) and key_file.read_text() == first
+    monkeypatch.setenv("BEACON_WAREHOUSE_KEY", KEY)  # the operator's own key: inherited, no generated one
+    assert "BEACON_WAREHOUSE_KEY_FILE" not in stack_env(settings())
