@@ -65,7 +65,10 @@ def excluded(s: Settings) -> list[Path]:
     """Paths that are not files Beacon wrote for people: the warehouse (its own store), the generator's truth,
     dbt's compiled SQL."""
     wh = Path(s.warehouse_path).resolve()
-    return [wh, Path(str(wh) + ".wal"), Path(s.truth_dir).resolve(), Path(s.dbt_target_dir).resolve()]
+    # The privacy requests' queue (beacon.privacy.queue): a pending request's identifiers, needed to retry it; the
+    # file is deleted when the request completes.
+    queue = (Path(s.landing_dir) / "_privacy" / "requests").resolve()
+    return [wh, Path(str(wh) + ".wal"), Path(s.truth_dir).resolve(), Path(s.dbt_target_dir).resolve(), queue]
 
 
 def walk(s: Settings) -> Iterator[tuple[str, Path]]:
