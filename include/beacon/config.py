@@ -10,7 +10,7 @@ import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -100,6 +100,11 @@ class Settings:
     # --- `make up` (beacon.stack): the local Airflow stack on Postgres ---
     stack_dir: Path | None = None  # BEACON_STACK_DIR: its Postgres cluster, Airflow home, logs (default <home>/.beacon)
     api_port: int = 8080  # BEACON_API_PORT: the Airflow API server / UI port on 127.0.0.1
+    # --- privacy requests (docs/privacy.md) ---
+    # BEACON_PRIVACY_KEY: the secret of the keyed hashes of erased identifiers (tombstones, blocked sets, the audit
+    # trail); at least 16 characters, never in code or committed config; never shown by repr
+    privacy_key: str | None = field(default=None, repr=False)
+    privacy_due_days: int = 30  # BEACON_PRIVACY_DUE_DAYS: a request is due this many days after it was accepted
 
     @property
     def manifest_path(self) -> Path:
@@ -139,6 +144,8 @@ def settings() -> Settings:
         realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
         stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
         api_port=_int("BEACON_API_PORT", 8080),
+        privacy_key=os.environ.get("BEACON_PRIVACY_KEY") or None,
+        privacy_due_days=_int("BEACON_PRIVACY_DUE_DAYS", 30) or 30,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ASGI app (`create_app`): collection, webhooks, unsubscribe and preferences, offers, health.
+"""The ASGI app (`create_app`): collection, webhooks, unsubscribe and preferences, offers, privacy requests, health.
 
 Requests never open the DuckDB warehouse: collected data is fsynced to the landing zone (loaded by the
 DAGs) and offers come from an in-memory copy of a published snapshot. Logs name the route, status and
@@ -59,12 +59,13 @@ class AccessLog:
 
 def create_app(config: ServiceConfig) -> FastAPI:
     """The service over one configuration (tests and `beacon serve` build it the same way)."""
-    from beacon.service import forms, offers, preferences, sms, webhooks
+    from beacon.service import forms, offers, preferences, privacy, sms, webhooks
 
     state = State(config=config, log=DurableLog(config.landing_dir, rotate_seconds=config.rotate_seconds,
                                                  rotate_bytes=config.rotate_bytes),
                   limiter=collect.RateLimiter(config.limits.rate_events_per_second, config.limits.rate_burst))
-    store = offers.OfferStore(config.offers_snapshot)
+    blocked = privacy.BlockedSet(config.landing_dir, config.privacy_key)
+    store = offers.OfferStore(config.offers_snapshot, blocked=blocked)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -95,4 +96,5 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(offers.router(state, store))
     app.include_router(forms.router(state))
     app.include_router(sms.router(state))
+    app.include_router(privacy.router(state, blocked))
     return app
