@@ -22,7 +22,9 @@ def cmd_request(args) -> int:
     d = {"request_id": req.request_id, "kind": req.kind, "status": "accepted",
          "accepted_at": req.accepted_at.isoformat(), "due_at": req.due_at.isoformat()}
     if not args.queue_only:
-        d = process_request(s, req)
+        from beacon.activation.erasure import remove_subject
+
+        d = process_request(s, req, remove_subject)
     emit(d, args.json, lambda d: console.print(kv_table(f"privacy request {d['request_id']}", _flat(d))))
     return 0 if d["status"] in ("accepted", "completed") else 1
 

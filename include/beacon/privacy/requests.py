@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,8 @@ from beacon.tombstones import check_key, hashes_of, write_blocked
 from beacon.warehouse import connect, transaction
 
 log = logging.getLogger(__name__)
+# What tells the destinations to forget a person: (settings, subject) -> {destination: status}.
+Remover = Callable[[Settings, object], dict[str, str]]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -142,17 +145,18 @@ def _status_doc(con, request_id: str) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()}
 
 
-def _work(s: Settings, req: Request, subject) -> dict:
+def _work(s: Settings, req: Request, subject, remove: Remover | None) -> dict:
     """The kind-specific work on a resolved person; returns stores, destinations, unclean, and the access file."""
-    from beacon.privacy import access, destinations, erase
+    from beacon.privacy import access, erase
 
     out: dict = {"stores": {}, "destinations": {}, "unclean": []}
     if req.kind == "erase":
-        out["destinations"] = _plain(destinations.remove_subject(s, subject)) or {}
-        report = _plain(erase.erase_subject(s, subject, req.request_id))
-        report = report if isinstance(report, dict) else {}
-        out["stores"] = report.get("stores") or report.get("rows") or {}
-        out["unclean"] = [list(u) for u in report.get("unclean") or []]
+        if remove is None:
+            raise ValueError("an erasure needs the destinations' remover (beacon.activation.erasure.remove_subject)")
+        out["destinations"] = _plain(remove(s, subject)) or {}
+        report = erase.erase_subject(s, subject, req.request_id).to_dict()
+        out["stores"] = report["stores"]
+        out["unclean"] = [[u["store"], f"{u['place']}: {u['reason']}"] for u in report["unclean"]]
     elif req.kind == "access":
         doc = access.build_access_document(s, subject)
         path = s.data_dir / "privacy" / "access" / f"{req.request_id}.json"
@@ -162,8 +166,11 @@ def _work(s: Settings, req: Request, subject) -> dict:
     return out
 
 
-def process_request(s: Settings, req: Request) -> dict:
-    """Run one request to completion (or failure, recorded and retried on the next run); its status document."""
+def process_request(s: Settings, req: Request, remove: Remover | None = None) -> dict:
+    """Run one request to completion (or failure, recorded and retried on the next run); its status document.
+
+    `remove`: the destinations' remover (`beacon.activation.erasure.remove_subject`), given by the caller (the
+    command, the DAG): activation sits above this package, so it is passed in rather than imported."""
     from beacon.privacy.subject import resolve_subject
 
     key = check_key(s.privacy_key)
@@ -178,7 +185,7 @@ def process_request(s: Settings, req: Request) -> dict:
         except Exception as exc:
             return _fail(con, s, req, exc)
     try:
-        work = _work(s, req, subject)
+        work = _work(s, req, subject, remove)
     except Exception as exc:
         with connect(s.warehouse_path) as con:
             return _fail(con, s, req, exc)
@@ -221,9 +228,9 @@ def load_queued(s: Settings) -> list[Request]:
     return reqs
 
 
-def process_queued(s: Settings) -> list[dict]:
-    """Process every queued request, oldest first; their status documents."""
-    return [process_request(s, r) for r in queued(s.landing_dir)]
+def process_queued(s: Settings, remove: Remover | None = None) -> list[dict]:
+    """Process every queued request, oldest first; their status documents (`remove`: see `process_request`)."""
+    return [process_request(s, r, remove) for r in queued(s.landing_dir)]
 
 
 def submit(s: Settings, kind: str, identifiers: dict, requested_by: str) -> Request:
