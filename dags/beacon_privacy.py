@@ -32,10 +32,11 @@ def beacon_privacy():
 
     @task
     def process_requests(loaded: int) -> dict:
+        from beacon.activation.erasure import remove_subject
         from beacon.config import settings
         from beacon.privacy.requests import process_queued
 
-        docs = process_queued(settings())
+        docs = process_queued(settings(), remove_subject)
         failed = [d["request_id"] for d in docs if d["status"] != "completed"]
         if failed:  # recorded in privacy.requests and the audit trail; the task fails so someone looks
             raise RuntimeError(f"privacy requests failed (kept queued, retried next run): {failed}")

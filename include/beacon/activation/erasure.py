@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -105,7 +106,10 @@ def remove_subject(settings: Settings, subject: Subject) -> dict[str, str]:
         every = [r[0] for r in con.execute("SELECT DISTINCT destination FROM activation.sync_state ORDER BY 1")
                  .fetchall()]
         held = _held(con, subject) if subject.customer_ids else pd.DataFrame(columns=["destination"])
-        day = str(clock(con))[:10]
+        try:
+            day = str(clock(con))[:10]  # names the remove batches' folder, like the sync's own
+        except ValueError:  # no marts yet: only a name, the UTC day will do
+            day = datetime.now(UTC).date().isoformat()
         out = {}
         for name in every:
             members = held[held.destination == name]

@@ -22,7 +22,9 @@ def cmd_request(args) -> int:
     d = {"request_id": req.request_id, "kind": req.kind, "status": "accepted",
          "accepted_at": req.accepted_at.isoformat(), "due_at": req.due_at.isoformat()}
     if not args.queue_only:
-        d = process_request(s, req)
+        from beacon.activation.erasure import remove_subject
+
+        d = process_request(s, req, remove_subject)
     emit(d, args.json, lambda d: console.print(kv_table(f"privacy request {d['request_id']}", _flat(d))))
     return 0 if d["status"] in ("accepted", "completed") else 1
 
@@ -34,8 +36,8 @@ def _flat(d: dict) -> dict:
         out[f"store {k}"] = v
     for k, v in (res.get("destinations") or {}).items():
         out[f"destination {k}"] = v
-    for store, reason in res.get("unclean") or []:
-        out[f"unclean {store}"] = reason
+    for u in res.get("unclean") or []:
+        out[f"unclean {u.get('store')}: {u.get('place')}"] = u.get("reason")
     if res.get("access_document"):
         out["access document"] = res["access_document"]
     return out
@@ -60,12 +62,13 @@ def cmd_status(args) -> int:
 
 
 def cmd_process(args) -> int:
+    from beacon.activation.erasure import remove_subject
     from beacon.config import settings
     from beacon.privacy.requests import load_queued, process_queued
 
     s = settings()
     load_queued(s)
-    docs = process_queued(s)
+    docs = process_queued(s, remove_subject)
     emit(docs, args.json, lambda rows: console.print(records_table("processed privacy requests", [
         {k: r.get(k) for k in ("request_id", "kind", "status", "completed_at", "error")} for r in rows])))
     return 0 if all(d["status"] == "completed" for d in docs) else 1

@@ -5,7 +5,7 @@ and preference records; exports and their manifests; the model registry and its 
 demo's outbox), the exports, landing and registry folders when they are elsewhere, and Airflow's task logs (the
 embedded Airflow home's `logs`, `AIRFLOW__LOGGING__BASE_LOG_FOLDER`, and the local stack's `logs`). Left out: the
 warehouse file (a store of its own), the generator's ground truth (`truth/`, the answer key of a generated world,
-not Beacon's data) and dbt's target folder of compiled SQL.
+not Beacon's data), dbt's target folder of compiled SQL, and the privacy requests' queue (`<landing>/_privacy`).
 
 How, by format (the person is recognised by `beacon.privacy.match.Keys`):
 - text files (CSV, JSON lines, logs, HTML, Markdown, plain text): the lines that hold a key are dropped;
@@ -40,8 +40,8 @@ def log_roots(s: Settings) -> list[Path]:
     roots = []
     if s.airflow_home:
         roots.append(Path(s.airflow_home) / "logs")
-    if os.environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER"):
-        roots.append(Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]))
+    if s.airflow_log_folder:
+        roots.append(Path(s.airflow_log_folder))
     if s.stack_dir:
         roots.append(Path(s.stack_dir) / "logs")
     return roots
@@ -62,10 +62,12 @@ def roots(s: Settings) -> list[tuple[str, Path]]:
 
 
 def excluded(s: Settings) -> list[Path]:
-    """Paths that are not files Beacon wrote for people: the warehouse (its own store), the generator's truth,
-    dbt's compiled SQL."""
+    """Paths left alone: the warehouse (its own store), the generator's truth, dbt's compiled SQL, and the privacy
+    requests' queue (`<landing>/_privacy`: a request's own identifiers until it completes, then deleted; keyed
+    hashes in the blocked files)."""
     wh = Path(s.warehouse_path).resolve()
-    return [wh, Path(str(wh) + ".wal"), Path(s.truth_dir).resolve(), Path(s.dbt_target_dir).resolve()]
+    return [wh, Path(str(wh) + ".wal"), Path(s.truth_dir).resolve(), Path(s.dbt_target_dir).resolve(),
+            (Path(s.landing_dir) / "_privacy").resolve()]
 
 
 def walk(s: Settings) -> Iterator[tuple[str, Path]]:

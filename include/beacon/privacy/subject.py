@@ -129,13 +129,33 @@ def _phone_sql(col: str) -> str:
     return f"right(regexp_replace(CAST({col} AS VARCHAR), '[^0-9]', '', 'g'), 10)"
 
 
-def _seed_records(con, have, emails: list[str], phones: list[str]) -> set[str]:
-    """Record keys whose e-mail or phone is one of the given ones."""
-    if RECORDS not in have or not (emails or phones):
+def _seed_records(con, have, given: dict[str, tuple[str, ...]], pinned: set[str]) -> set[str]:
+    """Record keys whose e-mail or phone is a given one. A value shared by the records of several customers (a
+    household's phone or mailbox) is ambiguous: it counts only for the customers another given identifier names
+    (`pinned`), and with none, the request is refused (SubjectError) rather than erase someone else."""
+    if RECORDS not in have or "intermediate.int_customer_records_resolved" not in have:
         return set()
-    return _values(con, f"""SELECT record_key FROM {RECORDS}
-        WHERE lower(trim(email)) IN (SELECT unnest($e)) OR email_canonical IN (SELECT unnest($e))
-           OR {_phone_sql('phone_e164')} IN (SELECT unnest($p))""", {"e": emails, "p": phones})
+    keys: set[str] = set()
+    for kind in ("email", "phone"):
+        for value in given.get(kind, ()):
+            if kind == "email":
+                vals = sorted({value.lower(), canonical_email(value) or value.lower()})
+                cond = "lower(trim(u.email)) IN (SELECT unnest($v)) OR u.email_canonical IN (SELECT unnest($v))"
+            else:
+                vals, cond = [digits10(value)], f"{_phone_sql('u.phone_e164')} IN (SELECT unnest($v))"
+            rows = con.execute(f"""SELECT u.record_key, r.customer_id FROM {RECORDS} u
+                LEFT JOIN intermediate.int_customer_records_resolved r USING (record_key) WHERE {cond}""",
+                               {"v": vals}).fetchall()
+            owners = {c for _, c in rows if c}
+            if len(owners) > 1:
+                if not owners & pinned:
+                    raise SubjectError(f"{kind} {value!r} belongs to {len(owners)} different customers; name the "
+                                       "person by another identifier too (an e-mail, phone or customer id of theirs)")
+                rows = [(k, c) for k, c in rows if c in pinned]
+            else:
+                pinned |= owners  # an e-mail of one customer pins the phone given with it
+            keys |= {k for k, _ in rows}
+    return keys
 
 
 def _expand(con, have, cids: set[str], keys: set[str]) -> tuple[set[str], set[str]]:
@@ -224,13 +244,12 @@ def resolve_subject(conn: duckdb.DuckDBPyConnection, identifiers: dict[str, list
     have = relations(conn)
     emails = {e.lower() for e in given.get("email", ())}
     emails |= {c for c in map(canonical_email, emails) if c}
-    phone_digits = sorted({digits10(p) for p in given.get("phone", ())})
     cids = set(given.get("customer_id", ()))
     anon = set(given.get("anonymous_id", ()))
-    keys = _seed_records(conn, have, sorted(emails), phone_digits)
     if WEB_IDS in have and anon:
         cids |= _values(conn, f"SELECT customer_id FROM {WEB_IDS} WHERE anonymous_id IN (SELECT unnest($a))",
                         {"a": sorted(anon)})
+    keys = _seed_records(conn, have, given, set(cids))  # e-mails first: they pin a shared phone
     cids, keys = _expand(conn, have, cids, keys)
     if "intermediate.int_customer_records_resolved" in have and cids:
         keys |= _values(conn, """SELECT record_key FROM intermediate.int_customer_records_resolved
