@@ -212,3 +212,19 @@ def test_make_up_encrypts_with_a_generated_key_file_unless_one_is_given(tmp_path
     assert stack_env(settings())["BEACON_WAREHOUSE_KEY_FILE"] == str(key_file) and key_file.read_text() == first
     monkeypatch.setenv("BEACON_WAREHOUSE_KEY", KEY)  # the operator's own key: inherited, no generated one
     assert "BEACON_WAREHOUSE_KEY_FILE" not in stack_env(settings())
+
+
+def test_the_key_from_an_airflow_connection(tmp_path, monkeypatch):
+    from beacon.warehouse import _key_from_connection
+
+    monkeypatch.delenv("BEACON_WAREHOUSE_KEY", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_BEACON_WAREHOUSE_TEST", json.dumps({"conn_type": "generic", "password": KEY}))
+    monkeypatch.setenv("BEACON_WAREHOUSE_KEY_CONN", "beacon_warehouse_test")
+    _key_from_connection.cache_clear()
+    path = tmp_path / "beacon.duckdb"
+    _write_people(path)
+    assert _plain_text_found(path) == []
+    monkeypatch.delenv("BEACON_WAREHOUSE_KEY_CONN")
+    monkeypatch.setenv("BEACON_WAREHOUSE_KEY", KEY)  # the same key, given directly, opens it
+    with connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.dim_customers").fetchall() == [(3000,)]
