@@ -8,7 +8,7 @@ A model is due when
 - its champion's training clock (`as_of` in its metadata) is `every_days` or more behind the warehouse clock, or
 - the latest scoring run of the champion raised a drift alert (`ml.drift`, state `alert`: PSI >= 0.25 of the
   score or a feature against the previous scoring run), or
-- training is forced (`beacon ml train` always trains).
+- training is forced (`train_scheduled(..., force=True)`; `ml.train.train_all` always trains).
 
 Every decision of the DAG is recorded in `ml.training_runs` (clock, model, trained or not, reason), which the
 demo summary and the pipeline benchmark read to say which days trained.
