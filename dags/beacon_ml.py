@@ -1,7 +1,7 @@
 """
 ### ML scores
 
-Trains (when due: every `BEACON_RETRAIN_EVERY_DAYS`, default 7, or on a drift alert; see `ml/schedule.py`)
+Trains (when due: every `BEACON_RETRAIN_EVERY_DAYS`, default 7, or when its scores drift; `ml/schedule.py`)
 the three LightGBM scores — lead conversion (30 days), churn of past buyers (90 days) and
 12-month lifetime value — on point-in-time warehouse features with out-of-time validation, registers
 each version (champion/challenger on the same holdout) and writes the HTML model report; then scores
@@ -30,7 +30,7 @@ _S = settings()
 def beacon_ml():
     @task
     def train_models() -> dict:
-        # Only the models that are due (ml.schedule: weekly by default, or on a drift alert); the others keep
+        # Only the models that are due (ml.schedule: weekly by default, or when the scores drift); the others keep
         # their published champion, which scoring uses.
         from beacon.warehouse import connect
         from ml.train import train_scheduled

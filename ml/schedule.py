@@ -6,8 +6,8 @@ A model is due when
 
 - it has no champion yet (a new deployment, or the history was too short the last time), or
 - its champion's training clock (`as_of` in its metadata) is `every_days` or more behind the warehouse clock, or
-- the latest scoring run of the champion raised a drift alert (`ml.drift`, state `alert`: PSI >= 0.25 of the
-  score or a feature against the previous scoring run), or
+- the champion's scores drifted in its latest scoring run (`ml.drift`, the score's state `alert`: PSI >= 0.25
+  against the previous scoring run), or
 - training is forced (`train_scheduled(..., force=True)`; `ml.train.train_all` always trains).
 
 Every decision of the DAG is recorded in `ml.training_runs` (clock, model, trained or not, reason), which the
@@ -47,10 +47,15 @@ def _champion_clock(registry_dir: Path, model: str) -> datetime | None:
 
 
 def _drift_alert(con: duckdb.DuckDBPyConnection, model: str, version: str) -> str | None:
-    """The date of the champion's latest scoring run if that run raised a drift alert, else None."""
+    """The time of the champion's latest scoring run if its scores drifted to an alert in that run, else None.
+
+    The score, not a single feature: a feature can move (the demo's own emails move the email features of
+    everyone they reach to an alert) while the scores the model gives stay where they were. Feature drift is
+    still recorded in ml.drift and logged by the DAG."""
     if not table_exists(con, "ml", "drift"):
         return None
-    row = con.execute("""SELECT as_of, bool_or(state = 'alert') FROM ml.drift WHERE model = ? AND version = ?
+    row = con.execute("""SELECT as_of, bool_or(kind = 'score' AND state = 'alert') FROM ml.drift
+                         WHERE model = ? AND version = ?
                          GROUP BY as_of ORDER BY as_of DESC LIMIT 1""", [model, version]).fetchall()
     row = row[0] if row else None
     return str(row[0]) if row and row[1] else None

@@ -85,7 +85,7 @@ class Settings:
     airflow_namespace_levels: str = ""
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
     journeys_interval_minutes: int = 15  # BEACON_JOURNEYS_INTERVAL_MINUTES: how often the journeys DAG advances
-    retrain_every_days: float = 7.0  # BEACON_RETRAIN_EVERY_DAYS: the ML DAG retrains a model this often, or on drift
+    retrain_every_days: float = 7.0  # BEACON_RETRAIN_EVERY_DAYS: the ML DAG retrains a model this often, or when its scores drift
     # Measurement (docs/measurement.md).
     global_control_pct: float = 0.0  # BEACON_GLOBAL_CONTROL_PCT: % of everyone who gets no marketing at all
     global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period

@@ -53,18 +53,21 @@ def test_a_day_later_nothing_trains_and_scoring_uses_the_published_champions(wor
     assert days[0]["day"] == "2026-06-30" and days[0]["trained"] == sorted(MODELS)
 
 
-def test_a_drift_alert_retrains_that_model_only(world):
+def test_a_score_drift_alert_retrains_that_model_only(world):
     con, reg, _ = world
     _move_clock(con, END + timedelta(days=1))
     score_all(con, reg)  # ml.drift exists, with this run's states (no alert: the same data)
     churn = registry.champion_version(reg, "churn")
-    drift = "INSERT INTO ml.drift VALUES (?, 'churn', ?, 'feature', 'days_since_last_order', ?, ?)"
-    con.execute(drift, [END + timedelta(days=1, hours=12), churn, 0.4, "alert"])
+    drift = "INSERT INTO ml.drift VALUES (?, 'churn', ?, ?, ?, ?, ?)"
+    # A feature alone drifting does not retrain: the scores did not move.
+    con.execute(drift, [END + timedelta(days=1, hours=12), churn, "feature", "days_since_last_order", 0.4, "alert"])
+    assert not any(d.due for d in schedule.decide(con, reg, MODELS, END + timedelta(days=2), every_days=7))
+    con.execute(drift, [END + timedelta(days=1, hours=12), churn, "score", "score", 0.3, "alert"])
     decisions = {d.model: d for d in schedule.decide(con, reg, MODELS, END + timedelta(days=2), every_days=7)}
     assert decisions["churn"].due and decisions["churn"].reason.startswith("drift alert in the scoring run of 2026-07-02")
     assert not decisions["lead_score"].due and not decisions["ltv"].due
     # Only the latest scoring run counts: a later run without an alert (the data settled) is not a reason.
-    con.execute(drift, [END + timedelta(days=1, hours=18), churn, 0.01, "ok"])
+    con.execute(drift, [END + timedelta(days=1, hours=18), churn, "score", "score", 0.01, "ok"])
     assert not any(d.due for d in schedule.decide(con, reg, MODELS, END + timedelta(days=2), every_days=7))
 
 
