@@ -1,8 +1,9 @@
 """`beacon bench service`: the HTTP service on loopback, bounded in count and time.
 
 Three phases against a real `beacon serve` process (127.0.0.1 only):
-1. collection: concurrent /v1/batch posts for `seconds`, plain JSON and gzip bodies (what RudderStack's
-   library sends by default); events/s acknowledged, p50/p99 latency; single /v1/track requests/s beside.
+1. collection (`beacon.bench.collection_load`): concurrent /v1/batch posts for `seconds`, plain JSON and gzip
+   bodies (what RudderStack's library sends by default); events/s acknowledged, p50/p99 latency, closed loop and
+   paced at 5,000 events/s; single /v1/track requests/s beside.
 2. offers: a synthetic published snapshot of `profiles` people (customer id and email-hash keys), p50/p99
    of GET /v1/profiles/{id}/offers.
 3. crash: batches with unique messageIds, kill -9 of the server after `kill_after` acknowledged batches,
