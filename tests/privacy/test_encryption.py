@@ -103,7 +103,7 @@ def test_dbt_builds_into_the_encrypted_warehouse(tmp_path, monkeypatch):
     writes land encrypted, and Beacon's connect() reads both (the view resolves: the file is attached under its stem)."""
     from dbt.cli.main import dbtRunner
 
-    from beacon.dbt import dbt_env, dbt_target, release_warehouse
+    from beacon.dbt import dbt_env, dbt_target, project_flags, release_warehouse
 
     project = tmp_path / "proj"
     (project / "models").mkdir(parents=True)
@@ -126,7 +126,7 @@ def test_dbt_builds_into_the_encrypted_warehouse(tmp_path, monkeypatch):
     monkeypatch.setenv("BEACON_WAREHOUSE", str(path))
     monkeypatch.setenv("BEACON_WAREHOUSE_KEY", KEY)
     s = settings()
-    assert dbt_target(s) == "encrypted"
+    assert dbt_target(s) == "encrypted" and project_flags(s)[-2:] == ["--target", "encrypted"]
     with override_env(**dbt_env(s)):
         try:
             res = dbtRunner().invoke(["build", "--project-dir", str(project), "--profiles-dir",
@@ -140,7 +140,7 @@ def test_dbt_builds_into_the_encrypted_warehouse(tmp_path, monkeypatch):
                              ).fetchall()[0][0]
         assert con.execute(f"SELECT count(*) FROM {schema}.people_view").fetchall() == [(3000,)]
     monkeypatch.delenv("BEACON_WAREHOUSE_KEY")
-    assert dbt_target(settings()) == "local"
+    assert dbt_target(settings()) == "local" and project_flags(settings())[-2:] == ["--target", "local"]
 
 
 def test_a_plain_target_without_a_key_is_readable_as_before(tmp_path, monkeypatch):
