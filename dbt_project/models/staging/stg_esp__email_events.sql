@@ -3,6 +3,7 @@
 {{ day_partitioned('event_date') }}
 with source as (
     select * from {{ source('raw', 'email_events') }}
+    where {{ not_erased([['email', 'email']]) }}
 ),
 {%- if is_incremental() %}
 

@@ -3,6 +3,7 @@
 {{ day_partitioned('order_date') }}
 with source as (
     select * from {{ source('raw', 'shop_orders') }}
+    where {{ not_erased([['id', 'customer_id']]) }}
 ),
 {%- if is_incremental() %}
 
