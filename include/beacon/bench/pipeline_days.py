@@ -96,6 +96,7 @@ class _Day:
         self.day = day
         self.stages: list[dict] = []
         self.models: dict[str, float] = {}  # the slowest dbt nodes of the day's build, seconds
+        self.trained: list[str] = []  # the models trained that day (the schedule decides)
 
     @contextmanager
     def stage(self, name: str, shown: Progress):
@@ -120,7 +121,7 @@ def _node_seconds(results: dict, ids) -> float:
     return sum(r["execution_time"] for r in results["results"] if r["unique_id"] in ids)
 
 
-def run_day(day: int, s, shown: Progress, train: bool, full_refresh: bool = False) -> dict:
+def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
     """One day's stages on the warehouse as the earlier days left it (the landing folder holds the day): the
     stages, and the slowest dbt nodes."""
     from beacon import dbt
@@ -133,7 +134,7 @@ def run_day(day: int, s, shown: Progress, train: bool, full_refresh: bool = Fals
     from beacon.personalize.recommend import write_recommendations
     from beacon.warehouse import clock, connect
     from ml.score import score_all
-    from ml.train import train_all
+    from ml.train import train_scheduled
 
     d = _Day(day)
     with d.stage("ingest", shown) as st:
@@ -151,10 +152,10 @@ def run_day(day: int, s, shown: Progress, train: bool, full_refresh: bool = Fals
     slowest = sorted(results["results"], key=lambda r: -r["execution_time"])[:8]
     d.models = {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 2) for r in slowest}
     with connect() as con:
-        if train:
-            with d.stage("training", shown) as st:
-                trained = train_all(con, s.registry_dir)
-                st["rows"] = sum(int(m.get("train_rows") or 0) for m in trained["models"].values())
+        with d.stage("training", shown) as st:  # as the ML DAG: only the models that are due (ml.schedule)
+            trained = train_scheduled(con, s.registry_dir, s.retrain_every_days)
+            st["rows"] = sum(int(m.get("train_rows") or 0) for m in trained["models"].values())
+            d.trained = sorted(trained["models"])
         with d.stage("scoring", shown) as st:
             scored = score_all(con, s.registry_dir)
             st["rows"] = sum(int(m["rows"]) for m in scored["models"].values())
@@ -186,7 +187,7 @@ def run_day(day: int, s, shown: Progress, train: bool, full_refresh: bool = Fals
         with connect() as con:
             write_report(con, s.registry_dir / "reports", clock(con))
             st["rows"] = con.execute("SELECT count(*) FROM measurement.campaign_exposure_outcomes").fetchone()[0]
-    return {"stages": _merge_stages(d.stages), "dbt_slowest": d.models}
+    return {"stages": _merge_stages(d.stages), "dbt_slowest": d.models, "trained": d.trained}
 
 
 def _merge_stages(stages: list[dict]) -> list[dict]:
@@ -200,8 +201,7 @@ def _merge_stages(stages: list[dict]) -> list[dict]:
 
 
 def bench_days(people: int, days: int, seed: int = 42, workdir: Path | None = None, keep: bool = False,
-               dags: bool = False, progress: bool | None = None, train_days: tuple[int, ...] = (1,),
-               full_refresh: bool = False) -> dict:
+               dags: bool = False, progress: bool | None = None, full_refresh: bool = False) -> dict:
     """The daily pipeline for `days` days of one world; with `dags`, also through `dag.test()` and the ratio.
     `full_refresh`: every day's dbt build rebuilds the incremental models whole (what each day cost before)."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-days-"))
@@ -211,7 +211,7 @@ def bench_days(people: int, days: int, seed: int = 42, workdir: Path | None = No
                 PeakMemory() as mem:
             # The DAGs first: Airflow reads its home once, when first imported (the stages import it too).
             through_dags = _dag_days(people, days, seed, work / "dags", shown, mem) if dags else None
-            out = _stage_days(people, days, seed, work / "stages", shown, mem, train_days, full_refresh)
+            out = _stage_days(people, days, seed, work / "stages", shown, mem, full_refresh)
             if through_dags:
                 out["dags"] = through_dags
                 out["dags_ratio"] = [round(g["seconds"] / f["seconds"], 3)
@@ -224,7 +224,7 @@ def bench_days(people: int, days: int, seed: int = 42, workdir: Path | None = No
 
 
 def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, mem: PeakMemory,
-                train_days: tuple[int, ...], full_refresh: bool) -> dict:
+                full_refresh: bool) -> dict:
     from beacon.config import settings
     from beacon.dbt import ensure_manifest
     from beacon.generate import GenConfig, generate
@@ -242,13 +242,13 @@ def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, 
             generated = round(time.perf_counter() - t0, 3)
             floor = floor_seconds(s.landing_dir / cfg.day_date().isoformat())
             mem.reset()
-            ran = run_day(day, s, shown, train=day in train_days, full_refresh=full_refresh)
+            ran = run_day(day, s, shown, full_refresh=full_refresh)
             stages = ran["stages"]
             total = round(sum(st["seconds"] for st in stages), 3)
             out_days.append({"day": day, "date": cfg.day_date().isoformat(), "generate_seconds": generated,
                              "generated_rows": int(sum(g.rows.values())), "stages": stages, "seconds": total,
                              "dbt_slowest": ran["dbt_slowest"],
-                             "trained": day in train_days, "floor": floor,
+                             "trained": ran["trained"], "floor": floor,
                              "floor_ratio": round(total / floor["seconds"], 2) if floor["seconds"] else None,
                              "peak_memory_mb": round(mem.reset() / 2**20, 1)})
     first = out_days[0]["seconds"]
