@@ -53,14 +53,18 @@ def _pipeline_days(args) -> int:
                    full_refresh=args.full_refresh, progress=False if args.json else None)
 
     def render(d):
-        cols = ("day", *STAGES, "total s", "vs day 1", "floor s", "x floor", "peak MB")
-        t = table(f"Daily pipeline, {d['people']:,} people, {d['days']} days (seconds per stage)", cols,
-                  right=cols)
-        for day, ratio in zip(d["per_day"], d["day_ratio"], strict=True):
-            sec = {st["stage"]: f"{st['seconds']:.1f}" for st in day["stages"]}
-            t.add_row(str(day["day"]) + (" (trained)" if day["trained"] else ""), *(sec.get(n, "-") for n in STAGES),
-                      f"{day['seconds']:.1f}", f"{ratio:.2f}", f"{day['floor']['seconds']:.1f}",
-                      f"{day['floor_ratio']:.1f}", f"{day['peak_memory_mb']:,.0f}")
+        days = d["per_day"]
+        cols = ("seconds", *(f"day {x['day']}" for x in days))
+        t = table(f"Daily pipeline, {d['people']:,} people, {d['days']} days", cols, right=cols[1:])
+        for name in STAGES:
+            sec = [{st["stage"]: st["seconds"] for st in x["stages"]}.get(name) for x in days]
+            t.add_row(name, *("-" if v is None else f"{v:.1f}" for v in sec))
+        t.add_row("total", *(f"{x['seconds']:.1f}" for x in days))
+        t.add_row("vs day 1", *(f"{r:.2f}" for r in d["day_ratio"]))
+        t.add_row("floor", *(f"{x['floor']['seconds']:.2f}" for x in days))
+        t.add_row("x floor", *("-" if x["floor_ratio"] is None else f"{x['floor_ratio']:.0f}" for x in days))
+        t.add_row("peak MB", *(f"{x['peak_memory_mb']:,.0f}" for x in days))
+        t.add_row("trained", *(", ".join(x["trained"]) or "-" for x in days))
         console.print(t)
         if "dags" in d:
             console.print(kv_table("Through the DAGs (dag.test())", {
