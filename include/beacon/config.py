@@ -83,6 +83,9 @@ class Settings:
     airflow_log_level: str = "WARNING"  # AIRFLOW__LOGGING__LOGGING_LEVEL: the embedded Airflow's log level
     # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
     airflow_namespace_levels: str = ""
+    airflow_log_folder: Path | None = None  # AIRFLOW__LOGGING__BASE_LOG_FOLDER: task logs (privacy erasure cleans them)
+    # AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: Airflow's metadata database (privacy erasure cleans XComs); never shown by repr
+    airflow_metadata_url: str | None = field(default=None, repr=False)
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
     journeys_interval_minutes: int = 15  # BEACON_JOURNEYS_INTERVAL_MINUTES: how often the journeys DAG advances
     # Measurement (docs/measurement.md).
@@ -134,6 +137,8 @@ def settings() -> Settings:
         airflow_home=Path(os.environ["AIRFLOW_HOME"]) if os.environ.get("AIRFLOW_HOME") else home / ".airflow",
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
+        airflow_log_folder=_path("AIRFLOW__LOGGING__BASE_LOG_FOLDER", None),  # type: ignore[arg-type]
+        airflow_metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or None,
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
         journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
         global_control_pct=_number("BEACON_GLOBAL_CONTROL_PCT", 0.0, float, "a percentage"),

@@ -4,7 +4,9 @@ Each member of an audience gets at most one reason not to be sent, decided in th
 that applies wins, so counters add up): erased, complained, hard_bounced, unsubscribed, opted_out,
 no_consent, global_control (the program-wide control group, beacon.measure.global_control), invalid,
 lower_priority, frequency_cap; a member with no reason is then either held out (the audience's control
-group) or sendable.
+group) or sendable. `erased` also covers privacy requests from the moment they are accepted: a member whose
+customer id, e-mail or phone hashes to a blocked hash (beacon.tombstones: the blocked files and
+privacy.tombstones) is not sent to (docs/privacy.md).
 """
 
 from __future__ import annotations

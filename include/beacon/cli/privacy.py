@@ -36,8 +36,8 @@ def _flat(d: dict) -> dict:
         out[f"store {k}"] = v
     for k, v in (res.get("destinations") or {}).items():
         out[f"destination {k}"] = v
-    for store, reason in res.get("unclean") or []:
-        out[f"unclean {store}"] = reason
+    for u in res.get("unclean") or []:
+        out[f"unclean {u.get('store')}: {u.get('place')}"] = u.get("reason")
     if res.get("access_document"):
         out["access document"] = res["access_document"]
     return out
@@ -62,12 +62,13 @@ def cmd_status(args) -> int:
 
 
 def cmd_process(args) -> int:
+    from beacon.activation.erasure import remove_subject
     from beacon.config import settings
     from beacon.privacy.requests import load_queued, process_queued
 
     s = settings()
     load_queued(s)
-    docs = process_queued(s)
+    docs = process_queued(s, remove_subject)
     emit(docs, args.json, lambda rows: console.print(records_table("processed privacy requests", [
         {k: r.get(k) for k in ("request_id", "kind", "status", "completed_at", "error")} for r in rows])))
     return 0 if all(d["status"] == "completed" for d in docs) else 1

@@ -8,7 +8,6 @@ are deleted, in one transaction. The database is the one Airflow is configured w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from beacon.config import Settings
@@ -20,7 +19,7 @@ STORE = "airflow_xcom"
 
 def metadata_url(s: Settings) -> str | None:
     """The metadata database's SQLAlchemy URL, or None when there is none to clean."""
-    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    url = s.airflow_metadata_url
     if url:
         return url
     db = Path(s.airflow_home or s.home / ".airflow") / "airflow.db"

@@ -42,8 +42,8 @@ def log_roots(s: Settings) -> list[Path]:
     roots = []
     if s.airflow_home:
         roots.append(Path(s.airflow_home) / "logs")
-    if os.environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER"):
-        roots.append(Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]))
+    if s.airflow_log_folder:
+        roots.append(Path(s.airflow_log_folder))
     if s.stack_dir:
         roots.append(Path(s.stack_dir) / "logs")
     return roots

@@ -13,8 +13,9 @@ Schema `privacy` (docs/privacy.md):
 
 `process_request` runs one request: record it, suppress (tombstones, blocked file), resolve the person through
 identity resolution (`subject.resolve_subject`), then by kind: erase (destinations first, while the sync state
-still says what each destination holds; then every store: `erase.erase_subject`), build the access document
-(`access.build_access_document`), or nothing more (suppress). The queue file, the only plaintext copy of the
+still says what each destination holds: the caller's `remove_destinations`, i.e.
+`beacon.activation.erasure.remove_subject`; then every store: `erase.erase_subject`), write the access document as
+JSON and HTML (`access.build_access_document`, `render_access_html`), or nothing more (suppress). The queue file, the only plaintext copy of the
 identifiers, is deleted when the request completes.
 """
 
@@ -23,13 +24,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from beacon.config import Settings
+from beacon.fsio import write_durably
 from beacon.privacy.queue import (
     IDENTIFIERS,
     Request,
@@ -43,8 +44,9 @@ from beacon.tombstones import check_key, hashes_of, write_blocked
 from beacon.warehouse import connect, transaction
 
 log = logging.getLogger(__name__)
-# What tells the destinations to forget a person: (settings, subject) -> {destination: status}.
-Remover = Callable[[Settings, object], dict[str, str]]
+# Tells the destinations to forget a person: (settings, subject) -> destination -> status. Passed in by the caller
+# (the DAG, the command: beacon.activation.erasure.remove_subject), since destinations sit above this package.
+RemoveDestinations = Callable[[Settings, object], dict]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -122,13 +124,6 @@ def linked_identifiers(subject) -> dict[str, list[str]]:
             "id": get("customer_ids") + get("anonymous_ids") + get("record_ids") + get("source_record_ids")}
 
 
-def _plain(value):
-    """A result from the erase/destination/access functions as JSON-able data."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    return value
-
-
 def _set_status(con, req: Request, status: str, **cols) -> None:
     sets = ", ".join(f"{k} = ?" for k in cols)
     con.execute(f"UPDATE privacy.requests SET status = ?, updated_at = ?{', ' + sets if sets else ''} "
@@ -145,32 +140,28 @@ def _status_doc(con, request_id: str) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()}
 
 
-def _work(s: Settings, req: Request, subject, remove: Remover | None) -> dict:
-    """The kind-specific work on a resolved person; returns stores, destinations, unclean, and the access file."""
+def _work(s: Settings, req: Request, subject, remove_destinations: RemoveDestinations) -> dict:
+    """The kind-specific work on a resolved person; returns stores, destinations, unclean, and the access files."""
     from beacon.privacy import access, erase
 
     out: dict = {"stores": {}, "destinations": {}, "unclean": []}
     if req.kind == "erase":
-        if remove is None:
-            raise ValueError("an erasure needs the destinations' remover (beacon.activation.erasure.remove_subject)")
-        out["destinations"] = _plain(remove(s, subject)) or {}
+        # Destinations first: their removes are built from the sync state that the erasure then deletes.
+        out["destinations"] = dict(remove_destinations(s, subject))
         report = erase.erase_subject(s, subject, req.request_id).to_dict()
-        out["stores"] = report["stores"]
-        out["unclean"] = [[u["store"], f"{u['place']}: {u['reason']}"] for u in report["unclean"]]
+        out["stores"], out["unclean"], out["totals"] = report["stores"], report["unclean"], report["totals"]
+        out["pseudonymized"], out["blanked"] = report["pseudonymized"], report["blanked"]
     elif req.kind == "access":
         doc = access.build_access_document(s, subject)
-        path = s.data_dir / "privacy" / "access" / f"{req.request_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=2, default=str))
-        out["access_document"] = str(path)
+        folder = s.data_dir / "privacy" / "access"
+        json_path = write_durably(folder / f"{req.request_id}.json", json.dumps(doc, indent=2, default=str).encode())
+        write_durably(folder / f"{req.request_id}.html", access.render_access_html(doc).encode())
+        out["access_document"] = str(json_path)
     return out
 
 
-def process_request(s: Settings, req: Request, remove: Remover | None = None) -> dict:
-    """Run one request to completion (or failure, recorded and retried on the next run); its status document.
-
-    `remove`: the destinations' remover (`beacon.activation.erasure.remove_subject`), given by the caller (the
-    command, the DAG): activation sits above this package, so it is passed in rather than imported."""
+def process_request(s: Settings, req: Request, remove_destinations: RemoveDestinations) -> dict:
+    """Run one request to completion (or failure, recorded and retried on the next run); its status document."""
     from beacon.privacy.subject import resolve_subject
 
     key = check_key(s.privacy_key)
@@ -185,7 +176,7 @@ def process_request(s: Settings, req: Request, remove: Remover | None = None) ->
         except Exception as exc:
             return _fail(con, s, req, exc)
     try:
-        work = _work(s, req, subject, remove)
+        work = _work(s, req, subject, remove_destinations)
     except Exception as exc:
         with connect(s.warehouse_path) as con:
             return _fail(con, s, req, exc)
@@ -228,9 +219,9 @@ def load_queued(s: Settings) -> list[Request]:
     return reqs
 
 
-def process_queued(s: Settings, remove: Remover | None = None) -> list[dict]:
-    """Process every queued request, oldest first; their status documents (`remove`: see `process_request`)."""
-    return [process_request(s, r, remove) for r in queued(s.landing_dir)]
+def process_queued(s: Settings, remove_destinations: RemoveDestinations) -> list[dict]:
+    """Process every queued request, oldest first; their status documents."""
+    return [process_request(s, r, remove_destinations) for r in queued(s.landing_dir)]
 
 
 def submit(s: Settings, kind: str, identifiers: dict, requested_by: str) -> Request:
