@@ -9,8 +9,7 @@ the identity log to all of them:
 2. every customer id those records ever had (the identity log keeps `merged` events: an id that was merged into
    another is the same person) and every record that belongs to one of them now or belonged to one before;
 3. everything those records hold (record ids, e-mails as recorded and canonical, phones, names) and every anonymous
-   id linked to the person (the identity map of web visitors: identify and alias calls; and collected events not
-   built into it yet that carry their user id or e-mail).
+   id linked to the person (identify and alias calls, web events carrying their user id or e-mail).
 
 Names are collected so that erasure can blank them and an access request can show them, never to find rows: a name
 alone does not single out a person (namesakes).
@@ -35,10 +34,8 @@ EVENTS = "intermediate.int_identity_events"
 WEB_IDS = "intermediate.int_web_identities_mapped"
 # Raw person records: (relation, record id column, source name in the identity log).
 RAW_PEOPLE = (("raw.crm_contacts", "contact_id", "crm"), ("raw.shop_customers", "customer_id", "shop"))
-# Raw event tables read for anonymous ids besides the identity map: the service's collected events (an identify that
-# arrived after the last warehouse build is not in the map yet). The daily web events are in the map (and scanning
-# them per request would cost a full read of the biggest table).
-RAW_EVENTS = ("raw.collected_events",)
+# Raw event tables whose rows carry an anonymous id, a user id (the shop customer id) and a traits e-mail.
+RAW_EVENTS = ("raw.web_events", "raw.collected_events")
 
 
 class SubjectError(ValueError):
