@@ -23,7 +23,11 @@
   {%- if tomb is none -%}
   true
   {%- else -%}
-  not ({% for c in columns %}coalesce({{ privacy_hash(c[0], c[1]) }} in (select key_hash from {{ tomb }}), false){% if not loop.last %}
+  {#- Without the key nothing could be matched: the model fails, naming the variable, rather than let anyone back. -#}
+  case when getvariable('beacon_privacy_key') is null and exists (select 1 from {{ tomb }})
+       then error('BEACON_PRIVACY_KEY is not set: privacy tombstones exist and cannot be matched (docs/privacy.md)')
+       else true end
+  and not ({% for c in columns %}coalesce({{ privacy_hash(c[0], c[1]) }} in (select key_hash from {{ tomb }}), false){% if not loop.last %}
        or {% endif %}{% endfor %})
   {%- endif -%}
 {%- endmacro %}
