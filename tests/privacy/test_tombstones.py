@@ -56,24 +56,30 @@ def test_dbt_plugin_sets_the_key_on_every_connection(monkeypatch):
 
 
 def test_staging_filter_drops_tombstoned_rows_and_fails_without_the_key():
-    """The SQL `not_erased` renders once privacy.tombstones exists (rendered here with a stand-in adapter)."""
+    """The SQL `not_erased` renders once privacy.tombstones exists (rendered here with a stand-in adapter), for a
+    table model and for a view."""
     import jinja2
 
     src = (settings_().dbt_project_dir / "macros" / "privacy.sql").read_text()
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.globals.update(execute=True, target=type("T", (), {"database": "memory"})(),
-                       adapter=type("A", (), {"get_relation": staticmethod(lambda **k: "privacy.tombstones")})())
+                       adapter=type("A", (), {"get_relation": staticmethod(lambda **k: "privacy.tombstones")})(),
+                       config={"materialized": "table"})
     sql = env.from_string(src).module.not_erased([["email", "email"], ["id", "contact_id"]])
+    env.globals["config"] = {"materialized": "view"}
+    view_sql = env.from_string(src).module.not_erased([["email", "email"], ["id", "contact_id"]])
     con = duckdb.connect()
     ensure_tables(con)
     con.execute("CREATE TABLE raw_rows AS SELECT * FROM (VALUES ('gone@x.example', 'k1'), ('stay@x.example', 'k2'), "
                 "('other@x.example', 'k9')) t(email, contact_id)")
     con.execute("INSERT INTO privacy.tombstones VALUES (?, 'pr-1', now()), (?, 'pr-1', now())",
                 [keyed_hash(KEY, "email", " GONE@x.example"), keyed_hash(KEY, "id", "k9")])
-    with pytest.raises(duckdb.Error, match="BEACON_PRIVACY_KEY"):
+    with pytest.raises(duckdb.Error, match="BEACON_PRIVACY_KEY"):  # a table model refuses to build without the key
         con.execute(f"SELECT * FROM raw_rows WHERE {sql}").fetchall()
+    assert len(con.execute(f"SELECT * FROM raw_rows WHERE {view_sql}").fetchall()) == 3  # a view read without it
     con.execute("SET VARIABLE beacon_privacy_key = ?", [KEY])
     assert con.execute(f"SELECT contact_id FROM raw_rows WHERE {sql}").fetchall() == [("k2",)]
+    assert con.execute(f"SELECT contact_id FROM raw_rows WHERE {view_sql}").fetchall() == [("k2",)]
 
 
 def test_every_bmp_character_at_the_ends_and_inside_hashes_alike_in_python_and_sql():
