@@ -88,6 +88,7 @@ class Settings:
     airflow_metadata_url: str | None = field(default=None, repr=False)
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
     journeys_interval_minutes: int = 15  # BEACON_JOURNEYS_INTERVAL_MINUTES: how often the journeys DAG advances
+    retrain_every_days: float = 7.0  # BEACON_RETRAIN_EVERY_DAYS: the ML DAG retrains a model this often, or when its scores drift
     # Measurement (docs/measurement.md).
     global_control_pct: float = 0.0  # BEACON_GLOBAL_CONTROL_PCT: % of everyone who gets no marketing at all
     global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period
@@ -141,6 +142,7 @@ def settings() -> Settings:
         airflow_metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or None,
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
         journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
+        retrain_every_days=_days("BEACON_RETRAIN_EVERY_DAYS", 7.0),
         global_control_pct=_number("BEACON_GLOBAL_CONTROL_PCT", 0.0, float, "a percentage"),
         global_control_period_days=_number("BEACON_GLOBAL_CONTROL_PERIOD_DAYS", 90),
         measurement_window_days=_days("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0),

@@ -13,6 +13,10 @@ from beacon.config import Settings, settings
 
 # The segments that read the ML scores (and their tests): built after the ML DAG scores, not with the marts.
 SCORE_BASED = "source:ml.scores+"
+# The profile and target of profiles.yml every dbt invocation names, Beacon's own (`run`) and Cosmos' alike: dbt
+# reuses a saved parse (partial parsing) only when the command line names the same profile and target, so a
+# parse without them made each Cosmos build parse the whole project again.
+PROFILE, TARGET = "beacon", "local"
 # The measurement marts (assignments and outcomes): built after each activation run, which writes what they read.
 MEASUREMENT = "tag:measurement"
 
@@ -61,7 +65,7 @@ def executable() -> str:
 def project_flags(s: Settings) -> list[str]:
     """The flags that point dbt at this project, its profile and the target folder."""
     return ["--project-dir", str(s.dbt_project_dir), "--profiles-dir", str(s.dbt_project_dir),
-            "--target-path", str(s.dbt_target_dir)]
+            "--target-path", str(s.dbt_target_dir), "--profile", PROFILE, "--target", TARGET]
 
 
 def run(args: list[str], s: Settings | None = None, quiet: bool = False) -> bool:
