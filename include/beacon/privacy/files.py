@@ -86,7 +86,7 @@ def walk(s: Settings) -> Iterator[tuple[str, Path]]:
                 yield store, p
 
 
-def _suffix(p: Path) -> tuple[str, bool]:
+def file_format(p: Path) -> tuple[str, bool]:
     """(format suffix, gzipped)."""
     sfx = [x.lower() for x in p.suffixes]
     gz = bool(sfx) and sfx[-1] == ".gz"
@@ -192,7 +192,7 @@ def _clean_bytes(raw: bytes, fmt: str, keys: Keys) -> tuple[bytes | None, int]:
 
 def clean_file(path: Path, keys: Keys) -> tuple[int, str | None]:
     """Rewrite one file without the person: (rows or lines removed, the reason it could not be cleaned or None)."""
-    fmt, gz = _suffix(path)
+    fmt, gz = file_format(path)
     if fmt in PARQUET and not gz:
         try:
             return clean_large(path, keys, parquet=True), None
