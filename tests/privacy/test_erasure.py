@@ -242,4 +242,4 @@ def test_large_files_are_cleaned_in_duckdb_alike(con, tmp_path, monkeypatch):
     assert counts == {"csv": (1, None), "jsonl": (1, None), "html": (1, None), "parquet": (1, None)}
     for name in ("csv", "jsonl", "html"):
         assert large[name].read_bytes() == small[name].read_bytes(), name
-    assert pd.read_parquet(large["parquet"]).equals(pd.read_parquet(small["parquet"]))
+    assert pd.read_parquet(large["parquet"]).to_dict("list") == {"customer_id": ["cus_g7h8i9"], "v": [2]}

@@ -34,7 +34,7 @@ JSON = {".json"}
 PARQUET = {".parquet"}
 SKIP_NAMES = {".DS_Store"}
 STORE = "files"
-LARGE = 4 << 20  # bytes: a text or Parquet file above this is cleaned in DuckDB (`clean_large`)
+LARGE = 1 << 20  # bytes: a text file above this is cleaned in DuckDB (`clean_large`, as every Parquet file is)
 
 
 def log_roots(s: Settings) -> list[Path]:
@@ -138,30 +138,12 @@ def prune(doc, keys: Keys) -> tuple[object, int]:
     return (None, 1) if keys.hits(doc) else (doc, 0)
 
 
-def clean_parquet(path: Path, keys: Keys) -> tuple[bytes | None, int]:
-    """The Parquet file without the rows that hold a key (None: nothing to drop)."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    keep = [not any(keys.hits(c[i]) for c in cols) for i in range(table.num_rows)]
-    dropped = keep.count(False)
-    if not dropped:
-        return None, 0
-    buf = io.BytesIO()
-    pq.write_table(table.filter(pa.array(keep)), buf)
-    return buf.getvalue(), dropped
-
-
 _RAW_LINES = "delim = chr(31), quote = chr(30), escape = chr(30)"  # control characters no text line here holds
 
 
 def clean_large(path: Path, keys: Keys, parquet: bool) -> int:
-    """`clean_text` (or `clean_parquet`) for a large file, in DuckDB: parallel and set-based (each line or row is
-    split into tokens once and joined to the keys). Lines are kept in order and written back byte for byte; Parquet
+    """A large text file (the lines, as `clean_text`) or a Parquet file (the rows), cleaned in DuckDB: parallel and
+    set-based (each line or row is split into tokens once and joined to the keys). Lines are kept in order and written back byte for byte; Parquet
     rows are kept in order with their columns."""
     import duckdb
 
@@ -213,14 +195,9 @@ def clean_file(path: Path, keys: Keys) -> tuple[int, str | None]:
     fmt, gz = _suffix(path)
     if fmt in PARQUET and not gz:
         try:
-            if path.stat().st_size > LARGE:
-                return clean_large(path, keys, parquet=True), None
-            data, n = clean_parquet(path, keys)
+            return clean_large(path, keys, parquet=True), None
         except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not skipped
             return 0, f"unreadable Parquet: {type(exc).__name__}"
-        if data is not None:
-            write_atomically(path, data)
-        return n, None
     if fmt in TEXT and not gz and path.stat().st_size > LARGE:
         return clean_large(path, keys, parquet=False), None
     raw = path.read_bytes()
