@@ -8,6 +8,9 @@ as for a stranger), then processes them one by one: resolve the person through i
 from the destinations that support it, erase them from every store (or write the access document), and append the
 request's complete record to the audit trail `privacy.audit`. A failed request stays queued and is retried on the
 next run. The logic is in `beacon.privacy.requests` (docs/privacy.md).
+
+Then retention: everything older than its window (`include/beacon/privacy/retention.yml`, counted back from the
+warehouse clock) is deleted or cleared, by `beacon.privacy.retention.run_retention`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,14 @@ def beacon_privacy():
             raise RuntimeError(f"privacy requests failed (kept queued, retried next run): {failed}")
         return {"loaded": loaded, "completed": len(docs)}
 
-    process_requests(load_requests())
+    @task
+    def apply_retention(processed: dict) -> dict:
+        from beacon.config import settings
+        from beacon.privacy.retention import run_retention
+
+        return run_retention(settings())
+
+    apply_retention(process_requests(load_requests()))
 
 
 beacon_privacy()

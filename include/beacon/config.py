@@ -59,6 +59,37 @@ def _engine(var: str = "BEACON_ENGINE") -> str:
     return value.strip().lower()
 
 
+# How DuckDB encrypts the warehouse (BEACON_WAREHOUSE_CRYPTO; beacon.warehouse.prepare_crypto).
+CRYPTO_MODES = ("auto", "openssl", "mbedtls")
+
+
+def _choice(var: str, allowed: tuple[str, ...]) -> str:
+    value = (os.environ.get(var) or "").strip().lower()
+    if not value:
+        return allowed[0]
+    if value not in allowed:
+        raise ValueError(f"environment variable {var}={os.environ.get(var)!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _secret(var: str, file_var: str) -> str | None:
+    """A secret from `var`, else from the file `file_var` names (stripped); None when neither is set. The value is
+    never part of an error message."""
+    value = os.environ.get(var)
+    if value:
+        return value
+    path = os.environ.get(file_var)
+    if not path:
+        return None
+    try:
+        text = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"environment variable {file_var}={path!r}: cannot read the file ({exc.strerror})") from None
+    if not text:
+        raise ValueError(f"environment variable {file_var}={path!r}: the file is empty")
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting Beacon reads from the environment, resolved (the variable is named in each comment).
@@ -104,6 +135,17 @@ class Settings:
     # --- `make up` (beacon.stack): the local Airflow stack on Postgres ---
     stack_dir: Path | None = None  # BEACON_STACK_DIR: its Postgres cluster, Airflow home, logs (default <home>/.beacon)
     api_port: int = 8080  # BEACON_API_PORT: the Airflow API server / UI port on 127.0.0.1
+    # --- encryption at rest of the warehouse file (docs/privacy.md "Encryption at rest") ---
+    # BEACON_WAREHOUSE_KEY: the key of the encrypted warehouse (unset: the file is not encrypted); or
+    # BEACON_WAREHOUSE_KEY_FILE: a file holding it (e.g. a Docker secret); or BEACON_WAREHOUSE_KEY_CONN: the id of an
+    # Airflow connection whose password is the key. Never printed (repr=False).
+    warehouse_key: str | None = field(default=None, repr=False)
+    warehouse_key_conn: str | None = None  # BEACON_WAREHOUSE_KEY_CONN (read by beacon.warehouse.warehouse_key)
+    # BEACON_WAREHOUSE_CRYPTO: auto (OpenSSL through DuckDB's httpfs extension when it is installed, else DuckDB's
+    # built-in mbedtls, with a warning) | openssl (refuse without httpfs) | mbedtls
+    warehouse_crypto: str = "auto"
+    # BEACON_RETENTION_CONFIG: a YAML file of retention windows replacing include/beacon/privacy/retention.yml
+    retention_config: Path | None = None
     # --- privacy requests (docs/privacy.md) ---
     # BEACON_PRIVACY_KEY: the secret of the keyed hashes of erased identifiers (tombstones, blocked sets, the audit
     # trail); at least 16 characters, never in code or committed config; never shown by repr
@@ -151,6 +193,10 @@ def settings() -> Settings:
         realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
         stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
         api_port=_int("BEACON_API_PORT", 8080),
+        warehouse_key=_secret("BEACON_WAREHOUSE_KEY", "BEACON_WAREHOUSE_KEY_FILE"),
+        warehouse_key_conn=os.environ.get("BEACON_WAREHOUSE_KEY_CONN") or None,
+        warehouse_crypto=_choice("BEACON_WAREHOUSE_CRYPTO", CRYPTO_MODES),
+        retention_config=_path("BEACON_RETENTION_CONFIG", None),  # type: ignore[arg-type]
         privacy_key=os.environ.get("BEACON_PRIVACY_KEY") or None,
         privacy_due_days=_int("BEACON_PRIVACY_DUE_DAYS", 30) or 30,
     )

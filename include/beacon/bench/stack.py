@@ -44,10 +44,12 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
 
     import httpx
 
+    from beacon.stack.env import warehouse_key_env
     from beacon.testing.service import ServiceProcess
     from beacon.warehouse import connect
 
-    with connect(read_only=True) as con:
+    key_env = warehouse_key_env(s, paths(s))  # the stack's warehouse is encrypted with its key (docs/privacy.md)
+    with override_env(**key_env), connect(read_only=True) as con:
         people = con.execute("""SELECT i.anonymous_id, i.customer_id
             FROM intermediate.int_web_identities_mapped i JOIN marts.dim_customers d USING (customer_id)
             WHERE i.customer_id NOT IN (SELECT customer_id FROM journeys.transitions WHERE journey = ?)
@@ -78,7 +80,7 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
     while time.monotonic() < deadline and any(r["state"] in ("queued", "running") for d in ("beacon_realtime",
                                               "beacon_journeys") for r in api.runs(d)[:5]):
         time.sleep(2)
-    with connect(read_only=True) as con:
+    with override_env(**key_env), connect(read_only=True) as con:
         rows = con.execute("""SELECT t.customer_id, min(r.finished_at) FROM journeys.transitions t
             JOIN journeys.runs r ON r.run_id = t.run_id
             WHERE t.journey = ? AND t.customer_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""",
