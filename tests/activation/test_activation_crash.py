@@ -71,7 +71,11 @@ class Child:
             pass
 
     def wait(self) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=120)
+        try:  # a generous bound for a condition: on a loaded machine the child's imports alone took minutes
+            out, err = self.proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.kill()  # never leave a child running behind a failed test
+            raise
         return self.proc.returncode, out, err
 
 
