@@ -62,7 +62,7 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
                          extra_env={"BEACON_DATA_DIR": str(s.data_dir), "BEACON_LANDING_DIR": str(s.landing_dir)})
     interval = float(s.realtime_interval_seconds)
     posted: dict[str, datetime] = {}
-    svc.start()
+    svc.start(timeout=300)  # a bound for a condition: it answers in seconds on a quiet machine
     try:
         api.call("PATCH", "dags/beacon_realtime", json={"is_paused": False})
         for i, (anon, cid) in enumerate(people):
