@@ -63,5 +63,8 @@ def _append_malformed(path: Path, fmt: str, n_rows: int, n_cols: int, cfg: GenCo
 def _bad_events(n: int, name: str, kinds: list[str], cfg: GenConfig, rng: np.random.Generator) -> pd.DataFrame:
     k = int(round(n * cfg.bad_rate))
     rows = np.sort(rng.choice(n, size=min(k, n), replace=False)) if n else np.array([], np.int64)
-    return pd.DataFrame({"row": rows.astype(np.int64), "kind": [kinds[i % len(kinds)] for i in range(len(rows))]})
+    # An explicit string dtype: with no bad rows an empty list would become float64, and the writers' SQL
+    # compares `kind` with strings.
+    kind = pd.Series([kinds[i % len(kinds)] for i in range(len(rows))], dtype=object).astype(str)
+    return pd.DataFrame({"row": rows.astype(np.int64), "kind": kind})
 

@@ -115,7 +115,8 @@ def order_rows(P, cfg, rng, who, ts, shop_ids, seq, taste_rng, refund_rate: floa
     items = pd.DataFrame({
         "order_id": orders.order_id.to_numpy()[oi],
         "line_number": (np.arange(len(oi)) - np.repeat(np.cumsum(n_items) - n_items, n_items) + 1).astype(np.int32),
-        "product_id": np.char.add("SKU-", np.char.zfill(prod.astype(str), 5)),
+        # np.char.zfill has no answer for an empty array (a tiny day with no orders).
+        "product_id": np.char.add("SKU-", np.char.zfill(prod.astype(str), 5)) if len(prod) else np.array([], str),
         "quantity": qty.astype(np.int32),
         "unit_price": unit,
     })
