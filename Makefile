@@ -80,6 +80,9 @@ lint: install
 	  $(BIN)/python -m beacon.dbt_dialect --project-dir dbt_project --target-dir data/dialect/target
 
 # The real thing: scheduler, DAG processor, triggerer, API server on a local Postgres (beacon.stack; docs/operations.md).
+# The warehouse is encrypted at rest: with BEACON_WAREHOUSE_KEY (or _FILE, _CONN) when set, else with a key generated
+# once into the git-ignored .beacon/warehouse.key (keep a copy: without it the warehouse cannot be read; to use it
+# from a shell, export BEACON_WAREHOUSE_KEY_FILE=.beacon/warehouse.key). docs/privacy.md "Encryption at rest".
 up: install
 	$(BIN)/beacon up
 

@@ -1,7 +1,8 @@
 """
 ### ML scores
 
-Trains the three LightGBM scores — lead conversion (30 days), churn of past buyers (90 days) and
+Trains (when due: every `BEACON_RETRAIN_EVERY_DAYS`, default 7, or when its scores drift; `ml/schedule.py`)
+the three LightGBM scores — lead conversion (30 days), churn of past buyers (90 days) and
 12-month lifetime value — on point-in-time warehouse features with out-of-time validation, registers
 each version (champion/challenger on the same holdout) and writes the HTML model report; then scores
 every customer with each champion into `ml.scores` (score, decile, top-3 reasons) and records drift
@@ -29,11 +30,13 @@ _S = settings()
 def beacon_ml():
     @task
     def train_models() -> dict:
+        # Only the models that are due (ml.schedule: weekly by default, or when the scores drift); the others keep
+        # their published champion, which scoring uses.
         from beacon.warehouse import connect
-        from ml.train import train_all
+        from ml.train import train_scheduled
 
         with connect() as con:
-            return train_all(con, _S.registry_dir)
+            return train_scheduled(con, _S.registry_dir, _S.retrain_every_days)
 
     @task
     def score_customers(trained: dict) -> dict:

@@ -28,7 +28,7 @@ import pandas as pd
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
-from ml import features, metrics, monitor, registry
+from ml import features, metrics, monitor, registry, schedule
 from ml.metrics import deciles  # noqa: F401  (re-exported: the decile rule is part of the scoring contract)
 from ml.score import predict
 
@@ -282,6 +282,25 @@ def train_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, tolerance: flo
         r["model"]: {"version": r["version"], "champion": r["champion"], "promoted": r["decision"]["promote"],
                      r["primary_metric"]: r["metrics"][r["primary_metric"]], "train_rows": r["train_rows"],
                      "valid_rows": r["valid_rows"]} for r in results}}
+
+
+def train_scheduled(con: duckdb.DuckDBPyConnection, registry_dir: Path,
+                    every_days: float = schedule.DEFAULT_EVERY_DAYS, force: bool = False) -> dict:
+    """The ML DAG's training step: train only the models that are due (`ml.schedule.decide`: no champion yet,
+    a champion `every_days` old or more, a drift alert), record every decision in ml.training_runs, and return
+    train_all's summary plus `schedule` (model -> due, reason). With nothing due, nothing is trained and the
+    report is the latest one: scoring uses the published champions."""
+    end = features.as_of(con)
+    decisions = schedule.decide(con, registry_dir, tuple(SPECS), end, every_days, force)
+    due = tuple(d.model for d in decisions if d.due)
+    if due:
+        summary = train_all(con, registry_dir, names=due)
+    else:
+        latest = Path(registry_dir) / "reports" / "latest.html"
+        summary = {"as_of": str(end), "report": str(latest) if latest.exists() else "", "failed": {}, "models": {}}
+    schedule.record(con, end, decisions, {m: v["version"] for m, v in summary["models"].items()}, summary["failed"])
+    log.info("training: %s", {d.model: ("train" if d.due else "reuse") + f" ({d.reason})" for d in decisions})
+    return {**summary, "schedule": {d.model: {"due": d.due, "reason": d.reason} for d in decisions}}
 
 
 def train_lead_score(con: duckdb.DuckDBPyConnection, registry_dir: Path) -> TrainResult:

@@ -3,6 +3,7 @@ from the dbt manifest and checks the contract, naming the file and field of any 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -63,8 +64,24 @@ def _check(meta: dict, where: str) -> None:
 
 
 def discover(manifest_path: Path) -> list[Audience]:
-    """All audiences in the manifest, sorted by priority (highest first) then name."""
-    manifest = json.loads(Path(manifest_path).read_text())
+    """All audiences in the manifest, sorted by priority (highest first) then name.
+
+    Parsed once per content of the file (its digest): an activation run asks for every audience of every
+    destination, and each call parsed the whole manifest (1.4 MB of JSON) again."""
+    text = Path(manifest_path).read_bytes()
+    key = hashlib.blake2b(text, digest_size=16).digest()
+    if key not in _DISCOVERED:
+        if len(_DISCOVERED) >= 4:
+            _DISCOVERED.clear()
+        _DISCOVERED[key] = _discover(text)
+    return list(_DISCOVERED[key])
+
+
+_DISCOVERED: dict[bytes, tuple[Audience, ...]] = {}  # manifest digest -> its audiences (Audience is frozen)
+
+
+def _discover(text: bytes) -> tuple[Audience, ...]:
+    manifest = json.loads(text)
     found: dict[str, Audience] = {}
     for node in manifest["nodes"].values():
         if node.get("resource_type") != "model" or not node["original_file_path"].startswith("models/segments/"):
@@ -87,7 +104,7 @@ def discover(manifest_path: Path) -> list[Audience]:
             relation=f"{node['schema']}.{node.get('alias') or node['name']}", model=node["name"],
             path=node["original_file_path"], topic=meta.get("topic", "marketing"),
         )
-    return sorted(found.values(), key=lambda a: (-a.priority, a.name))
+    return tuple(sorted(found.values(), key=lambda a: (-a.priority, a.name)))
 
 
 def find_audience(manifest_path: Path, name: str) -> tuple[Audience, list[Audience]]:

@@ -10,7 +10,7 @@ import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,6 +59,37 @@ def _engine(var: str = "BEACON_ENGINE") -> str:
     return value.strip().lower()
 
 
+# How DuckDB encrypts the warehouse (BEACON_WAREHOUSE_CRYPTO; beacon.warehouse.prepare_crypto).
+CRYPTO_MODES = ("auto", "openssl", "mbedtls")
+
+
+def _choice(var: str, allowed: tuple[str, ...]) -> str:
+    value = (os.environ.get(var) or "").strip().lower()
+    if not value:
+        return allowed[0]
+    if value not in allowed:
+        raise ValueError(f"environment variable {var}={os.environ.get(var)!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _secret(var: str, file_var: str) -> str | None:
+    """A secret from `var`, else from the file `file_var` names (stripped); None when neither is set. The value is
+    never part of an error message."""
+    value = os.environ.get(var)
+    if value:
+        return value
+    path = os.environ.get(file_var)
+    if not path:
+        return None
+    try:
+        text = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"environment variable {file_var}={path!r}: cannot read the file ({exc.strerror})") from None
+    if not text:
+        raise ValueError(f"environment variable {file_var}={path!r}: the file is empty")
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting Beacon reads from the environment, resolved (the variable is named in each comment).
@@ -83,8 +114,12 @@ class Settings:
     airflow_log_level: str = "WARNING"  # AIRFLOW__LOGGING__LOGGING_LEVEL: the embedded Airflow's log level
     # AIRFLOW__LOGGING__NAMESPACE_LEVELS: per-logger levels for the embedded Airflow (Beacon adds one, see pipeline)
     airflow_namespace_levels: str = ""
+    airflow_log_folder: Path | None = None  # AIRFLOW__LOGGING__BASE_LOG_FOLDER: task logs (privacy erasure cleans them)
+    # AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: Airflow's metadata database (privacy erasure cleans XComs); never shown by repr
+    airflow_metadata_url: str | None = field(default=None, repr=False)
     lock_wait_seconds: float = 300.0  # BEACON_LOCK_WAIT_SECONDS: how long a writer waits for the warehouse lock
     journeys_interval_minutes: int = 15  # BEACON_JOURNEYS_INTERVAL_MINUTES: how often the journeys DAG advances
+    retrain_every_days: float = 7.0  # BEACON_RETRAIN_EVERY_DAYS: the ML DAG retrains a model this often, or when its scores drift
     # Measurement (docs/measurement.md).
     global_control_pct: float = 0.0  # BEACON_GLOBAL_CONTROL_PCT: % of everyone who gets no marketing at all
     global_control_period_days: int = 90  # BEACON_GLOBAL_CONTROL_PERIOD_DAYS: the global control is redrawn per period
@@ -100,6 +135,22 @@ class Settings:
     # --- `make up` (beacon.stack): the local Airflow stack on Postgres ---
     stack_dir: Path | None = None  # BEACON_STACK_DIR: its Postgres cluster, Airflow home, logs (default <home>/.beacon)
     api_port: int = 8080  # BEACON_API_PORT: the Airflow API server / UI port on 127.0.0.1
+    # --- encryption at rest of the warehouse file (docs/privacy.md "Encryption at rest") ---
+    # BEACON_WAREHOUSE_KEY: the key of the encrypted warehouse (unset: the file is not encrypted); or
+    # BEACON_WAREHOUSE_KEY_FILE: a file holding it (e.g. a Docker secret); or BEACON_WAREHOUSE_KEY_CONN: the id of an
+    # Airflow connection whose password is the key. Never printed (repr=False).
+    warehouse_key: str | None = field(default=None, repr=False)
+    warehouse_key_conn: str | None = None  # BEACON_WAREHOUSE_KEY_CONN (read by beacon.warehouse.warehouse_key)
+    # BEACON_WAREHOUSE_CRYPTO: auto (OpenSSL through DuckDB's httpfs extension when it is installed, else DuckDB's
+    # built-in mbedtls, with a warning) | openssl (refuse without httpfs) | mbedtls
+    warehouse_crypto: str = "auto"
+    # BEACON_RETENTION_CONFIG: a YAML file of retention windows replacing include/beacon/privacy/retention.yml
+    retention_config: Path | None = None
+    # --- privacy requests (docs/privacy.md) ---
+    # BEACON_PRIVACY_KEY: the secret of the keyed hashes of erased identifiers (tombstones, blocked sets, the audit
+    # trail); at least 16 characters, never in code or committed config; never shown by repr
+    privacy_key: str | None = field(default=None, repr=False)
+    privacy_due_days: int = 30  # BEACON_PRIVACY_DUE_DAYS: a request is due this many days after it was accepted
 
     @property
     def manifest_path(self) -> Path:
@@ -129,8 +180,11 @@ def settings() -> Settings:
         airflow_home=Path(os.environ["AIRFLOW_HOME"]) if os.environ.get("AIRFLOW_HOME") else home / ".airflow",
         airflow_log_level=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL") or "WARNING",
         airflow_namespace_levels=os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", ""),
+        airflow_log_folder=_path("AIRFLOW__LOGGING__BASE_LOG_FOLDER", None),  # type: ignore[arg-type]
+        airflow_metadata_url=os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or None,
         lock_wait_seconds=max(0.0, _number("BEACON_LOCK_WAIT_SECONDS", 300.0, float, "a number of seconds")),
         journeys_interval_minutes=_int("BEACON_JOURNEYS_INTERVAL_MINUTES", 15),
+        retrain_every_days=_days("BEACON_RETRAIN_EVERY_DAYS", 7.0),
         global_control_pct=_number("BEACON_GLOBAL_CONTROL_PCT", 0.0, float, "a percentage"),
         global_control_period_days=_number("BEACON_GLOBAL_CONTROL_PERIOD_DAYS", 90),
         measurement_window_days=_days("BEACON_MEASUREMENT_WINDOW_DAYS", 7.0),
@@ -139,6 +193,12 @@ def settings() -> Settings:
         realtime_interval_seconds=_int("BEACON_REALTIME_INTERVAL_SECONDS", 20) or 20,
         stack_dir=_path("BEACON_STACK_DIR", home / ".beacon"),
         api_port=_int("BEACON_API_PORT", 8080),
+        warehouse_key=_secret("BEACON_WAREHOUSE_KEY", "BEACON_WAREHOUSE_KEY_FILE"),
+        warehouse_key_conn=os.environ.get("BEACON_WAREHOUSE_KEY_CONN") or None,
+        warehouse_crypto=_choice("BEACON_WAREHOUSE_CRYPTO", CRYPTO_MODES),
+        retention_config=_path("BEACON_RETENTION_CONFIG", None),  # type: ignore[arg-type]
+        privacy_key=os.environ.get("BEACON_PRIVACY_KEY") or None,
+        privacy_due_days=_int("BEACON_PRIVACY_DUE_DAYS", 30) or 30,
     )
 
 

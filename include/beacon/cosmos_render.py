@@ -82,7 +82,7 @@ def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequen
         TestBehavior,
     )
 
-    from beacon.dbt import dbt_env, executable
+    from beacon.dbt import PROFILE, dbt_env, dbt_target, executable
 
     s = s or settings()
     project = ProjectConfig(dbt_project_path=s.dbt_project_dir, manifest_path=s.manifest_path, project_name="beacon",
@@ -98,7 +98,7 @@ def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequen
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=project,
-        profile_config=ProfileConfig(profile_name="beacon", target_name="local",
+        profile_config=ProfileConfig(profile_name=PROFILE, target_name=dbt_target(s),
                                      profiles_yml_filepath=s.dbt_project_dir / "profiles.yml"),
         render_config=render,
         execution_config=ExecutionConfig(

@@ -10,6 +10,7 @@ Airflow's environment before Airflow is first imported); the Assets themselves a
     beacon_activation  on beacon_scores                -> beacon_exports
     beacon_journeys    on beacon_exports | beacon_events_realtime, or every N minutes -> beacon_journeys
     beacon_realtime    every N seconds                 -> beacon_events_realtime
+    beacon_privacy     hourly                          (privacy requests; docs/privacy.md)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ DAGS: tuple[DagStep, ...] = (
     DagStep("beacon_journeys", ASSETS_OR_TIMETABLE, on=("beacon_exports", "beacon_events_realtime"),
             emits=("beacon_journeys",), optional=True),
     DagStep("beacon_realtime", TIMETABLE, emits=("beacon_events_realtime",)),
+    DagStep("beacon_privacy", TIMETABLE),
 )
 BY_ID = {d.dag_id: d for d in DAGS}
 DAG_IDS = tuple(BY_ID)

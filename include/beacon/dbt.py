@@ -13,6 +13,11 @@ from beacon.config import Settings, settings
 
 # The segments that read the ML scores (and their tests): built after the ML DAG scores, not with the marts.
 SCORE_BASED = "source:ml.scores+"
+# The profile and target of profiles.yml every dbt invocation names, Beacon's own (`run`) and Cosmos' alike: dbt
+# reuses a saved parse (partial parsing) only when the command line names the same profile and target, so a
+# parse without them made each Cosmos build parse the whole project again. The target is TARGET, or `encrypted`
+# when a warehouse key is configured (dbt_target: the same for both, so the saved parse is still reused).
+PROFILE, TARGET = "beacon", "local"
 # The measurement marts (assignments and outcomes): built after each activation run, which writes what they read.
 MEASUREMENT = "tag:measurement"
 
@@ -22,12 +27,22 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
     s = s or settings()
     return {
         "BEACON_DBT_WAREHOUSE_PATH": str(s.warehouse_path),  # read by profiles.yml only
+        # An encrypted warehouse is ATTACHed under the name a plain open gives it (the file's stem), so the views
+        # dbt wrote resolve either way; the key itself is never in dbt's environment or profile (the plugin reads it).
+        "BEACON_DBT_WAREHOUSE_ALIAS": s.warehouse_path.stem,
+        "BEACON_DBT_TARGET": dbt_target(s),
         # The outcome window: one setting for the measurement mart (dbt_project.yml) and the report (Settings).
         "BEACON_MEASUREMENT_WINDOW_DAYS": repr(float(s.measurement_window_days)),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
         "DBT_PROFILES_DIR": str(s.dbt_project_dir),
     }
+
+
+def dbt_target(s: Settings | None = None) -> str:
+    """The profile's target: `encrypted` when a warehouse key is configured (docs/privacy.md), else `local`."""
+    s = s or settings()
+    return "encrypted" if (s.warehouse_key or s.warehouse_key_conn) else TARGET
 
 
 @lru_cache(maxsize=8)
@@ -61,7 +76,7 @@ def executable() -> str:
 def project_flags(s: Settings) -> list[str]:
     """The flags that point dbt at this project, its profile and the target folder."""
     return ["--project-dir", str(s.dbt_project_dir), "--profiles-dir", str(s.dbt_project_dir),
-            "--target-path", str(s.dbt_target_dir)]
+            "--target-path", str(s.dbt_target_dir), "--profile", PROFILE, "--target", dbt_target(s)]
 
 
 def run(args: list[str], s: Settings | None = None, quiet: bool = False) -> bool:

@@ -9,16 +9,18 @@ import logging
 import math
 import numbers
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from beacon.config import settings
+from beacon.config import Settings, settings
 
 if TYPE_CHECKING:  # duckdb is imported where a connection is used: the pure SQL toolkit (quote_ident,
     import duckdb  # sql_literal) stays importable at DAG-parse time without it
@@ -97,6 +99,162 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         raise
 
 
+class WarehouseKeyError(RuntimeError):
+    """The warehouse file and the key disagree: encrypted without a key, a wrong key, or a key for a plain file."""
+
+
+KEY_VARS = "BEACON_WAREHOUSE_KEY (or BEACON_WAREHOUSE_KEY_FILE, or BEACON_WAREHOUSE_KEY_CONN)"
+
+
+@lru_cache(maxsize=4)
+def _key_from_connection(conn_id: str) -> str:
+    from airflow.sdk import BaseHook  # only where a connection is really read
+
+    password = BaseHook.get_connection(conn_id).password
+    if not password:
+        raise WarehouseKeyError(f"Airflow connection {conn_id} (BEACON_WAREHOUSE_KEY_CONN) has no password: "
+                                "set the warehouse key as its password")
+    return password
+
+
+def warehouse_key(s: Settings | None = None) -> str | None:
+    """The key of the encrypted warehouse: $BEACON_WAREHOUSE_KEY, the file $BEACON_WAREHOUSE_KEY_FILE, or the password
+    of the Airflow connection $BEACON_WAREHOUSE_KEY_CONN (read once per process); None: the file is not encrypted."""
+    s = s or settings()
+    if s.warehouse_key:
+        return s.warehouse_key
+    return _key_from_connection(s.warehouse_key_conn) if s.warehouse_key_conn else None
+
+
+_CRYPTO_WARNED: list[bool] = []
+
+
+def prepare_crypto(con: duckdb.DuckDBPyConnection, mode: str | None = None) -> str:
+    """Make a DuckDB database instance able to write encrypted files; return the library used.
+
+    DuckDB 2.0 writes encrypted files with OpenSSL, which its httpfs extension brings (`LOAD httpfs`; installed once
+    with `INSTALL httpfs`: the Dockerfile does, never a connection). Without it DuckDB only writes with its built-in
+    mbedtls after `SET force_mbedtls_unsafe`, which DuckDB calls not securely encrypted: its random nonces do not come
+    from a cryptographic generator. BEACON_WAREHOUSE_CRYPTO picks: auto (OpenSSL when httpfs loads, else mbedtls with
+    one warning per process), openssl (an error without httpfs), mbedtls."""
+    import duckdb
+
+    mode = mode or settings().warehouse_crypto
+    if mode in ("auto", "openssl"):
+        try:
+            con.execute("LOAD httpfs")
+            return "openssl"
+        except duckdb.Error as exc:
+            if mode == "openssl":
+                raise WarehouseKeyError(
+                    "BEACON_WAREHOUSE_CRYPTO=openssl, but DuckDB's httpfs extension (OpenSSL) does not load: install it "
+                    f"once with `python -c \"import duckdb; duckdb.connect().install_extension('httpfs')\"` ({exc})"
+                ) from None
+    if mode == "auto" and not _CRYPTO_WARNED:
+        _CRYPTO_WARNED.append(True)
+        log.warning("the warehouse is encrypted with DuckDB's built-in mbedtls (httpfs/OpenSSL is not installed), "
+                    "which DuckDB does not consider secure for writing: install httpfs (docs/privacy.md)")
+    con.execute("SET force_mbedtls_unsafe = true")
+    return "mbedtls"
+
+
+def _key_problem(exc: BaseException, p: Path, encrypted: bool) -> WarehouseKeyError | None:
+    """A clear error for DuckDB's answer to a key that does not fit the file (None: some other error)."""
+    text = str(exc)
+    if "without a key" in text:
+        return WarehouseKeyError(f"warehouse {p} is encrypted: set {KEY_VARS} to its key")
+    if "Wrong encryption key" in text:
+        return WarehouseKeyError(f"warehouse {p}: BEACON_WAREHOUSE_KEY is not the key this file was encrypted with")
+    if encrypted and "is not encrypted" in text:
+        return WarehouseKeyError(f"warehouse {p} is not encrypted, but BEACON_WAREHOUSE_KEY is set: encrypt it once "
+                                 "with `beacon warehouse encrypt`, or unset the key")
+    return None
+
+
+# Encrypted warehouses open in this process: (path, read_only) -> [the root connection, open cursors]. DuckDB caches
+# one database instance per file for duckdb.connect(path), so nested connections share it; an ATTACHed file cannot be
+# attached twice in a process, so connect() hands out cursors of one root connection and closes it with the last.
+_ROOTS: dict[tuple[str, bool], list] = {}
+_ROOTS_LOCK = threading.Lock()
+
+
+def attach_encrypted(con: duckdb.DuckDBPyConnection, p: Path, alias: str, key: str, read_only: bool = False,
+                     s: Settings | None = None) -> None:
+    """ATTACH the encrypted warehouse file `p` as `alias` on `con` (a fresh in-memory database: the crypto library and
+    the temp settings are the instance's). Used by connect() and by dbt's connections (the dbt-duckdb plugin in
+    beacon.identity.normalize, for the profile's `encrypted` target)."""
+    import duckdb
+
+    s = s or settings()
+    prepare_crypto(con, s.warehouse_crypto)
+    # Spilled intermediate results are personal data too: encrypted, beside the file as DuckDB would put them.
+    con.execute(f"SET temp_directory = {sql_literal(str(p) + '.tmp')}")
+    con.execute("SET temp_file_encryption = true")
+    try:
+        con.execute(f"ATTACH IF NOT EXISTS {sql_literal(str(p))} AS {quote_ident(alias)} "
+                    f"(ENCRYPTION_KEY {sql_literal(key)}{', READ_ONLY' if read_only else ''})")
+    except duckdb.Error as exc:
+        problem = _key_problem(exc, p, True)
+        if problem is not None:
+            raise problem from None
+        raise
+
+
+def _open_encrypted(p: Path, key: str, read_only: bool, s: Settings) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    with _ROOTS_LOCK:
+        entry = _ROOTS.get((str(p), read_only))
+        if entry is None:
+            root = duckdb.connect(":memory:")
+            try:
+                attach_encrypted(root, p, p.stem, key, read_only, s)
+            except BaseException:
+                root.close()
+                raise
+            entry = _ROOTS[(str(p), read_only)] = [root, 0]
+        con = entry[0].cursor()
+        entry[1] += 1
+    con.execute(f"USE {quote_ident(p.stem)}")
+    return con
+
+
+def _close_encrypted(p: Path, read_only: bool, con: duckdb.DuckDBPyConnection) -> None:
+    con.close()
+    with _ROOTS_LOCK:
+        entry = _ROOTS.get((str(p), read_only))
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _ROOTS[(str(p), read_only)]
+                entry[0].close()  # detaches the file: checkpoint, release the lock
+
+
+def open_warehouse(p: Path, read_only: bool = False, key: str | None = None,
+                   s: Settings | None = None) -> duckdb.DuckDBPyConnection:
+    """One DuckDB connection to the file `p`: plain, or the encrypted file ATTACHed under its stem (the catalog name a
+    plain open gives, so the views dbt wrote resolve) and made the default with USE. Close it with close_warehouse."""
+    import duckdb
+
+    s = s or settings()
+    try:
+        if key:
+            return _open_encrypted(p, key, read_only, s)
+        return duckdb.connect(str(p), read_only=read_only)
+    except duckdb.Error as exc:
+        problem = _key_problem(exc, p, bool(key))
+        if problem is not None:
+            raise problem from None
+        raise
+
+
+def close_warehouse(p: Path, con: duckdb.DuckDBPyConnection, read_only: bool = False, key: str | None = None) -> None:
+    if key:
+        _close_encrypted(p, read_only, con)
+    else:
+        con.close()
+
+
 @contextmanager
 def connect(path: Path | str | None = None, read_only: bool = False,
             lock_wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -104,21 +262,60 @@ def connect(path: Path | str | None = None, read_only: bool = False,
 
     Inside one process, open read-write even to read: dbt-duckdb keeps its own read-write handle open
     and DuckDB refuses a second handle to the same file with another configuration. When another process
-    holds the file, wait for it (see open_with_lock_wait; `lock_wait` seconds, 0 = refuse at once)."""
-    import duckdb
-
-    p = Path(path) if path else settings().warehouse_path
+    holds the file, wait for it (see open_with_lock_wait; `lock_wait` seconds, 0 = refuse at once).
+    With a warehouse key (warehouse_key) the file is encrypted at rest (docs/privacy.md)."""
+    s = settings()
+    p = Path(path) if path else s.warehouse_path
+    key = warehouse_key(s)
     if not read_only:
         p.parent.mkdir(parents=True, exist_ok=True)
-    con = open_with_lock_wait(lambda: duckdb.connect(str(p), read_only=read_only), f"warehouse {p}", lock_wait)
+    con = open_with_lock_wait(lambda: open_warehouse(p, read_only, key, s), f"warehouse {p}", lock_wait)
     try:
         con.execute("SET enable_progress_bar = false")
         # Bounded memory: big loads spill to disk instead of taking the machine (override per deployment).
-        con.execute(f"SET memory_limit = '{settings().duckdb_memory_limit}'")
+        con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
         con.execute("SET preserve_insertion_order = true")
         yield con
     finally:
+        close_warehouse(p, con, read_only, key)
+
+
+def encrypt_file(p: Path, key: str, s: Settings | None = None) -> dict[str, int]:
+    """Encrypt the plain warehouse file `p` with `key`, in place: COPY FROM DATABASE into a new encrypted file beside
+    it, compare every table's row count, then replace `p` (and drop its WAL). No plain copy is kept. Returns the row
+    counts. Refuses a file that is already encrypted, or that another process holds."""
+    import duckdb
+
+    s = s or settings()
+    tmp = p.with_name(p.name + ".encrypting")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            con.execute(f"ATTACH {sql_literal(str(p))} AS beacon_plain (READ_ONLY)")
+        except duckdb.Error as exc:
+            problem = _key_problem(exc, p, False)
+            raise (WarehouseKeyError(f"warehouse {p} is already encrypted") if problem else exc) from None
+        attach_encrypted(con, tmp, p.stem, key, s=s)
+        con.execute(f"COPY FROM DATABASE beacon_plain TO {quote_ident(p.stem)}")
+        counts = {}
+        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                         "WHERE database_name = 'beacon_plain' ORDER BY 1, 2").fetchall():
+            name = f"{quote_ident(schema)}.{quote_ident(table)}"
+            before = con.execute(f"SELECT count(*) FROM beacon_plain.{name}").fetchall()[0][0]
+            after = con.execute(f"SELECT count(*) FROM {quote_ident(p.stem)}.{name}").fetchall()[0][0]
+            if before != after:
+                raise RuntimeError(f"encrypting {p}: {schema}.{table} has {after} rows in the copy, {before} in the "
+                                   "file; the file is left as it was")
+            counts[f"{schema}.{table}"] = before
+    except BaseException:
         con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    Path(str(p) + ".wal").unlink(missing_ok=True)
+    tmp.replace(p)
+    return counts
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -35,8 +35,8 @@ def test_every_command_group_registers_its_commands():
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == {"generate", "demo", "ingest", "audiences", "activate", "journeys", "ml", "identity",
-                                "measure", "bench", "serve", "up", "down", "status"}
-    assert len(GROUPS) == 10
+                                "measure", "privacy", "bench", "serve", "up", "down", "status", "warehouse"}
+    assert len(GROUPS) == 12
 
 
 def test_model_choices_are_the_scored_models():

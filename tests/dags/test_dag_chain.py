@@ -35,6 +35,7 @@ def test_the_chain_is_what_one_ingest_run_leads_to_and_the_demo_runs_a_prefix_of
                                "beacon_journeys")
     assert "beacon_realtime" in dag_chain.DAG_IDS and "beacon_realtime" not in dag_chain.CHAIN  # its own clock
     assert dag_chain.chain_from("beacon_realtime") == ("beacon_realtime", "beacon_journeys")
+    assert "beacon_privacy" in dag_chain.DAG_IDS and "beacon_privacy" not in dag_chain.CHAIN  # its own clock
     assert dag_chain.DEMO_DAGS == dag_chain.CHAIN[: len(dag_chain.DEMO_DAGS)]
 
 

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-DAG_IDS = {"beacon_realtime", "beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation", "beacon_journeys"}
+DAG_IDS = {"beacon_realtime", "beacon_ingest", "beacon_warehouse", "beacon_ml", "beacon_activation", "beacon_journeys",
+           "beacon_privacy"}
 HEAVY = ("pandas", "lightgbm", "duckdb", "sklearn", "great_expectations", "dbt", "splink", "numpy")
 
 

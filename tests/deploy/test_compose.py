@@ -20,6 +20,7 @@ REQUIRED_ENV = {
     "AIRFLOW__API__SECRET_KEY": "test-api-secret-key",
     "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret",
     "AIRFLOW_ADMIN_PASSWORD": "test-admin-password",
+    "BEACON_WAREHOUSE_KEY": "test-warehouse-key",
 }
 
 AIRFLOW_SERVICES = {
@@ -123,6 +124,15 @@ def test_compose_config_refuses_missing_fernet_key():
     env = {k: v for k, v in REQUIRED_ENV.items() if k != "AIRFLOW__CORE__FERNET_KEY"}
     with pytest.raises(MissingVariable, match="AIRFLOW__CORE__FERNET_KEY"):
         validate_compose(env)
+
+
+def test_compose_config_refuses_missing_warehouse_key():
+    # The warehouse is encrypted at rest in compose: no key, no start (docs/privacy.md "Encryption at rest").
+    env = {k: v for k, v in REQUIRED_ENV.items() if k != "BEACON_WAREHOUSE_KEY"}
+    with pytest.raises(MissingVariable, match="BEACON_WAREHOUSE_KEY"):
+        validate_compose(env)
+    doc = validate_compose(REQUIRED_ENV)
+    assert doc["x-airflow-common"]["environment"]["BEACON_WAREHOUSE_CRYPTO"] == "openssl"
 
 
 def test_schema_validation_catches_what_compose_would_refuse(tmp_path):

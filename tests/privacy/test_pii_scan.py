@@ -1,22 +1,18 @@
 """The PII catalog against real data: a 500-person world through the pipeline (Airflow `dag.test()`, like the e2e
-run) and one advance of every journey; then an independent scan (tests/support/pii_scan.py) reads every column of
-every table and view and fails naming each column that looks personal but carries no tag, and each tag whose
-column does not exist."""
+run), with what the service lands for a few people, and one advance of every journey (tests/privacy/conftest.py);
+then an independent scan (tests/support/pii_scan.py) reads every column of every table and view and fails naming
+each column that looks personal but carries no tag, and each tag whose column does not exist."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
-from support.pii_scan import World, columns, scan
+from support.pii_scan import columns, scan
 
-from beacon.config import settings
-from beacon.pipeline import prepare_world, run_dags
 from beacon.privacy import catalog, locate
-from beacon.warehouse import clock, connect
+from beacon.warehouse import connect
 
 pytestmark = pytest.mark.e2e  # the pipeline through Airflow
 
-PEOPLE, SEED = 500, 27
 # Relations the catalog tags that this world does not create, with the reason. Nothing else may be missing.
 NOT_IN_THIS_WORLD = {
     "ml.uplift": "written once randomized campaigns have outcomes to learn from (one day has too few)",
@@ -24,26 +20,9 @@ NOT_IN_THIS_WORLD = {
 
 
 @pytest.fixture(scope="module")
-def world(airflow_home):
-    s = settings()
-    day = prepare_world(s, people=PEOPLE, seed=SEED)
-    run_dags(day)
-    from beacon.journeys.api import names, run
-
-    with connect() as con:
-        for name in names():  # journeys are not in the demo chain: one advance fills their tables
-            run(con, name, clock(con))
-    truth = s.truth_dir / day
-    people = pd.read_parquet(truth / "people.parquet")
-    records = pd.read_parquet(truth / "record_map.parquet")
-    w = World(first_names=set(people.first_name.str.lower()), last_names=set(people.last_name.str.lower()))
-    w.add_phones(people.phone)
-    w.ids = set(records.record_id)
-    with connect(read_only=True) as con:
-        w.ids |= {r[0] for r in con.execute("SELECT customer_id FROM marts.dim_customers").fetchall()}
-        w.ids |= {r[0] for r in con.execute("SELECT DISTINCT user_id FROM raw.web_events WHERE user_id IS NOT NULL")
-                  .fetchall()}
-    return s, w
+def world(privacy_world):
+    """The shared world of tests/privacy/conftest.py (collected events and preference records included)."""
+    return privacy_world.settings, privacy_world.scan_world
 
 
 def test_every_column_that_looks_personal_is_tagged(world):

@@ -143,3 +143,35 @@ def test_offers_before_the_first_snapshot_is_503_with_retry_after(tmp_path):
     with TestClient(app) as client:
         r = client.get("/v1/profiles/c1/offers")
     assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+
+
+def test_the_stored_message_is_the_json_as_sent():
+    # Changed on the way to disk: top-level nulls dropped, a numeric id as its text, times written in RFC 3339,
+    # `writeKey` removed. Everything else (falsy values, nested nulls, unknown fields) is kept as sent.
+    sent = {"type": "track", "event": "E", "userId": 42, "anonymousId": None, "writeKey": "secret", "messageId": "m",
+            "timestamp": "2026-05-01T12:00:00+02:00", "properties": {"a": None, "n": [1, None, {"b": None}], "x": 1.5},
+            "custom": {"x": None}, "flag": False, "zero": 0, "empty": ""}
+    [e] = parse_payload("batch", json.dumps({"batch": [sent], "writeKey": "secret"}).encode(), 32_000, 100)
+    stored = json.loads(dump_line(e))
+    expected = {k: v for k, v in sent.items() if v is not None and k != "writeKey"}
+    assert stored == {**expected, "userId": "42"}
+
+
+def test_beacon_serve_freezes_its_start_up_heap_and_a_test_app_does_not(tmp_path):
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from beacon.service.app import create_app
+    from beacon.service.config import ServiceConfig
+
+    cfg = ServiceConfig(landing_dir=tmp_path, write_keys={"k": "web"})
+    gc.unfreeze()
+    with TestClient(create_app(cfg)):
+        assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(cfg, freeze_heap=True)) as client:
+            assert gc.get_freeze_count() > 0  # the objects alive after start-up: out of the full collections' scan
+            assert client.post("/v1/track", json={"event": "E", "userId": "u"}, auth=("k", "")).status_code == 200
+    finally:
+        gc.unfreeze()

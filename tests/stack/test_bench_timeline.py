@@ -41,7 +41,7 @@ def test_event_to_action_stops_waiting_once_everyone_entered_and_looks_again_whe
                AssertionError("looked again after everyone had entered")]
     calls = []
 
-    def entries(people, lock_wait=None):
+    def entries(people, key_env, lock_wait=None):
         calls.append((people, lock_wait))
         a = answers[len(calls) - 1]
         if isinstance(a, Exception):

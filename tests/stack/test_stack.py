@@ -86,14 +86,15 @@ def test_the_chain_ran_by_itself_through_assets(stack):
     assert len(api.runs("beacon_ingest")) == 1
     assert {d: runs[d]["run_type"] for d in dags[1:]} == {d: "asset_triggered" for d in dags[1:]}
     # The exports: every file delivery the warehouse recorded is on disk with its manifest, row count matching.
-    import duckdb
+    # The stack encrypts the warehouse at rest with the key it generated (docs/privacy.md).
+    from beacon.config import override_env
+    from beacon.warehouse import connect
 
-    con = duckdb.connect(str(s.warehouse_path), read_only=True)
-    try:
+    assert info["warehouse_key_file"] == str(paths(s).warehouse_key)
+    with override_env(BEACON_WAREHOUSE_KEY_FILE=info["warehouse_key_file"]), \
+            connect(s.warehouse_path, read_only=True) as con:
         delivered = con.execute("""SELECT audience, sum(adds) FROM activation.sync_runs
                                    WHERE destination = 'file' AND status = 'succeeded' GROUP BY 1""").fetchall()
-    finally:
-        con.close()
     assert delivered and sum(n for _, n in delivered) > 0
     for audience, adds in delivered:
         manifests = list((s.exports_dir / audience).glob("*/*.manifest.json"))

@@ -3,6 +3,7 @@
 {{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'consent') }}
+    where {{ not_erased([['id', 'customer_id'], ['email', 'email'], ['phone', 'phone']]) }}
 ),
 
 final as (

@@ -3,6 +3,7 @@
 {{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'crm_contacts') }}
+    where {{ not_erased([['id', 'contact_id'], ['email', 'email'], ['phone', 'phone']]) }}
 ),
 
 latest as (

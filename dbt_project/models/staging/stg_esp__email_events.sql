@@ -1,6 +1,7 @@
 -- Email-service webhook events, deduplicated on the provider's event id.
 with source as (
     select * from {{ source('raw', 'email_events') }}
+    where {{ not_erased([['email', 'email']]) }}
 ),
 
 final as (

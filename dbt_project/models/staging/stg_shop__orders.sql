@@ -1,5 +1,6 @@
 with source as (
     select * from {{ source('raw', 'shop_orders') }}
+    where {{ not_erased([['id', 'customer_id']]) }}
 ),
 
 final as (

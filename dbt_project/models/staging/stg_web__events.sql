@@ -6,10 +6,12 @@ with source as (
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
         webinar_id, null::json as payload, _loaded_at
     from {{ source('raw', 'web_events') }}
+    where {{ not_erased([['id', 'anonymous_id'], ['id', 'user_id'], ['email', 'email'], ['email', 'form_email']]) }}
     union all
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
         webinar_id, payload, _loaded_at
     from {{ source('raw', 'collected_events') }}
+    where {{ not_erased([['id', 'anonymous_id'], ['id', 'user_id'], ['email', 'email'], ['email', 'form_email']]) }}
 ),
 
 final as (

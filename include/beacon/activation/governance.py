@@ -4,7 +4,9 @@ Each member of an audience gets at most one reason not to be sent, decided in th
 that applies wins, so counters add up): erased, complained, hard_bounced, unsubscribed, opted_out,
 no_consent, global_control (the program-wide control group, beacon.measure.global_control), invalid,
 lower_priority, frequency_cap; a member with no reason is then either held out (the audience's control
-group) or sendable.
+group) or sendable. `erased` also covers privacy requests from the moment they are accepted: a member whose
+customer id, e-mail or phone hashes to a blocked hash (beacon.tombstones: the blocked files and
+privacy.tombstones) is not sent to (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from beacon.audiences import CHANNELS, Audience
 from beacon.config import settings
 from beacon.emails import macro_sql
 from beacon.measure.global_control import global_control_sql, global_period
+from beacon.tombstones import prepare_match, sql_blocked
 from beacon.warehouse import sql_literal, table_exists
 
 # Global suppression: applies to every channel.
@@ -113,6 +116,9 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     ensure_tables(con)
     # Unsubscribes written by the service since the last ingest count now, not after the next load.
     preferences.absorb_pending(con, settings().landing_dir)
+    # Privacy requests count from their acceptance: the blocked files and the tombstones (keyed hashes).
+    privacy = prepare_match(con, settings().privacy_key, settings().landing_dir,
+                            table_exists(con, "privacy", "tombstones")) > 0
     seg_cols = _columns(con, audience.relation)
     cust = ", ".join(f"cu.{f}" for f in CUSTOMER_FIELDS if f not in seg_cols)
     email_expr = "s.email" if "email" in seg_cols else "cu.email"
@@ -136,7 +142,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
             GROUP BY 1),
         base AS (
             SELECT s.*, {cust + ',' if cust else ''} {score_cols}
-                {_reason_sql(seg_cols, email_expr, required_any)} AS reason,
+                {_reason_sql(seg_cols, email_expr, required_any, privacy)} AS reason,
                 -- Stable hash of (audience, customer): the same person is always in or out of the control group.
                 (('0x' || substr(md5($audience || ':' || s.customer_id), 1, 8))::UBIGINT % 10000) / 100.0
                     < $holdout_pct AS held_out
@@ -216,13 +222,16 @@ def _suppression_ctes(relation: str, email_expr: str) -> str:
             FROM listed GROUP BY 1)"""
 
 
-def _reason_sql(seg_cols: list[str], email_expr: str, required_any: tuple[str, ...]) -> str:
-    """The first reason not to send, in REASON_ORDER (NULL: send)."""
+def _reason_sql(seg_cols: list[str], email_expr: str, required_any: tuple[str, ...], privacy: bool = False) -> str:
+    """The first reason not to send, in REASON_ORDER (NULL: send). `privacy`: match the members against the
+    keyed hashes of privacy requests (beacon.tombstones.prepare_match ran on the connection)."""
     phone_expr = "s.phone_e164" if "phone_e164" in seg_cols else "cu.phone_e164"
+    blocked = sql_blocked([("id", "s.customer_id"), ("email", email_expr), ("phone", phone_expr)]) \
+        if privacy else "false"
     invalid = (" AND ".join(f"{'s' if f in seg_cols else 'cu'}.{f} IS NULL" for f in required_any)
                if required_any else "false")
     return f"""CASE
-                    WHEN m.erased THEN 'erased'
+                    WHEN m.erased OR {blocked} THEN 'erased'
                     WHEN ee.complained OR m.complained THEN 'complained'
                     WHEN ee.hard_bounced OR m.hard_bounced THEN 'hard_bounced'
                     -- An unsubscribe stands until a later email opt-in.

@@ -1,8 +1,9 @@
 """`beacon bench service`: the HTTP service on loopback, bounded in count and time.
 
 Three phases against a real `beacon serve` process (127.0.0.1 only):
-1. collection: concurrent /v1/batch posts for `seconds`, plain JSON and gzip bodies (what RudderStack's
-   library sends by default); events/s acknowledged, p50/p99 latency; single /v1/track requests/s beside.
+1. collection (`beacon.bench.collection_load`): concurrent /v1/batch posts for `seconds`, plain JSON and gzip
+   bodies (what RudderStack's library sends by default); events/s acknowledged, p50/p99 latency, closed loop and
+   paced at 5,000 events/s; single /v1/track requests/s beside.
 2. offers: a synthetic published snapshot of `profiles` people (customer id and email-hash keys), p50/p99
    of GET /v1/profiles/{id}/offers.
 3. crash: batches with unique messageIds, kill -9 of the server after `kill_after` acknowledged batches,
@@ -17,7 +18,6 @@ Three phases against a real `beacon serve` process (127.0.0.1 only):
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import platform
 import secrets
@@ -27,113 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from beacon.bench.collection_load import collection, pct, run_workers
 from beacon.bench.realtime_load import realtime_load
-
-
-def _run_workers(worker, concurrency: int) -> float:
-    """Run `concurrency` threads of `worker` to completion; the wall seconds they took together."""
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return time.perf_counter() - t0
-
-
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000, 2) if xs else float("nan")
-
-
-def _load(url: str, key: str, seconds: float, concurrency: int, make_body, path: str, max_requests: int,
-          rate: float | None = None, encoding: str | None = None) -> dict:
-    """Closed-loop load: `concurrency` threads, each with its own blocking client, for `seconds`; with `rate`,
-    requests start on a fixed schedule (rate per second over all threads) and latency is measured from the
-    scheduled start, so a slow server is not hidden by the client waiting (no coordinated omission)."""
-
-    import httpx
-
-    lat: list[float] = []
-    counts = {"acked": 0, "errors": 0, "sent": 0}
-    lock = threading.Lock()
-    start = time.perf_counter()
-    deadline = start + seconds
-    headers = {"content-type": "application/json", **({"content-encoding": encoding} if encoding else {})}
-
-    def worker():
-        with httpx.Client(base_url=url, auth=(key, ""), timeout=30) as client:
-            while time.perf_counter() < deadline:
-                with lock:
-                    if counts["sent"] >= max_requests:
-                        return
-                    k = counts["sent"]
-                    counts["sent"] += 1
-                    body, n = make_body()
-                t0 = time.perf_counter()
-                if rate:
-                    t0 = start + k / rate
-                    if t0 >= deadline:
-                        return
-                    time.sleep(max(0.0, t0 - time.perf_counter()))
-                try:
-                    r = client.post(path, content=body, headers=headers)
-                except httpx.HTTPError:
-                    with lock:
-                        counts["errors"] += 1
-                    continue
-                with lock:
-                    lat.append(time.perf_counter() - t0)
-                    if r.status_code == 200:
-                        counts["acked"] += n
-                    else:
-                        counts["errors"] += 1
-
-    wall = _run_workers(worker, concurrency)
-    return {"seconds": round(wall, 2), "requests": len(lat), "events_acknowledged": counts["acked"],
-            "errors": counts["errors"], "events_per_s": round(counts["acked"] / wall, 1),
-            "requests_per_s": round(len(lat) / wall, 1), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99)}
-
-
-def _collection(work: Path, seconds: float, concurrency: int, batch_size: int) -> dict:
-    import orjson
-
-    from beacon.testing.service import ServiceProcess
-
-    key = "bench_" + secrets.token_hex(6)
-    proc = ServiceProcess(work, {"write_keys": {key: "bench"}, "limits": {"rate_events_per_second": 1e9,
-                                                                           "rate_burst": 1e9}}).start()
-    counter = iter(range(10**12))
-
-    def batch(encode=None):
-        def make():
-            b = [{"type": "track", "event": "Product Viewed", "anonymousId": f"a{i % 5000}", "messageId": f"m{i}",
-                  "properties": {"product_id": f"p{i % 300}", "path": "/p"}} for i in (next(counter)
-                                                                                     for _ in range(batch_size))]
-            body = orjson.dumps({"batch": b})
-            return (encode(body) if encode else body), batch_size
-        return make
-
-    gz = batch(lambda b: gzip.compress(b, 9))  # level 9: what the libraries' GzipFile writes
-
-    def single():
-        i = next(counter)
-        return orjson.dumps({"event": "Product Viewed", "anonymousId": f"a{i % 5000}", "messageId": f"m{i}"}), 1
-
-    try:
-        out = {"batch_size": batch_size, "concurrency": concurrency,
-               "batch": _load(proc.url, key, seconds, concurrency, batch(), "/v1/batch", 10**7),
-               # The target's question: at 5,000 events/s sustained, what is p99? (paced, 8 client threads)
-               "batch_at_5000_per_s": _load(proc.url, key, seconds, 8, batch(), "/v1/batch", 10**7,
-                                            rate=5000 / batch_size),
-               "batch_gzip": _load(proc.url, key, seconds, concurrency, gz, "/v1/batch", 10**7, encoding="gzip"),
-               "batch_gzip_at_5000_per_s": _load(proc.url, key, seconds, 8, gz, "/v1/batch", 10**7,
-                                                 rate=5000 / batch_size, encoding="gzip"),
-               "single_track": _load(proc.url, key, min(seconds, 5), concurrency, single, "/v1/track", 10**7)}
-    finally:
-        proc.stop()
-    return out
 
 
 def write_offer_snapshot(path: Path, profiles: int) -> None:
@@ -194,12 +89,12 @@ def _offers(work: Path, profiles: int, requests: int, concurrency: int) -> dict:
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
     try:
-        wall = _run_workers(worker, concurrency)
+        wall = run_workers(worker, concurrency)
     finally:
         proc.stop()
     return {"profiles": profiles, "requests": len(lat), "concurrency": concurrency, "statuses": statuses,
             "snapshot_write_s": round(written, 2), "start_and_load_s": round(loaded, 2),
-            "requests_per_s": round(len(lat) / wall, 1), "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99)}
+            "requests_per_s": round(len(lat) / wall, 1), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
 
 
 def _crash(work: Path, kill_after: int, batch_size: int, concurrency: int, after_kill=None) -> dict:
@@ -441,7 +336,7 @@ def bench_service(seconds: float = 10.0, concurrency: int = 4, batch_size: int =
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-service-"))
     try:
         out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
-        for name, fn in (("collection", lambda d: _collection(d, seconds, concurrency, batch_size)),
+        for name, fn in (("collection", lambda d: collection(d, seconds, concurrency, batch_size)),
                          ("offers", lambda d: _offers(d, profiles, offer_requests, 2)),
                          ("crash", lambda d: _crash(d, kill_after, 50, 8)),
                          ("realtime", lambda d: realtime_load(d, realtime_interval, realtime_events)),

@@ -45,10 +45,12 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
 
     import httpx
 
+    from beacon.stack.env import warehouse_key_env
     from beacon.testing.service import ServiceProcess
     from beacon.warehouse import connect
 
-    with connect(read_only=True) as con:
+    key_env = warehouse_key_env(s, paths(s))  # the stack's warehouse is encrypted with its key (docs/privacy.md)
+    with override_env(**key_env), connect(read_only=True) as con:
         people = con.execute("""SELECT i.anonymous_id, i.customer_id
             FROM intermediate.int_web_identities_mapped i JOIN marts.dim_customers d USING (customer_id)
             WHERE i.customer_id NOT IN (SELECT customer_id FROM journeys.transitions WHERE journey = ?)
@@ -71,7 +73,7 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
                 "event": "Product Added", "anonymousId": anon, "messageId": f"bench-e2a-{anon}"})
             if r.status_code == 200:
                 posted[cid] = datetime.now()  # naive local wall time, as journeys.runs records it
-        _wait_for_entries(list(posted), horizon)
+        _wait_for_entries(list(posted), horizon, key_env)
     finally:
         api.call("PATCH", "dags/beacon_realtime", json={"is_paused": True})
         svc.stop()
@@ -79,7 +81,7 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
     while time.monotonic() < deadline and any(r["state"] in ("queued", "running") for d in ("beacon_realtime",
                                               "beacon_journeys") for r in api.runs(d)[:5]):
         time.sleep(2)
-    rows, entry_runs = _entries(list(posted))
+    rows, entry_runs = _entries(list(posted), key_env)
     entered = {c: (t - posted[c]).total_seconds() for c, t in rows if t is not None}
     lat = sorted(entered.values())
     return {"events": len(people), "posted": len(posted), "entered": len(lat), "interval_s": interval,
@@ -88,12 +90,14 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
             "median_s": round(median(lat), 1) if lat else None, "max_s": round(lat[-1], 1) if lat else None}
 
 
-def _entries(people: list[str], lock_wait: float | None = None) -> tuple[list[tuple], dict[str, str]]:
+def _entries(people: list[str], key_env: dict[str, str],
+             lock_wait: float | None = None) -> tuple[list[tuple], dict[str, str]]:
     """For the posted people: (customer, end of the first journeys run with a transition of theirs) and the
-    journeys run that entered each (journeys.transitions.run_id is "<dag run id>:<journey>")."""
+    journeys run that entered each (journeys.transitions.run_id is "<dag run id>:<journey>"). `key_env`: the
+    stack's warehouse key (its warehouse is encrypted, docs/privacy.md)."""
     from beacon.warehouse import connect
 
-    with connect(read_only=True, lock_wait=lock_wait) as con:
+    with override_env(**key_env), connect(read_only=True, lock_wait=lock_wait) as con:
         rows = con.execute("""SELECT t.customer_id, min(r.finished_at) FROM journeys.transitions t
             JOIN journeys.runs r ON r.run_id = t.run_id
             WHERE t.journey = ? AND t.customer_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""",
@@ -104,7 +108,8 @@ def _entries(people: list[str], lock_wait: float | None = None) -> tuple[list[tu
     return rows, entry_runs
 
 
-def _wait_for_entries(people: list[str], horizon: float, every: float = 5.0) -> None:
+def _wait_for_entries(people: list[str], horizon: float, key_env: dict[str, str] | None = None,
+                      every: float = 5.0) -> None:
     """Wait until every one of `people` has entered the journey in a finished journeys run, at most `horizon` s.
     The warehouse is looked at every `every` s without waiting for its lock (a DAG writing it: look again later)."""
     from beacon.warehouse import WarehouseBusy
@@ -113,7 +118,7 @@ def _wait_for_entries(people: list[str], horizon: float, every: float = 5.0) -> 
     while time.monotonic() < deadline:
         time.sleep(min(every, max(0.0, deadline - time.monotonic())))
         try:
-            rows, entry_runs = _entries(people, lock_wait=0)
+            rows, entry_runs = _entries(people, key_env or {}, lock_wait=0)
         except WarehouseBusy:
             continue
         if set(entry_runs) == set(people) and all(t is not None for _, t in rows):

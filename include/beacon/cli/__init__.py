@@ -11,12 +11,13 @@ import argparse
 import contextlib
 import sys
 
-from beacon.cli import activate, audiences, bench, demo, identity, journeys, measure, ml, serve
+from beacon.cli import activate, audiences, bench, demo, identity, journeys, measure, ml, privacy, serve
 from beacon.cli import stack as stack_cli
+from beacon.cli import warehouse as warehouse_cli
 from beacon.cli.render import err, stdout_to_stderr
 
 # In the order of `beacon --help`.
-GROUPS = (demo, audiences, activate, journeys, ml, identity, measure, bench, serve, stack_cli)
+GROUPS = (demo, audiences, activate, journeys, ml, identity, measure, privacy, bench, serve, stack_cli, warehouse_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

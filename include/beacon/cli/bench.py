@@ -1,4 +1,4 @@
-"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|experiments|best-time|service|…`: benchmarks, JSON with --json."""
+"""`beacon bench pipeline|warehouse|activation|journeys|score|ingest|measure|experiments|best-time|service|privacy|…`: benchmarks, JSON with --json."""
 
 from __future__ import annotations
 
@@ -256,6 +256,35 @@ def cmd_stack(args) -> int:
     return 0
 
 
+def cmd_privacy(args) -> int:
+    from beacon.bench.privacy import bench_privacy
+
+    d = bench_privacy(people=args.people, erase=args.erase, seed=args.seed,
+                      workdir=Path(args.workdir) if args.workdir else None,
+                      world=Path(args.world) if args.world else None, keep=args.keep,
+                      progress=False if args.json else None)
+
+    def render(d):
+        cols = ("store", "rows or lines touched")
+        t = table(f"Erasure benchmark: {d['erased']:,} people of {d['people']:,} "
+                  f"({d['erase_seconds']['total']:.1f} s to erase, {d['resolve']['seconds']:.1f} s to resolve)",
+                  cols, right=cols[1:])
+        for store, n in d["rows_touched"].items():
+            t.add_row(store, f"{n:,}")
+        console.print(t)
+    emit(d, args.json, render)
+    return 0
+
+
+def _privacy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--people", type=int, default=1_000_000)
+    p.add_argument("--erase", type=int, default=1_000, help="people to erase")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--workdir", default=None, help="where to build the world (default: a temporary folder)")
+    p.add_argument("--world", default=None, help="copy this world (a `bench pipeline --keep` folder) instead")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+
+
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)
@@ -387,6 +416,8 @@ _SUBCOMMANDS = (
      cmd_measure, _measure_args),
     ("experiments", "winner selection on simulated A/B/n worlds with daily looks: right winner, false winners, guardrails",
      cmd_experiments, _experiments_args),
+    ("privacy", "erase N people from a world: seconds and rows touched per store",
+     cmd_privacy, _privacy_args),
     ("dag-parse", "seconds to parse every DAG in a fresh interpreter (median)",
      cmd_dag_parse, _dag_parse_args),
 )

@@ -55,6 +55,11 @@ def cmd_demo(args) -> int:
                 m["model"]: f"{m['version']}  {m['metric']} {m['value']}  rows {m['train_rows']}/{m['valid_rows']}"
                 for m in d["models"]}))
             console.print(f"Model report: [bold]{d['model_report']}[/bold]")
+        if d.get("training"):  # the ML DAG retrains when due (ml.schedule), else scores with the champions
+            console.print(kv_table("Model training per day (BEACON_RETRAIN_EVERY_DAYS)", {
+                t["day"]: ("trained " + ", ".join(t["trained"]) if t["trained"] else "champions reused")
+                + (f"; not trained: {', '.join(t['not_trained'])}" if t["trained"] and t["not_trained"] else "")
+                for t in d["training"]}))
         if d.get("planted"):
             console.print(planted_table(d["planted"]))
         if d.get("campaign_report"):

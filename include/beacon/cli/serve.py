@@ -19,7 +19,7 @@ def cmd_serve(args) -> int:
     svc_log = logging.getLogger("beacon.service")
     svc_log.addHandler(handler)
     svc_log.setLevel(args.log_level.upper())
-    app = create_app(load_config())
+    app = create_app(load_config(), freeze_heap=True)
     # No access log: uvicorn's would print query strings (unsubscribe tokens, ids); the app logs route templates.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level,
                 timeout_graceful_shutdown=10)

@@ -60,9 +60,34 @@ try:  # dbt-duckdb plugin: `plugins: [{module: beacon.identity.normalize}]` in p
     from dbt.adapters.duckdb.plugins import BasePlugin
 
     class Plugin(BasePlugin):
-        """Registers Beacon's normalization functions on every connection dbt opens."""
+        """Registers Beacon's normalization functions on every connection dbt opens; for the profile's `encrypted`
+        target, attaches the encrypted warehouse with its key (never written in profiles.yml) before dbt's own
+        `ATTACH IF NOT EXISTS` of the same alias, which then does nothing."""
 
         def configure_connection(self, conn: Any) -> None:
             register(conn)
+            creds = self.creds
+            if creds is not None and creds.path == ":memory:" and creds.attach:
+                from pathlib import Path
+
+                from beacon.warehouse import KEY_VARS, WarehouseKeyError, attach_encrypted, warehouse_key
+
+                key = warehouse_key()
+                if not key:
+                    raise WarehouseKeyError(f"dbt target 'encrypted' needs the warehouse key: set {KEY_VARS}")
+                for a in creds.attach:
+                    if a.alias == creds.database:
+                        attach_encrypted(conn, Path(a.path), a.alias, key)
+                        self._use = a.alias
+                        self.configure_cursor(conn)  # later plugins (privacy) read the warehouse by schema
+
+        def configure_cursor(self, cursor: Any) -> None:
+            # The warehouse is the default catalog of every cursor (Python models, macros and the privacy plugin
+            # name tables by schema). List this plugin first in profiles.yml.
+            alias = getattr(self, "_use", None)
+            if alias:
+                from beacon.warehouse import quote_ident
+
+                cursor.execute(f"USE {quote_ident(alias)}")
 except ImportError:  # dbt-duckdb not installed: the functions above still work on their own
     pass

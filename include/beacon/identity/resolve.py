@@ -286,6 +286,15 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
         con.register(name, data)
 
 
+def _unregister(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
+    """Remove what `_register` exposed: a relation's view is a view of the database, which would otherwise stay
+    behind in the warehouse holding the records it reads (personal data outside the catalogued tables)."""
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+    else:
+        con.unregister(name)
+
+
 def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | pd.DataFrame,
             previous: duckdb.DuckDBPyRelation | pd.DataFrame | None = None,
             cfg: ResolutionConfig | None = None, stats: ResolutionStats | None = None,
@@ -299,9 +308,14 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
     stats = stats if stats is not None else ResolutionStats()
     t = time.perf_counter()
     _register(con, "_records_in", records)
-    incremental, run = _load_previous(con, previous)
-    stats.mode = "incremental" if incremental else "full"
-    _prepare_records(con, stats)
+    try:
+        incremental, run = _load_previous(con, previous)
+        stats.mode = "incremental" if incremental else "full"
+        _prepare_records(con, stats)  # copies the records into the temp table _records
+    finally:
+        _unregister(con, "_records_in", records)
+        if previous is not None and len(previous) > 0:
+            _unregister(con, "_previous_in", previous)
     t = _timed(stats, "prepare", t)
     report = GuardReport(stats.guards)  # the guards' results land in stats, whether they pass or not
     trained = None

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import duckdb
 
+from beacon.config import settings
 from beacon.ingest.batches import Batches, prefetch
 from beacon.ingest.ddl import add_drift_columns
 from beacon.ingest.errors import IngestError
@@ -25,13 +26,14 @@ from beacon.ingest.ledger import already_loaded, record_failure, record_loaded
 from beacon.ingest.results import FileLoad
 from beacon.ingest.spec import META_COLUMNS, SourceSpec, column_name
 from beacon.ingest.sqlgen import classify_sql, message_sql, stage_select, typed_ref
-from beacon.warehouse import quote_ident, sql_literal, transaction
+from beacon.tombstones import prepare_match
+from beacon.warehouse import quote_ident, sql_literal, table_exists, transaction
 
 log = logging.getLogger(__name__)
 
 
 def _load_batches(con: duckdb.DuckDBPyConnection, spec: SourceSpec, fl: FileLoad, b: Batches,
-                  max_event_time: datetime, origin: str, now: datetime) -> dict[str, int]:
+                  max_event_time: datetime, origin: str, now: datetime, check_erased: bool) -> dict[str, int]:
     """Insert the good rows of every batch into the raw table and the bad ones into the quarantine;
     count them on `fl`. Returns the quarantined rows per reason."""
     names = [c.name for c in spec.columns]
@@ -47,7 +49,7 @@ def _load_batches(con: duckdb.DuckDBPyConnection, spec: SourceSpec, fl: FileLoad
     for batch in prefetch(b.batches):
         con.register("_batch", batch)
         stage = stage_select(spec, b.shape, set(batch.column_names), extras)
-        con.execute("CREATE OR REPLACE TEMP TABLE _classified AS " + classify_sql(spec, stage, max_event_time))
+        con.execute("CREATE OR REPLACE TEMP TABLE _classified AS " + classify_sql(spec, stage, max_event_time, check_erased))
         con.unregister("_batch")
         # Insertion order is kept without a sort (DuckDB preserves it); _line records the position anyway.
         con.execute(f"""INSERT INTO {table} ({ins_cols})
@@ -83,12 +85,15 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         now = datetime.now().replace(microsecond=0)  # audit metadata only, never used in logic
         # Naive timestamps are read in the source's zone; values with an offset keep theirs (see typed_sql).
         con.execute(f"SET TimeZone = {sql_literal(spec.time_zone)}")  # an IANA name (load_specs checks)
+        # Rows of people who asked to be erased or suppressed are quarantined `erased`, without their payload.
+        s = settings()
+        check_erased = prepare_match(con, s.privacy_key, s.landing_dir, table_exists(con, "privacy", "tombstones")) > 0
         with transaction(con):
             b = open_batches()
             fl.extra_columns = list(b.extra_columns)
             fl.header_mapping = dict(b.header_mapping)
             fl.encoding = b.encoding
-            reasons = _load_batches(con, spec, fl, b, max_event_time, origin, now)
+            reasons = _load_batches(con, spec, fl, b, max_event_time, origin, now, check_erased)
             fl.reasons = dict(sorted(reasons.items()))
             fl.rows_quarantined = sum(reasons.values())
             if fl.rows_read != fl.rows_loaded + fl.rows_quarantined:  # nothing may be lost silently

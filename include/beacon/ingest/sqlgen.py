@@ -13,7 +13,12 @@ import re
 from datetime import datetime
 
 from beacon.ingest.spec import SQL_TYPES, SourceSpec, column_name
+from beacon.tombstones import sql_blocked
 from beacon.warehouse import quote_ident, sql_literal
+
+# Raw columns whose values are matched against the erased people's keyed hashes (beacon.tombstones kinds).
+_ERASED_KINDS = {"email": "email", "phone": "phone", "identifier": "id"}
+ERASED_MESSAGE = "matches a person who asked to be erased or suppressed (privacy request): row not kept"
 
 # Epochs beyond this (year ~2286 in seconds) are not times: NULL, hence wrong_type (and no overflow error).
 _EPOCH_MAX = {"epoch": 10**10, "epoch_ms": 10**13}
@@ -111,10 +116,19 @@ def _dedupe_sql(spec: SourceSpec) -> str:
             f"row_number() OVER (PARTITION BY {part} ORDER BY _line) > 1) AS _dup")
 
 
-def classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str:
+def erased_sql(spec: SourceSpec) -> str:
+    """SQL true on a row whose e-mail, phone or identifier columns match an erased or suppressed person (after
+    `beacon.tombstones.prepare_match` on the connection)."""
+    return sql_blocked((_ERASED_KINDS[c.pii], quote_ident(c.name)) for c in spec.columns
+                       if c.pii in _ERASED_KINDS and c.type != "json")
+
+
+def classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime, check_erased: bool = False) -> str:
     """SQL typing every staged row once (columns __t_<name>) and giving it a reason (NULL = good).
 
-    The raw payload is carried only for quarantined rows (EXCLUDE keeps good rows' text out of memory)."""
+    The raw payload is carried only for quarantined rows (EXCLUDE keeps good rows' text out of memory), and never
+    for a row quarantined as `erased` (its payload is the person's data). `check_erased`: match the rows against
+    the erased people (beacon.tombstones.prepare_match ran on the connection)."""
     missing = " OR ".join(f"{typed_ref(k)} IS NULL" for k in spec.key)
     typed = [c for c in spec.columns if c.type != "varchar"]
     bad_type = " OR ".join(f"({typed_ref(c.name)} IS NULL AND nullif(trim({quote_ident(c.name)}), '') IS NOT NULL)"
@@ -125,16 +139,18 @@ def classify_sql(spec: SourceSpec, stage: str, max_event_time: datetime) -> str:
         + "})::VARCHAR"
     casts = ", ".join(f"{typed_sql(c.name, c.type)} AS {typed_ref(c.name)}" for c in spec.columns)
     casts += ", " + _dedupe_sql(spec)
+    casts += f", {erased_sql(spec) if check_erased else 'false'} AS _erased"
     # Text of varchar columns equals their typed value: only the typed copy is kept (less to materialize).
-    drop = ", ".join(["_payload", "_bad_reason", "_dup",
+    drop = ", ".join(["_payload", "_bad_reason", "_dup", "_erased",
                       *(quote_ident(c.name) for c in spec.columns if c.type == "varchar")])
     return f"""
       SELECT * EXCLUDE ({drop}),
-        CASE WHEN _reason IS NOT NULL THEN rtrim(coalesce(_payload, {payload}), chr(10) || chr(13)) END
-          AS _bad_payload
+        CASE WHEN _reason IS NOT NULL AND _reason <> 'erased'
+             THEN rtrim(coalesce(_payload, {payload}), chr(10) || chr(13)) END AS _bad_payload
       FROM (
         SELECT *,
-          CASE WHEN _malformed IS NOT NULL THEN coalesce(_bad_reason, 'malformed')
+          CASE WHEN _erased THEN 'erased'
+               WHEN _malformed IS NOT NULL THEN coalesce(_bad_reason, 'malformed')
                WHEN {missing} THEN 'missing_key'
                WHEN {bad_type} THEN 'wrong_type'
                WHEN {future} THEN 'future_timestamp'
@@ -157,5 +173,5 @@ def message_sql(spec: SourceSpec, max_event_time: datetime) -> str:
                   f"{sql_literal(f' is after {max_event_time:%Y-%m-%d %H:%M}')}" if et else "''")
     dup_msg = ("'already loaded: ' || " + " || ', ' || ".join(
         f"{sql_literal(d + ' ')} || coalesce({typed_ref(d)}, '')" for d in spec.dedupe) if spec.dedupe else "''")
-    return (f"CASE _reason WHEN 'duplicate' THEN {dup_msg} WHEN 'missing_key' THEN {missing_msg} "
+    return (f"CASE _reason WHEN 'erased' THEN {sql_literal(ERASED_MESSAGE)} WHEN 'duplicate' THEN {dup_msg} WHEN 'missing_key' THEN {missing_msg} "
             f"WHEN 'wrong_type' THEN {type_msg} WHEN 'future_timestamp' THEN {future_msg} ELSE _malformed END")

@@ -97,12 +97,13 @@ def simulate(warehouse: Path, j: Journey, days: int, step_minutes: int = 60, see
              env: Env | None = None) -> dict:
     """Advance `j` every `step_minutes` for `days` simulated days from the warehouse clock; a per-day, per-node
     table of what happened (entered, sent, skipped, deferred, exited by reason) and who is where at the end."""
-    from beacon.warehouse import clock, table_exists
+    from beacon.warehouse import clock, close_warehouse, open_warehouse, table_exists, warehouse_key
 
     with tempfile.TemporaryDirectory(prefix="beacon-journeys-sim-") as tmp:
         copy = Path(tmp) / "sim.duckdb"
         shutil.copyfile(warehouse, copy)
-        con = duckdb.connect(str(copy))
+        key = warehouse_key()  # the copy is encrypted with the warehouse's key, when it is
+        con = open_warehouse(copy, key=key)
         try:
             start = clock(con)
             con.execute("DROP VIEW IF EXISTS journeys.events")
@@ -151,7 +152,7 @@ def simulate(warehouse: Path, j: Journey, days: int, step_minutes: int = 60, see
                 FROM journeys.transitions WHERE journey = ? AND arm IS NOT NULL GROUP BY 1 ORDER BY 1""",
                                [j.name]).df()
         finally:
-            con.close()
+            close_warehouse(copy, con, key=key)
     return {"journey": j.name, "start": str(start), "days": days, "step_minutes": step_minutes, "runs": runs,
             "per_day": table.to_dict("records"), "in_flight": where.to_dict("records"),
             "arms": arms.to_dict("records")}

@@ -29,13 +29,6 @@ KINDS = PII_KINDS
 REGISTRY: dict[str, dict[str, str]] = {
     # Ingest: a quarantined row is kept whole (the line as read) so it can be fixed and replayed.
     "raw._quarantine": {"payload": "free_text"},
-    # Identity resolution (beacon.identity.resolve, run inside the dbt Python model int_identity_events) leaves
-    # this view over the unioned customer records in the warehouse's main schema.
-    "main._records_in": {"record_id": "identifier", "record_key": "identifier", "email": "email",
-                         "email_canonical": "email", "phone_e164": "phone", "first_name": "name", "last_name": "name",
-                         "first_name_key": "name", "last_name_key": "name", "street": "address",
-                         "street_key": "address", "postal_code": "address", "city": "address",
-                         "birth_date": "birth_date"},
     # ML: scores with reason codes, recommendations, the uplift model's scores (beacon.warehouse, ml/, measure).
     "ml.scores": {"customer_id": "identifier"},
     "ml.recommendations": {"customer_id": "identifier"},

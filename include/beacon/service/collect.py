@@ -41,7 +41,8 @@ def _id_text(v: Any) -> Any:
     return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+# The length limits before the BeforeValidator: pydantic-core checks them (after it, they run as Python per value).
+Id = Annotated[str, Field(min_length=1, max_length=256), BeforeValidator(_id_text)]
 
 
 class _Message(BaseModel):
@@ -170,17 +171,16 @@ def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events
         model = _ADAPTERS[kind].validate_python(doc)
     except ValidationError as exc:
         raise PayloadError(400, "invalid_payload", _field_errors(exc)) from None
-    messages = model.batch if kind == "batch" else [model]
+    messages, raws = (model.batch, doc["batch"]) if kind == "batch" else ([model], [doc])
     out = []
-    for i, m in enumerate(messages):
-        d = m.model_dump(mode="json", exclude_none=True)
+    for i, (m, raw) in enumerate(zip(messages, raws, strict=True)):
+        d = stored_fields(raw, m)
         if kind == "batch":
             if model.context and "context" not in d:
                 d["context"] = model.context
             if model.sentAt and "sentAt" not in d:
                 d["sentAt"] = _utc(model.sentAt)
-        d.pop("writeKey", None)  # a secret: never stored
-        size = len(orjson.dumps(d))  # the event as the client sent it (before the server's own fields)
+        size = len(orjson.dumps(d, option=orjson.OPT_UTC_Z))  # the event as the client sent it (no server fields)
         if size > max_event_bytes:
             where = f"batch.{i}" if kind == "batch" else "(body)"
             raise PayloadError(413, "event_too_large", [{"field": where, "message":
@@ -189,6 +189,27 @@ def parse_payload(kind: str, body: bytes, max_event_bytes: int, max_batch_events
             correct_clock(d, m.timestamp, m.sentAt or (model.sentAt if kind == "batch" else None), received)
         out.append(d)
     return out
+
+
+# Stored as validated: ids as text (Segment accepts numbers), times as datetimes (dump_line writes RFC 3339 UTC).
+_TYPED = ("userId", "anonymousId", "groupId", "previousId", "timestamp", "sentAt")
+
+
+def stored_fields(raw: dict, m: _Message) -> dict:
+    """The message to store, from the JSON as sent and its validated model (no re-serialisation of the model).
+
+    Every field the client sent is kept as sent (nested values untouched), except: top-level nulls are dropped,
+    `type` is the validated call type, ids are the validated text, `timestamp`/`sentAt` the parsed datetimes
+    (`dump_line` writes them in RFC 3339), and `writeKey` (a secret) is never stored."""
+    d = {k: v for k, v in raw.items() if v is not None}
+    fields = m.__dict__  # the declared fields (getattr of an absent one goes through pydantic's slow __getattr__)
+    d["type"] = fields["type"]
+    for f in _TYPED:
+        v = fields.get(f)
+        if v is not None:
+            d[f] = v
+    d.pop("writeKey", None)
+    return d
 
 
 class RateLimiter:
@@ -288,7 +309,8 @@ def router(state) -> APIRouter:
                                   "this write key", {"Retry-After": str(max(1, round(wait + 0.5)))})
         lines = []
         for e in events:
-            e.setdefault("messageId", f"beacon-{uuid.uuid4()}")  # a retried message without one cannot dedupe
+            if "messageId" not in e:  # a retried message without one cannot dedupe (not setdefault: uuid4 is a syscall)
+                e["messageId"] = f"beacon-{uuid.uuid4()}"
             e["source"] = source
             lines.append(dump_line(e))
         try:

@@ -48,6 +48,9 @@ class ServiceConfig:
     offers_snapshot: Path | None = None
     offers_keys: dict[str, str] = field(default_factory=dict)  # server-side offers key -> site name
     offers_token_secret: str | None = None  # signs short-lived visitor tokens (GET /v1/offers)
+    admin_keys: dict[str, str] = field(default_factory=dict)  # admin key -> operator name (privacy requests)
+    privacy_key: str | None = field(default=None, repr=False)  # BEACON_PRIVACY_KEY (Settings): keyed hashes
+    privacy_due_days: int = 30
     form_secret: str | None = None  # signs double opt-in confirmation links
     smtp: dict | None = None  # {"host", "port", "from", "username", "password"}: confirmation emails
     sms: dict | None = None  # {"auth_token", "help_text"}: inbound SMS keywords (Twilio-style signature)
@@ -115,6 +118,7 @@ class ServiceDoc(StrictConfig):
     offers_snapshot: str | None = None
     offers_keys: dict[str, str] = Field(default_factory=dict)  # offers key -> site name
     offers_token_secret: str | None = Field(None, min_length=32)
+    admin_keys: dict[str, str] = Field(default_factory=dict)  # admin key -> operator name
     form_secret: str | None = None
     smtp: _Smtp | None = None
     sms: _Sms | None = None
@@ -138,10 +142,19 @@ class ServiceDoc(StrictConfig):
             raise ValueError("must map each offers key (at least 16 characters) to its site name")
         return v
 
+    @field_validator("admin_keys")
+    @classmethod
+    def _admin_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        if not all(len(k) >= 24 and name for k, name in v.items()):
+            raise ValueError("must map each admin key (at least 24 characters) to the operator's name")
+        return v
+
     @model_validator(mode="after")
     def _no_shared_keys(self) -> ServiceDoc:
         if set(self.offers_keys) & set(self.write_keys):
             raise ValueError("offers_keys: a write key cannot be an offers key (write keys ship in pages and apps)")
+        if set(self.admin_keys) & (set(self.write_keys) | set(self.offers_keys)):
+            raise ValueError("admin_keys: an admin key cannot also be a write or an offers key")
         return self
 
     @field_validator("topics")
@@ -164,6 +177,7 @@ def from_dict(doc: dict, s: Settings, where: str) -> ServiceConfig:
         topics=dict(d.topics or {"marketing": "News and offers"}),
         offers_snapshot=Path(d.offers_snapshot) if d.offers_snapshot else snapshot_path(s),
         offers_keys=dict(d.offers_keys), offers_token_secret=d.offers_token_secret,
+        admin_keys=dict(d.admin_keys), privacy_key=s.privacy_key, privacy_due_days=s.privacy_due_days,
         form_secret=d.form_secret,
         smtp=d.smtp.model_dump(by_alias=True, exclude_none=True) if d.smtp else None,
         sms=d.sms.model_dump(exclude_none=True) if d.sms else None,

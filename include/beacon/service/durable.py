@@ -18,29 +18,10 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
+from beacon.fsio import fsync_dir, write_durably
+
 SPOOL = "_spool"  # not a date: landing_days() never lists it
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` durable (POSIX: the directory entry needs its own fsync)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: bytes) -> Path:
-    """Write a whole file atomically and durably: temp file, fsync, rename, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    return path
+__all__ = ["SPOOL", "DurableLog", "fsync_dir", "utc_day", "write_durably"]
 
 
 def utc_day(ts: float) -> str:

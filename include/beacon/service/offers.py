@@ -57,8 +57,10 @@ def load_snapshot(path: Path) -> Snapshot:
 class OfferStore:
     """The current snapshot, reloaded by a background thread when the published file changes."""
 
-    def __init__(self, path: Path | None, poll_seconds: float = 1.0):
+    def __init__(self, path: Path | None, poll_seconds: float = 1.0, blocked=None):
         self.path, self.poll_seconds = path, poll_seconds
+        # People with a privacy request (beacon.service.privacy.BlockedSet): answered exactly as a stranger.
+        self.blocked = blocked
         self.current: Snapshot | None = None
         self.error: str | None = None
         self._stop = threading.Event()
@@ -66,6 +68,8 @@ class OfferStore:
 
     def refresh(self) -> bool:
         """Load the file when it changed since the current snapshot; True when swapped."""
+        if self.blocked is not None:
+            self.blocked.refresh()
         if self.path is None or not self.path.exists():
             return False
         st = os.stat(self.path)
@@ -78,6 +82,9 @@ class OfferStore:
             return False
         self.current, self.error = snap, None  # one reference assignment: atomic for readers
         return True
+
+    def is_blocked(self, subject: str) -> bool:
+        return self.blocked is not None and self.blocked.has(subject)
 
     def start(self) -> None:
         self.refresh()
@@ -98,13 +105,14 @@ _EMPTY = b'[]'
 _UNAUTHORIZED = {"error": "unauthorized", "detail": "send an offers key or a visitor token as Authorization: Bearer"}
 
 
-def answer(snap: Snapshot, subject: str) -> Response:
+def answer(snap: Snapshot, subject: str, blocked: bool = False) -> Response:
     """The offers for one lookup key (customer id, email SHA-256 or anonymous id).
 
     Unknown, not allowed (erased, complained, opted out) and known without offers all get the same 200 with
     empty lists: the status, headers and body never say whether the subject is a customer. The customer id
-    is not echoed (the caller already holds the key it asked for)."""
-    hit = snap.index.get(subject)
+    is not echoed (the caller already holds the key it asked for). `blocked` (a privacy request was accepted for
+    the person): answered as a stranger."""
+    hit = None if blocked else snap.index.get(subject)
     offers_json, products_json = (hit[1], hit[3]) if hit is not None and hit[2] else (_EMPTY, _EMPTY)
     return Response(b'{"snapshot":"' + snap.version.encode() + b'","offers":' + offers_json
                     + b',"recommendations":' + products_json + b"}", media_type="application/json",
@@ -145,7 +153,7 @@ def router(state, store: OfferStore) -> APIRouter:
             return _unauthorized()
         if "@" in profile_id:
             return _raw_email()
-        return answer(snap, profile_id)
+        return answer(snap, profile_id, store.is_blocked(profile_id))
 
     @r.post("/v1/offers/tokens", summary="Issue a visitor token (server-side, offers key)",
             openapi_extra=rule("offers_key"),
@@ -186,6 +194,6 @@ def router(state, store: OfferStore) -> APIRouter:
             if cfg.offers_token_secret else None
         if subject is None:
             return _unauthorized()
-        return answer(snap, subject)
+        return answer(snap, subject, store.is_blocked(subject))
 
     return r

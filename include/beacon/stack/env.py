@@ -52,6 +52,18 @@ def stack_secrets(p: Paths) -> dict[str, str]:
     return values
 
 
+def warehouse_key_env(s: Settings, p: Paths) -> dict[str, str]:
+    """The stack encrypts the warehouse at rest by default (docs/privacy.md): with the caller's key when one is
+    configured (BEACON_WAREHOUSE_KEY, _FILE or _CONN, inherited by the components), else with a key generated once
+    into <stack>/warehouse.key (owner-only; `export BEACON_WAREHOUSE_KEY_FILE=<that file>` to use the warehouse
+    from a shell). The key's value is never put in the components' environment, only the file's path."""
+    if s.warehouse_key or s.warehouse_key_conn:
+        return {}
+    if not p.warehouse_key.exists():
+        write_private(p.warehouse_key, secrets.token_urlsafe(32) + "\n")
+    return {"BEACON_WAREHOUSE_KEY_FILE": str(p.warehouse_key)}
+
+
 def ensure_passwords(p: Paths) -> None:
     """The UI users' passwords, generated once (SimpleAuthManager's password file)."""
     if not p.passwords.exists():
@@ -102,6 +114,7 @@ def stack_env(s: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(p.logs / "dag-processor-files"),
         # Beacon's task retries: the production default (BEACON_RETRY_DELAY_SECONDS overrides, as everywhere).
         "PYTHONUNBUFFERED": "1",
+        **warehouse_key_env(s, p),
     }
 
 

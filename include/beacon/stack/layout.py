@@ -43,6 +43,10 @@ class Paths:
         return self.root / "secrets.json"
 
     @property
+    def warehouse_key(self) -> Path:
+        return self.root / "warehouse.key"
+
+    @property
     def passwords(self) -> Path:
         return self.root / "passwords.json"
 

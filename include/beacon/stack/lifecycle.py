@@ -69,6 +69,10 @@ def up(s: Settings | None = None, say: Callable[[str], None] = print, timeout: f
             "passwords_file": str(p.passwords), "logs": str(p.logs), "started": list(started),
             "pg_port": read_state(p)["pg_port"]}
     say(f"Airflow UI: {info['url']}  (users {', '.join(USERS)}; passwords in {p.passwords})")
+    if p.warehouse_key.exists() and not (s.warehouse_key or s.warehouse_key_conn):
+        info["warehouse_key_file"] = str(p.warehouse_key)
+        say(f"the warehouse is encrypted at rest with the key generated into {p.warehouse_key}; to use it from a "
+            f"shell: export BEACON_WAREHOUSE_KEY_FILE={p.warehouse_key}")
     return info
 
 

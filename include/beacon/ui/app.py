@@ -4,8 +4,10 @@ Airflow does not protect plugin endpoints: every route here resolves the caller 
 `get_user` (the `Authorization: Bearer <JWT>` header, else the UI's `_token` session cookie, validated by the
 configured auth manager) and asks the auth manager whether the user may see the page ("Beacon" custom view)
 and whether they may see personal data (the same right as reading connections: op and admin roles with the
-simple auth manager; masked for viewers, i.e. marketers). Read-only: only GET routes, and the data comes from
-the published snapshot file, never the warehouse (beacon.ui.snapshot).
+simple auth manager; masked for viewers, i.e. marketers). Privacy requests and their status are shown only to
+users who may change connections (op and admin roles with the simple auth manager; never the marketer's viewer
+role). Read-only: only GET routes, and the data comes from published files, never the warehouse
+(beacon.ui.snapshot; the privacy requests' status files, beacon.privacy.queue).
 """
 
 
@@ -17,7 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from beacon.ui.access import for_viewer
-from beacon.ui.snapshot import load
+from beacon.ui.snapshot import load, privacy_requests
 
 PAGE_RESOURCE = "Beacon"
 TEMPLATES = Path(__file__).with_name("templates")
@@ -30,14 +32,16 @@ def airflow_user_dependency() -> Callable:
     return get_user
 
 
-def rights(user: Any) -> tuple[bool, bool]:
-    """(may see the page, may see personal data) for an authenticated Airflow user, from the auth manager."""
+def rights(user: Any) -> tuple[bool, bool, bool]:
+    """(may see the page, may see personal data, may see privacy requests) for an authenticated Airflow user, from
+    the auth manager. Privacy requests: the right to change connections (op and admin, never a viewer)."""
     from airflow.api_fastapi.app import get_auth_manager
 
     am = get_auth_manager()
     page = am.is_authorized_custom_view(method="GET", resource_name=PAGE_RESOURCE, user=user)
     personal = am.is_authorized_connection(method="GET", user=user)
-    return bool(page), bool(page and personal)
+    admin = am.is_authorized_connection(method="PUT", user=user)
+    return bool(page), bool(page and personal), bool(page and admin)
 
 
 def _svg_line(history: list[dict], width: int = 160, height: int = 32) -> str:
@@ -81,27 +85,29 @@ def _fmt_lift(r: dict, key: str) -> str:
     return f"{100 * v:+.2f} pts" if r.get("binary") else f"{v:+,.2f}"
 
 
-def render_page(view: dict | None, user_name: str) -> str:
+def render_page(view: dict | None, user_name: str, privacy: list[dict] | None = None) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["spark"] = _svg_line
     env.filters["interval"] = _svg_interval
     env.filters["lift"] = _fmt_lift
-    return env.get_template("page.html").render(view=view, user=user_name)
+    return env.get_template("page.html").render(view=view, user=user_name, privacy=privacy)
 
 
-def create_app(get_user: Callable | None = None, authorize: Callable[[Any], tuple[bool, bool]] = rights,
-               snapshot: Callable[[], dict | None] = load) -> FastAPI:
-    """The app; the three hooks default to Airflow's user resolution, its auth manager, and the published file."""
+def create_app(get_user: Callable | None = None, authorize: Callable[[Any], tuple] = rights,
+               snapshot: Callable[[], dict | None] = load,
+               requests: Callable[[], list[dict]] = privacy_requests) -> FastAPI:
+    """The app; the hooks default to Airflow's user resolution, its auth manager (page, personal data and, when it
+    says so, privacy requests), the published snapshot and the privacy requests' status files."""
     app = FastAPI(title="Beacon", docs_url=None, redoc_url=None, openapi_url=None)
     user_dep = get_user or airflow_user_dependency()
 
-    def viewer(user: Annotated[Any, Depends(user_dep)]) -> tuple[Any, bool]:
-        page, personal = authorize(user)
+    def viewer(user: Annotated[Any, Depends(user_dep)]) -> tuple[Any, bool, bool]:
+        page, personal, *admin = authorize(user)
         if not page:
             raise HTTPException(status_code=403, detail="your Airflow role may not see the Beacon page")
-        return user, personal
+        return user, personal, bool(admin and admin[0])
 
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException):
@@ -114,17 +120,24 @@ def create_app(get_user: Callable | None = None, authorize: Callable[[Any], tupl
 
     @app.get("/", response_class=HTMLResponse)
     def page(v: Annotated[tuple, Depends(viewer)]) -> HTMLResponse:
-        user, personal = v
+        user, personal, admin = v
         data = snapshot()
-        return HTMLResponse(render_page(for_viewer(data, personal) if data else None, _name(user)))
+        return HTMLResponse(render_page(for_viewer(data, personal) if data else None, _name(user),
+                                        requests() if admin else None))
 
     @app.get("/api/summary")
     def summary(v: Annotated[tuple, Depends(viewer)]) -> JSONResponse:
-        user, personal = v
+        user, personal, _ = v
         data = snapshot()
         if data is None:
             raise HTTPException(status_code=404, detail="nothing published yet: run the activation DAG")
         return JSONResponse(for_viewer(data, personal))
+
+    @app.get("/api/privacy-requests")
+    def privacy(v: Annotated[tuple, Depends(viewer)]) -> JSONResponse:
+        if not v[2]:
+            raise HTTPException(status_code=403, detail="your Airflow role may not see privacy requests")
+        return JSONResponse(requests())
 
     return app
 

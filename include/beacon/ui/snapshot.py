@@ -218,3 +218,19 @@ def load(s: Settings | None = None) -> dict | None:
     """The published snapshot, or None before the first activation run."""
     path = snapshot_path(s)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def privacy_requests(s: Settings | None = None) -> list[dict]:
+    """Every privacy request's status, newest first, from the files the processing publishes and the queue (ids,
+    kinds, statuses, dates and counts: never an identifier)."""
+    from beacon.privacy.queue import PRIVACY_DIR, public_status, queued
+
+    s = s or settings()
+    if "://" in str(s.landing_dir):
+        return []
+    out = {r.request_id: public_status(r, "accepted") for r in queued(s.landing_dir)}
+    for f in sorted((Path(s.landing_dir) / PRIVACY_DIR / "status").glob("pr-*.json")):
+        doc = json.loads(f.read_text())
+        out[doc["request_id"]] = doc
+    keep = ("request_id", "kind", "status", "accepted_at", "due_at", "completed_at", "error")
+    return sorted(({k: d.get(k) for k in keep} for d in out.values()), key=lambda d: d["accepted_at"], reverse=True)

@@ -1,0 +1,29 @@
+{#- Privacy (docs/privacy.md "No resurrection"): staging never lets through a row of a person who asked to be erased
+    or suppressed, even on a full refresh. A row is dropped when one of its e-mail, phone or identifier columns hashes
+    to a tombstone (`privacy.tombstones`, keyed hashes: beacon.tombstones.sql_hash, which
+    tests/privacy/test_tombstones.py keeps equal to privacy_hash below). The key never appears in the SQL: the
+    dbt-duckdb plugin beacon.privacy.dbt_plugin sets the DuckDB variable beacon_privacy_key on dbt's connections.
+    Before the privacy schema exists (no request yet) the filter is `true`. -#}
+{% macro privacy_hash(kind, col) -%}
+  {%- if kind == 'email' -%}
+  sha256(getvariable('beacon_privacy_key') || ':email:' || nullif(lower(trim(cast({{ col }} as varchar))), ''))
+  {%- elif kind == 'phone' -%}
+  sha256(getvariable('beacon_privacy_key') || ':phone:' || case when length(regexp_replace(cast({{ col }} as varchar), '[^0-9]', '', 'g')) >= 7 then right(regexp_replace(cast({{ col }} as varchar), '[^0-9]', '', 'g'), 10) end)
+  {%- elif kind == 'id' -%}
+  sha256(getvariable('beacon_privacy_key') || ':id:' || nullif(trim(cast({{ col }} as varchar)), ''))
+  {%- else -%}
+  {{ exceptions.raise_compiler_error("privacy_hash: unknown kind " ~ kind) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- `columns`: a list of [kind, column] (kind: email, phone or id). -#}
+{% macro not_erased(columns) -%}
+  {%- set tomb = adapter.get_relation(database=target.database, schema='privacy', identifier='tombstones')
+      if execute else none -%}
+  {%- if tomb is none -%}
+  true
+  {%- else -%}
+  not ({% for c in columns %}coalesce({{ privacy_hash(c[0], c[1]) }} in (select key_hash from {{ tomb }}), false){% if not loop.last %}
+       or {% endif %}{% endfor %})
+  {%- endif -%}
+{%- endmacro %}

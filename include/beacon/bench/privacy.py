@@ -1,0 +1,94 @@
+"""Erasure benchmark (`beacon bench privacy`): erase N people from a world built through the pipeline; the time of
+each phase and the rows or lines touched per store (docs/benchmarks.md; the target of issue 27: 1,000 people from
+the 1M world in under 5 minutes on 2 cores).
+
+The world is the pipeline benchmark's (generate, ingest, dbt build, train, score, export; not timed here), or a copy
+of one kept with `beacon bench pipeline --workdir DIR --keep` (`--world DIR`). People are sampled among the customers
+with an e-mail, each resolved from that e-mail as a request would be (timed apart: requests arrive one by one), then
+erased together (`erase_subjects`: one statement per table for all of them, one pass over the files). Afterwards the
+locator counts what is left of a sample of them in every tagged column (must be 0).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+
+from beacon.config import override_env
+from beacon.progress import Progress
+
+
+def bench_privacy(people: int = 1_000_000, erase: int = 1_000, seed: int = 42, workdir: Path | None = None,
+                  world: Path | None = None, keep: bool = False, progress: bool | None = None) -> dict:
+    """Build (or copy) a world, then resolve and erase `erase` people; see the module doc."""
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-bench-privacy-"))
+    work.mkdir(parents=True, exist_ok=True)
+    air = work / "airflow"  # never the user's Airflow: its logs and XComs are not the benchmark's to rewrite
+    env = {"BEACON_DATA_DIR": str(work / "data"), "BEACON_DBT_TARGET_DIR": str(work / "data" / "dbt_target"),
+           "AIRFLOW_HOME": str(air), "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(air / "logs"),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{air / 'airflow.db'}", "BEACON_STACK_DIR": str(work / "stack")}
+    air.mkdir(parents=True, exist_ok=True)
+    try:
+        with override_env(**env), Progress(enabled=progress, title=f"bench privacy ({people:,} people)") as shown:
+            return _run(people, erase, seed, work, world, shown)
+    finally:
+        if not keep and not workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _world(people: int, seed: int, work: Path, world: Path | None, shown: Progress) -> float:
+    """The world in work/data (built or copied); its seconds."""
+    t0 = time.perf_counter()
+    if world:
+        shown.stage("copy the world")
+        shutil.copytree(world, work / "data", dirs_exist_ok=True)
+    else:
+        from beacon.bench.pipeline import bench_pipeline
+
+        shown.stage("build the world (pipeline benchmark)")
+        bench_pipeline(people=people, seed=seed, workdir=work / "data", keep=True, progress=False)
+    return round(time.perf_counter() - t0, 1)
+
+
+def _run(people: int, erase: int, seed: int, work: Path, world: Path | None, shown: Progress) -> dict:
+    from beacon.config import settings
+    from beacon.privacy.erase import erase_subjects
+    from beacon.privacy.locate import locate
+    from beacon.privacy.subject import resolve_subject
+    from beacon.warehouse import connect
+
+    world_seconds = _world(people, seed, work, world, shown)
+    s = settings()
+    shown.stage(f"resolve {erase:,} requests")
+    with connect() as con:
+        emails = [r[0] for r in con.execute(f"""SELECT email FROM (SELECT DISTINCT email FROM marts.dim_customers
+            WHERE email IS NOT NULL) USING SAMPLE reservoir({int(erase)} ROWS) REPEATABLE ({int(seed)})""").fetchall()]
+        per = []
+        subjects = []
+        for e in emails:
+            t0 = time.perf_counter()
+            subjects.append(resolve_subject(con, {"email": [e]}))
+            per.append(time.perf_counter() - t0)
+    shown.stage(f"erase {len(subjects):,} people")
+    report = erase_subjects(s, subjects, "bench")
+    shown.stage("check what is left")
+    with connect(read_only=True) as con:
+        left = sum(h.rows for sub in subjects[:20] for h in locate(con, sub.customer_ids, sub.keys())
+                   if not h.is_view)
+    d = report.to_dict()
+    return {
+        "benchmark": "privacy", "people": people, "erased": len(subjects), "seed": seed,
+        "world_seconds": world_seconds,
+        "resolve": {"seconds": round(sum(per), 2), "median_ms_per_request": round(median(per) * 1000, 1) if per else None,
+                    "records": sum(len(x.record_keys) for x in subjects),
+                    "merged_people": sum(len(x.record_keys) > 1 for x in subjects)},
+        "erase_seconds": d["seconds"], "rows_touched": d["totals"], "per_store": d["stores"],
+        "pseudonymized": d["pseudonymized"], "blanked": d["blanked"], "unclean": d["unclean"],
+        "left_after_in_20_sampled": left,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }

@@ -1,0 +1,198 @@
+"""The proof of an erasure: look for erased people everywhere, without Beacon's catalog, resolver or matcher
+(docs/privacy.md "How to prove it").
+
+What is looked for comes from the generator's ground truth (who each person is, which source records and anonymous
+ids are theirs) and from the landing files as delivered (the e-mails and phones exactly as their records carry
+them): their e-mail addresses (any case, the gmail dot and +tag variants), phone numbers (any format), anonymous ids
+and source record ids, and their full name (the first name followed by the last name, at most two words apart, in one row or line; only names no one else in the
+world has, since a namesake's row is not theirs). A value that an erased person shares with someone who was not
+erased (a household's phone or mailbox) is that other person's too, and is not looked for.
+
+Where: every column of every table and view of the warehouse (each row's values cast to text and joined), every
+file under the given folders (text line by line; JSON, Parquet and gzip read first), and Airflow's XCom table.
+Detectors are the ones of `support.pii_scan` (the e-mail and phone patterns, the token pattern).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from support.pii_scan import EMAIL, PHONE, TOKEN
+
+_EMAIL = re.compile(EMAIL)
+_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
+# Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two.
+NAME_GAP = 2
+
+
+def canonical(email: str) -> str:
+    local, _, domain = email.strip().lower().partition("@")
+    local = local.split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        return local.replace(".", "") + "@gmail.com"
+    return f"{local}@{domain}"
+
+
+def digits10(value: str) -> str:
+    return re.sub(r"\D", "", value or "")[-10:]
+
+
+@dataclass
+class Targets:
+    """Values -> the person they belong to."""
+
+    emails: dict[str, str] = field(default_factory=dict)  # canonical e-mail
+    phones: dict[str, str] = field(default_factory=dict)  # last 10 digits
+    ids: dict[str, str] = field(default_factory=dict)  # anonymous ids and source record ids
+    names: dict[tuple[str, str], str] = field(default_factory=dict)  # (first, last), lower case
+
+    def people(self) -> set[str]:
+        return {*self.emails.values(), *self.phones.values(), *self.ids.values(), *self.names.values()}
+
+
+@dataclass(frozen=True)
+class Leak:
+    person: str
+    kind: str  # email | phone | id | name
+    where: str  # schema.table or a file path
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.kind} of {self.person}"
+
+
+def _recorded(landing: Path) -> pd.DataFrame:
+    """(record_id, email, phone) of every person record of the landing files as delivered."""
+    frames = []
+    for name, rid in (("crm_contacts", "contact_id"), ("shop_customers", "customer_id")):
+        for f in sorted(landing.glob(f"*/{name}.csv")):
+            d = pd.read_csv(f, dtype=str, keep_default_na=False)
+            frames.append(d.rename(columns={rid: "record_id"})[["record_id", "email", "phone"]])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["record_id", "email", "phone"])
+
+
+def targets(truth: Path, landing: Path, erased: Iterable[str]) -> Targets:
+    """What to look for, for the erased person ids (see the module doc)."""
+    erased = set(erased)
+    people = pd.read_parquet(truth / "people.parquet")
+    records = pd.read_parquet(truth / "record_map.parquet")
+    recorded = _recorded(landing).merge(records[["record_id", "person_id"]], on="record_id")
+    owners: dict[tuple[str, str], set[str]] = {}
+
+    def own(kind: str, value, pid: str) -> None:
+        if isinstance(value, str) and value.strip():
+            v = canonical(value) if kind == "email" else digits10(value) if kind == "phone" else value.strip()
+            if kind != "phone" or len(v) == 10:
+                owners.setdefault((kind, v), set()).add(pid)
+
+    for p in people.itertuples():
+        for e in (p.email, p.work_email):
+            own("email", e, p.person_id)
+        own("phone", p.phone, p.person_id)
+    for r in recorded.itertuples():
+        own("email", r.email, r.person_id)
+        own("phone", r.phone, r.person_id)
+    for r in records.itertuples():
+        own("id", r.record_id, r.person_id)
+    t = Targets()
+    for (kind, v), pids in owners.items():
+        if len(pids) == 1 and (pid := next(iter(pids))) in erased:
+            {"email": t.emails, "phone": t.phones, "id": t.ids}[kind][v.lower() if kind == "id" else v] = pid
+    full = people.assign(k=list(zip(people.first_name.str.lower(), people.last_name.str.lower(), strict=True)))
+    unique = full.k.value_counts()
+    for p in full[full.person_id.isin(erased)].itertuples():
+        if unique[p.k] == 1:
+            t.names[p.k] = p.person_id
+    return t
+
+
+def find(text: str, t: Targets) -> set[tuple[str, str]]:
+    """(person, kind) of every target value in one row or line of text."""
+    out = set()
+    for m in _EMAIL.finditer(text):
+        pid = t.emails.get(canonical(m.group(0)))
+        if pid:
+            out.add((pid, "email"))
+    for m in PHONE.findall(text):
+        pid = t.phones.get(digits10(m))
+        if pid:
+            out.add((pid, "phone"))
+    for tok in TOKEN.findall(text):
+        pid = t.ids.get(tok.lower())
+        if pid:
+            out.add((pid, "id"))
+    if t.names:
+        words = [w.lower() for w in _WORD.findall(text)]
+        for i, w in enumerate(words):  # a first name followed by its last name (at most NAME_GAP words between)
+            for nxt in words[i + 1:i + 2 + NAME_GAP]:
+                pid = t.names.get((w, nxt))
+                if pid:
+                    out.add((pid, "name"))
+    return out
+
+
+def scan_warehouse(con: duckdb.DuckDBPyConnection, t: Targets) -> set[Leak]:
+    """Every row of every table and view, its values cast to text and joined."""
+    leaks: set[Leak] = set()
+    rels = con.execute("""SELECT table_schema, table_name, list(column_name ORDER BY ordinal_position)
+        FROM information_schema.columns WHERE table_catalog = current_database()
+          AND table_schema NOT IN ('information_schema', 'pg_catalog') GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    for schema, table, cols in rels:
+        joined = " || ' | ' || ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')" for c in cols)
+        cur = con.execute(f'SELECT {joined} FROM "{schema}"."{table}"')
+        while batch := cur.fetchmany(5000):
+            for (text,) in batch:
+                leaks |= {Leak(pid, kind, f"{schema}.{table}") for pid, kind in find(text or "", t)}
+    return leaks
+
+
+def _file_text(path: Path) -> Iterable[str]:
+    """The lines (or rows, as text) of a file."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    if path.suffix == ".parquet":
+        for row in pd.read_parquet(path).astype(str).itertuples(index=False):
+            yield " | ".join(row)
+        return
+    text = raw.decode("utf-8", errors="replace")
+    if path.suffix == ".json":
+        try:
+            text = json.dumps(json.loads(text), indent=1)
+        except ValueError:
+            pass
+    yield from text.splitlines()
+
+
+def scan_files(folders: Iterable[Path], t: Targets, skip: Iterable[Path] = ()) -> set[Leak]:
+    """Every file under the folders (but those in `skip`, and what is under them), line by line."""
+    skip = [Path(p).resolve() for p in skip]
+    leaks: set[Leak] = set()
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")):
+            rp = path.resolve()
+            if not path.is_file() or any(rp == s or s in rp.parents for s in skip):
+                continue
+            for line in _file_text(path):
+                leaks |= {Leak(pid, kind, str(path)) for pid, kind in find(line, t)}
+    return leaks
+
+
+def scan_xcoms(airflow_db: Path, t: Targets) -> set[Leak]:
+    """Airflow's XComs (the embedded SQLite metadata database)."""
+    if not airflow_db.exists():
+        return set()
+    con = sqlite3.connect(airflow_db)
+    try:
+        rows = con.execute("SELECT dag_id, task_id, CAST(value AS TEXT) FROM xcom").fetchall()
+    finally:
+        con.close()
+    return {Leak(pid, kind, f"xcom {d}.{task}") for d, task, v in rows for pid, kind in find(v or "", t)}
