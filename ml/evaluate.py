@@ -20,6 +20,7 @@ logistic regression alone 0.791 / 0.749. Variants tried are listed in docs/bench
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -263,8 +264,30 @@ def _auc(learner: LeadScorer, X: pd.DataFrame, y: np.ndarray, train: np.ndarray,
     return float(roc_auc_score(y[test], learner.predict_proba(X.iloc[test])[:, 1]))
 
 
-def evaluate(X: pd.DataFrame, y: np.ndarray, folds: int = 5, holdout: float = 0.2, seed: int = SEED) -> dict:
-    """Stratified k-fold CV ROC AUC and the ROC AUC on the last `holdout` share of rows (file order)."""
+def _fit_and_score(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> tuple[float, str]:
+    """One fit of a fresh learner (one thread): its test ROC AUC and its description."""
+    with threadpool_limits(limits=1):
+        learner = make_learner(X, seed)
+        return _auc(learner, X, y, train, test), learner.describe()
+
+
+def _fit_all(X: pd.DataFrame, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], seed: int,
+             jobs: int | None) -> list[tuple[float, str]]:
+    """`_fit_and_score` for every (train, test) split, in order. The fits are independent and each runs on one
+    thread with fixed seeds, so spreading them over `jobs` processes (default: one per core, at most one per
+    split) gives the same numbers as fitting them one after another."""
+    jobs = min(len(splits), jobs or os.cpu_count() or 1)
+    if jobs <= 1:
+        return [_fit_and_score(X, y, tr, te, seed) for tr, te in splits]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=jobs, backend="loky")(delayed(_fit_and_score)(X, y, tr, te, seed) for tr, te in splits)
+
+
+def evaluate(X: pd.DataFrame, y: np.ndarray, folds: int = 5, holdout: float = 0.2, seed: int = SEED,
+             jobs: int | None = None) -> dict:
+    """Stratified k-fold CV ROC AUC and the ROC AUC on the last `holdout` share of rows (file order). The fits
+    run in `jobs` processes (default: one per core); the numbers do not depend on it."""
     start = time.perf_counter()
     X = X.reset_index(drop=True)
     y = np.asarray(y).astype(int)
@@ -272,14 +295,13 @@ def evaluate(X: pd.DataFrame, y: np.ndarray, folds: int = 5, holdout: float = 0.
     if min(n_pos, len(y) - n_pos) < folds:
         raise ValueError(f"each class needs at least {folds} rows for {folds}-fold CV "
                          f"(positives {n_pos}, negatives {len(y) - n_pos})")
-    with threadpool_limits(limits=1):
-        aucs = [_auc(make_learner(X, seed), X, y, tr, te)
-                for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y)]
-        cut = int(round(len(y) * (1 - holdout)))
-        train, test = np.arange(cut), np.arange(cut, len(y))
-        both = len(np.unique(y[train])) == 2 and len(np.unique(y[test])) == 2
-        learner = make_learner(X, seed)
-        holdout_auc = _auc(learner, X, y, train, test) if both else None
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
+    cut = int(round(len(y) * (1 - holdout)))
+    train, test = np.arange(cut), np.arange(cut, len(y))
+    both = len(np.unique(y[train])) == 2 and len(np.unique(y[test])) == 2
+    fitted = _fit_all(X, y, splits + ([(train, test)] if both else []), seed, jobs)
+    aucs = [auc for auc, _ in fitted[:folds]]
+    holdout_auc, described = fitted[folds] if both else (None, make_learner(X, seed).describe())
     return {
         "rows": len(y), "columns": int(X.shape[1]), "positive_rate": round(float(y.mean()), 4),
         "folds": folds, "seed": seed,
@@ -290,7 +312,7 @@ def evaluate(X: pd.DataFrame, y: np.ndarray, folds: int = 5, holdout: float = 0.
         "holdout_positive_rate_train": round(float(y[train].mean()), 4) if cut else None,
         "holdout_positive_rate_test": round(float(y[test].mean()), 4) if len(test) else None,
         "holdout_note": None if both else "holdout AUC undefined: a class is missing on one side of the cut",
-        "learner": learner.describe() if both else make_learner(X, seed).describe(),
+        "learner": described,
         "seconds": round(time.perf_counter() - start, 2),
     }
 

@@ -23,6 +23,14 @@
   {%- if tomb is none -%}
   true
   {%- else -%}
+  {#- Without the key nothing could be matched: a table model fails, naming the variable, rather than let anyone
+      back. A view (read later by any connection, most without the key) filters where the key is set and otherwise
+      shows the raw rows, which the erasure cleaned. -#}
+  {%- if config.get('materialized') != 'view' %}
+  case when getvariable('beacon_privacy_key') is null and exists (select 1 from {{ tomb }})
+       then error('BEACON_PRIVACY_KEY is not set: privacy tombstones exist and cannot be matched (docs/privacy.md)')
+       else true end
+  and {% endif -%}
   not ({% for c in columns %}coalesce({{ privacy_hash(c[0], c[1]) }} in (select key_hash from {{ tomb }}), false){% if not loop.last %}
        or {% endif %}{% endfor %})
   {%- endif -%}

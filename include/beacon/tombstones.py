@@ -32,11 +32,14 @@ KINDS = ("email", "phone", "id", "email_sha")
 MIN_KEY_CHARS = 16
 PRIVACY_DIR = "_privacy"  # under the landing folder; not a date: landing_days() never lists it
 _NOT_DIGIT = re.compile(r"[^0-9]")
+# What DuckDB's trim() removes (checked code point by code point): the Unicode space separators (Zs).
+_TRIMMED = " \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
 
 
 def _lower(text: str) -> str:
-    """Lower case as DuckDB's lower(): one character for one (Python turns U+0130 into two)."""
-    return text.replace("\u0130", "i").lower()
+    """Lower case as DuckDB's lower(), character for character (checked over the whole BMP): Python turns U+0130
+    into two characters and a word-final capital sigma into the final form."""
+    return text.replace("\u0130", "i").replace("\u03a3", "\u03c3").lower()
 
 
 def check_key(key: str | None) -> str:
@@ -51,7 +54,7 @@ def normalize(kind: str, value: object) -> str | None:
     """The normalized value that is hashed (None: nothing to hash, e.g. a phone with fewer than 7 digits)."""
     if value is None:
         return None
-    text = str(value).strip(" ")  # as DuckDB's trim(): spaces only
+    text = str(value).strip(_TRIMMED)  # as DuckDB's trim(): the Unicode space separators, not tabs or newlines
     if kind == "email":
         return _lower(text) or None
     if kind == "phone":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -14,39 +15,13 @@ from support.activation_world import AS_OF, audience, segment, warehouse
 
 from beacon.testing.receiver import FaultyReceiver
 
-TESTS = Path(__file__).resolve().parents[1]  # tests/, where support/ lives
-CHILD = """
-import json, os, signal, sys
-sys.path.insert(0, {tests!r})
-import duckdb
-from support.activation_world import AS_OF, audience
-import beacon.activation.sync as sync
-from beacon.activation.destinations.registry import build
-from beacon.activation.destinations.webhook import Webhook
-
-# The crash hook: SIGKILL this process once {kill_after} rows have been acknowledged by the destination, either
-# before their commit (the destination has them, the warehouse does not) or just after it. Deterministic: it
-# counts acknowledgements, not seconds.
-real_commit, acked = sync._commit, [0]
-def commit(con, s, rows, results, as_of, attempts):
-    acked[0] += len(results)
-    due = {kill_after} and acked[0] >= {kill_after}
-    if due and {when!r} == "before_commit":
-        os.kill(os.getpid(), signal.SIGKILL)
-    out = real_commit(con, s, rows, results, as_of, attempts)
-    if due and {when!r} == "after_commit":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return out
-sync._commit = commit
-
-con = duckdb.connect({db!r})
-a = audience("hooked")
-dest = Webhook({url!r}, batch_size=20, concurrency=2, seed=1, backoff_base=0.01) if {kind!r} == "webhook" \
-    else build({kind!r}, {exports!r})
-print("READY", flush=True)
-s = sync.run_sync(con, a, [a], dest, AS_OF)
-print(json.dumps({{"changes": s.changes, "delivered": s.delivered, "failed": s.failed}}))
-"""
+# Children fork from a server that imported the sync engine once (support/crash_child.py): a real process each,
+# killed with a real SIGKILL, without a fresh interpreter's imports per child.
+# (The server imports what support.crash_child imports from installed packages; Python 3.11's fork server does not
+# get the test's sys.path, so support/ itself is imported by each child, which does.)
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["duckdb", "pandas", "beacon.activation.sync", "beacon.activation.destinations.registry",
+                               "beacon.activation.destinations.webhook", "beacon.audiences", "beacon.testing.profile"])
 
 
 class Child:
@@ -55,24 +30,40 @@ class Child:
 
     def __init__(self, db: Path, url: str = "", kind: str = "webhook", kill_after: int = 0, when: str = "",
                  exports: str = ""):
-        code = CHILD.format(tests=str(TESTS), db=str(db), url=url, kind=kind, kill_after=kill_after, when=when,
-                            exports=exports)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        from support import crash_child
 
-    def ready(self) -> None:
-        """Wait until the child has imported everything and is about to sync."""
-        assert self.proc.stdout.readline().strip() == "READY", self.proc.stderr.read()
+        self.conn, child_end = _FORKS.Pipe(duplex=False)
+        self.proc = _FORKS.Process(target=crash_child.run, args=(child_end, str(db), url, kind, kill_after, when,
+                                                                 exports, dict(os.environ)))
+        self.proc.start()
+        child_end.close()  # the child holds its end: a kill shows here as the end of the pipe
 
     def kill(self) -> None:
+        """SIGKILL the child; return once it is dead (its fork server has reaped it). Only waits on the process'
+        sentinel, never reads it: the receiver's thread may call this while the test's thread is in wait()."""
         try:
             os.kill(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        multiprocessing.connection.wait([self.proc.sentinel], timeout=60)
 
     def wait(self) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=120)
-        return self.proc.returncode, out, err
+        """(exit code, its last JSON line, an error it reported) once the child has ended."""
+        sent: list[str] = []
+        deadline = time.monotonic() + 600  # a generous bound for a condition, not a timing
+        while self.proc.is_alive() or self.conn.poll():
+            if time.monotonic() > deadline:
+                self.kill()  # never leave a child running behind a failed test
+                raise TimeoutError(f"crash-test child still running after 600 s; it sent {sent}")
+            try:
+                if self.conn.poll(1):
+                    sent.append(self.conn.recv())
+            except EOFError:
+                break
+        self.proc.join()
+        out = "\n".join(m for m in sent if m != "READY" and not m.startswith("ERROR "))
+        err = "\n".join(m for m in sent if m.startswith("ERROR "))
+        return self.proc.exitcode, out, err
 
 
 def _desired(db: Path) -> dict[str, dict]:
@@ -118,7 +109,6 @@ def test_killed_mid_sync_then_rerun_neither_loses_nor_duplicates(tmp_path):
     def on_applied(n: int) -> None:
         if n in kill_at:
             child["now"].kill()
-            child["now"].proc.wait()
 
     with FaultyReceiver(on_applied=on_applied) as r:
         for _ in range(2):

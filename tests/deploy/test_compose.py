@@ -21,6 +21,7 @@ REQUIRED_ENV = {
     "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret",
     "AIRFLOW_ADMIN_PASSWORD": "test-admin-password",
     "BEACON_WAREHOUSE_KEY": "test-warehouse-key",
+    "BEACON_PRIVACY_KEY": "test-privacy-key-0123456789",
 }
 
 AIRFLOW_SERVICES = {
@@ -133,6 +134,13 @@ def test_compose_config_refuses_missing_warehouse_key():
         validate_compose(env)
     doc = validate_compose(REQUIRED_ENV)
     assert doc["x-airflow-common"]["environment"]["BEACON_WAREHOUSE_CRYPTO"] == "openssl"
+
+
+def test_compose_config_refuses_missing_privacy_key():
+    # Without the key, erased people's tombstones could not be checked: compose refuses to start.
+    env = {k: v for k, v in REQUIRED_ENV.items() if k != "BEACON_PRIVACY_KEY"}
+    with pytest.raises(MissingVariable, match="BEACON_PRIVACY_KEY"):
+        validate_compose(env)
 
 
 def test_schema_validation_catches_what_compose_would_refuse(tmp_path):

@@ -135,3 +135,12 @@ def test_positive_label_inference_and_numeric_text(tmp_path):
     learner = make_learner(X)
     learner._learn_schema(X)
     assert learner.numeric_ == ["score"]  # "?" is a missing number, not a category
+
+
+def test_fits_spread_over_processes_give_the_same_numbers(tmp_path):
+    # evaluate() runs its independent fits in several processes by default; each is single-threaded and seeded,
+    # so the result must not depend on how many processes ran them.
+    X, y = load_table(_synthetic(tmp_path / "leads.csv", n=600), "converted")
+    one, two = evaluate(X, y, jobs=1), evaluate(X, y, jobs=2)
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two and len(one["cv_aucs"]) == 5 and one["holdout_auc"] is not None

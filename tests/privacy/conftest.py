@@ -36,6 +36,16 @@ def plant_service_files(s: Settings, day: str) -> list[str]:
     people = pd.read_parquet(s.truth_dir / day / "people.parquet")
     chosen = people.iloc[::PLANT_EVERY]
     folder = s.landing_dir / day
+    # The e-mail as one of their records carries it (else their own): the address the service sees is one Beacon
+    # can link to them (an address no record of theirs holds is only found when a request names it).
+    records = pd.read_parquet(s.truth_dir / day / "record_map.parquet")
+    recorded = {}
+    for name, rid in (("crm_contacts", "contact_id"), ("shop_customers", "customer_id")):
+        d = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False).rename(columns={rid: "record_id"})
+        for r in d.merge(records, on="record_id").itertuples():
+            if "@" in r.email:
+                recorded.setdefault(r.person_id, r.email.strip())
+    chosen = chosen.assign(email=[recorded.get(pid, e) for pid, e in zip(chosen.person_id, chosen.email, strict=True)])
     lines, prefs = [], []
     for i, p in enumerate(chosen.itertuples()):
         anon = f"anon-svc{i:04d}{p.person_id[-4:]}"

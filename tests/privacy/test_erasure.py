@@ -230,3 +230,16 @@ def test_access_document_lists_every_value_with_its_source(con, tmp_path, monkey
         "C0000001,Ann.Lee@Example.com"]
     page = render_access_html(doc)
     assert "ann.lee@example.com" in page and "<script" not in page
+
+
+def test_large_files_are_cleaned_in_duckdb_alike(con, tmp_path, monkeypatch):
+    keys = Keys.of([resolve_subject(con, {"email": ["ann.lee@example.com"]})])
+    small, large = _files(tmp_path / "small"), _files(tmp_path / "large")
+    for name in ("csv", "jsonl", "html", "parquet"):
+        clean_file(small[name], keys)
+    monkeypatch.setattr("beacon.privacy.files.LARGE", 0)  # every file takes the DuckDB path
+    counts = {name: clean_file(large[name], keys) for name in ("csv", "jsonl", "html", "parquet")}
+    assert counts == {"csv": (1, None), "jsonl": (1, None), "html": (1, None), "parquet": (1, None)}
+    for name in ("csv", "jsonl", "html"):
+        assert large[name].read_bytes() == small[name].read_bytes(), name
+    assert pd.read_parquet(large["parquet"]).to_dict("list") == {"customer_id": ["cus_g7h8i9"], "v": [2]}

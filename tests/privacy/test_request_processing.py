@@ -59,7 +59,7 @@ def test_urgent_erase_completes_with_one_complete_audit_record_and_no_plaintext(
     assert not queue_path(s.landing_dir, req.request_id).exists()  # the only plaintext copy is gone
     with connect(s.warehouse_path) as con:
         assert con.execute("SELECT count(*) FROM marts.dim_customers WHERE customer_id = 'CUS-000001'").fetchone()[0] == 0
-        events = con.execute("SELECT event FROM privacy.audit WHERE request_id = ? ORDER BY recorded_at, event",
+        events = con.execute("SELECT event FROM privacy.audit WHERE request_id = ? ORDER BY seq",
                              [req.request_id]).fetchall()
         assert [e for (e,) in events] == ["accepted", "suppressed", "completed"]
         done = con.execute("""SELECT requested_by, channel, kind, accepted_at, due_at, completed_at, status, stores,

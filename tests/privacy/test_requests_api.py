@@ -111,3 +111,11 @@ def test_accepted_request_gets_an_id_status_and_due_date_and_blocks_offers_at_on
         assert time.time() < deadline, "the widened block did not reach the offers routes"
         time.sleep(0.2)
     assert _offers(client, "c2").content != stranger.content  # nobody else is touched
+
+
+def test_without_a_privacy_key_the_service_accepts_nothing(tmp_path):
+    cfg = ServiceConfig(landing_dir=tmp_path / "landing", write_keys={}, admin_keys={ADMIN: "dpo"}, privacy_key=None)
+    with TestClient(create_app(cfg)) as client:
+        r = _post(client, ADMIN, {"kind": "erase", "identifiers": {"email": "p3@example.com"}})
+    assert r.status_code == 503 and r.json()["error"] == "not_configured"
+    assert queued(cfg.landing_dir) == []

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beacon.config import settings as settings_
 from beacon.dbt import macros
 from beacon.privacy import dbt_plugin
 from beacon.privacy.requests import ensure_tables
@@ -43,15 +44,51 @@ def test_formats_of_one_identifier_hash_alike_and_others_do_not():
         check_key("short")
 
 
-def test_dbt_plugin_sets_the_key_and_refuses_a_connection_when_tombstones_exist_without_it(monkeypatch):
+def test_dbt_plugin_sets_the_key_on_every_connection(monkeypatch):
     con = duckdb.connect()
     monkeypatch.setenv("BEACON_PRIVACY_KEY", KEY)
     dbt_plugin.configure(con)
     assert con.execute("SELECT getvariable('beacon_privacy_key')").fetchone()[0] == KEY
     monkeypatch.delenv("BEACON_PRIVACY_KEY")
     other = duckdb.connect()
-    dbt_plugin.configure(other)  # no tombstones: nothing to enforce
-    ensure_tables(other)
-    other.execute("INSERT INTO privacy.tombstones VALUES ('h', 'pr-1', now())")
-    with pytest.raises(ValueError, match="BEACON_PRIVACY_KEY"):
-        dbt_plugin.configure(other)
+    dbt_plugin.configure(other)
+    assert other.execute("SELECT getvariable('beacon_privacy_key')").fetchone()[0] is None  # unset, never guessed
+
+
+def test_staging_filter_drops_tombstoned_rows_and_fails_without_the_key():
+    """The SQL `not_erased` renders once privacy.tombstones exists (rendered here with a stand-in adapter), for a
+    table model and for a view."""
+    import jinja2
+
+    src = (settings_().dbt_project_dir / "macros" / "privacy.sql").read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.globals.update(execute=True, target=type("T", (), {"database": "memory"})(),
+                       adapter=type("A", (), {"get_relation": staticmethod(lambda **k: "privacy.tombstones")})(),
+                       config={"materialized": "table"})
+    sql = env.from_string(src).module.not_erased([["email", "email"], ["id", "contact_id"]])
+    env.globals["config"] = {"materialized": "view"}
+    view_sql = env.from_string(src).module.not_erased([["email", "email"], ["id", "contact_id"]])
+    con = duckdb.connect()
+    ensure_tables(con)
+    con.execute("CREATE TABLE raw_rows AS SELECT * FROM (VALUES ('gone@x.example', 'k1'), ('stay@x.example', 'k2'), "
+                "('other@x.example', 'k9')) t(email, contact_id)")
+    con.execute("INSERT INTO privacy.tombstones VALUES (?, 'pr-1', now()), (?, 'pr-1', now())",
+                [keyed_hash(KEY, "email", " GONE@x.example"), keyed_hash(KEY, "id", "k9")])
+    with pytest.raises(duckdb.Error, match="BEACON_PRIVACY_KEY"):  # a table model refuses to build without the key
+        con.execute(f"SELECT * FROM raw_rows WHERE {sql}").fetchall()
+    assert len(con.execute(f"SELECT * FROM raw_rows WHERE {view_sql}").fetchall()) == 3  # a view read without it
+    con.execute("SET VARIABLE beacon_privacy_key = ?", [KEY])
+    assert con.execute(f"SELECT contact_id FROM raw_rows WHERE {sql}").fetchall() == [("k2",)]
+    assert con.execute(f"SELECT contact_id FROM raw_rows WHERE {view_sql}").fetchall() == [("k2",)]
+
+
+def test_every_bmp_character_at_the_ends_and_inside_hashes_alike_in_python_and_sql():
+    # Case mapping and trimming differ between Python and DuckDB for a few characters (U+0130, a final sigma, the
+    # Unicode spaces trim() removes): every character of the Basic Multilingual Plane is tried once.
+    vals = [v for cp in range(1, 0x10000) if not 0xD800 <= cp <= 0xDFFF
+            for v in (chr(cp) + "Ab@x" + chr(cp), "a" + chr(cp) + "B")]
+    for kind in ("email", "id", "phone"):
+        rows = CON.execute(f"SELECT v, {sql_hash(kind, 'v', 'SELECT k FROM _privacy_key')} "
+                           "FROM unnest(?::VARCHAR[]) t(v)", [vals]).fetchall()
+        bad = [(kind, v) for v, h in rows if h != keyed_hash(KEY, kind, v)]
+        assert not bad, bad[:5]

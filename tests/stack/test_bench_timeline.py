@@ -28,3 +28,30 @@ def test_the_last_json_document_is_read_after_log_lines():
     assert _last_json(out) == {"seconds": {"total": 2}}
     with pytest.raises(ValueError, match="no JSON document"):
         _last_json("no json here {")
+
+
+def test_event_to_action_stops_waiting_once_everyone_entered_and_looks_again_when_the_warehouse_is_busy(monkeypatch):
+    import beacon.bench.stack as bench
+    from beacon.warehouse import WarehouseBusy
+
+    answers = [WarehouseBusy("busy"),  # a DAG holds the warehouse: look again later
+               ([("c1", "2026-11-28 10:00:05")], {"c1": "r1:cart_abandonment"}),  # one of two entered
+               ([("c1", "2026-11-28 10:00:05"), ("c2", None)], {"c1": "r1:x", "c2": "r2:x"}),  # c2's run not finished
+               ([("c1", "2026-11-28 10:00:05"), ("c2", "2026-11-28 10:00:09")], {"c1": "r1:x", "c2": "r2:x"}),
+               AssertionError("looked again after everyone had entered")]
+    calls = []
+
+    def entries(people, key_env, lock_wait=None):
+        calls.append((people, lock_wait))
+        a = answers[len(calls) - 1]
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    monkeypatch.setattr(bench, "_entries", entries)
+    bench._wait_for_entries(["c1", "c2"], horizon=600, every=0)
+    assert calls == [(["c1", "c2"], 0)] * 4  # never waits for the lock; stops at the first complete answer
+    calls.clear()
+    answers[:] = [([], {})] * 10_000
+    bench._wait_for_entries(["c1"], horizon=0.05, every=0.01)  # nobody enters: it gives up at the horizon
+    assert 1 <= len(calls) < 10_000

@@ -229,7 +229,7 @@ def test_an_event_posted_to_beacon_serve_enters_a_journey_through_the_scheduler(
     from beacon.bench.stack import event_to_action
 
     s, info, api, runs = stack
-    r = event_to_action(s, api, events=2, horizon=75)
+    r = event_to_action(s, api, events=2, horizon=300)  # waits until both entered; 300 s is only the bound
     print("event -> journey entry through the scheduler:", r)
     assert r["posted"] == r["events"] == 2
     assert r["entered"] == 2, r  # both entered (the benchmark, not this test, holds the 60 s target)

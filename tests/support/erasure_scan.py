@@ -64,6 +64,7 @@ class Leak:
     person: str
     kind: str  # email | phone | id | name
     where: str  # schema.table or a file path
+    value: str = ""  # what was found, as matched (lower case for e-mails and ids)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.kind} of {self.person}"
@@ -114,28 +115,28 @@ def targets(truth: Path, landing: Path, erased: Iterable[str]) -> Targets:
     return t
 
 
-def find(text: str, t: Targets) -> set[tuple[str, str]]:
-    """(person, kind) of every target value in one row or line of text."""
+def find(text: str, t: Targets) -> set[tuple[str, str, str]]:
+    """(person, kind, value) of every target value in one row or line of text."""
     out = set()
     for m in _EMAIL.finditer(text):
         pid = t.emails.get(canonical(m.group(0)))
         if pid:
-            out.add((pid, "email"))
+            out.add((pid, "email", m.group(0).lower()))
     for m in PHONE.findall(text):
         pid = t.phones.get(digits10(m))
         if pid:
-            out.add((pid, "phone"))
+            out.add((pid, "phone", m))
     for tok in TOKEN.findall(text):
         pid = t.ids.get(tok.lower())
         if pid:
-            out.add((pid, "id"))
+            out.add((pid, "id", tok.lower()))
     if t.names:
         words = [w.lower() for w in _WORD.findall(text)]
         for i, w in enumerate(words):  # a first name followed by its last name (at most NAME_GAP words between)
             for nxt in words[i + 1:i + 2 + NAME_GAP]:
                 pid = t.names.get((w, nxt))
                 if pid:
-                    out.add((pid, "name"))
+                    out.add((pid, "name", f"{w} {nxt}"))
     return out
 
 
@@ -150,7 +151,7 @@ def scan_warehouse(con: duckdb.DuckDBPyConnection, t: Targets) -> set[Leak]:
         cur = con.execute(f'SELECT {joined} FROM "{schema}"."{table}"')
         while batch := cur.fetchmany(5000):
             for (text,) in batch:
-                leaks |= {Leak(pid, kind, f"{schema}.{table}") for pid, kind in find(text or "", t)}
+                leaks |= {Leak(pid, kind, f"{schema}.{table}", v) for pid, kind, v in find(text or "", t)}
     return leaks
 
 
@@ -182,7 +183,7 @@ def scan_files(folders: Iterable[Path], t: Targets, skip: Iterable[Path] = ()) -
             if not path.is_file() or any(rp == s or s in rp.parents for s in skip):
                 continue
             for line in _file_text(path):
-                leaks |= {Leak(pid, kind, str(path)) for pid, kind in find(line, t)}
+                leaks |= {Leak(pid, kind, str(path), v) for pid, kind, v in find(line, t)}
     return leaks
 
 
@@ -195,4 +196,4 @@ def scan_xcoms(airflow_db: Path, t: Targets) -> set[Leak]:
         rows = con.execute("SELECT dag_id, task_id, CAST(value AS TEXT) FROM xcom").fetchall()
     finally:
         con.close()
-    return {Leak(pid, kind, f"xcom {d}.{task}") for d, task, v in rows for pid, kind in find(v or "", t)}
+    return {Leak(pid, kind, f"xcom {d}.{task}", x) for d, task, v in rows for pid, kind, x in find(v or "", t)}

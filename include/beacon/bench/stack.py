@@ -37,9 +37,10 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
     On the running stack after the chain: a `beacon serve` lands into the stack's landing zone; the
     `beacon_realtime` DAG (every BEACON_REALTIME_INTERVAL_SECONDS) loads, refreshes the event facts and emits
     its Asset; the scheduler starts `beacon_journeys`, whose run enters the person. `events` people, identified
-    and never in that journey, each post one `Product Added` at a different point of the interval. After
-    `horizon` s from the last post the realtime DAG is paused, running work finishes, and the latency of each
-    is the end (wall clock) of the journeys run that entered them minus the time of the post."""
+    and never in that journey, each post one `Product Added` at a different point of the interval. Once every
+    posted person has entered (or `horizon` s after the last post, whichever comes first) the realtime DAG is
+    paused, running work finishes, and the latency of each is the end (wall clock) of the journeys run that
+    entered them minus the time of the post."""
     import secrets
 
     import httpx
@@ -63,7 +64,7 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
                          extra_env={"BEACON_DATA_DIR": str(s.data_dir), "BEACON_LANDING_DIR": str(s.landing_dir)})
     interval = float(s.realtime_interval_seconds)
     posted: dict[str, datetime] = {}
-    svc.start()
+    svc.start(timeout=300)  # a bound for a condition: it answers in seconds on a quiet machine
     try:
         api.call("PATCH", "dags/beacon_realtime", json={"is_paused": False})
         for i, (anon, cid) in enumerate(people):
@@ -72,7 +73,7 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
                 "event": "Product Added", "anonymousId": anon, "messageId": f"bench-e2a-{anon}"})
             if r.status_code == 200:
                 posted[cid] = datetime.now()  # naive local wall time, as journeys.runs records it
-        time.sleep(horizon)
+        _wait_for_entries(list(posted), horizon, key_env)
     finally:
         api.call("PATCH", "dags/beacon_realtime", json={"is_paused": True})
         svc.stop()
@@ -80,21 +81,48 @@ def event_to_action(s, api: Api, events: int = 3, horizon: float = 90.0) -> dict
     while time.monotonic() < deadline and any(r["state"] in ("queued", "running") for d in ("beacon_realtime",
                                               "beacon_journeys") for r in api.runs(d)[:5]):
         time.sleep(2)
-    with override_env(**key_env), connect(read_only=True) as con:
-        rows = con.execute("""SELECT t.customer_id, min(r.finished_at) FROM journeys.transitions t
-            JOIN journeys.runs r ON r.run_id = t.run_id
-            WHERE t.journey = ? AND t.customer_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""",
-                           [REALTIME_JOURNEY, list(posted)]).fetchall()
-        # The journeys run that entered each person (journeys.transitions.run_id is "<dag run id>:<journey>").
-        entry_runs = dict(con.execute("""SELECT customer_id, any_value(run_id) FROM journeys.transitions
-            WHERE journey = ? AND transition = 'entered' AND customer_id IN (SELECT unnest(?::VARCHAR[]))
-            GROUP BY 1""", [REALTIME_JOURNEY, list(posted)]).fetchall())
+    rows, entry_runs = _entries(list(posted), key_env)
     entered = {c: (t - posted[c]).total_seconds() for c, t in rows if t is not None}
     lat = sorted(entered.values())
     return {"events": len(people), "posted": len(posted), "entered": len(lat), "interval_s": interval,
             "entry_dag_runs": sorted({r.rsplit(":", 1)[0] for r in entry_runs.values()}),
             "horizon_s": horizon, "latency_s": [round(x, 1) for x in lat],
             "median_s": round(median(lat), 1) if lat else None, "max_s": round(lat[-1], 1) if lat else None}
+
+
+def _entries(people: list[str], key_env: dict[str, str],
+             lock_wait: float | None = None) -> tuple[list[tuple], dict[str, str]]:
+    """For the posted people: (customer, end of the first journeys run with a transition of theirs) and the
+    journeys run that entered each (journeys.transitions.run_id is "<dag run id>:<journey>"). `key_env`: the
+    stack's warehouse key (its warehouse is encrypted, docs/privacy.md)."""
+    from beacon.warehouse import connect
+
+    with override_env(**key_env), connect(read_only=True, lock_wait=lock_wait) as con:
+        rows = con.execute("""SELECT t.customer_id, min(r.finished_at) FROM journeys.transitions t
+            JOIN journeys.runs r ON r.run_id = t.run_id
+            WHERE t.journey = ? AND t.customer_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1""",
+                           [REALTIME_JOURNEY, people]).fetchall()
+        entry_runs = dict(con.execute("""SELECT customer_id, any_value(run_id) FROM journeys.transitions
+            WHERE journey = ? AND transition = 'entered' AND customer_id IN (SELECT unnest(?::VARCHAR[]))
+            GROUP BY 1""", [REALTIME_JOURNEY, people]).fetchall())
+    return rows, entry_runs
+
+
+def _wait_for_entries(people: list[str], horizon: float, key_env: dict[str, str] | None = None,
+                      every: float = 5.0) -> None:
+    """Wait until every one of `people` has entered the journey in a finished journeys run, at most `horizon` s.
+    The warehouse is looked at every `every` s without waiting for its lock (a DAG writing it: look again later)."""
+    from beacon.warehouse import WarehouseBusy
+
+    deadline = time.monotonic() + horizon
+    while time.monotonic() < deadline:
+        time.sleep(min(every, max(0.0, deadline - time.monotonic())))
+        try:
+            rows, entry_runs = _entries(people, key_env or {}, lock_wait=0)
+        except WarehouseBusy:
+            continue
+        if set(entry_runs) == set(people) and all(t is not None for _, t in rows):
+            return
 
 
 def _stack_once(s, timeout: float, realtime_events: int = 0) -> dict:

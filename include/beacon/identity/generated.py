@@ -83,11 +83,14 @@ def _build(s, quiet: bool) -> float:
 
 
 def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, workdir: Path | None = None,
-                       quiet: bool = True, world: Path | None = None) -> GeneratedResult:
+                       quiet: bool = True, world: Path | None = None, dbt_dir: Path | None = None) -> GeneratedResult:
     """Generate a world of `people`, resolve it through the dbt identity models, score it, then run day 2.
 
     `world`: an already generated day-1 world (its landing/ and truth/) of the same people and seed, reused
-    read-only instead of generating one (a million people take a while to generate)."""
+    read-only instead of generating one (a million people take a while to generate).
+    `dbt_dir`: a folder kept from one evaluation to the next for dbt's target folder and the warehouse file (the
+    warehouse is deleted first, so every world starts empty). dbt's partial parsing is keyed on the warehouse path,
+    so a sweep that passes one `dbt_dir` parses the project once instead of once per world."""
     from beacon.generate import GenConfig, generate
     from beacon.ingest import load_landing
     from beacon.warehouse import connect, table_exists
@@ -95,6 +98,11 @@ def evaluate_generated(people: int = 20_000, seed: int = 42, days: int = 2, work
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="beacon-identity-"))
     data = root / "data"
     env = {"BEACON_DATA_DIR": str(data), "BEACON_DBT_TARGET_DIR": str(root / "dbt_target")}
+    if dbt_dir is not None:
+        warehouse = Path(dbt_dir) / "warehouse" / "beacon.duckdb"
+        for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+            stale.unlink(missing_ok=True)
+        env.update(BEACON_DBT_TARGET_DIR=str(Path(dbt_dir) / "dbt_target"), BEACON_WAREHOUSE=str(warehouse))
     try:
         with override_env(**env):
             s = settings()

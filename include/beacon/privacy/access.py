@@ -22,7 +22,7 @@ import duckdb
 
 from beacon.config import Settings
 from beacon.privacy.catalog import PiiColumn, catalog
-from beacon.privacy.files import JSON, PARQUET, TEXT, _suffix, walk
+from beacon.privacy.files import JSON, PARQUET, TEXT, file_format, walk
 from beacon.privacy.match import PHONE_RE, TOKEN_RE, TOKEN_TRIM, Keys
 from beacon.privacy.subject import Subject
 from beacon.warehouse import connect, quote_ident, relations
@@ -85,7 +85,7 @@ def warehouse_section(con: duckdb.DuckDBPyConnection, subject: Subject,
 
 def _file_values(path, keys: Keys) -> list:
     """The parts of one file that hold a key: lines, JSON values, or Parquet rows."""
-    fmt, gz = _suffix(path)
+    fmt, gz = file_format(path)
     if fmt in PARQUET and not gz:
         import pyarrow.parquet as pq
 

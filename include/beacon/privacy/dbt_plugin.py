@@ -2,8 +2,8 @@
 staging filter `not_erased` (dbt_project/macros/privacy.sql) can hash raw values like the tombstones without the
 key ever appearing in compiled SQL, dbt's logs or its artefacts. Listed under `plugins:` in profiles.yml.
 
-With tombstones in the warehouse but no key, every dbt connection is refused: the filter could not hold, and a
-model built without it could bring an erased person back."""
+Without a key the variable stays unset; with tombstones in the warehouse, `not_erased` then fails the model with an
+error naming BEACON_PRIVACY_KEY (a model built without the filter could bring an erased person back)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ from typing import Any
 
 from beacon.config import settings
 from beacon.tombstones import check_key
-from beacon.warehouse import table_exists
 
 VARIABLE = "beacon_privacy_key"
 
 
 def configure(con: Any) -> None:
-    """Set the key variable on one DuckDB connection (or cursor), or refuse it as said above."""
+    """Set the key variable on one DuckDB connection (or cursor) when a key is configured."""
     key = settings().privacy_key
     if key:
         con.execute(f"SET VARIABLE {VARIABLE} = ?", [check_key(key)])
-    elif table_exists(con, "privacy", "tombstones") and con.execute(
-            "SELECT count(*) FROM privacy.tombstones").fetchone()[0]:
-        check_key(key)  # raises, naming BEACON_PRIVACY_KEY
 
 
 try:  # dbt-duckdb plugin: `plugins: [{module: beacon.privacy.dbt_plugin}]` in profiles.yml

@@ -27,12 +27,14 @@ from pathlib import Path
 
 from beacon.config import Settings
 from beacon.privacy.match import Keys
+from beacon.warehouse import quote_ident, sql_literal
 
 TEXT = {".csv", ".tsv", ".jsonl", ".ndjson", ".log", ".txt", ".html", ".htm", ".md", ".eml", ".xml", ".yml", ".yaml"}
 JSON = {".json"}
 PARQUET = {".parquet"}
 SKIP_NAMES = {".DS_Store"}
 STORE = "files"
+LARGE = 1 << 20  # bytes: a text file above this is cleaned in DuckDB (`clean_large`, as every Parquet file is)
 
 
 def log_roots(s: Settings) -> list[Path]:
@@ -84,7 +86,7 @@ def walk(s: Settings) -> Iterator[tuple[str, Path]]:
                 yield store, p
 
 
-def _suffix(p: Path) -> tuple[str, bool]:
+def file_format(p: Path) -> tuple[str, bool]:
     """(format suffix, gzipped)."""
     sfx = [x.lower() for x in p.suffixes]
     gz = bool(sfx) and sfx[-1] == ".gz"
@@ -136,22 +138,42 @@ def prune(doc, keys: Keys) -> tuple[object, int]:
     return (None, 1) if keys.hits(doc) else (doc, 0)
 
 
-def clean_parquet(path: Path, keys: Keys) -> tuple[bytes | None, int]:
-    """The Parquet file without the rows that hold a key (None: nothing to drop)."""
-    import io
+_RAW_LINES = "delim = chr(31), quote = chr(30), escape = chr(30)"  # control characters no text line here holds
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    keep = [not any(keys.hits(c[i]) for c in cols) for i in range(table.num_rows)]
-    dropped = keep.count(False)
-    if not dropped:
-        return None, 0
-    buf = io.BytesIO()
-    pq.write_table(table.filter(pa.array(keep)), buf)
-    return buf.getvalue(), dropped
+def clean_large(path: Path, keys: Keys, parquet: bool) -> int:
+    """A large text file (the lines, as `clean_text`) or a Parquet file (the rows), cleaned in DuckDB: parallel and
+    set-based (each line or row is split into tokens once and joined to the keys). Lines are kept in order and written back byte for byte; Parquet
+    rows are kept in order with their columns."""
+    import duckdb
+
+    from beacon.privacy.match import sql_rowids_hit
+
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TEMP TABLE _k AS SELECT unnest($v::VARCHAR[]) AS v", {"v": sorted(keys.values)})
+        con.execute("CREATE TEMP TABLE _p AS SELECT unnest($p::VARCHAR[]) AS d", {"p": sorted(keys.phones)})
+        if parquet:
+            con.execute("CREATE TEMP TABLE _rows AS SELECT * FROM read_parquet($f)", {"f": str(path)})
+            cols = [r[0] for r in con.execute("DESCRIBE _rows").fetchall()]
+            text = "concat_ws(' | ', " + ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in cols) + ")"
+            out = "FORMAT parquet"
+        else:
+            con.execute(f"""CREATE TEMP TABLE _rows AS SELECT line FROM read_csv($f, columns = {{'line': 'VARCHAR'}},
+                header = false, {_RAW_LINES}, auto_detect = false, strict_mode = false)""", {"f": str(path)})
+            text, out = "line", "FORMAT csv, header false, delimiter chr(31), quote chr(30), escape chr(30)"
+        con.execute(f"CREATE TEMP TABLE _hit AS {sql_rowids_hit('_rows', text, '_k', '_p')}")
+        n = con.execute("SELECT count(*) FROM _hit").fetchall()[0][0]
+        if n:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.erase-tmp")
+            con.execute(f"""COPY (SELECT * FROM _rows WHERE rowid NOT IN (SELECT rid FROM _hit) ORDER BY rowid)
+                TO {sql_literal(str(tmp))} ({out})""")
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        return int(n)
+    finally:
+        con.close()
 
 
 def _clean_bytes(raw: bytes, fmt: str, keys: Keys) -> tuple[bytes | None, int]:
@@ -170,15 +192,14 @@ def _clean_bytes(raw: bytes, fmt: str, keys: Keys) -> tuple[bytes | None, int]:
 
 def clean_file(path: Path, keys: Keys) -> tuple[int, str | None]:
     """Rewrite one file without the person: (rows or lines removed, the reason it could not be cleaned or None)."""
-    fmt, gz = _suffix(path)
+    fmt, gz = file_format(path)
     if fmt in PARQUET and not gz:
         try:
-            data, n = clean_parquet(path, keys)
+            return clean_large(path, keys, parquet=True), None
         except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not skipped
             return 0, f"unreadable Parquet: {type(exc).__name__}"
-        if data is not None:
-            write_atomically(path, data)
-        return n, None
+    if fmt in TEXT and not gz and path.stat().st_size > LARGE:
+        return clean_large(path, keys, parquet=False), None
     raw = path.read_bytes()
     if gz:
         try:

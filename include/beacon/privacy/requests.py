@@ -59,8 +59,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         attempts INTEGER, result VARCHAR, error VARCHAR)""")
     con.execute("""CREATE TABLE IF NOT EXISTS privacy.tombstones (
         key_hash VARCHAR, request_id VARCHAR, recorded_at TIMESTAMP)""")
+    # `seq` orders the trail: recorded_at is to the second, so two records of one request can share it.
+    con.execute("CREATE SEQUENCE IF NOT EXISTS privacy.audit_seq")
     con.execute("""CREATE TABLE IF NOT EXISTS privacy.audit (
-        request_id VARCHAR, event VARCHAR, recorded_at TIMESTAMP, kind VARCHAR, requested_by VARCHAR,
+        seq BIGINT DEFAULT nextval('privacy.audit_seq'), request_id VARCHAR, event VARCHAR, recorded_at TIMESTAMP, kind VARCHAR, requested_by VARCHAR,
         channel VARCHAR, identifier_kinds VARCHAR, accepted_at TIMESTAMP, due_at TIMESTAMP,
         completed_at TIMESTAMP, status VARCHAR, stores VARCHAR, destinations VARCHAR, unclean VARCHAR,
         detail VARCHAR)""")
@@ -73,7 +75,9 @@ def _now() -> datetime:
 
 def _audit(con: duckdb.DuckDBPyConnection, req: Request, event: str, status: str, *, completed_at=None,
            stores=None, destinations=None, unclean=None, detail: str | None = None) -> None:
-    con.execute("INSERT INTO privacy.audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("""INSERT INTO privacy.audit (request_id, event, recorded_at, kind, requested_by, channel,
+                       identifier_kinds, accepted_at, due_at, completed_at, status, stores, destinations, unclean,
+                       detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [req.request_id, event, _now(), req.kind, req.requested_by, req.channel,
                  ",".join(sorted(req.identifiers)), req.accepted_at, req.due_at, completed_at, status,
                  None if stores is None else json.dumps(stores, sort_keys=True),
