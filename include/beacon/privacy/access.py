@@ -23,7 +23,7 @@ import duckdb
 from beacon.config import Settings
 from beacon.privacy.catalog import PiiColumn, catalog
 from beacon.privacy.files import JSON, PARQUET, TEXT, file_format, walk
-from beacon.privacy.match import PHONE_RE, TOKEN_RE, TOKEN_TRIM, Keys
+from beacon.privacy.match import PHONE_RE, TOKEN_RE, TOKEN_TRIM, Keys, sql_key_condition
 from beacon.privacy.subject import Subject
 from beacon.warehouse import connect, quote_ident, relations
 
@@ -36,12 +36,8 @@ SENT = ("activation.sync_log", "journeys.actions", "marts.fct_email_events")
 
 def _condition(col: PiiColumn) -> str | None:
     text = f"CAST({quote_ident(col.column)} AS VARCHAR)"
-    if col.kind == "identifier":
-        return f"lower({text}) IN (SELECT v FROM {KEYS})"
-    if col.kind == "email":
-        return f"lower(trim({text})) IN (SELECT v FROM {KEYS})"
-    if col.kind == "phone":
-        return f"right(regexp_replace({text}, '[^0-9]', '', 'g'), 10) IN (SELECT d FROM {PHONES})"
+    if col.kind in ("identifier", "email", "phone"):
+        return sql_key_condition(col.kind, text, KEYS, PHONES)
     if col.kind == "free_text":  # views have no rowid: a correlated test, fine for one person's keys
         return f"""(EXISTS (SELECT 1 FROM (SELECT unnest(regexp_extract_all(lower({text}), '{TOKEN_RE}')) AS tok)
                     WHERE trim(tok, '{TOKEN_TRIM}') IN (SELECT v FROM {KEYS}))

@@ -31,7 +31,7 @@ from beacon.config import Settings
 from beacon.privacy.airflow_meta import erase_xcoms
 from beacon.privacy.catalog import PiiColumn, catalog
 from beacon.privacy.files import erase_files, record_rewrites
-from beacon.privacy.match import Keys, sql_rowids_hit
+from beacon.privacy.match import Keys, sql_key_condition, sql_rowids_hit
 from beacon.privacy.subject import Subject
 from beacon.warehouse import connect, quote_ident, relations, transaction
 
@@ -90,12 +90,8 @@ def _condition(rel_sql: str, col: PiiColumn) -> str | None:
     """SQL condition on one tagged column: the row holds one of the keys. Names, addresses, birth dates and IPs
     never find rows (they are erased with the row found through an id, an e-mail or a phone)."""
     text = f"CAST({quote_ident(col.column)} AS VARCHAR)"
-    if col.kind == "identifier":
-        return f"lower({text}) IN (SELECT v FROM {KEYS})"
-    if col.kind == "email":
-        return f"lower(trim({text})) IN (SELECT v FROM {KEYS})"
-    if col.kind == "phone":
-        return f"right(regexp_replace({text}, '[^0-9]', '', 'g'), 10) IN (SELECT d FROM {PHONES})"
+    if col.kind in ("identifier", "email", "phone"):
+        return sql_key_condition(col.kind, text, KEYS, PHONES)
     if col.kind == "free_text":
         return f"rowid IN ({sql_rowids_hit(rel_sql, text, KEYS, PHONES)})"
     return None

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from beacon.config import Settings
+from beacon.fsio import write_durably
 from beacon.privacy.match import Keys
 from beacon.warehouse import quote_ident, sql_literal
 
@@ -96,13 +97,8 @@ def file_format(p: Path) -> tuple[str, bool]:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Temp file beside `path`, fsync, rename over it (readers see the old file or the new one, never half)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.erase-tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Readers see the old file or the new one, never half (temp file, fsync, rename, fsync the folder)."""
+    write_durably(path, data)
 
 
 def clean_text(text: str, keys: Keys) -> tuple[str, int]:

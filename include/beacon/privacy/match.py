@@ -80,3 +80,15 @@ def sql_rowids_hit(relation_sql: str, text_sql: str, keys_table: str, phones_tab
         SELECT rid FROM (SELECT rowid AS rid, unnest(regexp_extract_all({text_sql}, '{PHONE_RE}')) AS ph
             FROM {relation_sql} WHERE {text_sql} IS NOT NULL)
         WHERE right(regexp_replace(ph, '[^0-9]', '', 'g'), 10) IN (SELECT d FROM {phones_table})"""
+
+
+def sql_key_condition(kind: str, text_sql: str, keys_table: str, phones_table: str) -> str | None:
+    """The row's column (as text) holds one of the person's keys: identifiers and e-mails by value, phones by their
+    last 10 digits. Other kinds (free text, names, addresses…) have their own rule or never find rows."""
+    if kind == "identifier":
+        return f"lower({text_sql}) IN (SELECT v FROM {keys_table})"
+    if kind == "email":
+        return f"lower(trim({text_sql})) IN (SELECT v FROM {keys_table})"
+    if kind == "phone":
+        return f"right(regexp_replace({text_sql}, '[^0-9]', '', 'g'), 10) IN (SELECT d FROM {phones_table})"
+    return None
