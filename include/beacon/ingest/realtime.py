@@ -29,7 +29,8 @@ def load_realtime(landing_dir: str | Path, today: date, warehouse: Path | None =
 
 # The event facts the journeys read (`journeys.events`) and the warehouse clock they run on: without the
 # clock, an event newer than the daily run's last event would sit after the journeys' clock and enter nothing.
-REALTIME_MODELS = ("fct_web_events", "fct_email_events", "warehouse_as_of")
+# The event staging models are incremental tables (not views): a realtime refresh must rebuild their new days too.
+REALTIME_MODELS = ("stg_web__events", "stg_esp__email_events", "fct_web_events", "fct_email_events", "warehouse_as_of")
 
 
 def refresh_event_facts() -> bool:
