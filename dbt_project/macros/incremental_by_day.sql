@@ -42,6 +42,21 @@ rebuilt_days as (
 )
 {%- endmacro %}
 
+{#- The CTE `scoped`: the rows of `source_cte` the run rebuilds — on an incremental run those of the rebuilt days
+    (after the `rebuilt_days` CTE), otherwise all of them. -#}
+{% macro day_scoped(source_cte, key, time_column, partition_column) -%}
+{%- if is_incremental() %}
+{{ rebuilt_days_cte(source_cte, key, time_column, partition_column) }},
+{%- endif %}
+
+scoped as (
+    select * from {{ source_cte }}
+    {%- if is_incremental() %}
+    where cast({{ time_column }} as date) in (select day from rebuilt_days)
+    {%- endif %}
+)
+{%- endmacro %}
+
 {#- The rows of `relation` (deduplicated within the rebuilt days) that the rebuild writes: those whose key the
     model does not hold in a day it keeps (there the winner of that key already stands). -#}
 {% macro not_kept_elsewhere(relation, key, partition_column) -%}

@@ -5,17 +5,8 @@ with source as (
     select * from {{ source('raw', 'email_events') }}
     where {{ not_erased([['email', 'email']]) }}
 ),
-{%- if is_incremental() %}
 
-{{ rebuilt_days_cte('source', 'event_id', 'event_at', 'event_date') }},
-{%- endif %}
-
-scoped as (
-    select * from source
-    {%- if is_incremental() %}
-    where cast(event_at as date) in (select day from rebuilt_days)
-    {%- endif %}
-),
+{{ day_scoped('source', 'event_id', 'event_at', 'event_date') }},
 
 deduplicated as (
     select

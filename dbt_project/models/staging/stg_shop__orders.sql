@@ -5,17 +5,8 @@ with source as (
     select * from {{ source('raw', 'shop_orders') }}
     where {{ not_erased([['id', 'customer_id']]) }}
 ),
-{%- if is_incremental() %}
 
-{{ rebuilt_days_cte('source', 'order_id', 'ordered_at', 'order_date') }},
-{%- endif %}
-
-scoped as (
-    select * from source
-    {%- if is_incremental() %}
-    where cast(ordered_at as date) in (select day from rebuilt_days)
-    {%- endif %}
-),
+{{ day_scoped('source', 'order_id', 'ordered_at', 'order_date') }},
 
 deduplicated as (
     select

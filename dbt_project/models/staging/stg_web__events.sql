@@ -15,17 +15,8 @@ with source as (
     from {{ source('raw', 'collected_events') }}
     where {{ not_erased([['id', 'anonymous_id'], ['id', 'user_id'], ['email', 'email'], ['email', 'form_email']]) }}
 ),
-{%- if is_incremental() %}
 
-{{ rebuilt_days_cte('source', 'message_id', 'event_at', 'event_date') }},
-{%- endif %}
-
-scoped as (
-    select * from source
-    {%- if is_incremental() %}
-    where cast(event_at as date) in (select day from rebuilt_days)
-    {%- endif %}
-),
+{{ day_scoped('source', 'message_id', 'event_at', 'event_date') }},
 
 deduplicated as (
     select
