@@ -6,7 +6,7 @@ import json
 
 import duckdb
 import pytest
-from support.activation_world import AS_OF, segment, warehouse
+from support.activation_world import journeys_warehouse, segment
 
 from beacon.cli import main
 from beacon.config import override_env
@@ -15,12 +15,7 @@ from beacon.config import override_env
 @pytest.fixture
 def wh(tmp_path):
     path = tmp_path / "w.duckdb"
-    con = warehouse(40, duckdb.connect(str(path)))
-    con.execute("ALTER TABLE marts.fct_email_events ADD COLUMN campaign_id VARCHAR")
-    con.execute("""CREATE TABLE marts.fct_web_events AS SELECT 'c' || (i % 20) AS customer_id,
-        'product_added' AS event_name, ?::TIMESTAMP - to_minutes(i * 17) AS event_at, 'P' || i AS product_id,
-        NULL::VARCHAR AS webinar_id, 'm' || i AS message_id FROM range(12) t(i)""", [AS_OF])
-    segment(con, "welcome_new_subscribers", [f"c{i}" for i in range(10)])
+    con = journeys_warehouse(path)
     for s in ("win_back_lapsed", "hot_b2b_leads"):
         segment(con, s, [])
     con.close()

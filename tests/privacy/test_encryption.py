@@ -178,19 +178,13 @@ def test_beacon_warehouse_encrypt_turns_a_plain_file_into_an_encrypted_one(tmp_p
 
 
 def test_journeys_simulate_runs_on_a_copy_of_the_encrypted_warehouse(tmp_path, monkeypatch, capsys):
-    import duckdb
-    from support.activation_world import AS_OF, segment, warehouse
+    from support.activation_world import journeys_warehouse
 
     from beacon.cli import main
     from beacon.warehouse import encrypt_file
 
     path = tmp_path / "w.duckdb"
-    con = warehouse(40, duckdb.connect(str(path)))
-    con.execute("ALTER TABLE marts.fct_email_events ADD COLUMN campaign_id VARCHAR")
-    con.execute("""CREATE TABLE marts.fct_web_events AS SELECT 'c' || (i % 20) AS customer_id,
-        'product_added' AS event_name, ?::TIMESTAMP - to_minutes(i * 17) AS event_at, 'P' || i AS product_id,
-        NULL::VARCHAR AS webinar_id, 'm' || i AS message_id FROM range(12) t(i)""", [AS_OF])
-    segment(con, "welcome_new_subscribers", [f"c{i}" for i in range(10)])
+    con = journeys_warehouse(path)
     con.close()
     encrypt_file(path, KEY)
     monkeypatch.setenv("BEACON_WAREHOUSE", str(path))

@@ -58,3 +58,15 @@ def email_event(con: duckdb.DuckDBPyConnection, customer_id: str, event: str, at
                 bounce_type: str | None = None) -> None:
     con.execute("INSERT INTO marts.fct_email_events VALUES (?, NULL, ?, ?::TIMESTAMP, ?)",
                 [customer_id, event, at, bounce_type])
+
+
+def journeys_warehouse(path) -> duckdb.DuckDBPyConnection:
+    """A 40-person warehouse file the built-in journeys can run on: the marts, a few product_added web events and
+    ten welcome-segment members (the journeys CLI and the encrypted-warehouse tests)."""
+    con = warehouse(40, duckdb.connect(str(path)))
+    con.execute("ALTER TABLE marts.fct_email_events ADD COLUMN campaign_id VARCHAR")
+    con.execute("""CREATE TABLE marts.fct_web_events AS SELECT 'c' || (i % 20) AS customer_id,
+        'product_added' AS event_name, ?::TIMESTAMP - to_minutes(i * 17) AS event_at, 'P' || i AS product_id,
+        NULL::VARCHAR AS webinar_id, 'm' || i AS message_id FROM range(12) t(i)""", [AS_OF])
+    segment(con, "welcome_new_subscribers", [f"c{i}" for i in range(10)])
+    return con
