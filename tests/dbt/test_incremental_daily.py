@@ -46,7 +46,6 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     with override_env(BEACON_DATA_DIR=str(tmp_path), BEACON_DBT_TARGET_DIR=str(tmp_path / "dbt_target")):
         s = settings()
         ensure_manifest(s)
-        rescored = []
         with Progress(enabled=False) as shown:
             for day in (1, 2, 3):
                 cfg = GenConfig(people=PEOPLE, seed=SEED, day=day)
@@ -55,9 +54,7 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
                     day_dir = s.landing_dir / cfg.day_date().isoformat()
                     plant_late_rows(day_dir, s.landing_dir / GenConfig(people=PEOPLE, seed=SEED).day_date().isoformat())
                     plant_merge(s.warehouse_path, s.landing_dir, day_dir)
-                ran = run_day(day, s, shown)
-                scoring = next(st for st in ran["stages"] if st["stage"] == "scoring")
-                rescored.append((scoring["rescored"], scoring["rows"]))
+                run_day(day, s, shown)
             compiled = next((s.dbt_target_dir / "compiled").rglob("campaign_exposures.sql")).read_text()
             assert "rebuilt_days" in compiled  # day 3's measurement build took the incremental path
         with duckdb.connect(str(s.warehouse_path), read_only=True) as con:
@@ -70,7 +67,6 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
             covariates = con.execute("""SELECT count(*) FROM measurement.campaign_exposures
                 WHERE prior_orders_90d > 0 OR prior_visits_90d > 0""").fetchone()[0]
         assert exposure_days >= 2 and merges > 0 and old_changes > 0 and covariates > 0
-        assert rescored[0][0] == rescored[0][1]  # day 1: everyone is scored
         daily, daily_scores = _marts(s.warehouse_path), _scores(s.warehouse_path)
 
         assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT], s, quiet=True)
