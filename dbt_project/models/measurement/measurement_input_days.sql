@@ -1,19 +1,12 @@
 -- What the measurement marts read, summarised per input and day: the number of rows and a digest (xor of row
--- hashes) of the assignment decisions (by decision day), and of the outcome events (by event day; completed
--- orders are also the covariates) and web sessions (by start day) of the people with a decision. An incremental
--- run appends a row, with the next build number `_seq`, for every day whose digest changed (a day whose rows all
--- went away gets 0 rows and no digest); the measurement marts rebuild the exposure days such a change can reach
--- (macros/measurement_incremental.sql). A log: a full refresh leaves it (full_refresh=false), so the marts'
--- `_facts_seq` keeps its meaning.
+-- hashes) of the assignment decisions (by decision day), the outcome events (by event day; completed orders are
+-- also the covariates) and the web sessions (by start day). An incremental run appends a row, with the next build
+-- number `_seq`, for every day whose digest changed (a day whose rows all went away gets 0 rows and no digest); the measurement
+-- marts rebuild the exposure days such a change can reach (macros/measurement_incremental.sql). A log: a full
+-- refresh leaves it (full_refresh=false), so the marts' `_facts_seq` keeps its meaning.
 {{ config(materialized='incremental', incremental_strategy='append', full_refresh=false, on_schema_change='fail') }}
 with decisions as (
     {{ campaign_decisions() }}
-),
-
-assigned as (
-    -- Only the facts of people with a decision can change a mart row (a person's first decision is itself a
-    -- change, which rebuilds their exposure day from all their facts).
-    select distinct customer_id from decisions
 ),
 
 current_days as (
@@ -25,13 +18,12 @@ current_days as (
     select 'outcomes' as source, cast(occurred_at as date) as day, count(*) as n_rows,
         bit_xor(hash(customer_id, event_type, occurred_at, revenue)) as digest
     from {{ ref('campaign_outcome_events') }}
-    where customer_id in (select customer_id from assigned)
     group by cast(occurred_at as date)
     union all
     select 'sessions' as source, cast(session_started_at as date) as day, count(*) as n_rows,
         bit_xor(hash(customer_id, session_started_at)) as digest
     from {{ ref('fct_web_sessions') }}
-    where customer_id in (select customer_id from assigned)
+    where customer_id is not null
     group by cast(session_started_at as date)
 ),
 
