@@ -93,6 +93,8 @@ def function_names(sql: str) -> list[str]:
             continue
         if prev is not None and prev.token_type == TokenType.STAR:  # SELECT * EXCLUDE (…) / * REPLACE (…)
             continue
+        if prev is not None and prev.token_type == TokenType.ALIAS:  # a table alias with its columns: `as t (a, b)`
+            continue
         if tok.token_type == TokenType.VAR or tok.token_type in _KEYWORD_FUNCTIONS:
             names.append(tok.text.lower())
     return names

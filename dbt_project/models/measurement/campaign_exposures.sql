@@ -13,9 +13,9 @@ with decisions as (
     select
         'audience:' || audience as campaign, audience as source_name, customer_id, channel, as_of, run_id,
         case when status = 'held_out' then 'control' else 'treatment' end as arm,
-        (operation = 'add' and status = 'delivered')::integer as messages
+        cast(operation = 'add' and status = 'delivered' as integer) as messages
     from {{ ref('stg_activation__sync_log') }}
-    where (status = 'held_out' or operation = 'add') and not starts_with(audience, 'journey__')
+    where (status = 'held_out' or operation = 'add') and not {{ text_starts_with('audience', "'journey__'") }}
     union all
     -- Journeys in flight: one decision per entry that met a split.
     select
@@ -46,9 +46,10 @@ holdouts as (
     {%- endfor %}
     {%- endif %}
     {%- if rows %}
-    select col0 as campaign, col1::double as holdout_pct from (values {{ rows | join(', ') }})
+    select campaign, cast(holdout_pct as double) as holdout_pct
+    from (values {{ rows | join(', ') }}) as holdouts (campaign, holdout_pct)
     {%- else %}
-    select null::varchar as campaign, null::double as holdout_pct where false
+    select cast(null as {{ dbt.type_string() }}) as campaign, cast(null as double) as holdout_pct where false
     {%- endif %}
 ),
 
@@ -57,12 +58,12 @@ assigned as (
         campaign,
         customer_id,
         any_value(source_name) as source_name,
-        arg_min(arm, as_of) as arm,
+        min_by(arm, as_of) as arm,
         min(as_of) as exposed_at,
-        arg_min(channel, as_of) as channel,
-        arg_min(run_id, as_of) as run_id,
+        min_by(channel, as_of) as channel,
+        min_by(run_id, as_of) as run_id,
         sum(messages) > 0 as sent,
-        sum(messages)::integer as messages
+        cast(sum(messages) as integer) as messages
     from decisions
     group by campaign, customer_id
 ),
@@ -74,7 +75,7 @@ orders as (
 final as (
     select
         a.campaign, a.customer_id, a.source_name, a.arm, a.sent, a.messages, a.channel, a.exposed_at, a.run_id,
-        h.holdout_pct::double as holdout_pct,
+        cast(h.holdout_pct as double) as holdout_pct,
         (select count(*) from orders o
          where o.customer_id = a.customer_id and o.ordered_at < a.exposed_at
              and o.ordered_at >= a.exposed_at - interval 90 day) as prior_orders_90d,
