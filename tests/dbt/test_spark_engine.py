@@ -134,3 +134,20 @@ def test_every_model_has_the_same_rows_on_both_engines(engines):
         assert _rows(theirs) == _rows(duck), model
         checked += len(duck) > 0
     assert checked >= 10  # most models hold rows in this world
+
+
+def test_a_row_removed_from_raw_leaves_the_spark_copy_at_the_next_publish(engines):
+    """An erasure or a retention run deletes raw rows in DuckDB: the next publish must not keep them."""
+    from beacon.config import settings
+    from beacon.spark.raw import publish_raw
+
+    warehouse = engines["warehouse"]
+    with duckdb.connect(str(warehouse)) as con:
+        product = con.execute("SELECT min(product_id) FROM raw.shop_products").fetchone()[0]
+        con.execute("DELETE FROM raw.shop_products WHERE product_id = ?", [product])
+        left = con.execute("SELECT count(*) FROM raw.shop_products").fetchone()[0]
+    with override_env(BEACON_DATA_DIR=str(warehouse.parents[1]), BEACON_ENGINE="spark"):
+        published = publish_raw(engines["spark"], settings())
+    assert published["raw.shop_products"] == left
+    gone = engines["spark"].sql(f"SELECT count(*) AS n FROM raw.shop_products WHERE product_id = '{product}'")
+    assert gone.first().n == 0

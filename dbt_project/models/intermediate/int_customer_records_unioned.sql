@@ -19,7 +19,8 @@ shop as (
         2 as source_rank,
         email, is_email_valid, email_canonical, phone_e164, first_name, last_name,
         first_name_key, last_name_key, first_name_aliases, street, street_key, city, state, postal_code,
-        birth_date, gender, cast(null as {{ dbt.type_string() }}) as company_id, cast(null as {{ dbt.type_string() }}) as job_title,
+        birth_date, gender, cast(null as {{ dbt.type_string() }}) as company_id,
+        cast(null as {{ dbt.type_string() }}) as job_title,
         cast(null as {{ dbt.type_string() }}) as lifecycle_stage,
         created_at, created_at as updated_at
     from {{ ref('stg_shop__customers') }}

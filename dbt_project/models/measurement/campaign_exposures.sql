@@ -46,8 +46,8 @@ holdouts as (
     {%- endfor %}
     {%- endif %}
     {%- if rows %}
-    select campaign, cast(holdout_pct as double) as holdout_pct
-    from (values {{ rows | join(', ') }}) as holdouts (campaign, holdout_pct)
+    select holdouts.campaign, cast(holdouts.holdout_pct as double) as holdout_pct
+    from (values {{ rows | join(', ') }}) holdouts (campaign, holdout_pct)
     {%- else %}
     select cast(null as {{ dbt.type_string() }}) as campaign, cast(null as double) as holdout_pct where false
     {%- endif %}

@@ -3,8 +3,9 @@
 The ingest contract (sources.yml: types, keys, dedupe, quarantine, the ledger) stays one implementation
 (beacon.ingest): it loads into the DuckDB raw schema as always, and this step writes each dbt source table as Parquet
 under <data>/spark/raw/<schema>/<table>, the raw tables partitioned by load day (`_load_date`, the UTC day of
-`_loaded_at`), then declares them in Spark's catalog (`<schema>.<table> USING parquet`). Only the load days that can
-have changed are written again: the ones not published yet and the latest published one (it may have grown).
+`_loaded_at`), then declares them in Spark's catalog (`<schema>.<table> USING parquet`). Each publish writes every
+day again (an erasure or a retention run changes old days; the copy must not keep what they removed): the cost of a
+copy, which a raw layer that Spark itself loads (docs/scale.md, "What remains") will not have.
 """
 
 from __future__ import annotations
@@ -63,17 +64,16 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
 
 
 def _write_days(con: duckdb.DuckDBPyConnection, schema: str, table: str, out: Path) -> list[str]:
-    """Write the load days that can have changed, one Parquet file per day folder; return the days written."""
-    published = sorted(p.name.split("=", 1)[1] for p in out.glob(f"{PARTITION}=*"))
-    since = published[-1] if published else None
+    """Write the table again, one Parquet file per load-day folder; return the days written. Every day is written
+    each time: a privacy erasure or a retention run changes old days in DuckDB's raw schema, and the copy must not
+    keep what they removed."""
     rel = f"{quote_ident(schema)}.{quote_ident(table)}"
-    where = f"WHERE cast(_loaded_at as date) >= {sql_literal(since)}::date" if since else ""
     days = [str(d) for (d,) in con.execute(
-        f"SELECT DISTINCT cast(_loaded_at as date) FROM {rel} {where} ORDER BY 1").fetchall()]
+        f"SELECT DISTINCT cast(_loaded_at as date) FROM {rel} ORDER BY 1").fetchall()]
     cols = _columns(con, schema, table)
+    shutil.rmtree(out, ignore_errors=True)
     for day in days:
         folder = out / f"{PARTITION}={day}"
-        shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         con.execute(f"COPY (SELECT {cols} FROM {rel} WHERE cast(_loaded_at as date) = {sql_literal(day)}::date "
                     f"ORDER BY _loaded_at, _line) TO {sql_literal(str(folder / 'part-0.parquet'))} (FORMAT parquet)")
