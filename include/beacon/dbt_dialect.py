@@ -95,7 +95,8 @@ def function_names(sql: str) -> list[str]:
             continue
         if prev is not None and prev.token_type == TokenType.STAR:  # SELECT * EXCLUDE (…) / * REPLACE (…)
             continue
-        if prev is not None and prev.token_type == TokenType.ALIAS:  # a table alias with its columns: `as t (a, b)`
+        # A derived table's alias with its columns, `(values …) as t (a, b)` or `(values …) t (a, b)`: no call.
+        if prev is not None and prev.token_type in (TokenType.ALIAS, TokenType.R_PAREN):
             continue
         if tok.token_type == TokenType.VAR or tok.token_type in _KEYWORD_FUNCTIONS:
             names.append(tok.text.lower())
