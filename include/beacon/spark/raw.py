@@ -18,7 +18,7 @@ import duckdb
 
 from beacon.config import Settings, settings
 from beacon.spark.session import spark_dir
-from beacon.warehouse import connect, quote_ident, sql_literal
+from beacon.warehouse import connect, quote_ident, relations, sql_literal
 
 PARTITION = "_load_date"
 # The dbt sources besides raw (staging reads them; absent ones are skipped, as select_or_empty does on DuckDB).
@@ -30,11 +30,11 @@ def parquet_dir(schema: str, table: str, s: Settings | None = None) -> Path:
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    rows = con.execute("""SELECT table_schema, table_name FROM information_schema.tables
-                          WHERE table_schema = 'raw' AND table_name NOT LIKE '\\_%' ESCAPE '\\'
-                          ORDER BY table_name""").fetchall()
-    have = set(con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall())
-    return [*rows, *(t for t in OTHER_SOURCES if t in have)]
+    """The raw tables (not the ledger, quarantine or cursors: `_…`) and the other dbt sources that exist."""
+    have = relations(con)
+    raw = sorted(tuple(name.split(".", 1)) for name in have
+                 if name.startswith("raw.") and not name.split(".", 1)[1].startswith("_"))
+    return [*raw, *(t for t in OTHER_SOURCES if f"{t[0]}.{t[1]}" in have)]
 
 
 # DuckDB's types of the source tables -> Spark's (a `timestamp` is one without a zone on both: TIMESTAMP_NTZ).

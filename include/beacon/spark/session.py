@@ -8,6 +8,7 @@ under <data>/spark, so a later process finds the tables an earlier one wrote.
 
 from __future__ import annotations
 
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -21,11 +22,12 @@ def spark_dir(s: Settings | None = None) -> Path:
     return (s or settings()).data_dir / "spark"
 
 
-def spark_conf(s: Settings | None = None, master: str = "local[2]") -> dict[str, str]:
-    """The session's settings, the same as profiles.yml's `spark` target reads (BEACON_SPARK_* from beacon.dbt)."""
+def spark_conf(s: Settings | None = None) -> dict[str, str]:
+    """The session's settings, the same as profiles.yml's `spark` target (BEACON_SPARK_MASTER, BEACON_DATA_DIR)."""
+    s = s or settings()
     root = spark_dir(s)
     return {
-        "spark.master": master,
+        "spark.master": s.spark_master,
         "spark.app.name": "beacon",
         "spark.sql.warehouse.dir": str(root / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
@@ -46,11 +48,12 @@ def spark_conf(s: Settings | None = None, master: str = "local[2]") -> dict[str,
 
 
 def strip_accents(value: str | None) -> str | None:
-    """DuckDB's strip_accents: the text without its combining marks (decomposed, marks dropped, recomposed)."""
+    """DuckDB's strip_accents: the text without its marks (decomposed, every mark dropped: Mn, Mc and Me, as
+    utf8proc's STRIPMARK does; recomposed)."""
     if value is None:
         return None
     return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", value)
-                                                if not unicodedata.combining(c)))
+                                                if not unicodedata.category(c).startswith("M")))
 
 
 def nfc_normalize(value: str | None) -> str | None:
@@ -71,10 +74,8 @@ def register_functions(spark: Any) -> None:
     spark.udf.register("beacon_nfc_normalize", nfc_normalize, StringType())
 
 
-def session(s: Settings | None = None, master: str | None = None) -> Any:
+def session(s: Settings | None = None) -> Any:
     """The process's Spark session (made once: Spark has one per process), with Beacon's functions."""
-    import os
-
     from pyspark.sql import SparkSession
 
     s = s or settings()
@@ -83,7 +84,7 @@ def session(s: Settings | None = None, master: str | None = None) -> Any:
     # PySpark reads the variable when the session starts.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.enableHiveSupport()
-    for key, value in spark_conf(s, master or os.environ.get("BEACON_SPARK_MASTER") or "local[2]").items():
+    for key, value in spark_conf(s).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
