@@ -40,8 +40,11 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
 
 
 def dbt_target(s: Settings | None = None) -> str:
-    """The profile's target: `encrypted` when a warehouse key is configured (docs/privacy.md), else `local`."""
+    """The profile's target: `spark` on the spark engine (BEACON_ENGINE, docs/scale.md); else `encrypted` when a
+    warehouse key is configured (docs/privacy.md), else `local`."""
     s = s or settings()
+    if s.engine == "spark":
+        return "spark"
     return "encrypted" if (s.warehouse_key or s.warehouse_key_conn) else TARGET
 
 

@@ -51,7 +51,8 @@ holdouts as (
     {%- endfor %}
     {%- endif %}
     {%- if rows %}
-    select col0 as campaign, cast(col1 as double) as holdout_pct from (values {{ rows | join(', ') }})
+    select holdouts.campaign, cast(holdouts.holdout_pct as double) as holdout_pct
+    from (values {{ rows | join(', ') }}) holdouts (campaign, holdout_pct)
     {%- else %}
     select cast(null as {{ dbt.type_string() }}) as campaign, cast(null as double) as holdout_pct where false
     {%- endif %}
