@@ -1,0 +1,86 @@
+"""The daily builds run the dbt unit tests when the project's code changed since they last all passed (beacon.dbt)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from beacon import dbt
+from beacon.config import settings
+
+PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A copy of the dbt project (without its target folder) and a target folder of its own."""
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setenv("BEACON_DBT_PROJECT_DIR", str(copy))
+    monkeypatch.setenv("BEACON_DBT_TARGET_DIR", str(tmp_path / "target"))
+    return copy
+
+
+def _build(group: str, statuses: dict[str, str], resource_types=(), exclude_resource_types=()) -> None:
+    """Write a build's run_results.json where the Cosmos callback and keep_target_results keep it."""
+    path = dbt.last_build_results(settings(), group)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "metadata": {"generated_at": "2026-12-06T00:00:00Z"},
+        "args": {"which": "build", "resource_types": list(resource_types),
+                 "exclude_resource_types": list(exclude_resource_types)},
+        "results": [{"unique_id": u, "status": st} for u, st in statuses.items()]}))
+
+
+GREEN = {"unit_test.beacon.dim_customers.survivorship": "pass", "model.beacon.dim_customers": "success",
+         "test.beacon.not_null_dim_customers_customer_id.abc": "pass"}
+
+
+def test_a_fresh_deployment_runs_them_and_a_green_build_of_the_same_code_lets_the_next_one_leave_them_out(project):
+    assert dbt.unit_tests_due("dbt")
+    assert dbt.build_test_flags("dbt") == ["--resource-type", "test", "--resource-type", "unit_test"]
+    _build("dbt", GREEN, resource_types=["test", "unit_test", "model", "seed"])
+    assert dbt.record_unit_tests("dbt")
+    assert not dbt.unit_tests_due("dbt")
+    assert dbt.build_test_flags("dbt") == ["--resource-type", "test"]  # data tests still run, every build
+    assert dbt.unit_tests_due("measurement")  # each task group keeps its own record
+    assert dbt.unit_test_args("measurement") == []
+    _build("measurement", GREEN)  # a plain `dbt build` (no --resource-type): every type, unit tests included
+    assert dbt.record_unit_tests("measurement")
+    assert dbt.unit_test_args("measurement") == ["--exclude-resource-type", "unit_test"]
+
+
+@pytest.mark.parametrize("change", ["model", "new_file", "version"])
+def test_a_code_change_or_an_upgrade_makes_them_due_again(project, monkeypatch, change):
+    _build("dbt", GREEN, resource_types=["test", "unit_test", "model"])
+    dbt.record_unit_tests("dbt")
+    assert not dbt.unit_tests_due("dbt")
+    if change == "model":
+        sql = next((project / "models").rglob("dim_customers.sql"))
+        sql.write_text(sql.read_text() + "\n-- changed\n")
+    elif change == "new_file":
+        (project / "macros" / "extra.sql").write_text("{% macro extra() %}1{% endmacro %}")
+    else:
+        import importlib.metadata as md
+
+        real = md.version
+        monkeypatch.setattr(md, "version", lambda pkg: "9.9.9" if pkg == "duckdb" else real(pkg))
+    assert dbt.unit_tests_due("dbt")
+
+
+def test_a_red_build_forgets_the_pass_and_a_build_without_unit_tests_proves_nothing(project):
+    _build("dbt", GREEN, resource_types=["test", "unit_test", "model"])
+    dbt.record_unit_tests("dbt")
+    # A later build that left them out (not due) changes nothing, even when a data test fails.
+    _build("dbt", {**GREEN, "test.beacon.x": "fail"}, resource_types=["test", "model"])
+    assert not dbt.record_unit_tests("dbt") and not dbt.unit_tests_due("dbt")
+    _build("dbt", {"model.beacon.a": "success"}, exclude_resource_types=["unit_test"])
+    assert not dbt.record_unit_tests("dbt") and not dbt.unit_tests_due("dbt")
+    # A build that ran them with anything not green: they run again next time.
+    for bad in ("fail", "error", "skipped"):
+        _build("dbt", GREEN, resource_types=["test", "unit_test", "model"])
+        dbt.record_unit_tests("dbt")
+        _build("dbt", {**GREEN, "unit_test.beacon.other.case": bad}, resource_types=["test", "unit_test", "model"])
+        assert not dbt.record_unit_tests("dbt")
+        assert dbt.unit_tests_due("dbt"), bad
