@@ -218,9 +218,18 @@ def record_unit_tests(group: str, s: Settings | None = None) -> bool:
     return True
 
 
-def build_test_flags(group: str, s: Settings | None = None) -> list[str]:
-    """The `--resource-type` flags of a Cosmos producer's `dbt build`: data tests always, unit tests when due."""
-    return ["--resource-type", "test", *(["--resource-type", "unit_test"] if unit_tests_due(group, s) else [])]
+def with_unit_tests(flags: list[str], due: bool) -> list[str]:
+    """A `dbt build` command line's flags with `--resource-type unit_test` present when `due`, absent when not;
+    every other flag (the other resource types included) as it was."""
+    out: list[str] = []
+    i = 0
+    while i < len(flags):
+        if flags[i] == "--resource-type" and i + 1 < len(flags) and flags[i + 1] == "unit_test":
+            i += 2
+            continue
+        out.append(flags[i])
+        i += 1
+    return [*out, "--resource-type", "unit_test"] if due else out
 
 
 def unit_test_args(group: str, s: Settings | None = None) -> list[str]:
@@ -233,7 +242,8 @@ def choose_unit_tests(group: str):
     whether its build runs the unit tests."""
 
     def hook(context) -> None:
-        context["task"].dbt_cmd_flags = build_test_flags(group)
+        task = context["task"]
+        task.dbt_cmd_flags = with_unit_tests(list(task.dbt_cmd_flags or []), unit_tests_due(group))
 
     return hook
 

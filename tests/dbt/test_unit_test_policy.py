@@ -39,11 +39,9 @@ GREEN = {"unit_test.beacon.dim_customers.survivorship": "pass", "model.beacon.di
 
 def test_a_fresh_deployment_runs_them_and_a_green_build_of_the_same_code_lets_the_next_one_leave_them_out(project):
     assert dbt.unit_tests_due("dbt")
-    assert dbt.build_test_flags("dbt") == ["--resource-type", "test", "--resource-type", "unit_test"]
     _build("dbt", GREEN, resource_types=["test", "unit_test", "model", "seed"])
     assert dbt.record_unit_tests("dbt")
     assert not dbt.unit_tests_due("dbt")
-    assert dbt.build_test_flags("dbt") == ["--resource-type", "test"]  # data tests still run, every build
     assert dbt.unit_tests_due("measurement")  # each task group keeps its own record
     assert dbt.unit_test_args("measurement") == []
     _build("measurement", GREEN)  # a plain `dbt build` (no --resource-type): every type, unit tests included
@@ -84,3 +82,29 @@ def test_a_red_build_forgets_the_pass_and_a_build_without_unit_tests_proves_noth
         _build("dbt", {**GREEN, "unit_test.beacon.other.case": bad}, resource_types=["test", "unit_test", "model"])
         assert not dbt.record_unit_tests("dbt")
         assert dbt.unit_tests_due("dbt"), bad
+
+
+def test_the_warehouse_producer_builds_models_and_data_tests_always_and_unit_tests_when_due(project, dagbag):
+    # The pre-execute hook edits the producer's own flags when the task runs: only the unit_test resource type.
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    producer = next(t for t in dagbag.dags["beacon_warehouse"].tasks if isinstance(t, DbtProducerWatcherOperator))
+    hook = producer._pre_execute_hook
+    assert hook is not None
+
+    def kinds(flags):
+        return sorted(flags[i + 1] for i, f in enumerate(flags) if f == "--resource-type")
+
+    rendered = list(producer.dbt_cmd_flags)
+    assert kinds(rendered) == ["model", "seed", "snapshot", "test", "unit_test"]
+    hook({"task": producer})  # a fresh deployment: due
+    assert kinds(producer.dbt_cmd_flags) == ["model", "seed", "snapshot", "test", "unit_test"]
+    _build("dbt", GREEN, resource_types=kinds(rendered))
+    dbt.record_unit_tests("dbt")
+    hook({"task": producer})
+    assert kinds(producer.dbt_cmd_flags) == ["model", "seed", "snapshot", "test"]
+    assert [f for f in producer.dbt_cmd_flags if f != "--resource-type" and f not in kinds(rendered)] == \
+        [f for f in rendered if f != "--resource-type" and f not in kinds(rendered)]  # nothing else changed
+    (project / "models" / "new_model.sql").write_text("select 1 as x")
+    hook({"task": producer})
+    assert kinds(producer.dbt_cmd_flags) == ["model", "seed", "snapshot", "test", "unit_test"]
