@@ -136,3 +136,14 @@ def test_keyed_draws_realize_the_planted_effect_and_depend_on_the_seed():
     again = respond(exp.sample(frac=1, random_state=2), people, seed=9, effects=BOOK, keyed=True)
     pd.testing.assert_frame_equal(ev, again)
     assert not ev.equals(respond(exp, people, seed=10, effects=BOOK, keyed=True))
+
+
+def test_keyed_draws_of_two_messages_at_the_same_moment_are_apart():
+    people, exp = _world(n=3000, seed=4)
+    sent = exp[exp.sent]
+    twice = pd.concat([sent, sent], ignore_index=True)  # e.g. two nodes of one journey sending at one run
+    book = EffectBook({"audience:x": {"treatment": Effect(conversion=0.5)}}, horizon_days=0.0)
+    ev = respond(twice, people.assign(order_rate=0.0), seed=5, effects=book, keyed=True)
+    per = ev[ev.event_type == "order"].groupby("customer_id").size()
+    # Independent draws: some people got two nudged orders and many exactly one (identical draws give only 0 or 2).
+    assert (per == 1).sum() > 100 and (per == 2).sum() > 0

@@ -151,9 +151,13 @@ def _joined(exposures: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
 def _keyed_uniforms(exp: pd.DataFrame, seed: int, streams: int) -> list[np.ndarray]:
     """`streams` uniforms in [0, 1) per exposure row, each a function of the seed and the exposure alone (person,
     campaign, arm, time): the same exposure gets the same draws whatever else is drawn beside it."""
-    key = pd.util.hash_pandas_object(pd.DataFrame({
+    ident = pd.DataFrame({
         "customer_id": exp.customer_id.astype(str).to_numpy(), "campaign": exp.campaign.astype(str).to_numpy(),
-        "arm": exp.arm.astype(str).to_numpy(), "t": _seconds(exp.exposed_at)}), index=False).to_numpy(np.uint64)
+        "arm": exp.arm.astype(str).to_numpy(), "t": _seconds(exp.exposed_at)})
+    key = pd.util.hash_pandas_object(ident, index=False).to_numpy(np.uint64)
+    # A second message with the same person, campaign, arm and time (another node of a journey) draws apart.
+    again = ident.groupby(list(ident.columns), sort=False).cumcount().to_numpy(np.uint64)
+    key = np.where(again > 0, _mix(key, 7) + again, key)
     return [(_mix(key, seed * 1_000_003 + k) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
             for k in range(streams)]
 
