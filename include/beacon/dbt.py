@@ -190,6 +190,16 @@ def _unit_tests_marker(group: str, s: Settings) -> Path:
     return last_build_results(s, group).with_name(UNIT_TESTS_PASSED)
 
 
+def forget_unit_tests(s: Settings | None = None) -> int:
+    """Forget every task group's record of passed unit tests (a new warehouse is a fresh deployment: its first
+    builds run them). Returns how many records were removed."""
+    s = s or settings()
+    found = list((s.dbt_target_dir / "last_build").glob(f"*/{UNIT_TESTS_PASSED}"))
+    for f in found:
+        f.unlink(missing_ok=True)
+    return len(found)
+
+
 def unit_tests_due(group: str, s: Settings | None = None) -> bool:
     """True unless `group`'s unit tests all passed in an earlier build of the same code (unit_test_key)."""
     s = s or settings()

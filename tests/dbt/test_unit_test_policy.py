@@ -108,3 +108,25 @@ def test_the_warehouse_producer_builds_models_and_data_tests_always_and_unit_tes
     (project / "models" / "new_model.sql").write_text("select 1 as x")
     hook({"task": producer})
     assert kinds(producer.dbt_cmd_flags) == ["model", "seed", "snapshot", "test", "unit_test"]
+
+
+def test_a_new_world_is_a_fresh_deployment_whose_first_builds_run_them(project, tmp_path, monkeypatch):
+    # prepare_world starts a different world on a new warehouse: the unit-test records of the old one go with it
+    # (the end-to-end tests share a session's target folder and each checks its own first build's unit tests).
+    import beacon.generate
+    from beacon.pipeline import prepare_world
+
+    monkeypatch.setenv("BEACON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(beacon.generate, "generate", lambda cfg, out: (Path(out) / "landing" /
+                                                                        cfg.day_date().isoformat()).mkdir(parents=True))
+    for group in ("dbt", "measurement"):
+        _build(group, GREEN)
+        dbt.record_unit_tests(group)
+    assert not dbt.unit_tests_due("dbt") and not dbt.unit_tests_due("measurement")
+    prepare_world(settings(), people=50, seed=1)
+    assert dbt.unit_tests_due("dbt") and dbt.unit_tests_due("measurement")
+    for group in ("dbt", "measurement"):
+        _build(group, GREEN)
+        dbt.record_unit_tests(group)
+    prepare_world(settings(), people=50, seed=1)  # the same world again: kept, and so are the records
+    assert not dbt.unit_tests_due("dbt")
