@@ -228,6 +228,58 @@ def pseudonymize_consent(con: duckdb.DuckDBPyConnection, subject_hashes: Iterabl
     return len(changes)
 
 
+# raw.consent columns that name the person, with the tombstone kind their keyed hash is taken as.
+CONSENT_IDENTIFIERS = (("email", "email"), ("phone", "phone"), ("customer_id", "id"))
+PSEUDONYM = "erased:"  # prefix of a pseudonymized identifier; the consent staging model leaves such records out
+
+
+def pseudonymize_erased_consent(con: duckdb.DuckDBPyConnection, key: str, subjects: Iterable) -> int:
+    """The erasure's step for consent proof (run before its deletion, `beacon.privacy.erase`): every raw.consent
+    record whose e-mail, phone or customer id is one of the erased people's (`Subject`s: as `beacon.tombstones`
+    normalizes them, so any case or phone format) keeps its channel, topic, status, source and time, while each
+    identifier becomes `erased:<keyed hash>` (the hash `privacy.tombstones` holds for it, `BEACON_PRIVACY_KEY`) and
+    the proof `{"erased": true, "proof_sha256": ...}`, as `pseudonymize_consent` does. Set-based (one UPDATE); the
+    key is a parameter, never in the SQL text. Returns the records changed."""
+    from beacon.tombstones import check_key, hashes_of, sql_hash
+
+    people = list(subjects)
+    hashes = hashes_of(check_key(key), {"email": [e for p in people for e in p.emails],
+                                         "phone": [x for p in people for x in p.phones],
+                                         "id": [c for p in people for c in p.customer_ids]})
+    if not hashes or not table_exists(con, "raw", "consent"):
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _consent_key AS SELECT ?::VARCHAR AS k", [key])
+    con.execute("CREATE OR REPLACE TEMP TABLE _consent_hashes AS SELECT unnest(?::VARCHAR[]) AS h", [hashes])
+    hashed = {col: sql_hash(kind, col, "SELECT k FROM _consent_key") for col, kind in CONSENT_IDENTIFIERS}
+    sets = ", ".join(f"{col} = CASE WHEN {h} IS NULL THEN NULL ELSE '{PSEUDONYM}' || {h} END"
+                     for col, h in hashed.items())
+    where = " OR ".join(f"coalesce({h} IN (SELECT h FROM _consent_hashes), false)" for h in hashed.values())
+    proof = """proof = CASE WHEN proof IS NULL THEN NULL
+        ELSE '{"erased": true, "proof_sha256": "' || sha256(proof) || '"}' END"""
+    try:
+        with transaction(con):
+            n = con.execute(f"UPDATE raw.consent SET {sets}, {proof} WHERE {where}").fetchall()[0][0]
+    finally:
+        con.execute("DROP TABLE IF EXISTS _consent_key")
+        con.execute("DROP TABLE IF EXISTS _consent_hashes")
+    return int(n)
+
+
+def keep_consent_proof(s: Settings | None, con: duckdb.DuckDBPyConnection, subjects: Iterable, report) -> int:
+    """Called by the erasure before it deletes: pseudonymize the people's consent records (kept as proof,
+    `pseudonymize_erased_consent`) and count them in the report as pseudonymized `raw.consent` rows. Without
+    BEACON_PRIVACY_KEY there is no keyed hash to keep: the records are deleted with the person's other rows (a
+    request always has the key)."""
+    key = getattr(s, "privacy_key", None)
+    if not key:
+        return 0
+    n = pseudonymize_erased_consent(con, key, subjects)
+    if n:
+        report.pseudonymized["raw.consent"] = report.pseudonymized.get("raw.consent", 0) + n
+        report.add("warehouse", "raw.consent", n)
+    return n
+
+
 def run_retention(s: Settings) -> dict:
     """The privacy DAG's retention task: open the warehouse, apply_retention at its clock, return a small summary
     (counts and cutoffs, no personal data). Before the first build (no warehouse clock yet) it does nothing."""
@@ -249,5 +301,5 @@ def retention_summary(report: list[dict]) -> str:
                      f"{r['cutoff']}" for r in report if r["rows"] or r["folders"]) or "nothing older than its window"
 
 
-__all__ = ["Aged", "RetentionConfig", "apply_retention", "load_config", "parse_duration", "pseudonymize_consent",
-           "retention_summary", "run_retention", "salted_hash"]
+__all__ = ["Aged", "keep_consent_proof", "RetentionConfig", "apply_retention", "load_config", "parse_duration", "pseudonymize_consent",
+           "pseudonymize_erased_consent", "retention_summary", "run_retention", "salted_hash"]
