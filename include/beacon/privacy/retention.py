@@ -17,7 +17,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -56,6 +56,13 @@ class RetentionConfig(StrictConfig):
     landing_files: str
     exports: str
     consent_proof: str
+    email_events: str
+    source_versions: str
+    journey_history: str
+    membership_history: str
+    scores: str
+    spool: str
+    airflow_logs: str
 
     @field_validator("*")
     @classmethod
@@ -88,18 +95,51 @@ class Aged:
     cutoff: str | None  # everything dated before this was aged out; None: kept forever, or the store is absent
     rows: int = 0
     folders: int = 0
+    files: int = 0
     note: str = ""
 
+    @property
+    def changed(self) -> int:
+        return self.rows or self.folders or self.files
 
-# Warehouse tables: (config key, table, time column, what to do). "delete": the rows; else an UPDATE's SET clause
-# and the extra condition of the rows it applies to.
+
+def _superseded(table: str, key: str, newest_first: str) -> str:
+    """Rows of a raw table that a later copy of the same record replaced (the copy staging does not read: it keeps the
+    first row of `partition by key order by newest_first`)."""
+    return (f"rowid IN (SELECT rid FROM (SELECT rowid AS rid, row_number() OVER (PARTITION BY {key} "
+            f"ORDER BY {newest_first}) AS rn FROM {table}) WHERE rn > 1)")
+
+
+# Warehouse tables: (config key, table, time column, what to do, extra condition). "delete": the rows; else an
+# UPDATE's SET clause. A row goes when its time is before the cutoff and the extra condition holds.
 TABLE_RULES: tuple[tuple[str, str, str, str, str], ...] = (
     ("web_events", "raw.web_events", "event_at", "delete", ""),
     ("collected_events", "raw.collected_events", "coalesce(received_at, event_at)", "delete", ""),
+    ("email_events", "raw.email_events", "event_at", "delete", ""),
     ("quarantine", "raw._quarantine", "quarantined_at", "delete", ""),
+    # Source records: each delivery appends a copy; the copy staging reads (the latest) stays while the source keeps
+    # the record (an erasure removes a person's), the older copies (old addresses, old e-mails) go.
+    ("source_versions", "raw.crm_contacts", "updated_at", "delete",
+     _superseded("raw.crm_contacts", "contact_id", "updated_at DESC, _loaded_at DESC, _line DESC")),
+    ("source_versions", "raw.shop_customers", "created_at", "delete",
+     _superseded("raw.shop_customers", "customer_id", "_loaded_at DESC, _line DESC")),
+    ("source_versions", "raw.shop_orders", "ordered_at", "delete",
+     _superseded("raw.shop_orders", "order_id", "_loaded_at DESC, _line DESC")),
     ("sync_logs", "activation.sync_log", "logged_at", "delete", ""),
     ("sync_payloads", "activation.sync_state", "synced_at", "payload = NULL",
      "NOT coalesce(present, false) AND payload IS NOT NULL"),
+    # Journey history: finished entries and actions; a transition unless it is the latest step of its entry (the
+    # state journeys.current reads: an entry in flight keeps its place).
+    ("journey_history", "journeys.finished", "exited_at", "delete", ""),
+    ("journey_history", "journeys.actions", "occurred_at", "delete", ""),
+    ("journey_history", "journeys.transitions", "occurred_at", "delete",
+     _superseded("journeys.transitions", "journey, customer_id, entry_no", "step DESC")),
+    # Membership history: every change but a current member's latest entry (what the next run compares with).
+    ("membership_history", "audiences.membership_events", "as_of", "delete", "rowid NOT IN (SELECT rid FROM ("
+     "SELECT rowid AS rid, change FROM audiences.membership_events QUALIFY row_number() OVER (PARTITION BY audience, "
+     "customer_id ORDER BY as_of DESC, change = 'entered') = 1) WHERE change = 'entered')"),
+    # Scores of a model no longer scored (each run replaces a model's scores: only a retired model's grow old).
+    ("scores", "ml.scores", "scored_at", "delete", ""),
 )
 
 
@@ -180,17 +220,50 @@ def _age_files(s: Settings, cfg: RetentionConfig, as_of: datetime) -> list[Aged]
                  note="" if cut else "kept forever") for k, cut in cuts.items()]
 
 
+def _age_by_mtime(roots: Iterable[Path], cutoff: datetime) -> int:
+    """Delete the files under the roots last written before the cutoff (UTC), then the folders left empty (never a
+    root itself); the number of files."""
+    n = 0
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and datetime.fromtimestamp(p.stat().st_mtime, UTC).replace(tzinfo=None) < cutoff:
+                p.unlink()
+                n += 1
+        for d in sorted((d for d in root.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+            if not any(d.iterdir()):
+                d.rmdir()
+    return n
+
+
+def _age_written_files(s: Settings, cfg: RetentionConfig, as_of: datetime) -> list[Aged]:
+    """Files with no day in their path, dated by when they were last written: the service's spool (`<landing>/_spool`:
+    the file being written and what a crash left) and Airflow's task logs (every folder the erasure cleans)."""
+    from beacon.privacy.files import log_roots
+
+    out = []
+    for key, store, roots in (("spool", "landing/_spool", [Path(s.landing_dir) / "_spool"]),
+                              ("airflow_logs", "airflow task logs", log_roots(s))):
+        cut = _cutoff(as_of, cfg.window(key))
+        files = 0 if cut is None else _age_by_mtime(roots, cut)
+        out.append(Aged(store, getattr(cfg, key), str(cut) if cut else None, files=files,
+                        note="" if cut else "kept forever"))
+    return out
+
+
 def apply_retention(s: Settings, con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> list[dict]:
     """Age out everything older than its window (load_config), counted back from `as_of` (default: the warehouse
     clock, never the wall clock). Warehouse stores change in one transaction; then the files. Returns one small dict
-    per store (store, window, cutoff, rows, folders, note) for the DAG's XCom and the docs."""
+    per store (store, window, cutoff, rows, folders, files, changed, note) for the DAG's XCom and the docs."""
     as_of = as_of or clock(con)
     cfg = load_config(s)
     with transaction(con):
         done = [_age_table(con, rule, cfg, as_of) for rule in TABLE_RULES]
         done.append(_age_consent_proof(con, cfg, as_of))
     done.extend(_age_files(s, cfg, as_of))
-    return [asdict(a) for a in done]
+    done.extend(_age_written_files(s, cfg, as_of))
+    return [{**asdict(a), "changed": a.changed} for a in done]
 
 
 def salted_hash(kind: str, value: str, salt: str) -> str:
@@ -292,13 +365,14 @@ def run_retention(s: Settings) -> dict:
             return {"skipped": str(exc)}
         report = apply_retention(s, con, as_of)
     return {"as_of": str(as_of), "summary": retention_summary(report),
-            "changed": {r["store"]: r["rows"] or r["folders"] for r in report if r["rows"] or r["folders"]}}
+            "changed": {r["store"]: r["changed"] for r in report if r["changed"]}}
 
 
 def retention_summary(report: list[dict]) -> str:
     """One line per store that changed: for the task log (no personal data: counts and cutoffs only)."""
-    return "; ".join(f"{r['store']}: {r['rows'] or r['folders']} {'rows' if r['rows'] else 'folders'} before "
-                     f"{r['cutoff']}" for r in report if r["rows"] or r["folders"]) or "nothing older than its window"
+    unit = lambda r: "rows" if r["rows"] else "folders" if r["folders"] else "files"  # noqa: E731
+    return "; ".join(f"{r['store']}: {r['changed']} {unit(r)} before {r['cutoff']}"
+                     for r in report if r["changed"]) or "nothing older than its window"
 
 
 __all__ = ["Aged", "keep_consent_proof", "RetentionConfig", "apply_retention", "load_config", "parse_duration", "pseudonymize_consent",
