@@ -22,7 +22,7 @@ def _rows(con, sql: str) -> list:
 
 
 def _plant_warehouse(con) -> None:
-    for schema in ("marts", "raw", "journeys", "audiences", "ml", "activation"):
+    for schema in ("marts", "raw", "staging", "journeys", "audiences", "ml", "activation"):
         con.execute(f"CREATE SCHEMA {schema}")
     con.execute("CREATE TABLE marts.warehouse_as_of AS SELECT ?::TIMESTAMP AS as_of_at", [AS_OF])
     con.execute("CREATE TABLE raw.web_events (message_id VARCHAR, anonymous_id VARCHAR, event_at TIMESTAMP)")
@@ -30,6 +30,9 @@ def _plant_warehouse(con) -> None:
     con.execute("CREATE TABLE raw.email_events (event_id VARCHAR, email VARCHAR, event_at TIMESTAMP)")
     con.executemany("INSERT INTO raw.email_events VALUES (?, 'a@example.org', ?)",
                     [("e-old", OLD), ("e-edge", datetime(2019, 5, 30, 23, 59, 59)), ("e-young", YOUNG)])
+    for model in ("stg_web__events", "stg_esp__email_events"):  # dbt's incremental staging copies
+        con.execute(f"CREATE TABLE staging.{model} (event_id VARCHAR, event_at TIMESTAMP)")
+        con.executemany(f"INSERT INTO staging.{model} VALUES (?, ?)", [("s-old", OLD), ("s-young", YOUNG)])
     con.execute("CREATE TABLE raw._quarantine (source VARCHAR, payload VARCHAR, quarantined_at TIMESTAMP)")
     con.executemany("INSERT INTO raw._quarantine VALUES ('crm_contacts', ?, ?)",
                     [("q-old", datetime(2020, 5, 30)), ("q-young", datetime(2020, 6, 15))])
@@ -115,6 +118,8 @@ def test_every_store_ages_out_through_the_dag_task(world, dagbag):
         assert _rows(con, "SELECT message_id FROM raw.web_events") == [("w-young",)]
         assert _rows(con, "SELECT event_id FROM raw.email_events") == [("e-edge",), ("e-young",)]
         assert _rows(con, "SELECT payload FROM raw._quarantine") == [("q-young",)]
+        for model in ("stg_web__events", "stg_esp__email_events"):
+            assert _rows(con, f"SELECT event_id FROM staging.{model}") == [("s-young",)]
         assert _rows(con, "SELECT email FROM raw.crm_contacts") == [
             ("c1-new@example.org",), ("c2@example.org",), ("c3-new@example.org",), ("c3-old@example.org",)]
         assert _rows(con, "SELECT email FROM raw.shop_customers") == [("s1-new@example.org",), ("s2@example.org",)]

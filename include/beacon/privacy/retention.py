@@ -116,6 +116,10 @@ TABLE_RULES: tuple[tuple[str, str, str, str, str], ...] = (
     ("web_events", "raw.web_events", "event_at", "delete", ""),
     ("collected_events", "raw.collected_events", "coalesce(received_at, event_at)", "delete", ""),
     ("email_events", "raw.email_events", "event_at", "delete", ""),
+    # dbt's incremental staging models keep the days they built: the same windows as the raw rows they read (a
+    # full refresh would give the same tables). stg_web__events holds web and collected events alike.
+    ("web_events", "staging.stg_web__events", "event_at", "delete", ""),
+    ("email_events", "staging.stg_esp__email_events", "event_at", "delete", ""),
     ("quarantine", "raw._quarantine", "quarantined_at", "delete", ""),
     # Source records: each delivery appends a copy; the copy staging reads (the latest) stays while the source keeps
     # the record (an erasure removes a person's), the older copies (old addresses, old e-mails) go.
