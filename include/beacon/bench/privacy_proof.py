@@ -139,6 +139,26 @@ def identifier(con, truth: Path, pid: str, kind: str) -> dict[str, list[str]]:
     return {"email": [people.set_index("person_id").email[pid]]}
 
 
+def request_identifiers(con, truth: Path, pid: str, kind: str) -> dict[str, list[str]]:
+    """What the person names themselves by in their request: one identifier (`identifier`) when identity resolution
+    finds them by it alone; when it is ambiguous (an address on the records of several customers: theirs not merged,
+    or a household's), their e-mail and the customer id of each of their records, as someone with several accounts
+    would give them."""
+    from beacon.privacy.subject import SubjectError, resolve_subject
+
+    ids = identifier(con, truth, pid, kind)
+    try:
+        resolve_subject(con, ids)
+        return ids
+    except SubjectError:
+        _, records = truth_tables(truth)
+        mine = list(records[records.person_id == pid].record_id)
+        cids = sorted({r[0] for r in con.execute("SELECT customer_id FROM intermediate.int_customer_records_resolved "
+                                                 "WHERE record_id IN (SELECT unnest($r))", {"r": mine}).fetchall()})
+        people, _ = truth_tables(truth)
+        return {"email": [people.set_index("person_id").email[pid]], "customer_id": cids}
+
+
 def scan_all(s: Settings, t: Targets, skip_also: tuple[Path, ...] = ()) -> set[Leak]:
     """The scan of every store: the warehouse, every file under the data folder and Airflow's log folders (but the
     ground truth, the warehouse file, dbt's target folder), Airflow's metadata database."""
@@ -151,11 +171,12 @@ def scan_all(s: Settings, t: Targets, skip_also: tuple[Path, ...] = ()) -> set[L
 
 
 def redeliver(delivered: Path, landing: Path) -> int:
-    """Every landing file as first delivered, again (a source re-sending its old export: one more trailing newline,
-    so the ledger sees new content); the number of files."""
+    """Every landing file as first delivered (source extracts, the service's event and preference files), again (a
+    source re-sending its old export: one more trailing newline, so the ledger sees new content); the number of
+    files."""
     n = 0
     for f in sorted(delivered.glob("*/*")):
-        if f.is_file() and f.suffix in (".csv", ".jsonl"):
+        if f.is_file() and (f.suffix in (".csv", ".jsonl") or f.name.startswith("consent.csv")):
             (landing / f.parent.name / f.name).write_bytes(f.read_bytes() + b"\n")
             n += 1
     return n
@@ -191,13 +212,14 @@ def audit_check(s: Settings, request_ids: set[str], t: Targets) -> dict:
 
 def work_copy(s: Settings, work: Path) -> dict[str, str]:
     """Copy the world (data folder, dbt's target, the embedded Airflow home's logs and metadata database) into
-    `work`; the environment that points Beacon at the copy."""
+    `work`; the environment that points Beacon at the copy (and at an empty stack folder: the local stack's logs are
+    not the world's)."""
     if work.exists() and any(work.iterdir()):
         raise ValueError(f"--work {work}: the folder exists and is not empty (the proof works on a fresh copy)")
     shutil.copytree(s.data_dir, work / "data", ignore=shutil.ignore_patterns("*.lock"))
     shutil.copytree(s.dbt_target_dir, work / "dbt_target", ignore=shutil.ignore_patterns("compiled", "run"))
     env = {"BEACON_DATA_DIR": str(work / "data"), "BEACON_DBT_TARGET_DIR": str(work / "dbt_target"),
-           "AIRFLOW_HOME": str(work / "airflow")}
+           "AIRFLOW_HOME": str(work / "airflow"), "BEACON_STACK_DIR": str(work / "stack")}
     for name in ("BEACON_LANDING_DIR", "BEACON_TRUTH_DIR", "BEACON_WAREHOUSE", "BEACON_EXPORTS_DIR",
                  "BEACON_REGISTRY_DIR"):
         if os.environ.get(name):
@@ -263,7 +285,8 @@ def prove(s: Settings, sample_size: int, remove_destinations: Callable, plant_ev
         groups = candidates(con, s.truth_dir, planted)
         chosen = sample(groups, max(1, sample_size // len(GROUPS)))
         people = sorted({p for g in chosen.values() for p in g})
-        asked = {pid: identifier(con, s.truth_dir, pid, KINDS[i % len(KINDS)]) for i, pid in enumerate(people)}
+        asked = {pid: request_identifiers(con, s.truth_dir, pid, KINDS[i % len(KINDS)])
+                 for i, pid in enumerate(people)}
         subjects = {pid: resolve_subject(con, ids) for pid, ids in asked.items()}
     t = targets(s.truth_dir, delivered, people)
     seconds["prepare"] = round(time.perf_counter() - t0, 1)
@@ -299,7 +322,7 @@ def summary(groups, chosen, asked, subjects, t, before, done, after, back, audit
     return {
         "groups": {g: {"candidates": len(groups[g]), "sampled": len(chosen[g])} for g in GROUPS},
         "planted_service_people": len(planted), "people": len(people),
-        "identifiers_asked": dict(Counter(kind for ids in asked.values() for kind in ids)),
+        "identifiers_asked": dict(Counter("+".join(sorted(ids)) for ids in asked.values())),
         "targets": {"emails": len(t.emails), "phones": len(t.phones), "ids": len(t.ids), "names": len(t.names)},
         "merged_resolved_to_all_records": f"{merged_ok}/{len(chosen['merged'])}",
         "before": {"people_found": len(found), "not_found": sorted(set(people) - found), "values": len(before),

@@ -64,9 +64,11 @@ class Targets:
 
     def fragments(self) -> list[str]:
         """Regular expressions (lower case) one of which every form of every value matches: each e-mail as `find`
-        recognises it (any +tag; for gmail, dots anywhere in the local part), an id, a phone's last 4 digits
-        (contiguous in every format), a last name."""
-        out = {*map(re.escape, self.ids), *(p[-4:] for p in self.phones), *(re.escape(last) for _, last in self.names)}
+        recognises it (any +tag; for gmail, dots anywhere in the local part), an id, a phone's last 7 digits (with
+        the one separator `PHONE` allows), a first name followed by the last name (at most NAME_GAP words between)."""
+        out = {*map(re.escape, self.ids), *(p[3:6] + r"[\s.-]?" + p[6:] for p in self.phones),
+               *(re.escape(first) + r"[^a-z]+(?:[a-z'-]+[^a-z]+){0,%d}" % NAME_GAP + re.escape(last)
+                 for first, last in self.names)}
         for e in self.emails:
             local, _, domain = e.partition("@")
             if domain == "gmail.com":
