@@ -26,7 +26,7 @@ from beacon.bench.privacy_proof import (
     audit_check,
     candidates,
     erase_requests,
-    identifier,
+    request_identifiers,
     resurrect,
     sample,
     scan_all,
@@ -60,7 +60,7 @@ def proof(privacy_world, tmp_path_factory):
         with connect() as con:
             groups = sample(candidates(con, truth, privacy_world.planted), PER_GROUP)
             sampled = sorted({p for g in groups.values() for p in g})
-            asked = {pid: identifier(con, truth, pid, KINDS[i % len(KINDS)]) for i, pid in enumerate(sampled)}
+            asked = {pid: request_identifiers(con, truth, pid, KINDS[i % len(KINDS)]) for i, pid in enumerate(sampled)}
             subjects = {pid: resolve_subject(con, ids) for pid, ids in asked.items()}
         t = targets(truth, delivered, sampled)
         before = scan_all(s, t)
