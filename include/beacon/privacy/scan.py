@@ -62,27 +62,32 @@ class Targets:
     def people(self) -> set[str]:
         return {*self.emails.values(), *self.phones.values(), *self.ids.values(), *self.names.values()}
 
-    def fragments(self) -> list[str]:
+    def fragments(self, lines: bool = False) -> list[str]:
         """Regular expressions (lower case) one of which every form of every value matches: each e-mail as `find`
         recognises it (any +tag; for gmail, dots anywhere in the local part), an id, a phone's last 7 digits (with
-        the one separator `PHONE` allows), a first name followed by the last name (at most NAME_GAP words between)."""
-        out = {*map(re.escape, self.ids), *(p[3:6] + r"[\s.-]?" + p[6:] for p in self.phones),
-               *(re.escape(first) + r"[^a-z]+(?:[a-z'-]+[^a-z]+){0,%d}" % NAME_GAP + re.escape(last)
+        the one separator `PHONE` allows), a first name followed by the last name (at most NAME_GAP words between).
+        `lines`: for text read line by line, no pattern crosses a line end (so each match lies in the line `find`
+        then reads)."""
+        other = r"[^a-z\n]" if lines else r"[^a-z]"
+        tag = r"(\+[^@\n]*)?" if lines else r"(\+[^@]*)?"
+        sep = "." if lines else "(?s:.)"  # any one separator (PHONE's `[\s.-]` takes any white space)
+        out = {*map(re.escape, self.ids), *(p[3:6] + sep + "?" + p[6:] for p in self.phones),
+               *(rf"{re.escape(first)}{other}+(?:[a-z'-]+{other}+){{0,{NAME_GAP}}}{re.escape(last)}"
                  for first, last in self.names)}
         for e in self.emails:
             local, _, domain = e.partition("@")
             if domain == "gmail.com":
-                out.add(r"\.*".join(map(re.escape, local)) + r"\.*(\+[^@]*)?@(gmail|googlemail)\.com")
+                out.add(r"\.*".join(map(re.escape, local)) + r"\.*" + tag + r"@(gmail|googlemail)\.com")
             else:
-                out.add(re.escape(local) + r"(\+[^@]*)?@" + re.escape(domain))
+                out.add(re.escape(local) + tag + "@" + re.escape(domain))
         return sorted(out)
 
-    def pattern(self) -> str:
+    def pattern(self, lines: bool = False) -> str:
         """The filter as one regular expression (Python's and DuckDB's RE2 alike)."""
-        return "|".join(self.fragments()) or "$^"
+        return "|".join(self.fragments(lines)) or "$^"
 
-    def prefilter(self) -> re.Pattern:
-        return re.compile(self.pattern(), re.IGNORECASE)
+    def prefilter(self, lines: bool = False) -> re.Pattern:
+        return re.compile(self.pattern(lines), re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,8 @@ def scan_warehouse(con: duckdb.DuckDBPyConnection, t: Targets) -> set[Leak]:
 
 
 def _file_text(path: Path) -> Iterable[str]:
-    """The lines (or rows, as text) of a file."""
+    """The text of a file, in pieces: the whole text (JSON re-indented, one value a line), or one piece per Parquet
+    row."""
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
@@ -208,21 +214,33 @@ def _file_text(path: Path) -> Iterable[str]:
             text = json.dumps(json.loads(text), indent=1)
         except ValueError:
             pass
-    yield from text.splitlines()
+    yield text
+
+
+def _candidate_lines(text: str, pre: re.Pattern) -> Iterable[str]:
+    """The lines of `text` in which the prefilter matches (one regular-expression pass over the whole text)."""
+    last = -1
+    for m in pre.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        if start == last:
+            continue
+        end = text.find("\n", m.end())
+        last = start
+        yield text[start:] if end < 0 else text[start:end]
 
 
 def scan_files(folders: Iterable[Path], t: Targets, skip: Iterable[Path] = ()) -> set[Leak]:
     """Every file under the folders (but those in `skip`, and what is under them), line by line."""
     skip = [Path(p).resolve() for p in skip]
-    pre = t.prefilter()
+    pre = t.prefilter(lines=True)
     leaks: set[Leak] = set()
     for folder in folders:
         for path in sorted(Path(folder).rglob("*")):
             rp = path.resolve()
             if not path.is_file() or any(rp == s or s in rp.parents for s in skip):
                 continue
-            for line in _file_text(path):
-                if pre.search(line):
+            for piece in _file_text(path):
+                for line in _candidate_lines(piece, pre):
                     leaks |= {Leak(pid, kind, str(path), v) for pid, kind, v in find(line, t)}
     return leaks
 
