@@ -27,6 +27,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -296,7 +297,11 @@ def prove(s: Settings, sample_size: int, remove_destinations: Callable, plant_ev
     seconds["scan_before"] = round(time.perf_counter() - t1, 1)
     progress(f"erasing {len(people)} people, one request each")
     t1 = time.perf_counter()
-    done = erase_requests(s, asked, remove_destinations)
+    from beacon.pipeline import demo_email_outbox, outbox
+
+    # A demo world's e-mail channel is a file destination in its outbox (`beacon demo` sets that connection).
+    with demo_email_outbox(s) if outbox(s).is_dir() else nullcontext():
+        done = erase_requests(s, asked, remove_destinations)
     seconds["erase"] = round(time.perf_counter() - t1, 1)
     progress("scanning after")
     t1 = time.perf_counter()
@@ -319,6 +324,9 @@ def summary(groups, chosen, asked, subjects, t, before, done, after, back, audit
                     <= {v.lower() for v in (*subjects[pid].record_ids, *subjects[pid].anonymous_ids)})
     statuses = [d["status"] for d in done.values()]
     unclean = [u for d in done.values() for u in (d.get("result") or {}).get("unclean", [])]
+    destinations = Counter(f"{k}: {v}" for d in done.values()
+                           for k, v in ((d.get("result") or {}).get("destinations") or {}).items())
+    failed = sum(n for k, n in destinations.items() if ": failed" in k)
     return {
         "groups": {g: {"candidates": len(groups[g]), "sampled": len(chosen[g])} for g in GROUPS},
         "planted_service_people": len(planted), "people": len(people),
@@ -328,11 +336,11 @@ def summary(groups, chosen, asked, subjects, t, before, done, after, back, audit
         "before": {"people_found": len(found), "not_found": sorted(set(people) - found), "values": len(before),
                    "kinds": sorted({leak.kind for leak in before}), "places": len({leak.where for leak in before})},
         "requests": {"completed": statuses.count("completed"), "other": len(statuses) - statuses.count("completed"),
-                     "unclean": unclean},
+                     "unclean": unclean, "destinations": dict(destinations), "destinations_failed": failed},
         "after": {"leaks": len(after), "found": sorted(map(str, after))[:50]},
         "resurrection": {k: v for k, v in back.items() if k != "leak_set"},
         "audit": audit, "seconds": seconds,
-        "proved": (not after and not back["leak_set"] and found == set(people) and not unclean
+        "proved": (not after and not back["leak_set"] and found == set(people) and not unclean and not failed
                    and back["reingest_rows_loaded"] == 0 and back["full_refresh_ok"]
                    and audit["complete"] == audit["requests"] and not audit["plaintext_values"]
                    and statuses.count("completed") == len(statuses)),

@@ -107,6 +107,8 @@ def _flat_proof(d: dict) -> dict:
                 "scan before: people found": f"{d['before']['people_found']}/{d['people']}",
                 "scan before: values found": d["before"]["values"],
                 "requests completed": d["requests"]["completed"], "stores unclean": len(d["requests"]["unclean"]),
+                "destination statuses": d["requests"]["destinations"],
+                "destinations failed": d["requests"]["destinations_failed"],
                 "scan after: values found": d["after"]["leaks"]})
     out.update({f"resurrection {k}": (len(v) if k == "leaks" else v) for k, v in d["resurrection"].items()})
     out.update({f"audit {k}": (len(v) if k == "missing" else v) for k, v in d["audit"].items()})
