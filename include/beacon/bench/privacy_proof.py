@@ -141,23 +141,31 @@ def identifier(con, truth: Path, pid: str, kind: str) -> dict[str, list[str]]:
 
 
 def request_identifiers(con, truth: Path, pid: str, kind: str) -> dict[str, list[str]]:
-    """What the person names themselves by in their request: one identifier (`identifier`) when identity resolution
-    finds them by it alone; when it is ambiguous (an address on the records of several customers: theirs not merged,
-    or a household's), their e-mail and the customer id of each of their records, as someone with several accounts
-    would give them."""
+    """What the person names themselves by in their request: their contact details as they know them (their
+    e-mail addresses and phone, as a request form asks), plus one identifier of the sampled kind (`identifier`:
+    the browser's anonymous id, a customer id, ...). A record that carries only a detail identity resolution never
+    linked to the others (a web visitor who never identified, a consent given by phone) is theirs only through what
+    they name; a proof that named one identifier would ask the erasure to know what no one told it. When an
+    identifier is ambiguous (an address or phone on the records of several customers: a household's), the customer
+    id of each of their records is added, as someone with several accounts would give them."""
     from beacon.privacy.subject import SubjectError, resolve_subject
 
-    ids = identifier(con, truth, pid, kind)
+    people, records = truth_tables(truth)
+    me = people.set_index("person_id").loc[pid]
+    ids: dict[str, list[str]] = {}
+    for k, v in (("email", me.email), ("email", me.work_email), ("phone", me.phone)):
+        if isinstance(v, str) and v.strip():
+            ids.setdefault(k, []).append(v.strip())
+    for k, vs in identifier(con, truth, pid, kind).items():
+        ids[k] = sorted({*ids.get(k, []), *vs})
     try:
         resolve_subject(con, ids)
         return ids
     except SubjectError:
-        _, records = truth_tables(truth)
         mine = list(records[records.person_id == pid].record_id)
         cids = sorted({r[0] for r in con.execute("SELECT customer_id FROM intermediate.int_customer_records_resolved "
                                                  "WHERE record_id IN (SELECT unnest($r))", {"r": mine}).fetchall()})
-        people, _ = truth_tables(truth)
-        return {"email": [people.set_index("person_id").email[pid]], "customer_id": cids}
+        return {**ids, "customer_id": sorted({*ids.get("customer_id", []), *cids})}
 
 
 def scan_all(s: Settings, t: Targets, skip_also: tuple[Path, ...] = ()) -> set[Leak]:
