@@ -5,6 +5,7 @@ no byte of an erased e-mail once the batch is done (a scan of the .duckdb file, 
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -12,13 +13,14 @@ import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from privacy.test_erasure import CAT, _warehouse
 
 from beacon.privacy.catalog import PiiColumn
 from beacon.privacy.erase import erase_subjects
 from beacon.privacy.files import clean_file
 from beacon.privacy.match import Keys
 from beacon.privacy.subject import Subject, SubjectError, resolve_subject, resolve_subjects
+from privacy.test_erasure import CAT, _warehouse
+from privacy.test_request_processing import world  # noqa: F401 - the fixture
 
 # The identity tables too, so that after the erasure nothing of Ann is live anywhere in the file.
 FULL_CAT = CAT + [PiiColumn("intermediate", t, c, k, "test") for t, c, k in [
@@ -154,3 +156,28 @@ def test_the_warehouse_file_keeps_no_byte_of_an_erased_email(tmp_path, monkeypat
     report = erase_subjects(beacon_settings(), [ann, cy], "batch", files=False, compaction=False)
     assert report.compaction == {"done": False, "reason": "not asked"}
     assert any(e in uncompacted.read_bytes().lower() for e in ANN)
+
+
+def test_queued_erase_requests_are_processed_as_one_batch(world):  # noqa: F811 - the imported fixture
+    """The DAG's queue: several erase requests resolved and erased together, each with its own complete record."""
+    from beacon.activation.erasure import remove_subject
+    from beacon.privacy.queue import queued
+    from beacon.privacy.requests import process_queued, submit
+    from beacon.warehouse import connect
+
+    s = world
+    reqs = [submit(s, "erase", {"customer_id": [f"CUS-00000{i}"]}, "api:dpo") for i in (4, 5, 6)]
+    access = submit(s, "access", {"customer_id": ["CUS-000002"]}, "api:dpo")
+    docs = {d["request_id"]: d for d in process_queued(s, remove_subject)}
+    assert {i: d["status"] for i, d in docs.items()} == {r.request_id: "completed" for r in [*reqs, access]}
+    assert not queued(s.landing_dir)
+    with connect(s.warehouse_path) as con:
+        assert con.execute("""SELECT count(*) FROM marts.dim_customers
+                              WHERE customer_id IN ('CUS-000004', 'CUS-000005', 'CUS-000006')""").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM marts.dim_customers").fetchone()[0] == 7
+        done = con.execute("""SELECT request_id, detail, stores FROM privacy.audit WHERE event = 'completed'
+                              AND request_id IN (SELECT unnest(?))""", [[r.request_id for r in reqs]]).fetchall()
+    assert sorted(r for r, _, _ in done) == sorted(r.request_id for r in reqs)  # one completed record each
+    assert all("with 2 other requests" in d and json.loads(st)["warehouse"]["marts.dim_customers"] == 3
+               for _, d, st in done)
+    assert all(docs[r.request_id]["result"]["batch"]["requests"] == 3 for r in reqs)

@@ -118,6 +118,7 @@ def _run(people: int, erase: int, seed: int, work: Path, world: Path | None, sho
                     "records": sum(len(x.record_keys) for x in subjects), "refused_as_ambiguous": ambiguous,
                     "merged_people": sum(len(x.record_keys) > 1 for x in subjects)},
         "erase_seconds": erase_seconds, "erase_cpu_seconds": round(cpu, 1),
+        "slowest_tables": dict(sorted(d["table_seconds"].items(), key=lambda kv: -kv[1])[:8]),
         "compaction": {**d["compaction"], "seconds": d["seconds"].get("compact")},
         "rows_touched": d["totals"], "per_store": d["stores"],
         "pseudonymized": d["pseudonymized"], "blanked": d["blanked"], "unclean": d["unclean"],

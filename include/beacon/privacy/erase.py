@@ -63,6 +63,7 @@ class EraseReport:
     blanked: dict[str, int] = field(default_factory=dict)  # table -> another person's rows with a shared value nulled
     unclean: list[dict[str, str]] = field(default_factory=list)  # {"store", "place", "reason"}
     seconds: dict[str, float] = field(default_factory=dict)  # per phase; "total" is the erasure, "compact" apart
+    table_seconds: dict[str, float] = field(default_factory=dict)  # warehouse table -> seconds to clean it
     compaction: dict = field(default_factory=dict)  # {"done", and "bytes_before"/"bytes_after" or "reason"}
 
     @property
@@ -197,7 +198,9 @@ def erase_warehouse(con: duckdb.DuckDBPyConnection, subjects: list[Subject], rep
                 con.execute(f"DROP {kind} {quote_ident(schema)}.{quote_ident(name)}")
                 report.add("warehouse", f"{leftover} (dropped)", 1)
         for relation, cols in sorted(tables.items()):
+            t0 = time.perf_counter()
             _erase_table(con, relation, cols, report)
+            report.table_seconds[relation] = round(time.perf_counter() - t0, 3)
     con.execute("CHECKPOINT")
 
 
