@@ -13,6 +13,7 @@ of them in every tagged column, and a byte scan of the (plain) warehouse file co
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -64,8 +65,9 @@ def _sample_emails(con, n: int, seed: int) -> list[str]:
 
 
 def _left_in_file(path: Path, emails: list[str]) -> int | None:
-    """How many of the erased e-mails' bytes the warehouse file still holds (None: it is encrypted, nothing to read).
-    One pass over the file with all of them in one matcher."""
+    """How many of the erased e-mails' bytes the warehouse file still holds, as whole values (not inside a longer
+    address: `njones@x.com` in `anjones@x.com` is someone else's); None when it is encrypted (nothing to read). One
+    pass over the file with all of them in one matcher."""
     import ahocorasick_rs
 
     from beacon.warehouse import warehouse_key
@@ -73,19 +75,20 @@ def _left_in_file(path: Path, emails: list[str]) -> int | None:
     if warehouse_key() or not emails:
         return None
     pats = sorted({e.lower().encode() for e in emails})
-    ac, found = ahocorasick_rs.BytesAhoCorasick(pats), set()
+    ac, found, edge = ahocorasick_rs.BytesAhoCorasick(pats), set(), set(b"abcdefghijklmnopqrstuvwxyz0123456789_.+-")
     with open(path, "rb") as fh:
         prev = b""
         while block := fh.read(64 << 20):
-            buf = (prev + block).lower()
-            found |= {i for i, _, _ in ac.find_matches_as_indexes(buf, overlapping=True)}
+            buf = prev + block.lower()
+            found |= {i for i, a, b in ac.find_matches_as_indexes(buf, overlapping=True)
+                      if (a == 0 or buf[a - 1] not in edge) and (b == len(buf) or buf[b] not in edge)}
             prev = buf[-256:]
     return len(found)
 
 
 def _run(people: int, erase: int, seed: int, work: Path, world: Path | None, shown: Progress) -> dict:
     from beacon.config import settings
-    from beacon.privacy.erase import erase_subjects
+    from beacon.privacy.erase import compact, erase_subjects
     from beacon.privacy.locate import locate
     from beacon.privacy.subject import SubjectError, resolve_subjects
     from beacon.warehouse import connect
@@ -99,30 +102,40 @@ def _run(people: int, erase: int, seed: int, work: Path, world: Path | None, sho
         resolved = resolve_subjects(con, [{"email": [e]} for e in emails])
         resolve_seconds = time.perf_counter() - t0
     subjects = [r for r in resolved if not isinstance(r, SubjectError)][:erase]
-    ambiguous = sum(isinstance(r, SubjectError) for r in resolved)
     erased_emails = sorted({e for sub in subjects for e in sub.emails})
+    in_file_before = _left_in_file(s.warehouse_path, erased_emails)
     shown.stage(f"erase {len(subjects):,} people")
     cpu0 = time.process_time()
-    report = erase_subjects(s, subjects, "bench")
+    report = erase_subjects(s, subjects, "bench", compaction=False)
     cpu = time.process_time() - cpu0
-    shown.stage("check what is left")
-    with connect(read_only=True) as con:
-        left = sum(h.rows for sub in subjects[:20] for h in locate(con, sub.customer_ids, sub.keys())
-                   if not h.is_view)
     d = report.to_dict()
-    erase_seconds = {k: v for k, v in d["seconds"].items() if k != "compact"}
-    return {
+    out = {
         "benchmark": "privacy", "people": people, "erased": len(subjects), "seed": seed,
         "world_seconds": world_seconds,
         "resolve": {"seconds": round(resolve_seconds, 2), "requests": len(resolved),
-                    "records": sum(len(x.record_keys) for x in subjects), "refused_as_ambiguous": ambiguous,
+                    "records": sum(len(x.record_keys) for x in subjects),
+                    "refused_as_ambiguous": sum(isinstance(r, SubjectError) for r in resolved),
                     "merged_people": sum(len(x.record_keys) > 1 for x in subjects)},
-        "erase_seconds": erase_seconds, "erase_cpu_seconds": round(cpu, 1),
+        "erase_seconds": d["seconds"], "erase_cpu_seconds": round(cpu, 1),
         "slowest_tables": dict(sorted(d["table_seconds"].items(), key=lambda kv: -kv[1])[:8]),
-        "compaction": {**d["compaction"], "seconds": d["seconds"].get("compact")},
         "rows_touched": d["totals"], "per_store": d["stores"],
         "pseudonymized": d["pseudonymized"], "blanked": d["blanked"], "unclean": d["unclean"],
-        "left_after_in_20_sampled": left,
-        "erased_emails_in_warehouse_file": _left_in_file(s.warehouse_path, erased_emails),
+    }
+    (work / "erase-result.json").write_text(json.dumps(out, indent=2))  # kept if the compaction is interrupted
+    shown.stage("compact the warehouse file")
+    cpu0 = time.process_time()
+    compact(s, report, True)
+    out["compaction"] = {**report.compaction, "seconds": report.seconds.get("compact"),
+                         "cpu_seconds": round(time.process_time() - cpu0, 1)}
+    out["unclean"] = report.unclean
+    shown.stage("check what is left")
+    with connect(read_only=True) as con:
+        sample = subjects[:20]
+        hits = locate(con, sorted({c for x in sample for c in x.customer_ids}), sorted({k for x in sample
+                                                                                         for k in x.keys()}))
+    out["left_after_in_20_sampled"] = sum(h.rows for h in hits if not h.is_view)
+    out["erased_emails_in_warehouse_file"] = {"before": in_file_before,
+                                              "after": _left_in_file(s.warehouse_path, erased_emails)}
+    return out | {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average": os.getloadavg()},
     }

@@ -165,6 +165,11 @@ class _Rewrite:
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.erase-tmp")
         self.raw = None
         self.out = None
+        self.digest = hashlib.sha256()  # of the new content (plain files: the bytes written)
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.out.write(data)
 
     def open(self, prefix: int) -> None:
         self.raw = open(self.tmp, "wb")
@@ -175,7 +180,7 @@ class _Rewrite:
                 block = src.read(min(max(LARGE, 1), left))
                 if not block:
                     break
-                self.out.write(block)
+                self.write(block)
                 left -= len(block)
 
     def commit(self) -> None:
@@ -197,28 +202,34 @@ def _reader(path: Path, gz: bool):
     return gzip.open(path, "rb") if gz else open(path, "rb")
 
 
-def clean_stream(path: Path, keys: Keys, gz: bool) -> int:
+def clean_stream(path: Path, keys: Keys, gz: bool, digests: dict | None = None) -> int:
     """Drop the lines that hold a key from a text file (inside gzip too), read once in blocks; the file is rewritten
-    only when a line goes. The lines dropped."""
-    dropped, rw = 0, _Rewrite(path, gz)
+    only when a line goes. The lines dropped. For a plain file, `digests` gets the SHA-256 of the content read
+    ("before") and of the one written ("after", when rewritten), so nothing is read again to hash it."""
+    dropped, rw, before = 0, _Rewrite(path, gz), hashlib.sha256()
     try:
         with _reader(path, gz) as src:
             for off, buf in _blocks(src):
+                before.update(buf)
                 held = _held_lines(buf, keys)
                 if held and rw.out is None:
                     rw.open(off)
                 if rw.out is not None:
                     pos = 0
                     for a, b in held:
-                        rw.out.write(buf[pos:a])
+                        rw.write(buf[pos:a])
                         pos = b + 1  # the line and its newline
-                    rw.out.write(buf[pos:])
+                    rw.write(buf[pos:])
                 dropped += len(held)
         if rw.out is not None:
             rw.commit()
     except BaseException:
         rw.abort()
         raise
+    if digests is not None and not gz:
+        digests["before"] = before.hexdigest()
+        if rw.out is not None:
+            digests["after"] = rw.digest.hexdigest()
     return dropped
 
 
@@ -297,10 +308,10 @@ def _clean_json(path: Path, raw: bytes, gz: bool, keys: Keys) -> int | None:
     return n
 
 
-def clean_file(path: Path, keys: Keys) -> tuple[int, str | None]:
+def clean_file(path: Path, keys: Keys, digests: dict | None = None) -> tuple[int, str | None]:
     """Rewrite one file without the person: (rows or lines removed, the reason it could not be cleaned or None).
     Every file is read once, all the people's keys matched at once (`Keys.matcher`); only a file that holds one of
-    them is rewritten."""
+    them is rewritten. `digests`: see `clean_stream`."""
     fmt, gz = file_format(path)
     if fmt in PARQUET and not gz:
         try:
@@ -324,7 +335,7 @@ def clean_file(path: Path, keys: Keys) -> tuple[int, str | None]:
     elif not (fmt in TEXT or not _binary(head)):
         return _check_binary(path, gz, keys)
     try:
-        return clean_stream(path, keys, gz), None
+        return clean_stream(path, keys, gz, digests), None
     except (OSError, EOFError) as exc:
         if not gz:
             raise
@@ -354,16 +365,19 @@ def erase_files(s: Settings, keys: Keys, report) -> list[tuple[str, str, str]]:
     rewritten = []
     for store, path in walk(s):
         in_landing = landing in path.parents
-        before = _sha256(path) if in_landing else ""
+        fmt, gz = file_format(path)
+        # A plain text file is hashed while it is read (clean_stream); the others before they may be rewritten.
+        pre = _sha256(path) if in_landing and (gz or fmt in PARQUET or fmt in JSON) else ""
+        digests: dict = {}
         try:
-            n, problem = clean_file(path, keys)
+            n, problem = clean_file(path, keys, digests)
         except OSError as exc:
             n, problem = 0, f"{type(exc).__name__}: {exc.strerror or exc}"
         if problem:
             report.fail(store, str(path), problem)
         report.add(store, str(path), n)
         if n and in_landing:
-            rewritten.append((str(path), before, _sha256(path)))
+            rewritten.append((str(path), digests.get("before") or pre, digests.get("after") or _sha256(path)))
     return rewritten
 
 
