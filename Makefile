@@ -68,8 +68,8 @@ bench-1m: install
 
 # Python style (ruff) and the dbt models' SQL style (sqlfluff, .sqlfluff; the dbt templater compiles the
 # project, which needs a warehouse path but never reads the warehouse). Then the dialect check (beacon.dbt_dialect,
-# docs/scale.md): every compiled model and test parsed for DuckDB and Spark; fails on a DuckDB-only use that
-# dbt_project/dialect_baseline.json does not list.
+# docs/scale.md): the project compiled for Spark (a local Spark session: Java 17), every compiled model and test
+# checked; fails on a DuckDB-only use that dbt_project/dialect_baseline.json does not list.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

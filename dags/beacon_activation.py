@@ -135,7 +135,8 @@ def beacon_activation():
         from beacon.warehouse import clock, connect
 
         s = settings()
-        ok = dbt.run(["build", "--select", dbt.MEASUREMENT], s, quiet=True)
+        # Unit tests only when the project's code changed since they last passed here (beacon.dbt.unit_tests_due).
+        ok = dbt.run(["build", "--select", dbt.MEASUREMENT, *dbt.unit_test_args("measurement", s)], s, quiet=True)
         dbt.keep_target_results("measurement", s)  # every model and test of this build, kept for operators
         if not ok:
             raise RuntimeError("dbt build of the measurement models (tag:measurement) failed")

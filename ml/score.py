@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from beacon.warehouse import ensure_scores_table, transaction
-from ml import features, monitor, registry
+from ml import features, monitor, registry, score_delta
 from ml.metrics import deciles
 
 MODELS = ("lead_score", "churn", "ltv")
@@ -224,8 +224,9 @@ def reason_codes(contrib: np.ndarray, X: np.ndarray, names: list[str], means: np
     return [pd.Categorical.from_codes(codes[r], categories=unique) for r in range(top)]
 
 
-def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> pd.DataFrame:
-    """Score, decile and top-3 reasons for every row of a feature frame (the scoring path, benchmarked)."""
+def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame, exact: bool = False) -> pd.DataFrame:
+    """Score, decile and top-3 reasons for every row of a feature frame (the scoring path, benchmarked); with
+    `exact`, also `score_exact`, the score before rounding (deciles rank it: ml.score_delta keeps it)."""
     names = meta["features"]
     values = X[names].to_numpy(dtype=np.float64)
     contrib = contributions(booster, values, meta.get("best_iteration") or None)
@@ -236,11 +237,15 @@ def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame) -> pd.DataFra
     out = pd.DataFrame({"customer_id": X.customer_id.to_numpy(), "score": score.round(6),
                         "decile": deciles(score), "reason_1": reasons[0], "reason_2": reasons[1],
                         "reason_3": reasons[2]})
+    if exact:
+        out["score_exact"] = score
     return out
 
 
-def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, scored_at, scores: pd.DataFrame) -> None:
-    """Replace this model's rows in ml.scores in one transaction (idempotent per run)."""
+def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, scored_at, scores: pd.DataFrame,
+                 prints: np.ndarray | None = None) -> None:
+    """Replace this model's rows in ml.scores in one transaction (idempotent per run); with `prints` (one per
+    row of `scores`, which then has `score_exact`), its stored fingerprints too (ml.score_delta)."""
     ensure_scores_table(con)
     out = scores.assign(model=model, version=version, scored_at=pd.Timestamp(scored_at))
     con.register("_scores", out)
@@ -249,6 +254,8 @@ def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, score
             con.execute("DELETE FROM ml.scores WHERE model = ?", [model])
             con.execute(f"INSERT INTO ml.scores ({', '.join(SCORE_COLUMNS)}) SELECT {', '.join(SCORE_COLUMNS)} "
                         "FROM _scores")
+            if prints is not None:
+                score_delta.write_fingerprints(con, model, version, scores, prints)
     finally:
         con.unregister("_scores")
 
@@ -316,8 +323,9 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
     X = features.build(con, end) if X is None else X
     if meta.get("population") == "buyers":
         X = X[X.orders_total > 0].reset_index(drop=True)
-    scores = score_frame(booster, meta, X)
-    write_scores(con, model, version, end, scores)
+    scores, prints, rescored = score_changed(con, model, version, booster, meta, X)
+    write_scores(con, model, version, end, scores, prints)
+    scores = scores.drop(columns="score_exact")
     rows = drift_rows(con, model, version, end, X, scores, meta.get("features", []))
     fair = monitor.fairness(scores[["customer_id", "score", "decile"]], groups) if groups is not None else None
     _write_monitoring(con, model, version, end, rows, fair)
@@ -326,7 +334,18 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
             "drift_state": monitor.overall_state(rows), "score_psi": rows[0]["psi"] if rows else None,
             "drifted": [r["name"] for r in rows if r["state"] in ("warn", "alert")],
             "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items() for g in v["flagged"]],
-            "seconds": round(time.perf_counter() - t0, 2)}
+            "rescored": rescored, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def score_changed(con: duckdb.DuckDBPyConnection, model: str, version: str, booster: lgb.Booster, meta: dict,
+                  X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """Every row's score as `score_frame` gives it, computing only the rows whose fingerprint changed since this
+    champion last scored them (ml.score_delta); the scores, their fingerprints and how many rows were scored."""
+    prints = score_delta.fingerprints(booster, meta, X)
+    kept = score_delta.kept_scores(con, model, version, X.customer_id, prints)
+    todo = X[~X.customer_id.isin(kept.customer_id)].reset_index(drop=True)
+    fresh = score_frame(booster, meta, todo, exact=True)
+    return score_delta.combine(X, kept, fresh, deciles), prints, len(todo)
 
 
 def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:

@@ -5,8 +5,10 @@
     measurement_window_days, which dbt_project.yml reads from it). -#}
 
 {#- The end of the outcome window: exposure + window_days (fractions of a day count, to the microsecond). -#}
+{#- In dbt the engine's form (macros/cross_engine.sql); rendered by Python (DuckDB only) DuckDB's. -#}
 {% macro measurement_window_end(exposed_at, window_days) -%}
-({{ exposed_at }} + to_microseconds(cast(round(cast({{ window_days }} as double) * 86400000000) as bigint)))
+{%- set micros = "cast(round(cast(" ~ window_days ~ " as double) * 86400000000) as bigint)" -%}
+({{ exposed_at }} + {% if microseconds_interval is defined %}{{ microseconds_interval(micros) }}{% else %}to_microseconds({{ micros }}){% endif %})
 {%- endmacro %}
 
 {#- An event counts for an exposure when it falls in (exposed_at, exposed_at + window]. -#}
@@ -56,7 +58,7 @@ counts as (
 select
     x.*,
     cast({{ window_days }} as double) as window_days,
-    (coalesce(c.orders, 0) > 0)::integer as converted,
+    cast(coalesce(c.orders, 0) > 0 as integer) as converted,
     coalesce(c.orders, 0) as orders,
     coalesce(c.revenue, 0) as revenue,
     coalesce(c.clicks, 0) as clicks,

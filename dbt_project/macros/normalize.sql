@@ -6,7 +6,7 @@
 
 {#- Valid: one @, no spaces, a dotted domain. Stricter checks (deliverability) belong to activation. -#}
 {% macro is_valid_email(col) -%}
-  coalesce(regexp_full_match({{ normalized_email(col) }}, '[a-z0-9._%+''-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}'), false)
+  coalesce({{ regex_full_match(normalized_email(col), "'[a-z0-9._%+''-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}'") }}, false)
 {%- endmacro %}
 
 {#- Matching-only form: plus-tags dropped everywhere, dots dropped for Gmail (which ignores them). -#}
@@ -26,22 +26,22 @@
 {% macro phone_e164(col) -%}
   case
     when {{ col }} is null or trim({{ col }}) = '' then null
-    when regexp_full_match(regexp_replace({{ col }}, '[^0-9]', '', 'g'), '1?[2-9][0-9]{2}[2-9][0-9]{6}')
-         and not regexp_matches({{ col }}, '[A-Za-z]')
-         and (not contains({{ col }}, '+') or regexp_matches(trim({{ col }}), '^\+1[^0-9]*[2-9]'))
-      then '+1' || right(regexp_replace({{ col }}, '[^0-9]', '', 'g'), 10)
+    when {{ regex_full_match(regex_replace_all(col, "'[^0-9]'", "''"), "'1?[2-9][0-9]{2}[2-9][0-9]{6}'") }}
+         and not {{ regex_contains(col, "'[A-Za-z]'") }}
+         and (not contains({{ col }}, '+') or {{ regex_contains('trim(' ~ col ~ ')', "'^\+1[^0-9]*[2-9]'") }})
+      then '+1' || right({{ regex_replace_all(col, "'[^0-9]'", "''") }}, 10)
     else beacon_e164({{ col }})
   end
 {%- endmacro %}
 
 {#- Display form of a name or address line: Unicode NFC, single spaces, trimmed. -#}
 {% macro clean_name(col) -%}
-  nullif(trim(regexp_replace(nfc_normalize({{ col }}), '\s+', ' ', 'g')), '')
+  nullif(trim({{ regex_replace_all(nfc(col), "'\s+'", "' '") }}), '')
 {%- endmacro %}
 
 {#- Matching form of a name: accents stripped, lower case, letters only (O'Neil = ONEIL = o neil). -#}
 {% macro name_key(col) -%}
-  nullif(regexp_replace(lower(strip_accents(nfc_normalize({{ col }}))), '[^a-z]', '', 'g'), '')
+  nullif({{ regex_replace_all('lower(' ~ without_accents(nfc(col)) ~ ')', "'[^a-z]'", "''") }}, '')
 {%- endmacro %}
 
 {#- Matching form of a street line: lower case, punctuation dropped, USPS suffix and direction
@@ -51,9 +51,9 @@
                    'lane': 'ln', 'court': 'ct', 'place': 'pl', 'terrace': 'ter', 'parkway': 'pkwy',
                    'highway': 'hwy', 'circle': 'cir', 'square': 'sq', 'apartment': 'apt', 'suite': 'ste',
                    'north': 'n', 'south': 's', 'east': 'e', 'west': 'w'} -%}
-  {%- set ns = namespace(expr="regexp_replace(lower(strip_accents(" ~ col ~ ")), '[^a-z0-9 ]', ' ', 'g')") -%}
+  {%- set ns = namespace(expr=regex_replace_all('lower(' ~ without_accents(col) ~ ')', "'[^a-z0-9 ]'", "' '")) -%}
   {%- for long, short in words.items() -%}
-    {%- set ns.expr = "regexp_replace(" ~ ns.expr ~ ", '\\b" ~ long ~ "\\b', '" ~ short ~ "', 'g')" -%}
+    {%- set ns.expr = regex_replace_all(ns.expr, "'\\b" ~ long ~ "\\b'", "'" ~ short ~ "'") -%}
   {%- endfor -%}
-  nullif(trim(regexp_replace({{ ns.expr }}, '\s+', ' ', 'g')), '')
+  nullif(trim({{ regex_replace_all(ns.expr, "'\s+'", "' '") }}), '')
 {%- endmacro %}

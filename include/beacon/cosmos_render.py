@@ -82,7 +82,7 @@ def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequen
         TestBehavior,
     )
 
-    from beacon.dbt import PROFILE, dbt_env, dbt_target, executable
+    from beacon.dbt import PROFILE, choose_unit_tests, dbt_env, dbt_target, executable
 
     s = s or settings()
     project = ProjectConfig(dbt_project_path=s.dbt_project_dir, manifest_path=s.manifest_path, project_name="beacon",
@@ -108,9 +108,12 @@ def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequen
             execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=executable(),
             # Cosmos limits the producer to --resource-type model/seed/snapshot when tests are not rendered;
-            # adding the test types makes it the same `dbt build` as a plain one.
+            # adding the test types makes it the same `dbt build` as a plain one: the data tests always, the unit
+            # tests when the project's code changed since they last all passed in this group's build (decided when
+            # the task runs: beacon.dbt.unit_tests_due).
             # The callback keeps the build's run_results.json (Cosmos deletes its temporary project copy).
             setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"],
+                                 "pre_execute": choose_unit_tests(group_id),
                                  "callback": "beacon.dbt.keep_run_results", "callback_args": {"group": group_id}}),
         # Sensors reschedule instead of deferring, so `dag.test()` (one task at a time) never waits on them.
         operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},

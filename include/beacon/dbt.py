@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -40,8 +42,11 @@ def dbt_env(s: Settings | None = None) -> dict[str, str]:
 
 
 def dbt_target(s: Settings | None = None) -> str:
-    """The profile's target: `encrypted` when a warehouse key is configured (docs/privacy.md), else `local`."""
+    """The profile's target: `spark` on the spark engine (BEACON_ENGINE, docs/scale.md); else `encrypted` when a
+    warehouse key is configured (docs/privacy.md), else `local`."""
     s = s or settings()
+    if s.engine == "spark":
+        return "spark"
     return "encrypted" if (s.warehouse_key or s.warehouse_key_conn) else TARGET
 
 
@@ -142,6 +147,7 @@ def keep_target_results(group: str, s: Settings | None = None) -> Path:
     dst = last_build_results(s, group)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(s.dbt_target_dir / "run_results.json", dst)
+    record_unit_tests(group, s)
     return dst
 
 
@@ -152,6 +158,107 @@ def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
     dst = last_build_results(group=group)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+    record_unit_tests(group)
+
+
+# dbt unit tests check the SQL of the models against fixed inputs, never the day's data: their outcome depends only
+# on the project's files, the versions of dbt, its DuckDB adapter and DuckDB, and the vars dbt is given. A daily
+# build runs them when that changed since they last all passed in the same task group's build (a fresh deployment,
+# a code change, an upgrade), and otherwise leaves them out; the data tests run in every build.
+UNIT_TESTS_PASSED = "unit_tests_passed.json"
+_NOT_CODE_ENV = ("BEACON_DBT_WAREHOUSE_PATH", "BEACON_DBT_WAREHOUSE_ALIAS", "DBT_PROFILES_DIR")
+
+
+def unit_test_key(group: str, s: Settings | None = None) -> str:
+    """A digest of what the unit tests of `group`'s build depend on (see above); never the warehouse's data."""
+    from importlib.metadata import version
+
+    s = s or settings()
+    root = s.dbt_project_dir
+    skip = (root / "target", root / "logs", s.dbt_target_dir)
+    h = hashlib.sha256(group.encode())
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and not any(f.is_relative_to(d) for d in skip):
+            h.update(f"\0{f.relative_to(root).as_posix()}\0".encode())
+            h.update(f.read_bytes())
+    for pkg in ("dbt-core", "dbt-duckdb", "duckdb"):
+        h.update(f"\0{pkg}={version(pkg)}".encode())
+    for k, v in sorted(dbt_env(s).items()):
+        if k not in _NOT_CODE_ENV:
+            h.update(f"\0{k}={v}".encode())
+    return h.hexdigest()
+
+
+def _unit_tests_marker(group: str, s: Settings) -> Path:
+    return last_build_results(s, group).with_name(UNIT_TESTS_PASSED)
+
+
+def forget_unit_tests(s: Settings | None = None) -> int:
+    """Forget every task group's record of passed unit tests (a new warehouse is a fresh deployment: its first
+    builds run them). Returns how many records were removed."""
+    s = s or settings()
+    found = list((s.dbt_target_dir / "last_build").glob(f"*/{UNIT_TESTS_PASSED}"))
+    for f in found:
+        f.unlink(missing_ok=True)
+    return len(found)
+
+
+def unit_tests_due(group: str, s: Settings | None = None) -> bool:
+    """True unless `group`'s unit tests all passed in an earlier build of the same code (unit_test_key)."""
+    s = s or settings()
+    try:
+        return json.loads(_unit_tests_marker(group, s).read_text()).get("key") != unit_test_key(group, s)
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def record_unit_tests(group: str, s: Settings | None = None) -> bool:
+    """After `group`'s build (its run_results.json kept): remember the code's key when the build ran the unit
+    tests and every node passed; forget it when a build with unit tests did not. True when recorded."""
+    s = s or settings()
+    results = json.loads(last_build_results(s, group).read_text())
+    args = results.get("args", {})
+    kinds, left_out = args.get("resource_types") or [], args.get("exclude_resource_types") or []
+    if (kinds and "unit_test" not in kinds) or "unit_test" in left_out:
+        return False  # a build without unit tests says nothing about them
+    marker = _unit_tests_marker(group, s)
+    ran = [r for r in results.get("results", []) if r.get("unique_id", "").startswith("unit_test.")]
+    if not all(r.get("status") in ("pass", "success") for r in results.get("results", [])):
+        marker.unlink(missing_ok=True)
+        return False
+    marker.write_text(json.dumps({"key": unit_test_key(group, s), "unit_tests": len(ran),
+                                  "generated_at": results.get("metadata", {}).get("generated_at")}))
+    return True
+
+
+def with_unit_tests(flags: list[str], due: bool) -> list[str]:
+    """A `dbt build` command line's flags with `--resource-type unit_test` present when `due`, absent when not;
+    every other flag (the other resource types included) as it was."""
+    out: list[str] = []
+    i = 0
+    while i < len(flags):
+        if flags[i] == "--resource-type" and i + 1 < len(flags) and flags[i + 1] == "unit_test":
+            i += 2
+            continue
+        out.append(flags[i])
+        i += 1
+    return [*out, "--resource-type", "unit_test"] if due else out
+
+
+def unit_test_args(group: str, s: Settings | None = None) -> list[str]:
+    """Arguments of a `run(["build", ...])` (which runs every resource type): leave the unit tests out unless due."""
+    return [] if unit_tests_due(group, s) else ["--exclude-resource-type", "unit_test"]
+
+
+def choose_unit_tests(group: str):
+    """A pre-execute hook for the Cosmos producer of `group`: decide at run time (not when the DAG file is parsed)
+    whether its build runs the unit tests."""
+
+    def hook(context) -> None:
+        task = context["task"]
+        task.dbt_cmd_flags = with_unit_tests(list(task.dbt_cmd_flags or []), unit_tests_due(group))
+
+    return hook
 
 
 def customer_features_sql(cutoff: datetime, s: Settings | None = None) -> str:

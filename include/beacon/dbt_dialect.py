@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -46,8 +47,9 @@ DUCKDB_ONLY = {
     "read_json": "a source table", "unnest": "explode", "list_value": "array",
     "today": "current_date", "age": "months_between / datediff",
 }
-# Beacon's own scalar functions, registered on DuckDB by the dbt-duckdb plugin beacon.identity.normalize.
-BEACON_UDFS = {"beacon_e164", "beacon_name_aliases"}
+# Beacon's own scalar functions, registered on DuckDB by the dbt-duckdb plugin beacon.identity.normalize and on Spark
+# by beacon.spark.session (with DuckDB's strip_accents and nfc_normalize, which Spark lacks).
+BEACON_UDFS = {"beacon_e164", "beacon_name_aliases", "beacon_strip_accents", "beacon_nfc_normalize"}
 
 # Spark 3.5 built-in functions (the subset a warehouse model plausibly calls; a name missing here is reported as
 # unknown to Spark, so an addition is a deliberate edit). https://spark.apache.org/docs/3.5.0/api/sql/
@@ -93,6 +95,9 @@ def function_names(sql: str) -> list[str]:
             continue
         if prev is not None and prev.token_type == TokenType.STAR:  # SELECT * EXCLUDE (…) / * REPLACE (…)
             continue
+        # A derived table's alias with its columns, `(values …) as t (a, b)` or `(values …) t (a, b)`: no call.
+        if prev is not None and prev.token_type in (TokenType.ALIAS, TokenType.R_PAREN):
+            continue
         if tok.token_type == TokenType.VAR or tok.token_type in _KEYWORD_FUNCTIONS:
             names.append(tok.text.lower())
     return names
@@ -134,17 +139,18 @@ def _function_findings(sql: str) -> set[str]:
     return found
 
 
-def _construct_findings(trees: list[exp.Expression]) -> set[str]:
+def _construct_findings(trees: list[exp.Expression], sql: str) -> set[str]:
     found = set()
     spark = Dialect.get_or_raise("spark")
+    # A DuckDB struct literal is written with braces (Spark's struct(…) / named_struct(…) are plain functions).
+    if any(t.token_type == TokenType.L_BRACE for t in Dialect.get_or_raise("duckdb").tokenize(sql)):
+        found.add("construct:struct literal {...}")
     for tree in trees:
         for star in tree.find_all(exp.Star):
             for arg, what in (("except_", "SELECT * EXCLUDE"), ("except", "SELECT * EXCLUDE"),
                               ("replace", "SELECT * REPLACE"), ("rename", "SELECT * RENAME")):
                 if star.args.get(arg):
                     found.add(f"construct:{what}")
-        if any(True for _ in tree.find_all(exp.Struct)):
-            found.add("construct:struct literal {...}")
         generator = spark.generator(unsupported_level=ErrorLevel.IGNORE)
         generator.generate(tree)
         found.update(f"unsupported:{m}" for m in generator.unsupported_messages)
@@ -157,16 +163,20 @@ def check_sql(sql: str) -> set[str]:
         found = _function_findings(sql)
     except TokenError:
         return {"parse:duckdb"}  # sqlglot cannot read it as DuckDB: reported, so it is looked at
+    # The check runs on what dbt compiled for Spark (dispatch macros in their Spark form), which DuckDB's grammar
+    # may not read: the constructs are looked for in the DuckDB tree when there is one, else in Spark's.
+    trees = spark_trees = None
     try:
         trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
     except ParseError:
-        return found | {"parse:duckdb"}
-    found |= _construct_findings(trees)
+        pass
     try:
-        sqlglot.parse(sql, read="spark")
+        spark_trees = [t for t in sqlglot.parse(sql, read="spark") if t is not None]
     except (ParseError, TokenError):
         found.add("parse:spark")
-    return found
+    if trees is None and spark_trees is None:
+        return found | {"parse:duckdb"}
+    return found | _construct_findings(trees if trees is not None else spark_trees, sql)
 
 
 def check_compiled(compiled_dir: Path) -> dict[str, list[str]]:
@@ -207,11 +217,14 @@ def load_baseline(path: Path) -> dict[str, list[str]]:
     return doc
 
 
-def compile_project(project_dir: Path, target_dir: Path, dbt: str = "dbt") -> Path:
-    """`dbt compile` into target_dir (apart from the pipeline's target, so its manifest is left alone)."""
+def compile_project(project_dir: Path, target_dir: Path, dbt: str = "dbt", target: str | None = "spark") -> Path:
+    """`dbt compile` into target_dir (apart from the pipeline's target, so its manifest is left alone), for the
+    profile's `target`: `spark` (the default) compiles what Spark is given, each dispatch macro in its Spark form,
+    on a local Spark session whose (empty) catalog lives beside target_dir; None: the profile's default (DuckDB)."""
     cmd = [dbt, "compile", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
-           "--target-path", str(target_dir)]
-    if subprocess.run(cmd, check=False).returncode != 0:
+           "--target-path", str(target_dir), *(["--target", target] if target else [])]
+    env = {**os.environ, "BEACON_DATA_DIR": str(target_dir.parent / "engine")} if target == "spark" else None
+    if subprocess.run(cmd, check=False, env=env).returncode != 0:
         raise RuntimeError(f"dbt compile failed for {project_dir}: see the dbt output above")
     return target_dir / "compiled"
 
@@ -223,12 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, default=None, help="default: <project>/dialect_baseline.json")
     p.add_argument("--dbt", default=str(Path(sys.executable).with_name("dbt")))
     p.add_argument("--no-compile", action="store_true", help="check <target>/compiled as it is")
+    p.add_argument("--target", default="spark", help="the profile's target to compile for (default spark; "
+                   "'default': the profile's default, DuckDB)")
     p.add_argument("--update-baseline", action="store_true", help="write today's findings as the baseline")
     args = p.parse_args(argv)
     baseline_path = args.baseline or args.project_dir / "dialect_baseline.json"
     compiled = args.target_dir / "compiled"
     if not args.no_compile:
-        compiled = compile_project(args.project_dir.resolve(), args.target_dir.resolve(), args.dbt)
+        compiled = compile_project(args.project_dir.resolve(), args.target_dir.resolve(), args.dbt,
+                                   None if args.target == "default" else args.target)
     findings = check_compiled(compiled)
     if args.update_baseline:
         baseline_path.write_text(json.dumps(findings, indent=1, sort_keys=True) + "\n", encoding="utf-8")

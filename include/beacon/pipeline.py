@@ -118,6 +118,9 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
         shutil.rmtree(p, ignore_errors=True)
     for suffix in ("", ".wal"):
         Path(str(s.warehouse_path) + suffix).unlink(missing_ok=True)
+    from beacon.dbt import forget_unit_tests
+
+    forget_unit_tests(s)  # a new warehouse is a fresh deployment: its first builds run the dbt unit tests
     s.data_dir.mkdir(parents=True, exist_ok=True)
     generate(cfg, s.data_dir)  # landing/ and truth/ under data_dir
     marker.write_text(json.dumps(wanted))

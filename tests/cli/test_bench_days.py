@@ -41,3 +41,13 @@ def test_stages_are_one_entry_each_in_pipeline_order():
     assert merged == [{"stage": "ingest", "seconds": 2.0, "rows": 5},
                       {"stage": "scoring", "seconds": 1.5, "rows": 12}]
     assert [m["stage"] for m in merged] == [s for s in STAGES if s in ("ingest", "scoring")]
+
+
+def test_merged_stages_sum_every_figure_and_keep_an_unmeasured_one_unmeasured():
+    # Scoring and its segments are one stage: CPU seconds and rescored rows add up; identity's CPU is not
+    # measured apart (it runs inside dbt's process), and a sum with an unmeasured part is unmeasured.
+    merged = _merge_stages([{"stage": "scoring", "seconds": 1.0, "cpu_seconds": 0.5, "rows": 10, "rescored": 4},
+                            {"stage": "identity", "seconds": 3.0, "cpu_seconds": None, "rows": 7},
+                            {"stage": "scoring", "seconds": 0.5, "cpu_seconds": 0.25, "rows": 2}])
+    assert merged == [{"stage": "identity", "seconds": 3.0, "cpu_seconds": None, "rows": 7},
+                      {"stage": "scoring", "seconds": 1.5, "cpu_seconds": 0.75, "rows": 12, "rescored": 4}]

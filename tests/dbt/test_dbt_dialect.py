@@ -63,6 +63,11 @@ def test_function_names_are_taken_as_written_not_keywords_or_qualified_names():
     assert function_names(sql) == ["left", "count"]
 
 
+def test_a_derived_tables_column_list_is_no_call():
+    for alias in ("as v", "v"):
+        assert function_names(f"select v.a from (values (1, 2)) {alias} (a, b)") == []
+
+
 def test_the_checker_reads_a_compiled_tree_and_names_files(tmp_path):
     (tmp_path / "beacon/models").mkdir(parents=True)
     (tmp_path / "beacon/models/ok.sql").write_text(PORTABLE)

@@ -92,3 +92,58 @@ def test_bad_input_names_the_missing_column():
         respond(exp.drop(columns="exposed_at"), people, seed=1, effects=BOOK)
     with pytest.raises(ValueError, match="not in people"):
         respond(exp.assign(customer_id="nobody"), people, seed=1, effects=BOOK)
+
+
+def _answers(events, exposures):
+    """Each exposure's own answers: opens and clicks of its campaign, and orders (customer, time, revenue)."""
+    return events[events.customer_id.isin(exposures.customer_id)].sort_values(
+        ["customer_id", "occurred_at", "event_type"], kind="stable").reset_index(drop=True)
+
+
+def test_keyed_draws_leave_every_answer_as_it_was_when_another_campaign_is_added():
+    # The demo world draws keyed: one audience's change must not redraw the answers to every other campaign.
+    people, exp = _world(n=4000, seed=6)
+    book = EffectBook({"audience:x": {"treatment": Effect(conversion=0.3)}, "audience:y": {"treatment": Effect(0.3)}},
+                      horizon_days=0.0)
+    people = people.assign(order_rate=0.0)  # no baseline orders: every order is a nudged one
+    alone = respond(exp, people, seed=3, effects=book, keyed=True)
+    other = randomize(people.iloc[:1500], "audience:y", 8, "2026-07-01 09:00", {"treatment": 1.0})
+    other = other[~other.customer_id.isin(exp.customer_id[exp.arm == "treatment"])]  # people x never messaged
+    both = respond(pd.concat([exp, other], ignore_index=True), people, seed=3, effects=book, keyed=True)
+    pd.testing.assert_frame_equal(_answers(alone, exp[exp.arm == "treatment"]),
+                                  _answers(both[both.campaign.fillna("audience:x") == "audience:x"],
+                                           exp[exp.arm == "treatment"]))
+    assert (both.campaign == "audience:y").sum() > 0 and len(both) > len(alone)
+    # Unkeyed, the same addition redraws the first campaign's answers (why the demo draws keyed).
+    plain = respond(exp, people, seed=3, effects=book)
+    plain_both = respond(pd.concat([exp, other], ignore_index=True), people, seed=3, effects=book)
+    assert not _answers(plain, exp).equals(_answers(plain_both[plain_both.campaign.fillna("audience:x") == "audience:x"],
+                                                    exp))
+
+
+def test_keyed_draws_realize_the_planted_effect_and_depend_on_the_seed():
+    people, exp = _world(n=20000, seed=9)
+    ev = respond(exp, people, seed=9, effects=BOOK, keyed=True)
+    conv = _converted(exp, ev)
+    rates = conv.groupby("arm").converted.mean()
+    truth = true_effects(exp, people, BOOK, window_days=7).set_index("arm")
+    se = np.sqrt(sum(r * (1 - r) / (conv.arm == a).sum() for a, r in rates.items()))
+    assert abs(rates["treatment"] - rates["control"] - truth.loc["treatment", "abs_lift"]) < 4 * se
+    sent = exp[exp.sent]
+    opens = ev[ev.event_type == "open"]
+    p_open = people.set_index("customer_id").p_open.reindex(sent.customer_id).mean()
+    assert abs(len(opens) / len(sent) - p_open) < 4 * np.sqrt(p_open * (1 - p_open) / len(sent))
+    again = respond(exp.sample(frac=1, random_state=2), people, seed=9, effects=BOOK, keyed=True)
+    pd.testing.assert_frame_equal(ev, again)
+    assert not ev.equals(respond(exp, people, seed=10, effects=BOOK, keyed=True))
+
+
+def test_keyed_draws_of_two_messages_at_the_same_moment_are_apart():
+    people, exp = _world(n=3000, seed=4)
+    sent = exp[exp.sent]
+    twice = pd.concat([sent, sent], ignore_index=True)  # e.g. two nodes of one journey sending at one run
+    book = EffectBook({"audience:x": {"treatment": Effect(conversion=0.5)}}, horizon_days=0.0)
+    ev = respond(twice, people.assign(order_rate=0.0), seed=5, effects=book, keyed=True)
+    per = ev[ev.event_type == "order"].groupby("customer_id").size()
+    # Independent draws: some people got two nudged orders and many exactly one (identical draws give only 0 or 2).
+    assert (per == 1).sum() > 100 and (per == 2).sum() > 0

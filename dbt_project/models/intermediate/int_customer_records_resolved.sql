@@ -8,9 +8,9 @@ final as (
         source,
         record_id,
         record_key,
-        arg_max(customer_id, resolution_run) as customer_id,
-        arg_max(match_rule, resolution_run) as match_rule,
-        arg_max(match_probability, resolution_run) as match_probability,
+        max_by(customer_id, resolution_run) as customer_id,
+        max_by(match_rule, resolution_run) as match_rule,
+        max_by(match_probability, resolution_run) as match_probability,
         min(resolution_run) as first_resolution_run,
         max(resolution_run) as last_resolution_run
     from events

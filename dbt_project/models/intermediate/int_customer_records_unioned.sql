@@ -7,7 +7,7 @@ with crm as (
         1 as source_rank,  -- CRM is the most trusted source for names and stages
         email, is_email_valid, email_canonical, phone_e164, first_name, last_name,
         first_name_key, last_name_key, first_name_aliases, street, street_key, city, state, postal_code,
-        null::date as birth_date, null::varchar as gender, company_id, job_title, lifecycle_stage,
+        cast(null as date) as birth_date, cast(null as {{ dbt.type_string() }}) as gender, company_id, job_title, lifecycle_stage,
         created_at, updated_at
     from {{ ref('stg_crm__contacts') }}
 ),
@@ -19,7 +19,9 @@ shop as (
         2 as source_rank,
         email, is_email_valid, email_canonical, phone_e164, first_name, last_name,
         first_name_key, last_name_key, first_name_aliases, street, street_key, city, state, postal_code,
-        birth_date, gender, null::varchar as company_id, null::varchar as job_title, null::varchar as lifecycle_stage,
+        birth_date, gender, cast(null as {{ dbt.type_string() }}) as company_id,
+        cast(null as {{ dbt.type_string() }}) as job_title,
+        cast(null as {{ dbt.type_string() }}) as lifecycle_stage,
         created_at, created_at as updated_at
     from {{ ref('stg_shop__customers') }}
 ),

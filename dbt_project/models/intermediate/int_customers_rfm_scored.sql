@@ -12,7 +12,7 @@ as_of as (
 scored as (
     select
         c.customer_id,
-        date_diff('day', c.last_order_at, a.as_of_at) as recency_days,
+        {{ days_between('c.last_order_at', 'a.as_of_at') }} as recency_days,
         c.order_count as frequency,
         c.lifetime_revenue as monetary,
         ntile(5) over (order by c.last_order_at asc, c.customer_id asc) as r_score,

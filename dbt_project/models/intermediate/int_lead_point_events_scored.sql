@@ -35,7 +35,7 @@ attributes as (
            null as product_line
     from customers c
     join rules r on r.source = 'attribute'
-    where (r.match = 'senior_title' and regexp_matches(c.job_title, '\b(vp|head|director|chief|founder|cto|ceo)\b'))
+    where (r.match = 'senior_title' and {{ regex_contains('c.job_title', "'\\b(vp|head|director|chief|founder|cto|ceo)\\b'") }})
        or (r.match = 'b2b_account' and c.company_id is not null)
 ),
 
@@ -48,7 +48,7 @@ final as (
         b.event_at,
         r.points,
         case when r.half_life_days > 0
-             then r.points * pow(0.5, date_diff('second', b.event_at, a.as_of_at) / 86400.0 / r.half_life_days)
+             then r.points * pow(0.5, {{ seconds_between('b.event_at', 'a.as_of_at') }} / 86400.0 / r.half_life_days)
              else r.points end as points_decayed
     from (
         select * from behaviour

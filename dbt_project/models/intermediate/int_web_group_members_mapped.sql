@@ -16,7 +16,7 @@ identities as (
 
 linked as (
     select g.group_id, coalesce(r.customer_id, i.customer_id) as customer_id, g.event_at,
-        json_extract_string(g.group_traits, '$.name') as group_name
+        {{ json_text('g.group_traits', "'$.name'") }} as group_name
     from groups g
     left join records r on r.record_id = g.shop_customer_id
     left join identities i on i.anonymous_id = g.anonymous_id
@@ -26,7 +26,7 @@ final as (
     select
         group_id,
         customer_id,
-        arg_max(group_name, event_at) filter (where group_name is not null) as group_name,
+        max_by(group_name, event_at) filter (where group_name is not null) as group_name,
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at
     from linked

@@ -29,7 +29,7 @@ linked as (
 
 final as (
     -- The most recent identification wins when a device was shared.
-    select anonymous_id, arg_max(customer_id, (event_at, customer_id)) as customer_id, min(event_at) as first_identified_at
+    select anonymous_id, max_by(customer_id, (event_at, customer_id)) as customer_id, min(event_at) as first_identified_at
     from linked
     where customer_id is not null and anonymous_id is not null  -- a server-side call may carry a user id only
     group by anonymous_id

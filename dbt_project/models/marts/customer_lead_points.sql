@@ -9,7 +9,7 @@ groups as (
 
 totals as (
     select customer_id, sum(points) as lead_points, sum(points_undecayed) as lead_points_undecayed,
-           arg_max(point_group, points) as top_point_group, max(last_scored_at) as last_scored_at
+           max_by(point_group, points) as top_point_group, max(last_scored_at) as last_scored_at
     from groups
     group by customer_id
 ),

@@ -1,4 +1,11 @@
 -- One row per customer: golden attributes (CRM first, then the most recent value) with lineage.
+{%- set by_rank = sort_key(['-source_rank', 'updated_at', 'record_id']) %}
+{%- set by_time = sort_key(['updated_at', 'record_id']) %}
+{#- golden's columns but the address struct, which final splits into its fields -#}
+{%- set golden_columns = ['customer_id', 'email', 'email_source', 'first_name', 'last_name', 'name_source',
+    'phone_e164', 'phone_source', 'birth_date', 'birth_date_source', 'gender', 'gender_source', 'company_id',
+    'job_title', 'crm_lifecycle_stage', 'first_seen_at', 'last_updated_at', 'source_records', 'crm_records',
+    'shop_records', 'shop_customer_id', 'crm_contact_id'] %}
 with records as (
     select u.*, r.customer_id
     from {{ ref('int_customer_records_unioned') }} u
@@ -27,23 +34,22 @@ golden as (
     -- record_id breaks ties (two records updated at the same time), so identical rebuilds pick the same value.
     select
         customer_id,
-        arg_max(email, (-source_rank, updated_at, record_id)) filter (where is_email_valid) as email,
-        arg_max(source, (-source_rank, updated_at, record_id)) filter (where is_email_valid) as email_source,
-        arg_max(first_name, (-source_rank, updated_at, record_id)) filter (where first_name is not null) as first_name,
-        arg_max(last_name, (-source_rank, updated_at, record_id)) filter (where first_name is not null) as last_name,
-        arg_max(source, (-source_rank, updated_at, record_id)) filter (where first_name is not null) as name_source,
-        arg_max(phone_e164, (updated_at, record_id)) filter (where phone_e164 is not null) as phone_e164,
-        arg_max(source, (updated_at, record_id)) filter (where phone_e164 is not null) as phone_source,
-        -- A DuckDB struct literal: sqlfluff's spacing rule reads its braces as Jinja's.
-        arg_max({'street': street, 'city': city, 'state': state, 'postal_code': postal_code, 'source': source},  -- noqa: LT01
-                (updated_at, record_id)) filter (where street is not null) as address,
-        arg_max(birth_date, (updated_at, record_id)) filter (where birth_date is not null) as birth_date,
-        arg_max(source, (updated_at, record_id)) filter (where birth_date is not null) as birth_date_source,
-        arg_max(gender, (updated_at, record_id)) filter (where gender is not null) as gender,
-        arg_max(source, (updated_at, record_id)) filter (where gender is not null) as gender_source,
-        arg_max(company_id, (updated_at, record_id)) filter (where company_id is not null) as company_id,
-        arg_max(job_title, (updated_at, record_id)) filter (where job_title is not null) as job_title,
-        arg_max(lifecycle_stage, (updated_at, record_id)) filter (where lifecycle_stage is not null) as crm_lifecycle_stage,
+        max_by(email, {{ by_rank }}) filter (where is_email_valid) as email,
+        max_by(source, {{ by_rank }}) filter (where is_email_valid) as email_source,
+        max_by(first_name, {{ by_rank }}) filter (where first_name is not null) as first_name,
+        max_by(last_name, {{ by_rank }}) filter (where first_name is not null) as last_name,
+        max_by(source, {{ by_rank }}) filter (where first_name is not null) as name_source,
+        max_by(phone_e164, {{ by_time }}) filter (where phone_e164 is not null) as phone_e164,
+        max_by(source, {{ by_time }}) filter (where phone_e164 is not null) as phone_source,
+        max_by({{ struct_of({'street': 'street', 'city': 'city', 'state': 'state', 'postal_code': 'postal_code',
+                             'source': 'source'}) }}, {{ by_time }}) filter (where street is not null) as address,
+        max_by(birth_date, {{ by_time }}) filter (where birth_date is not null) as birth_date,
+        max_by(source, {{ by_time }}) filter (where birth_date is not null) as birth_date_source,
+        max_by(gender, {{ by_time }}) filter (where gender is not null) as gender,
+        max_by(source, {{ by_time }}) filter (where gender is not null) as gender_source,
+        max_by(company_id, {{ by_time }}) filter (where company_id is not null) as company_id,
+        max_by(job_title, {{ by_time }}) filter (where job_title is not null) as job_title,
+        max_by(lifecycle_stage, {{ by_time }}) filter (where lifecycle_stage is not null) as crm_lifecycle_stage,
         min(created_at) as first_seen_at,
         max(updated_at) as last_updated_at,
         count(*) as source_records,
@@ -57,7 +63,9 @@ golden as (
 
 final as (
     select
-        g.* exclude (address),
+        {%- for c in golden_columns %}
+        g.{{ c }},
+        {%- endfor %}
         g.address.street as street,
         g.address.city as city,
         g.address.state as state,

@@ -33,14 +33,14 @@ final as (
         max(customer_id) as customer_id,
         min(event_at) as session_started_at,
         max(event_at) as session_ended_at,
-        date_diff('second', min(event_at), max(event_at)) as duration_seconds,
+        {{ seconds_between('min(event_at)', 'max(event_at)') }} as duration_seconds,
         count(*) as events,
         count(*) filter (where event_type = 'page') as page_views,
         count(*) filter (where event_name = 'product_viewed') as product_views,
         count(*) filter (where event_name = 'product_added') as cart_adds,
         count(*) filter (where event_name = 'checkout_started') as checkouts,
         count(*) filter (where event_name = 'order_completed') > 0 as converted,
-        arg_min(page_path, event_at) filter (where page_path is not null) as landing_page,
+        min_by(page_path, event_at) filter (where page_path is not null) as landing_page,
         count(*) = 1 as is_bounce
     from numbered
     group by anonymous_id, session_number

@@ -13,7 +13,7 @@ final as (
         resolution_run,
         min(resolved_as_of) as merged_as_of,
         count(*) as records_moved,
-        string_agg(distinct match_rule, ', ' order by match_rule) as match_rules,
+        {{ sorted_distinct_list('match_rule', "', '") }} as match_rules,
         max(match_probability) as max_match_probability
     from events
     group by previous_customer_id, customer_id, resolution_run

@@ -8,31 +8,36 @@
 -- same for every arm. Journey sends also pass through the sync log, as audiences named journey__<name>__<node>:
 -- those rows are left out here (they are the journey's, counted once above). The staging views are empty until
 -- activation and the journeys engine first write their tables.
+-- Incremental by exposure day (macros/measurement_incremental.sql): a normal day rebuilds the exposure days that a
+-- changed decision, outcome or session can reach; `dbt build --full-refresh` gives the same rows.
+{{ day_partitioned('exposed_date') }}
+-- depends_on: {{ ref('measurement_input_days') }}
+
 with decisions as (
-    -- Audiences: a held-out member is the control arm, an add (delivered or failed) the treatment arm.
-    select
-        'audience:' || audience as campaign, audience as source_name, customer_id, channel, as_of, run_id,
-        case when status = 'held_out' then 'control' else 'treatment' end as arm,
-        (operation = 'add' and status = 'delivered')::integer as messages
-    from {{ ref('stg_activation__sync_log') }}
-    where (status = 'held_out' or operation = 'add') and not starts_with(audience, 'journey__')
-    union all
-    -- Journeys in flight: one decision per entry that met a split.
-    select
-        'journey:' || journey as campaign, journey as source_name, customer_id, null as channel,
-        min(entered_at) as as_of, any_value(run_id) as run_id, max(arm) as arm,
-        count(*) filter (where transition = 'sent') as messages
-    from {{ ref('stg_journeys__transitions') }}
-    group by journey, customer_id, entry_no
-    having max(arm) is not null
-    union all
-    -- Finished journey entries (compacted).
-    select
-        'journey:' || journey as campaign, journey as source_name, customer_id, null as channel,
-        entered_at as as_of, compacted_run as run_id, arm, sends as messages
-    from {{ ref('stg_journeys__finished') }}
-    where arm is not null
+    {{ campaign_decisions() }}
 ),
+
+{% if is_incremental() %}
+{{ measurement_rebuilt_days('decisions') }},
+
+candidates as (
+    -- The pairs that may stand on a rebuilt day: a decision there, or held there.
+    select campaign, customer_id from decisions
+    where cast(as_of as date) in (select day from rebuilt_days)
+    union
+    select campaign, customer_id from {{ this }}
+    where exposed_date in (select day from rebuilt_days)
+),
+
+scoped as (
+    select d.* from decisions as d
+    join candidates as c on c.campaign = d.campaign and c.customer_id = d.customer_id
+),
+{% else %}
+scoped as (
+    select * from decisions
+),
+{% endif %}
 
 holdouts as (
     -- The designed control share of each audience (meta.audience.holdout_pct), for the sample-ratio check.
@@ -46,9 +51,10 @@ holdouts as (
     {%- endfor %}
     {%- endif %}
     {%- if rows %}
-    select col0 as campaign, col1::double as holdout_pct from (values {{ rows | join(', ') }})
+    select holdouts.campaign, cast(holdouts.holdout_pct as double) as holdout_pct
+    from (values {{ rows | join(', ') }}) holdouts (campaign, holdout_pct)
     {%- else %}
-    select null::varchar as campaign, null::double as holdout_pct where false
+    select cast(null as {{ dbt.type_string() }}) as campaign, cast(null as double) as holdout_pct where false
     {%- endif %}
 ),
 
@@ -57,14 +63,17 @@ assigned as (
         campaign,
         customer_id,
         any_value(source_name) as source_name,
-        arg_min(arm, as_of) as arm,
+        min_by(arm, as_of) as arm,
         min(as_of) as exposed_at,
-        arg_min(channel, as_of) as channel,
-        arg_min(run_id, as_of) as run_id,
+        min_by(channel, as_of) as channel,
+        min_by(run_id, as_of) as run_id,
         sum(messages) > 0 as sent,
-        sum(messages)::integer as messages
-    from decisions
+        cast(sum(messages) as integer) as messages
+    from scoped
     group by campaign, customer_id
+    {%- if is_incremental() %}
+    having cast(min(as_of) as date) in (select day from rebuilt_days)
+    {%- endif %}
 ),
 
 orders as (
@@ -74,7 +83,7 @@ orders as (
 final as (
     select
         a.campaign, a.customer_id, a.source_name, a.arm, a.sent, a.messages, a.channel, a.exposed_at, a.run_id,
-        h.holdout_pct::double as holdout_pct,
+        cast(h.holdout_pct as double) as holdout_pct,
         (select count(*) from orders o
          where o.customer_id = a.customer_id and o.ordered_at < a.exposed_at
              and o.ordered_at >= a.exposed_at - interval 90 day) as prior_orders_90d,
@@ -83,7 +92,9 @@ final as (
                       and o.ordered_at >= a.exposed_at - interval 90 day), 0) as prior_revenue_90d,
         (select count(*) from {{ ref('fct_web_sessions') }} s
          where s.customer_id = a.customer_id and s.session_started_at < a.exposed_at
-             and s.session_started_at >= a.exposed_at - interval 90 day) as prior_visits_90d
+             and s.session_started_at >= a.exposed_at - interval 90 day) as prior_visits_90d,
+        cast(a.exposed_at as date) as exposed_date,
+        {{ measurement_facts_seq() }} as _facts_seq
     from assigned a
     left join holdouts h on h.campaign = a.campaign
 )

@@ -12,12 +12,12 @@ carts as (
     select
         customer_id,
         max(event_at) as last_cart_at,
-        arg_max(product_id, (event_at, product_id)) as last_product_id,
+        max_by(product_id, (event_at, product_id)) as last_product_id,
         count(*) as cart_adds
     from events, as_of
     where event_name = 'product_added'
       and customer_id is not null
-      and event_at > as_of_at - to_hours({{ var('cart_abandonment_hours') }})
+      and event_at > as_of_at - {{ hours_interval(var('cart_abandonment_hours')) }}
     group by customer_id
 ),
 

@@ -28,7 +28,7 @@ final as (
     where r.value_rank < {{ var('high_value_share', 0.2) }}
       and (ch.churn_score >= {{ var('churn_score_threshold', 0.5) }}
            or (ch.churn_score is null
-               and r.last_order_at <= a.as_of_at - to_days({{ var('churn_fallback_days', 60) }})))
+               and r.last_order_at <= a.as_of_at - {{ days_interval(var('churn_fallback_days', 60)) }}))
 )
 
 select * from final

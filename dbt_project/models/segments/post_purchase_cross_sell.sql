@@ -11,9 +11,9 @@ as_of as (
 
 recent as (
     -- Items of one order share its time: the category breaks the tie, so a rebuild picks the same one.
-    select customer_id, max(ordered_at) as last_order_at, arg_max(category, (ordered_at, category)) as last_category
+    select customer_id, max(ordered_at) as last_order_at, max_by(category, (ordered_at, category)) as last_category
     from items, as_of
-    where ordered_at > as_of_at - to_days({{ var('cross_sell_days', 14) }})
+    where ordered_at > as_of_at - {{ days_interval(var('cross_sell_days', 14)) }}
     group by customer_id
 ),
 

@@ -16,7 +16,7 @@ final as (
     from lifecycle l
     join customers c using (customer_id)
     cross join as_of a
-    where l.subscriber_at > a.as_of_at - to_days({{ var('welcome_days', 7) }})
+    where l.subscriber_at > a.as_of_at - {{ days_interval(var('welcome_days', 7)) }}
 )
 
 select * from final

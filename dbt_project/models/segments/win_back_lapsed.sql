@@ -11,9 +11,9 @@ as_of as (
 
 final as (
     select c.customer_id, c.email, c.first_name, c.last_order_at,
-           date_diff('day', c.last_order_at, a.as_of_at) as days_since_order, c.order_count, c.lifetime_revenue
+           {{ days_between('c.last_order_at', 'a.as_of_at') }} as days_since_order, c.order_count, c.lifetime_revenue
     from customers c cross join as_of a
-    where c.last_order_at <= a.as_of_at - to_days({{ var('lapsed_days', 90) }})
+    where c.last_order_at <= a.as_of_at - {{ days_interval(var('lapsed_days', 90)) }}
       and c.last_order_at > a.as_of_at - interval 365 day
 )
 

@@ -1,4 +1,6 @@
 -- CRM companies (B2B accounts): latest version per company.
+-- A table on Spark: a view there may not call the session's functions (nfc, beacon.spark.session).
+{{ config(materialized='table' if target.type == 'spark' else 'view') }}
 with source as (
     select * from {{ source('raw', 'crm_companies') }}
 ),

@@ -32,7 +32,7 @@ final as (
         {{ street_key('street') }} as street_key,
         city,
         upper(state) as state,
-        nullif(left(regexp_replace(postal_code, '[^0-9]', '', 'g'), 5), '') as postal_code,
+        nullif(left({{ regex_replace_all('postal_code', "'[^0-9]'", "''") }}, 5), '') as postal_code,
         created_at,
         updated_at
     from latest

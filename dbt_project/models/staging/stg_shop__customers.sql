@@ -22,7 +22,7 @@ final as (
         {{ street_key('address_line1') }} as street_key,
         city,
         upper(state) as state,
-        nullif(left(regexp_replace(zip, '[^0-9]', '', 'g'), 5), '') as postal_code,
+        nullif(left({{ regex_replace_all('zip', "'[^0-9]'", "''") }}, 5), '') as postal_code,
         birth_date,
         nullif(gender, '') as gender,
         created_at

@@ -6,7 +6,7 @@
 {{ day_partitioned('event_date') }}
 with source as (
     select message_id, type, event, anonymous_id, user_id, event_at, email, form_email, page_path, product_id,
-        webinar_id, cast(null as json) as payload, _loaded_at
+        webinar_id, cast(null as {{ type_json() }}) as payload, _loaded_at
     from {{ source('raw', 'web_events') }}
     where {{ not_erased([['id', 'anonymous_id'], ['id', 'user_id'], ['email', 'email'], ['email', 'form_email']]) }}
     union all
@@ -32,18 +32,18 @@ deduplicated as (
         product_id,
         webinar_id,
         -- alias: the earlier id (usually the anonymous id) that is the same person as the user id
-        nullif(json_extract_string(payload, '$.previousId'), '') as previous_id,
+        nullif({{ json_text('payload', "'$.previousId'") }}, '') as previous_id,
         -- group: the account the person acts for, with its traits (name, industry, employees, ...)
-        nullif(json_extract_string(payload, '$.groupId'), '') as group_id,
-        case when type = 'group' then json_extract(payload, '$.traits') end as group_traits,
+        nullif({{ json_text('payload', "'$.groupId'") }}, '') as group_id,
+        case when type = 'group' then {{ json_value('payload', "'$.traits'") }} end as group_traits,
         -- Segment's e-commerce spec (Order Completed and friends)
-        nullif(json_extract_string(payload, '$.properties.order_id'), '') as order_id,
-        try_cast(json_extract_string(payload, '$.properties.revenue') as double) as revenue,
-        upper(nullif(json_extract_string(payload, '$.properties.currency'), '')) as currency,
-        json_extract(payload, '$.properties.products') as products,
-        json_extract_string(payload, '$.context.campaign.source') as utm_source,
-        json_extract_string(payload, '$.context.campaign.medium') as utm_medium,
-        json_extract_string(payload, '$.context.campaign.name') as utm_campaign,
+        nullif({{ json_text('payload', "'$.properties.order_id'") }}, '') as order_id,
+        try_cast({{ json_text('payload', "'$.properties.revenue'") }} as double) as revenue,
+        upper(nullif({{ json_text('payload', "'$.properties.currency'") }}, '')) as currency,
+        {{ json_value('payload', "'$.properties.products'") }} as products,
+        {{ json_text('payload', "'$.context.campaign.source'") }} as utm_source,
+        {{ json_text('payload', "'$.context.campaign.medium'") }} as utm_medium,
+        {{ json_text('payload', "'$.context.campaign.name'") }} as utm_campaign,
         payload,
         cast(event_at as date) as event_date,
         _loaded_at

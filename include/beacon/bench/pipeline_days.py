@@ -101,11 +101,21 @@ class _Day:
     @contextmanager
     def stage(self, name: str, shown: Progress):
         shown.stage(f"day {self.day}: {name}")
-        entry = {"stage": name, "seconds": 0.0, "rows": 0}
-        t0 = time.perf_counter()
+        entry = {"stage": name, "seconds": 0.0, "cpu_seconds": 0.0, "rows": 0}
+        t0, c0 = time.perf_counter(), cpu_seconds()
         yield entry
         entry["seconds"] = round(time.perf_counter() - t0 - entry.pop("exclude", 0.0), 3)
+        entry["cpu_seconds"] = round(cpu_seconds() - c0 - entry.pop("exclude_cpu", 0.0), 3)
         self.stages.append(entry)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads: dbt and DuckDB run in it) and of its ended children, user and
+    system: on a shared machine it moves far less with other work than the elapsed time."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _dbt_build(args: list[str], s) -> dict:
@@ -148,7 +158,8 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
         st["rows"] = totals["rows_loaded"]  # the day's new raw rows
     with connect() as con:
         records = con.execute("SELECT count(*) FROM intermediate.int_customers_clustered").fetchone()[0]
-    d.stages.append({"stage": "identity", "seconds": round(identity, 3), "rows": int(records)})
+    # dbt runs the identity models in this process but times them only as elapsed: their CPU stays in dbt's.
+    d.stages.append({"stage": "identity", "seconds": round(identity, 3), "cpu_seconds": None, "rows": int(records)})
     slowest = sorted(results["results"], key=lambda r: -r["execution_time"])[:8]
     d.models = {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 2) for r in slowest}
     with connect() as con:
@@ -159,6 +170,7 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
         with d.stage("scoring", shown) as st:
             scored = score_all(con, s.registry_dir)
             st["rows"] = sum(int(m["rows"]) for m in scored["models"].values())
+            st["rescored"] = sum(int(m["rescored"]) for m in scored["models"].values())
     with d.stage("scoring", shown) as st:  # the score-based segments, built after scoring
         st["rows"] = len(_dbt_build(["--select", dbt.SCORE_BASED], s)["results"])
     with connect() as con:
@@ -183,7 +195,12 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
                     r = run_journey(con, x.journey.name, clock(con), run_id=f"bench:{day}:{x.journey.name}")
                     st["rows"] += r.entered + r.hops
     with d.stage("measurement", shown) as st:
-        _dbt_build(["--select", dbt.MEASUREMENT], s)
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        marts = _dbt_build(["--select", dbt.MEASUREMENT], s)
+        st["marts_seconds"] = round(time.perf_counter() - t0, 3)
+        st["marts_cpu_seconds"] = round(cpu_seconds() - c0, 3)
+        d.models.update({f"measurement:{r['unique_id'].split('.', 2)[-1]}": round(r["execution_time"], 2)
+                         for r in marts["results"] if r["unique_id"].startswith("model.")})
         with connect() as con:
             write_report(con, s.registry_dir / "reports", clock(con))
             st["rows"] = con.execute("SELECT count(*) FROM measurement.campaign_exposure_outcomes").fetchone()[0]
@@ -191,12 +208,19 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
 
 
 def _merge_stages(stages: list[dict]) -> list[dict]:
-    """One entry per stage name (scoring and its segments are one stage), in STAGES order."""
+    """One entry per stage name (scoring and its segments are one stage), in STAGES order; every figure summed."""
     out: dict[str, dict] = {}
     for st in stages:
-        e = out.setdefault(st["stage"], {"stage": st["stage"], "seconds": 0.0, "rows": 0})
-        e["seconds"] = round(e["seconds"] + st["seconds"], 3)
-        e["rows"] += int(st["rows"])
+        e = out.setdefault(st["stage"], {"stage": st["stage"]})
+        for k, v in st.items():
+            if k == "stage":
+                continue
+            if v is None or (k in e and e[k] is None):  # not measured for a part: not measured
+                e[k] = None
+            elif k not in e:
+                e[k] = v
+            else:
+                e[k] = round(e[k] + v, 3) if isinstance(v, float) else e[k] + int(v)
     return [out[n] for n in STAGES if n in out]
 
 
@@ -245,15 +269,19 @@ def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, 
             ran = run_day(day, s, shown, full_refresh=full_refresh)
             stages = ran["stages"]
             total = round(sum(st["seconds"] for st in stages), 3)
+            cpu = round(sum(st["cpu_seconds"] or 0.0 for st in stages), 3)  # identity's CPU is inside dbt's
             out_days.append({"day": day, "date": cfg.day_date().isoformat(), "generate_seconds": generated,
                              "generated_rows": int(sum(g.rows.values())), "stages": stages, "seconds": total,
+                             "cpu_seconds": cpu, "load_average": [round(x, 2) for x in os.getloadavg()],
                              "dbt_slowest": ran["dbt_slowest"],
                              "trained": ran["trained"], "floor": floor,
                              "floor_ratio": round(total / floor["seconds"], 2) if floor["seconds"] else None,
                              "peak_memory_mb": round(mem.reset() / 2**20, 1)})
     first = out_days[0]["seconds"]
+    first_cpu = out_days[0]["cpu_seconds"] or 1.0
     return {"benchmark": "pipeline_days", "people": people, "days": days, "seed": seed, "full_refresh": full_refresh,
             "per_day": out_days, "day_ratio": [round(d["seconds"] / first, 3) for d in out_days],
+            "day_cpu_ratio": [round(d["cpu_seconds"] / first_cpu, 3) for d in out_days],
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
 
 

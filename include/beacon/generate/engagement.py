@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from beacon.generate.config import DAY
+from beacon.generate.helpers import _mix
 
 EVENT_TYPES = ("open", "click", "order")
 EXPOSURE_COLUMNS = ("customer_id", "campaign", "arm", "sent", "channel", "exposed_at")
@@ -147,11 +148,45 @@ def _joined(exposures: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
     return exp.sort_values(["customer_id", "campaign", "exposed_at", "arm"], kind="stable").reset_index(drop=True)
 
 
-def respond(exposures: pd.DataFrame, people: pd.DataFrame, *, seed: int, effects: EffectBook) -> pd.DataFrame:
+def _keyed_uniforms(exp: pd.DataFrame, seed: int, streams: int) -> list[np.ndarray]:
+    """`streams` uniforms in [0, 1) per exposure row, each a function of the seed and the exposure alone (person,
+    campaign, arm, time): the same exposure gets the same draws whatever else is drawn beside it."""
+    ident = pd.DataFrame({
+        "customer_id": exp.customer_id.astype(str).to_numpy(), "campaign": exp.campaign.astype(str).to_numpy(),
+        "arm": exp.arm.astype(str).to_numpy(), "t": _seconds(exp.exposed_at)})
+    key = pd.util.hash_pandas_object(ident, index=False).to_numpy(np.uint64)
+    # A second message with the same person, campaign, arm and time (another node of a journey) draws apart.
+    again = ident.groupby(list(ident.columns), sort=False).cumcount().to_numpy(np.uint64)
+    key = np.where(again > 0, _mix(key, 7) + again, key)
+    return [(_mix(key, seed * 1_000_003 + k) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+            for k in range(streams)]
+
+
+def _exposure_draws(exp: pd.DataFrame, rng: np.random.Generator, seed: int, keyed: bool) -> tuple[np.ndarray, ...]:
+    """Per exposure row: uniforms for open, click, nudge and the nudge's time, the open and click delays (seconds),
+    and the nudged order's revenue noise (NaN: drawn with the other events)."""
+    n = len(exp)
+    if not keyed:  # one generator for the whole batch, in the order respond always drew them
+        u_open, u_click = rng.random(n), rng.random(n)
+        open_delay, click_delay = rng.exponential(6 * 3600, n), rng.exponential(1800, n)
+        u_nudge, u_time = rng.random(n), rng.random(n)
+        return u_open, u_click, open_delay, click_delay, u_nudge, u_time, np.full(n, np.nan)
+    from scipy.special import ndtri
+
+    u_open, u_click, u_od, u_cd, u_nudge, u_time, u_rev = _keyed_uniforms(exp, seed, 7)
+    noise = np.exp(-_REVENUE_SIGMA**2 / 2 + _REVENUE_SIGMA * ndtri(np.clip(u_rev, 1e-12, 1 - 1e-12)))
+    return (u_open, u_click, -6 * 3600 * np.log1p(-u_od), -1800 * np.log1p(-u_cd), u_nudge, u_time, noise)
+
+
+def respond(exposures: pd.DataFrame, people: pd.DataFrame, *, seed: int, effects: EffectBook,
+            keyed: bool = False) -> pd.DataFrame:
     """The opens, clicks and orders that follow `exposures` (customer_id, event_type, occurred_at, revenue, campaign).
 
     `people` needs customer_id, order_rate (orders per day), aov, p_open, p_click, and may have engagement and
-    intent (the effect's lean). Deterministic for a seed, whatever the row order of the inputs."""
+    intent (the effect's lean). Deterministic for a seed, whatever the row order of the inputs. With `keyed`, the
+    answer to each exposure (open, click, nudged order, their times and revenue) is drawn from the seed and that
+    exposure alone, so adding, removing or changing other exposures leaves it as it was (the demo world: one
+    audience's change must not redraw every other campaign's answers); the baseline orders are drawn per batch."""
     exp = _joined(exposures, people)
     rng = np.random.default_rng([seed, 17])
     ts = _seconds(exp.exposed_at)
@@ -168,26 +203,28 @@ def respond(exposures: pd.DataFrame, people: pd.DataFrame, *, seed: int, effects
     # Opens and clicks of the messages that were sent.
     sent = exp.sent.to_numpy()
     p_open = exp.p_open.to_numpy(float)
-    opened = sent & (rng.random(len(exp)) < p_open)
-    clicked = opened & (rng.random(len(exp)) < np.clip(exp.p_click.to_numpy(float) / np.maximum(p_open, 1e-9), 0, 1))
-    open_ts = ts + rng.exponential(6 * 3600, len(exp)).astype(np.int64)
-    click_ts = open_ts + rng.exponential(1800, len(exp)).astype(np.int64)
+    u_open, u_click, open_delay, click_delay, u_nudge, u_time, nudge_noise = _exposure_draws(exp, rng, seed, keyed)
+    opened = sent & (u_open < p_open)
+    clicked = opened & (u_click < np.clip(exp.p_click.to_numpy(float) / np.maximum(p_open, 1e-9), 0, 1))
+    open_ts = ts + open_delay.astype(np.int64)
+    click_ts = open_ts + click_delay.astype(np.int64)
     # Nudged orders: the planted effect, for sent messages of non-control arms.
     delta, days = _nudge(exp, effects)
-    nudged = rng.random(len(exp)) < delta
-    nudge_ts = ts + (rng.random(len(exp)) * days * DAY).astype(np.int64)
+    nudged = u_nudge < delta
+    nudge_ts = ts + (u_time * days * DAY).astype(np.int64)
     cid, camp, aov = exp.customer_id.to_numpy(), exp.campaign.to_numpy(), exp.aov.to_numpy(float)
-    parts = [base,
+    parts = [base.assign(noise=np.nan),
              pd.DataFrame({"customer_id": cid[opened], "event_type": "open", "ts": open_ts[opened], "aov": np.nan,
-                           "campaign": camp[opened]}),
+                           "campaign": camp[opened], "noise": np.nan}),
              pd.DataFrame({"customer_id": cid[clicked], "event_type": "click", "ts": click_ts[clicked], "aov": np.nan,
-                           "campaign": camp[clicked]}),
+                           "campaign": camp[clicked], "noise": np.nan}),
              pd.DataFrame({"customer_id": cid[nudged], "event_type": "order", "ts": nudge_ts[nudged],
-                           "aov": aov[nudged], "campaign": None})]
-    ev = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else base
+                           "aov": aov[nudged], "campaign": None, "noise": nudge_noise[nudged]})]
+    ev = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
     is_order = (ev.event_type == "order").to_numpy()
     mu = -_REVENUE_SIGMA**2 / 2  # lognormal with mean 1: E[revenue] = aov
     noise = rng.lognormal(mu, _REVENUE_SIGMA, len(ev))
+    noise = np.where(np.isnan(ev.noise.to_numpy(float)), noise, ev.noise.to_numpy(float))
     ev["revenue"] = np.where(is_order, np.round(ev.aov.to_numpy(float) * noise, 2), 0.0)
     ev["occurred_at"] = pd.to_datetime(ev.ts.astype("int64"), unit="s", utc=True)
     out = ev[["customer_id", "event_type", "occurred_at", "revenue", "campaign"]]

@@ -95,7 +95,7 @@ def lift_for(frame: pd.DataFrame, campaign: str, window: float, sequential: bool
                               "people; their outcomes so far are counted, so the figures will still change")
     w = _weights(frame)
     d["srm"] = stats.srm(arms, w) if w and len(arms) >= 2 else None
-    if "control" not in arms or arms.get("control", 0) < 2 or len(arms) < 2:
+    if "control" not in arms or min(arms.values()) < 2 or len(arms) < 2:
         d["notes"].append(f"{campaign}: too few people to compare (arms: {arms}; each needs at least 2); "
                           "no lift is computed")
         return d

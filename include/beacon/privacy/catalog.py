@@ -29,8 +29,9 @@ KINDS = PII_KINDS
 REGISTRY: dict[str, dict[str, str]] = {
     # Ingest: a quarantined row is kept whole (the line as read) so it can be fixed and replayed.
     "raw._quarantine": {"payload": "free_text"},
-    # ML: scores with reason codes, recommendations, the uplift model's scores (beacon.warehouse, ml/, measure).
+    # ML: scores with reason codes and their feature fingerprints (ml.score_delta), recommendations, the uplift model's scores (beacon.warehouse, ml/, measure).
     "ml.scores": {"customer_id": "identifier"},
+    "ml.score_fingerprints": {"customer_id": "identifier"},
     "ml.recommendations": {"customer_id": "identifier"},
     "ml.uplift": {"customer_id": "identifier"},
     # Activation (beacon.activation.governance, preferences): sync state keeps the last payload sent (mapped
