@@ -14,9 +14,25 @@ import jinja2
 from beacon.config import settings
 
 
+class _DefaultAdapter:
+    """dbt's `adapter.dispatch` for plain Jinja: the `default__` form (DuckDB's SQL) of a cross-engine macro."""
+
+    def __init__(self) -> None:
+        self.module = None
+
+    def dispatch(self, name: str, _namespace: str | None = None):
+        return getattr(self.module, f"default__{name}")
+
+
 @lru_cache(maxsize=4)
 def _macros(path: str):
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(open(path).read()).module
+    # normalize.sql calls the cross-engine macros (macros/cross_engine.sql): render both as one module.
+    cross = open(str(path).replace("normalize.sql", "cross_engine.sql")).read()
+    adapter = _DefaultAdapter()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.globals.update(adapter=adapter, **{"return": lambda value: value})
+    adapter.module = env.from_string(cross + "\n" + open(path).read()).module
+    return adapter.module
 
 
 def macro_sql(macro: str, column: str) -> str:

@@ -22,7 +22,7 @@ from beacon.generate.responses import read_messages
 pytestmark = pytest.mark.e2e
 
 PEOPLE, SEED, DAYS = 2000, 8, 3
-BOOK = EffectBook(effects={"journey:win_back": {"email": Effect(conversion=0.35, days=1.0)},
+BOOK = EffectBook(effects={"journey:win_back": {"email": Effect(conversion=0.60, days=1.0)},
                            "audience:engaged_browsers": {"treatment": Effect(conversion=0.25, days=1.0)},
                            "journey:cart_abandonment": {"reminders": Effect(conversion=0.02, days=1.0)}},
                   default=Effect(conversion=0.01, days=1.0), horizon_days=0.0)

@@ -154,11 +154,9 @@ def _events(exposures: pd.DataFrame, pop: pd.DataFrame, hit: pd.DataFrame, shopp
     if exposures.empty:
         return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("person_idx", "ts") else object)
                              for c in RESPONSE_COLUMNS})
-    # One generator for the day's messages: a change to one audience redraws every campaign's answers. Keyed draws
-    # (`respond(..., keyed=True)`: each answer from the seed and its message alone) are ready, but switching
-    # the demo world to them changes every seed's answers; docs/benchmarks.md (Demo through Airflow) says why
-    # that waits for tests/e2e/test_demo_days.py's world to have the power its assertion needs.
-    ev = respond(exposures, pop, seed=cfg.seed * 1000 + cfg.day, effects=book)
+    # Keyed draws: each message's answers come from the seed and that message alone, so a change to one audience
+    # never redraws another campaign's answers (docs/benchmarks.md, Demo through Airflow).
+    ev = respond(exposures, pop, seed=cfg.seed, effects=book, keyed=True)
     ev = ev[(ev.event_type != "order") | ev.customer_id.isin(shoppers)]
     addr = dict(zip(hit.person_idx.astype(str), hit.email.str.strip().str.lower(), strict=False))
     sent_ts = ((hit.sent_at - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
