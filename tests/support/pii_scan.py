@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from beacon.privacy.scan import EMAIL, PHONE, TOKEN  # the detectors the proof's scan uses too
 from beacon.warehouse import quote_ident
 
-EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 IPV4 = r"(^|[^0-9.])(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}([^0-9.]|$)"
-PHONE = re.compile(r"(?<![\d])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d])")
-TOKEN = re.compile(r"[A-Za-z0-9_-]{4,}")
 STREET = re.compile(r"^\d{1,6} [A-Za-z][A-Za-z .'-]* (St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|Ln|Lane|"
                     r"Ct|Court|Pl|Place|Ter|Terrace|Pkwy|Parkway|Way)\.?\b", re.IGNORECASE)
 BIRTH = re.compile(r"(^|_)(birth_?date|date_of_birth|dob)$")

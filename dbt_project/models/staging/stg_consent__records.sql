@@ -4,6 +4,9 @@
 with source as (
     select * from {{ source('raw', 'consent') }}
     where {{ not_erased([['id', 'customer_id'], ['email', 'email'], ['phone', 'phone']]) }}
+        -- An erased person's record kept as proof (identifiers pseudonymized 'erased:<keyed hash>', docs/privacy.md):
+        -- proof only, never a consent to act on (the tombstones keep the person suppressed).
+        and not coalesce(email like 'erased:%' or phone like 'erased:%' or customer_id like 'erased:%', false)
 ),
 
 final as (

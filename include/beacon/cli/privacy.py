@@ -74,6 +74,48 @@ def cmd_process(args) -> int:
     return 0 if all(d["status"] == "completed" for d in docs) else 1
 
 
+def cmd_prove(args) -> int:
+    """The proof of erasure on a generated world (docs/privacy.md "How to prove it"), on a copy unless --in-place."""
+    import os
+    from pathlib import Path
+
+    from beacon.activation.erasure import remove_subject
+    from beacon.bench import privacy_proof
+    from beacon.cli.render import err
+    from beacon.config import settings
+
+    if args.data:
+        os.environ["BEACON_DATA_DIR"] = str(Path(args.data).resolve())
+    s = settings()
+    if not s.privacy_key:
+        raise ValueError("BEACON_PRIVACY_KEY must be set (the requests' keyed hashes; docs/privacy.md)")
+    if not (s.truth_dir.is_dir() and s.warehouse_path.exists()):
+        raise ValueError(f"{s.data_dir}: no generated world there (a truth folder and a warehouse: `beacon demo`)")
+    if not args.in_place:
+        work = Path(args.work or s.data_dir.parent / "privacy-proof").resolve()
+        err.log(f"copying the world into {work} (the proof erases people: --in-place to use the world itself)")
+        s = privacy_proof.settings_for(privacy_proof.work_copy(s, work))
+    result = privacy_proof.prove(s, args.sample, remove_subject, plant_every=args.plant_every,
+                                 progress=lambda m: err.log(m))
+    emit(result, args.json, lambda d: console.print(kv_table("proof of erasure", _flat_proof(d))))
+    return 0 if result["proved"] else 1
+
+
+def _flat_proof(d: dict) -> dict:
+    out = {f"group {g}": f"{v['sampled']} sampled of {v['candidates']}" for g, v in d["groups"].items()}
+    out.update({"people erased": d["people"], "identifiers asked": d["identifiers_asked"],
+                "scan before: people found": f"{d['before']['people_found']}/{d['people']}",
+                "scan before: values found": d["before"]["values"],
+                "requests completed": d["requests"]["completed"], "stores unclean": len(d["requests"]["unclean"]),
+                "destination statuses": d["requests"]["destinations"],
+                "destinations failed": d["requests"]["destinations_failed"],
+                "scan after: values found": d["after"]["leaks"]})
+    out.update({f"resurrection {k}": (len(v) if k == "leaks" else v) for k, v in d["resurrection"].items()})
+    out.update({f"audit {k}": (len(v) if k == "missing" else v) for k, v in d["audit"].items()})
+    out.update({"seconds": d["seconds"], "proved": d["proved"]})
+    return out
+
+
 def register(sub) -> None:
     p = sub.add_parser("privacy", help="erasure, access and suppression requests (docs/privacy.md)")
     ps = p.add_subparsers(dest="privacy_command", required=True)
@@ -97,3 +139,13 @@ def register(sub) -> None:
     pr = ps.add_parser("process", help="load and process every queued request now (what the DAG does)")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_process)
+    pv = ps.add_parser("prove", help="erase sampled people of a generated world and prove nothing of them is left")
+    pv.add_argument("--sample", type=int, default=100, help="people to erase, a quarter from each group")
+    pv.add_argument("--data", help="the world's data folder (default: BEACON_DATA_DIR)")
+    pv.add_argument("--work", help="where the copy goes (default: privacy-proof beside the data folder)")
+    pv.add_argument("--in-place", action="store_true", help="erase from the world itself, not a copy")
+    pv.add_argument("--plant-every", type=int, default=25,
+                    help="a world without service traffic gets collected events and preference records for every "
+                         "n-th person (as beacon serve would land them), loaded by the ingest first")
+    pv.add_argument("--json", action="store_true")
+    pv.set_defaults(func=cmd_prove)

@@ -33,6 +33,7 @@ from beacon.privacy.airflow_meta import erase_xcoms
 from beacon.privacy.catalog import PiiColumn, catalog
 from beacon.privacy.files import erase_files, record_rewrites
 from beacon.privacy.match import Keys, sql_key_condition, sql_rowids_hit
+from beacon.privacy.retention import keep_consent_proof
 from beacon.privacy.subject import Subject
 from beacon.warehouse import (
     compact_file,
@@ -258,6 +259,7 @@ def erase_subjects(s: Settings, subjects: Iterable[Subject], request_id: str, fi
     keys = Keys.of(people)
     t0 = time.perf_counter()
     with _connection(con) as c:
+        keep_consent_proof(s, c, people, report)  # consent records kept as proof, pseudonymized (retention.py)
         erase_warehouse(c, people, report)
         _timed(report, "warehouse", t0)
         if files:

@@ -17,7 +17,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -56,6 +56,13 @@ class RetentionConfig(StrictConfig):
     landing_files: str
     exports: str
     consent_proof: str
+    email_events: str
+    source_versions: str
+    journey_history: str
+    membership_history: str
+    scores: str
+    spool: str
+    airflow_logs: str
 
     @field_validator("*")
     @classmethod
@@ -88,18 +95,55 @@ class Aged:
     cutoff: str | None  # everything dated before this was aged out; None: kept forever, or the store is absent
     rows: int = 0
     folders: int = 0
+    files: int = 0
     note: str = ""
 
+    @property
+    def changed(self) -> int:
+        return self.rows or self.folders or self.files
 
-# Warehouse tables: (config key, table, time column, what to do). "delete": the rows; else an UPDATE's SET clause
-# and the extra condition of the rows it applies to.
+
+def _superseded(table: str, key: str, newest_first: str) -> str:
+    """Rows of a raw table that a later copy of the same record replaced (the copy staging does not read: it keeps the
+    first row of `partition by key order by newest_first`)."""
+    return (f"rowid IN (SELECT rid FROM (SELECT rowid AS rid, row_number() OVER (PARTITION BY {key} "
+            f"ORDER BY {newest_first}) AS rn FROM {table}) WHERE rn > 1)")
+
+
+# Warehouse tables: (config key, table, time column, what to do, extra condition). "delete": the rows; else an
+# UPDATE's SET clause. A row goes when its time is before the cutoff and the extra condition holds.
 TABLE_RULES: tuple[tuple[str, str, str, str, str], ...] = (
     ("web_events", "raw.web_events", "event_at", "delete", ""),
     ("collected_events", "raw.collected_events", "coalesce(received_at, event_at)", "delete", ""),
+    ("email_events", "raw.email_events", "event_at", "delete", ""),
+    # dbt's incremental staging models keep the days they built: the same windows as the raw rows they read (a
+    # full refresh would give the same tables). stg_web__events holds web and collected events alike.
+    ("web_events", "staging.stg_web__events", "event_at", "delete", ""),
+    ("email_events", "staging.stg_esp__email_events", "event_at", "delete", ""),
     ("quarantine", "raw._quarantine", "quarantined_at", "delete", ""),
+    # Source records: each delivery appends a copy; the copy staging reads (the latest) stays while the source keeps
+    # the record (an erasure removes a person's), the older copies (old addresses, old e-mails) go.
+    ("source_versions", "raw.crm_contacts", "updated_at", "delete",
+     _superseded("raw.crm_contacts", "contact_id", "updated_at DESC, _loaded_at DESC, _line DESC")),
+    ("source_versions", "raw.shop_customers", "created_at", "delete",
+     _superseded("raw.shop_customers", "customer_id", "_loaded_at DESC, _line DESC")),
+    ("source_versions", "raw.shop_orders", "ordered_at", "delete",
+     _superseded("raw.shop_orders", "order_id", "_loaded_at DESC, _line DESC")),
     ("sync_logs", "activation.sync_log", "logged_at", "delete", ""),
     ("sync_payloads", "activation.sync_state", "synced_at", "payload = NULL",
      "NOT coalesce(present, false) AND payload IS NOT NULL"),
+    # Journey history: finished entries and actions; a transition unless it is the latest step of its entry (the
+    # state journeys.current reads: an entry in flight keeps its place).
+    ("journey_history", "journeys.finished", "exited_at", "delete", ""),
+    ("journey_history", "journeys.actions", "occurred_at", "delete", ""),
+    ("journey_history", "journeys.transitions", "occurred_at", "delete",
+     _superseded("journeys.transitions", "journey, customer_id, entry_no", "step DESC")),
+    # Membership history: every change but a current member's latest entry (what the next run compares with).
+    ("membership_history", "audiences.membership_events", "as_of", "delete", "rowid NOT IN (SELECT rid FROM ("
+     "SELECT rowid AS rid, change FROM audiences.membership_events QUALIFY row_number() OVER (PARTITION BY audience, "
+     "customer_id ORDER BY as_of DESC, change = 'entered') = 1) WHERE change = 'entered')"),
+    # Scores of a model no longer scored (each run replaces a model's scores: only a retired model's grow old).
+    ("scores", "ml.scores", "scored_at", "delete", ""),
 )
 
 
@@ -180,17 +224,50 @@ def _age_files(s: Settings, cfg: RetentionConfig, as_of: datetime) -> list[Aged]
                  note="" if cut else "kept forever") for k, cut in cuts.items()]
 
 
+def _age_by_mtime(roots: Iterable[Path], cutoff: datetime) -> int:
+    """Delete the files under the roots last written before the cutoff (UTC), then the folders left empty (never a
+    root itself); the number of files."""
+    n = 0
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and datetime.fromtimestamp(p.stat().st_mtime, UTC).replace(tzinfo=None) < cutoff:
+                p.unlink()
+                n += 1
+        for d in sorted((d for d in root.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+            if not any(d.iterdir()):
+                d.rmdir()
+    return n
+
+
+def _age_written_files(s: Settings, cfg: RetentionConfig, as_of: datetime) -> list[Aged]:
+    """Files with no day in their path, dated by when they were last written: the service's spool (`<landing>/_spool`:
+    the file being written and what a crash left) and Airflow's task logs (every folder the erasure cleans)."""
+    from beacon.privacy.files import log_roots
+
+    out = []
+    for key, store, roots in (("spool", "landing/_spool", [Path(s.landing_dir) / "_spool"]),
+                              ("airflow_logs", "airflow task logs", log_roots(s))):
+        cut = _cutoff(as_of, cfg.window(key))
+        files = 0 if cut is None else _age_by_mtime(roots, cut)
+        out.append(Aged(store, getattr(cfg, key), str(cut) if cut else None, files=files,
+                        note="" if cut else "kept forever"))
+    return out
+
+
 def apply_retention(s: Settings, con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> list[dict]:
     """Age out everything older than its window (load_config), counted back from `as_of` (default: the warehouse
     clock, never the wall clock). Warehouse stores change in one transaction; then the files. Returns one small dict
-    per store (store, window, cutoff, rows, folders, note) for the DAG's XCom and the docs."""
+    per store (store, window, cutoff, rows, folders, files, changed, note) for the DAG's XCom and the docs."""
     as_of = as_of or clock(con)
     cfg = load_config(s)
     with transaction(con):
         done = [_age_table(con, rule, cfg, as_of) for rule in TABLE_RULES]
         done.append(_age_consent_proof(con, cfg, as_of))
     done.extend(_age_files(s, cfg, as_of))
-    return [asdict(a) for a in done]
+    done.extend(_age_written_files(s, cfg, as_of))
+    return [{**asdict(a), "changed": a.changed} for a in done]
 
 
 def salted_hash(kind: str, value: str, salt: str) -> str:
@@ -228,6 +305,58 @@ def pseudonymize_consent(con: duckdb.DuckDBPyConnection, subject_hashes: Iterabl
     return len(changes)
 
 
+# raw.consent columns that name the person, with the tombstone kind their keyed hash is taken as.
+CONSENT_IDENTIFIERS = (("email", "email"), ("phone", "phone"), ("customer_id", "id"))
+PSEUDONYM = "erased:"  # prefix of a pseudonymized identifier; the consent staging model leaves such records out
+
+
+def pseudonymize_erased_consent(con: duckdb.DuckDBPyConnection, key: str, subjects: Iterable) -> int:
+    """The erasure's step for consent proof (run before its deletion, `beacon.privacy.erase`): every raw.consent
+    record whose e-mail, phone or customer id is one of the erased people's (`Subject`s: as `beacon.tombstones`
+    normalizes them, so any case or phone format) keeps its channel, topic, status, source and time, while each
+    identifier becomes `erased:<keyed hash>` (the hash `privacy.tombstones` holds for it, `BEACON_PRIVACY_KEY`) and
+    the proof `{"erased": true, "proof_sha256": ...}`, as `pseudonymize_consent` does. Set-based (one UPDATE); the
+    key is a parameter, never in the SQL text. Returns the records changed."""
+    from beacon.tombstones import check_key, hashes_of, sql_hash
+
+    people = list(subjects)
+    hashes = hashes_of(check_key(key), {"email": [e for p in people for e in p.emails],
+                                         "phone": [x for p in people for x in p.phones],
+                                         "id": [c for p in people for c in p.customer_ids]})
+    if not hashes or not table_exists(con, "raw", "consent"):
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _consent_key AS SELECT ?::VARCHAR AS k", [key])
+    con.execute("CREATE OR REPLACE TEMP TABLE _consent_hashes AS SELECT unnest(?::VARCHAR[]) AS h", [hashes])
+    hashed = {col: sql_hash(kind, col, "SELECT k FROM _consent_key") for col, kind in CONSENT_IDENTIFIERS}
+    sets = ", ".join(f"{col} = CASE WHEN {h} IS NULL THEN NULL ELSE '{PSEUDONYM}' || {h} END"
+                     for col, h in hashed.items())
+    where = " OR ".join(f"coalesce({h} IN (SELECT h FROM _consent_hashes), false)" for h in hashed.values())
+    proof = """proof = CASE WHEN proof IS NULL THEN NULL
+        ELSE '{"erased": true, "proof_sha256": "' || sha256(proof) || '"}' END"""
+    try:
+        with transaction(con):
+            n = con.execute(f"UPDATE raw.consent SET {sets}, {proof} WHERE {where}").fetchall()[0][0]
+    finally:
+        con.execute("DROP TABLE IF EXISTS _consent_key")
+        con.execute("DROP TABLE IF EXISTS _consent_hashes")
+    return int(n)
+
+
+def keep_consent_proof(s: Settings | None, con: duckdb.DuckDBPyConnection, subjects: Iterable, report) -> int:
+    """Called by the erasure before it deletes: pseudonymize the people's consent records (kept as proof,
+    `pseudonymize_erased_consent`) and count them in the report as pseudonymized `raw.consent` rows. Without
+    BEACON_PRIVACY_KEY there is no keyed hash to keep: the records are deleted with the person's other rows (a
+    request always has the key)."""
+    key = getattr(s, "privacy_key", None)
+    if not key:
+        return 0
+    n = pseudonymize_erased_consent(con, key, subjects)
+    if n:
+        report.pseudonymized["raw.consent"] = report.pseudonymized.get("raw.consent", 0) + n
+        report.add("warehouse", "raw.consent", n)
+    return n
+
+
 def run_retention(s: Settings) -> dict:
     """The privacy DAG's retention task: open the warehouse, apply_retention at its clock, return a small summary
     (counts and cutoffs, no personal data). Before the first build (no warehouse clock yet) it does nothing."""
@@ -240,14 +369,15 @@ def run_retention(s: Settings) -> dict:
             return {"skipped": str(exc)}
         report = apply_retention(s, con, as_of)
     return {"as_of": str(as_of), "summary": retention_summary(report),
-            "changed": {r["store"]: r["rows"] or r["folders"] for r in report if r["rows"] or r["folders"]}}
+            "changed": {r["store"]: r["changed"] for r in report if r["changed"]}}
 
 
 def retention_summary(report: list[dict]) -> str:
     """One line per store that changed: for the task log (no personal data: counts and cutoffs only)."""
-    return "; ".join(f"{r['store']}: {r['rows'] or r['folders']} {'rows' if r['rows'] else 'folders'} before "
-                     f"{r['cutoff']}" for r in report if r["rows"] or r["folders"]) or "nothing older than its window"
+    unit = lambda r: "rows" if r["rows"] else "folders" if r["folders"] else "files"  # noqa: E731
+    return "; ".join(f"{r['store']}: {r['changed']} {unit(r)} before {r['cutoff']}"
+                     for r in report if r["changed"]) or "nothing older than its window"
 
 
-__all__ = ["Aged", "RetentionConfig", "apply_retention", "load_config", "parse_duration", "pseudonymize_consent",
-           "retention_summary", "run_retention", "salted_hash"]
+__all__ = ["Aged", "keep_consent_proof", "RetentionConfig", "apply_retention", "load_config", "parse_duration", "pseudonymize_consent",
+           "pseudonymize_erased_consent", "retention_summary", "run_retention", "salted_hash"]

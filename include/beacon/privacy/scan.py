@@ -1,16 +1,19 @@
-"""The proof of an erasure: look for erased people everywhere, without Beacon's catalog, resolver or matcher
+"""The proof's scan: look for erased people everywhere, without Beacon's catalog, resolver or matcher
 (docs/privacy.md "How to prove it").
 
 What is looked for comes from the generator's ground truth (who each person is, which source records and anonymous
 ids are theirs) and from the landing files as delivered (the e-mails and phones exactly as their records carry
 them): their e-mail addresses (any case, the gmail dot and +tag variants), phone numbers (any format), anonymous ids
-and source record ids, and their full name (the first name followed by the last name, at most two words apart, in one row or line; only names no one else in the
-world has, since a namesake's row is not theirs). A value that an erased person shares with someone who was not
-erased (a household's phone or mailbox) is that other person's too, and is not looked for.
+and source record ids, and their full name (the first name followed by the last name, at most two words apart, in
+one row or line; only names no one else in the world has, since a namesake's row is not theirs). A value that an
+erased person shares with someone who was not erased (a household's phone or mailbox) is that other person's too,
+and is not looked for.
 
 Where: every column of every table and view of the warehouse (each row's values cast to text and joined), every
-file under the given folders (text line by line; JSON, Parquet and gzip read first), and Airflow's XCom table.
-Detectors are the ones of `support.pii_scan` (the e-mail and phone patterns, the token pattern).
+file under the given folders (text line by line; JSON, Parquet and gzip read first), and every column of every table
+of Airflow's metadata database. A cheap filter (`Targets.prefilter`: a regular expression that every form of every
+value matches, in DuckDB for the warehouse) picks the rows and lines that the full matcher (`find`) then reads; it
+can only let more through, never fewer.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from support.pii_scan import EMAIL, PHONE, TOKEN
-
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+PHONE = re.compile(r"(?<![\d])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d])")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{4,}")
 _EMAIL = re.compile(EMAIL)
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 # Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two.
@@ -52,18 +56,45 @@ class Targets:
 
     emails: dict[str, str] = field(default_factory=dict)  # canonical e-mail
     phones: dict[str, str] = field(default_factory=dict)  # last 10 digits
-    ids: dict[str, str] = field(default_factory=dict)  # anonymous ids and source record ids
+    ids: dict[str, str] = field(default_factory=dict)  # anonymous ids and source record ids (lower case)
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # (first, last), lower case
 
     def people(self) -> set[str]:
         return {*self.emails.values(), *self.phones.values(), *self.ids.values(), *self.names.values()}
+
+    def fragments(self, lines: bool = False) -> list[str]:
+        """Regular expressions (lower case) one of which every form of every value matches: each e-mail as `find`
+        recognises it (any +tag; for gmail, dots anywhere in the local part), an id, a phone's last 7 digits (with
+        the one separator `PHONE` allows), a first name followed by the last name (at most NAME_GAP words between).
+        `lines`: for text read line by line, no pattern crosses a line end (so each match lies in the line `find`
+        then reads)."""
+        other = r"[^a-z\n]" if lines else r"[^a-z]"
+        tag = r"(\+[^@\n]*)?" if lines else r"(\+[^@]*)?"
+        sep = "." if lines else "(?s:.)"  # any one separator (PHONE's `[\s.-]` takes any white space)
+        out = {*map(re.escape, self.ids), *(p[3:6] + sep + "?" + p[6:] for p in self.phones),
+               *(rf"{re.escape(first)}{other}+(?:[a-z'-]+{other}+){{0,{NAME_GAP}}}{re.escape(last)}"
+                 for first, last in self.names)}
+        for e in self.emails:
+            local, _, domain = e.partition("@")
+            if domain == "gmail.com":
+                out.add(r"\.*".join(map(re.escape, local)) + r"\.*" + tag + r"@(gmail|googlemail)\.com")
+            else:
+                out.add(re.escape(local) + tag + "@" + re.escape(domain))
+        return sorted(out)
+
+    def pattern(self, lines: bool = False) -> str:
+        """The filter as one regular expression (Python's and DuckDB's RE2 alike)."""
+        return "|".join(self.fragments(lines)) or "$^"
+
+    def prefilter(self, lines: bool = False) -> re.Pattern:
+        return re.compile(self.pattern(lines), re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Leak:
     person: str
     kind: str  # email | phone | id | name
-    where: str  # schema.table or a file path
+    where: str  # schema.table, a file path, or "airflow metadata <table>"
     value: str = ""  # what was found, as matched (lower case for e-mails and ids)
 
     def __str__(self) -> str:
@@ -75,16 +106,26 @@ def _recorded(landing: Path) -> pd.DataFrame:
     frames = []
     for name, rid in (("crm_contacts", "contact_id"), ("shop_customers", "customer_id")):
         for f in sorted(landing.glob(f"*/{name}.csv")):
-            d = pd.read_csv(f, dtype=str, keep_default_na=False)
+            d = pd.read_csv(f, dtype=str, keep_default_na=False, on_bad_lines="skip")  # malformed: quarantined
             frames.append(d.rename(columns={rid: "record_id"})[["record_id", "email", "phone"]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["record_id", "email", "phone"])
+
+
+@lru_cache(maxsize=4)
+def truth_tables(truth: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(people, record_map) of a generated world: one day's folder, or the truth folder of a several-day world (each
+    day's folder holds that day's new people and records: they are put together)."""
+    days = [truth] if (truth / "people.parquet").exists() else sorted(p for p in truth.iterdir()
+                                                                      if (p / "people.parquet").exists())
+    people = pd.concat([pd.read_parquet(d / "people.parquet") for d in days], ignore_index=True)
+    records = pd.concat([pd.read_parquet(d / "record_map.parquet") for d in days], ignore_index=True)
+    return people.drop_duplicates("person_id", keep="last"), records.drop_duplicates(["record_id", "person_id"])
 
 
 def targets(truth: Path, landing: Path, erased: Iterable[str]) -> Targets:
     """What to look for, for the erased person ids (see the module doc)."""
     erased = set(erased)
-    people = pd.read_parquet(truth / "people.parquet")
-    records = pd.read_parquet(truth / "record_map.parquet")
+    people, records = truth_tables(truth)
     recorded = _recorded(landing).merge(records[["record_id", "person_id"]], on="record_id")
     owners: dict[tuple[str, str], set[str]] = {}
 
@@ -141,14 +182,16 @@ def find(text: str, t: Targets) -> set[tuple[str, str, str]]:
 
 
 def scan_warehouse(con: duckdb.DuckDBPyConnection, t: Targets) -> set[Leak]:
-    """Every row of every table and view, its values cast to text and joined."""
+    """Every row of every table and view, its values cast to text and joined (rows the prefilter lets through)."""
     leaks: set[Leak] = set()
     rels = con.execute("""SELECT table_schema, table_name, list(column_name ORDER BY ordinal_position)
         FROM information_schema.columns WHERE table_catalog = current_database()
           AND table_schema NOT IN ('information_schema', 'pg_catalog') GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    pattern = t.pattern()
     for schema, table, cols in rels:
         joined = " || ' | ' || ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')" for c in cols)
-        cur = con.execute(f'SELECT {joined} FROM "{schema}"."{table}"')
+        cur = con.execute(f'SELECT t FROM (SELECT {joined} AS t FROM "{schema}"."{table}") '
+                          "WHERE regexp_matches(lower(t), $p)", {"p": pattern})
         while batch := cur.fetchmany(5000):
             for (text,) in batch:
                 leaks |= {Leak(pid, kind, f"{schema}.{table}", v) for pid, kind, v in find(text or "", t)}
@@ -156,7 +199,8 @@ def scan_warehouse(con: duckdb.DuckDBPyConnection, t: Targets) -> set[Leak]:
 
 
 def _file_text(path: Path) -> Iterable[str]:
-    """The lines (or rows, as text) of a file."""
+    """The text of a file, in pieces: the whole text (JSON re-indented, one value a line), or one piece per Parquet
+    row."""
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
@@ -170,30 +214,56 @@ def _file_text(path: Path) -> Iterable[str]:
             text = json.dumps(json.loads(text), indent=1)
         except ValueError:
             pass
-    yield from text.splitlines()
+    yield text
+
+
+def _candidate_lines(text: str, pre: re.Pattern) -> Iterable[str]:
+    """The lines of `text` in which the prefilter matches (one regular-expression pass over the whole text)."""
+    last = -1
+    for m in pre.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        if start == last:
+            continue
+        end = text.find("\n", m.end())
+        last = start
+        yield text[start:] if end < 0 else text[start:end]
 
 
 def scan_files(folders: Iterable[Path], t: Targets, skip: Iterable[Path] = ()) -> set[Leak]:
     """Every file under the folders (but those in `skip`, and what is under them), line by line."""
     skip = [Path(p).resolve() for p in skip]
+    pre = t.prefilter(lines=True)
     leaks: set[Leak] = set()
     for folder in folders:
         for path in sorted(Path(folder).rglob("*")):
             rp = path.resolve()
             if not path.is_file() or any(rp == s or s in rp.parents for s in skip):
                 continue
-            for line in _file_text(path):
-                leaks |= {Leak(pid, kind, str(path), v) for pid, kind, v in find(line, t)}
+            for piece in _file_text(path):
+                for line in _candidate_lines(piece, pre):
+                    leaks |= {Leak(pid, kind, str(path), v) for pid, kind, v in find(line, t)}
     return leaks
 
 
-def scan_xcoms(airflow_db: Path, t: Targets) -> set[Leak]:
-    """Airflow's XComs (the embedded SQLite metadata database)."""
-    if not airflow_db.exists():
+def scan_metadata(url: str | None, t: Targets) -> set[Leak]:
+    """Every column of every table of Airflow's metadata database (a SQLAlchemy URL), each row cast to text."""
+    if url is None:
         return set()
-    con = sqlite3.connect(airflow_db)
+    import sqlalchemy as sa
+
+    leaks: set[Leak] = set()
+    pre = t.prefilter()
+    engine = sa.create_engine(url)
     try:
-        rows = con.execute("SELECT dag_id, task_id, CAST(value AS TEXT) FROM xcom").fetchall()
+        with engine.connect() as conn:
+            meta = sa.MetaData()
+            for name in sa.inspect(conn).get_table_names():
+                table = sa.Table(name, meta, autoload_with=conn)
+                for row in conn.execute(sa.select(table)):
+                    text = " | ".join("" if v is None else bytes(v).decode("utf-8", "replace")
+                                      if isinstance(v, (bytes, memoryview)) else str(v) for v in row)
+                    if pre.search(text):
+                        leaks |= {Leak(pid, kind, f"airflow metadata {name}", v) for pid, kind, v in find(text, t)}
     finally:
-        con.close()
-    return {Leak(pid, kind, f"xcom {d}.{task}", x) for d, task, v in rows for pid, kind, x in find(v or "", t)}
+        engine.dispose()
+    return leaks
