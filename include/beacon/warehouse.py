@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 import re
 import threading
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from beacon.config import Settings, settings
+from beacon.fsio import fsync_dir
 
 if TYPE_CHECKING:  # duckdb is imported where a connection is used: the pure SQL toolkit (quote_ident,
     import duckdb  # sql_literal) stays importable at DAG-parse time without it
@@ -280,6 +282,23 @@ def connect(path: Path | str | None = None, read_only: bool = False,
         close_warehouse(p, con, read_only, key)
 
 
+def _copy_counted(con: duckdb.DuckDBPyConnection, src: str, dst: str, p: Path, what: str) -> dict[str, int]:
+    """COPY FROM DATABASE `src` TO `dst` (schemas, tables, views, sequences, comments) and compare every table's row
+    count; a RuntimeError naming the table when one differs. The row counts."""
+    con.execute(f"COPY FROM DATABASE {quote_ident(src)} TO {quote_ident(dst)}")
+    counts = {}
+    for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                     "WHERE database_name = ? ORDER BY 1, 2", [src]).fetchall():
+        name = f"{quote_ident(schema)}.{quote_ident(table)}"
+        before = con.execute(f"SELECT count(*) FROM {quote_ident(src)}.{name}").fetchall()[0][0]
+        after = con.execute(f"SELECT count(*) FROM {quote_ident(dst)}.{name}").fetchall()[0][0]
+        if before != after:
+            raise RuntimeError(f"{what} {p}: {schema}.{table} has {after} rows in the copy, {before} in the "
+                               "file; the file is left as it was")
+        counts[f"{schema}.{table}"] = before
+    return counts
+
+
 def encrypt_file(p: Path, key: str, s: Settings | None = None) -> dict[str, int]:
     """Encrypt the plain warehouse file `p` with `key`, in place: COPY FROM DATABASE into a new encrypted file beside
     it, compare every table's row count, then replace `p` (and drop its WAL). No plain copy is kept. Returns the row
@@ -297,17 +316,7 @@ def encrypt_file(p: Path, key: str, s: Settings | None = None) -> dict[str, int]
             problem = _key_problem(exc, p, False)
             raise (WarehouseKeyError(f"warehouse {p} is already encrypted") if problem else exc) from None
         attach_encrypted(con, tmp, p.stem, key, s=s)
-        con.execute(f"COPY FROM DATABASE beacon_plain TO {quote_ident(p.stem)}")
-        counts = {}
-        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                                         "WHERE database_name = 'beacon_plain' ORDER BY 1, 2").fetchall():
-            name = f"{quote_ident(schema)}.{quote_ident(table)}"
-            before = con.execute(f"SELECT count(*) FROM beacon_plain.{name}").fetchall()[0][0]
-            after = con.execute(f"SELECT count(*) FROM {quote_ident(p.stem)}.{name}").fetchall()[0][0]
-            if before != after:
-                raise RuntimeError(f"encrypting {p}: {schema}.{table} has {after} rows in the copy, {before} in the "
-                                   "file; the file is left as it was")
-            counts[f"{schema}.{table}"] = before
+        counts = _copy_counted(con, "beacon_plain", p.stem, p, "encrypting")
     except BaseException:
         con.close()
         tmp.unlink(missing_ok=True)
@@ -315,6 +324,41 @@ def encrypt_file(p: Path, key: str, s: Settings | None = None) -> dict[str, int]
     con.close()
     Path(str(p) + ".wal").unlink(missing_ok=True)
     tmp.replace(p)
+    return counts
+
+
+def compact_file(p: Path, key: str | None = None, s: Settings | None = None) -> dict[str, int]:
+    """Rewrite the warehouse file `p` into a fresh file and put it in its place: DuckDB keeps the bytes of deleted
+    rows in the file's free blocks until it reuses them; the fresh file holds only live rows. Plain or encrypted
+    (`key`) alike. The file is held read-write (checkpointed, other processes wait) from the copy to the swap;
+    every table's row count is compared before the swap. Returns the row counts."""
+    import duckdb
+
+    s = s or settings()
+    tmp = p.with_name(p.name + ".compacting")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:")
+    old = "beacon_before_compaction"
+    try:
+        if key:
+            attach_encrypted(con, p, old, key, s=s)
+            attach_encrypted(con, tmp, p.stem, key, s=s)
+        else:
+            con.execute(f"ATTACH {sql_literal(str(p))} AS {old}")
+            con.execute(f"ATTACH {sql_literal(str(tmp))} AS {quote_ident(p.stem)}")
+        con.execute(f"CHECKPOINT {old}")  # the WAL folded in: nothing of the file lives outside it
+        counts = _copy_counted(con, old, p.stem, p, "compacting")
+        con.execute(f"DETACH {quote_ident(p.stem)}")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        tmp.replace(p)  # while the old file is still held: no writer can slip in between the copy and the swap
+        fsync_dir(p.parent)
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
+        raise
+    con.close()
     return counts
 
 

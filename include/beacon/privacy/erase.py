@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import duckdb
 
@@ -34,7 +35,15 @@ from beacon.privacy.files import erase_files, record_rewrites
 from beacon.privacy.match import Keys, sql_key_condition, sql_rowids_hit
 from beacon.privacy.retention import keep_consent_proof
 from beacon.privacy.subject import Subject
-from beacon.warehouse import connect, quote_ident, relations, transaction
+from beacon.warehouse import (
+    compact_file,
+    connect,
+    open_with_lock_wait,
+    quote_ident,
+    relations,
+    transaction,
+    warehouse_key,
+)
 
 # Logs kept for their counts (what was sent per audience and destination, per run): the person's rows stay, with
 # their customer id replaced by a token that nothing maps back, and their other tagged values blanked.
@@ -54,7 +63,9 @@ class EraseReport:
     pseudonymized: dict[str, int] = field(default_factory=dict)  # table -> rows kept with a token
     blanked: dict[str, int] = field(default_factory=dict)  # table -> another person's rows with a shared value nulled
     unclean: list[dict[str, str]] = field(default_factory=list)  # {"store", "place", "reason"}
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase; "total" is the erasure, "compact" apart
+    table_seconds: dict[str, float] = field(default_factory=dict)  # warehouse table -> seconds to clean it
+    compaction: dict = field(default_factory=dict)  # {"done", and "bytes_before"/"bytes_after" or "reason"}
 
     @property
     def complete(self) -> bool:
@@ -188,7 +199,9 @@ def erase_warehouse(con: duckdb.DuckDBPyConnection, subjects: list[Subject], rep
                 con.execute(f"DROP {kind} {quote_ident(schema)}.{quote_ident(name)}")
                 report.add("warehouse", f"{leftover} (dropped)", 1)
         for relation, cols in sorted(tables.items()):
+            t0 = time.perf_counter()
             _erase_table(con, relation, cols, report)
+            report.table_seconds[relation] = round(time.perf_counter() - t0, 3)
     con.execute("CHECKPOINT")
 
 
@@ -201,28 +214,65 @@ def _connection(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDB
         yield c
 
 
+def _timed(report: EraseReport, phase: str, t0: float) -> None:
+    report.seconds[phase] = round(time.perf_counter() - t0, 3)
+
+
+def erase_files_and_ledger(s: Settings, con: duckdb.DuckDBPyConnection, keys: Keys, report: EraseReport) -> None:
+    """Every file under the data folder and the Airflow logs, read once for all the people; the rewritten landing
+    files recorded in the load ledger."""
+    t0 = time.perf_counter()
+    rewritten = erase_files(s, keys, report)
+    with transaction(con):
+        report.add("warehouse", "raw._load_ledger (rewritten landing files)", record_rewrites(con, rewritten))
+    _timed(report, "files", t0)
+
+
+def compact(s: Settings, report: EraseReport, mode: bool | None = None) -> None:
+    """Deleted rows' bytes stay in the DuckDB file's free blocks until DuckDB reuses them. `mode` None (the default):
+    a plain warehouse is rewritten into a fresh file (`beacon.warehouse.compact_file`), an encrypted one is not
+    (its free blocks hold ciphertext only); True or False: always, never. Recorded in `report.compaction`."""
+    key = warehouse_key(s)
+    if mode is False or (mode is None and key):
+        report.compaction = {"done": False, "reason": "encrypted at rest" if key and mode is None else "not asked"}
+        return
+    p = Path(s.warehouse_path)
+    t0, before = time.perf_counter(), p.stat().st_size
+    try:  # the file is held read-write from the copy to the swap: wait for another writer as a connection would
+        open_with_lock_wait(lambda: compact_file(p, key, s), f"warehouse {p}")
+    except Exception as exc:  # noqa: BLE001 - the rows are gone; the file's free blocks are reported, not hidden
+        report.fail("warehouse_file", str(p), f"not compacted ({type(exc).__name__}: {str(exc)[:200]}): deleted "
+                    "rows' bytes may remain in its free blocks")
+        report.compaction = {"done": False, "reason": type(exc).__name__}
+        return
+    _timed(report, "compact", t0)
+    report.compaction = {"done": True, "bytes_before": before, "bytes_after": p.stat().st_size}
+
+
 def erase_subjects(s: Settings, subjects: Iterable[Subject], request_id: str, files: bool = True,
-                   con: duckdb.DuckDBPyConnection | None = None) -> EraseReport:
-    """Erase several people at once (set-based: one statement per table for all of them)."""
+                   con: duckdb.DuckDBPyConnection | None = None, compaction: bool | None = None) -> EraseReport:
+    """Erase several people at once (set-based: one statement per table for all of them, one pass over the files),
+    then compact the warehouse file (`compact`; not when the caller passes its own connection `con`: the file is
+    open)."""
     people = list(subjects)
     report = EraseReport(request_id=request_id, subjects=len(people))
+    keys = Keys.of(people)
     t0 = time.perf_counter()
     with _connection(con) as c:
         keep_consent_proof(s, c, people, report)  # consent records kept as proof, pseudonymized (retention.py)
         erase_warehouse(c, people, report)
-        report.seconds["warehouse"] = round(time.perf_counter() - t0, 3)
+        _timed(report, "warehouse", t0)
         if files:
-            keys = Keys.of(people)
-            t1 = time.perf_counter()
-            rewritten = erase_files(s, keys, report)
-            with transaction(c):
-                report.add("warehouse", "raw._load_ledger (rewritten landing files)", record_rewrites(c, rewritten))
-            report.seconds["files"] = round(time.perf_counter() - t1, 3)
+            erase_files_and_ledger(s, c, keys, report)
     if files:
         t2 = time.perf_counter()
         erase_xcoms(s, keys, report)
-        report.seconds["airflow_xcom"] = round(time.perf_counter() - t2, 3)
-    report.seconds["total"] = round(time.perf_counter() - t0, 3)
+        _timed(report, "airflow_xcom", t2)
+    _timed(report, "total", t0)
+    if con is None and keys:
+        compact(s, report, compaction)
+    elif not report.compaction:
+        report.compaction = {"done": False, "reason": "the caller holds the warehouse open"}
     return report
 
 

@@ -12,8 +12,10 @@ How, by format (the person is recognised by `beacon.privacy.match.Keys`):
 - a JSON document: list items that hold a key are dropped, other values that hold one become null;
 - Parquet: the rows whose values hold a key are dropped;
 - `.gz`: the same, inside the compression.
-A file is rewritten to a temporary file beside it and renamed over it (atomic); a file whose format cannot be read
-and whose bytes hold a key is reported unclean with the reason.
+Every file is read once for all the people of a batch, in blocks (bounded memory): one compiled matcher of all their
+keys (`Keys.matcher`) finds the candidate lines or rows, checked with the exact rule. Only a file that holds one of
+them is rewritten, to a temporary file beside it renamed over it (atomic); a file whose format cannot be read and
+whose bytes hold a key is reported unclean with the reason.
 """
 
 from __future__ import annotations
@@ -26,16 +28,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from beacon.config import Settings
-from beacon.fsio import write_durably
+from beacon.fsio import fsync_dir, write_durably
 from beacon.privacy.match import Keys
-from beacon.warehouse import quote_ident, sql_literal
 
 TEXT = {".csv", ".tsv", ".jsonl", ".ndjson", ".log", ".txt", ".html", ".htm", ".md", ".eml", ".xml", ".yml", ".yaml"}
 JSON = {".json"}
 PARQUET = {".parquet"}
 SKIP_NAMES = {".DS_Store"}
 STORE = "files"
-LARGE = 1 << 20  # bytes: a text file above this is cleaned in DuckDB (`clean_large`, as every Parquet file is)
 
 
 def log_roots(s: Settings) -> list[Path]:
@@ -101,13 +101,6 @@ def write_atomically(path: Path, data: bytes) -> None:
     write_durably(path, data)
 
 
-def clean_text(text: str, keys: Keys) -> tuple[str, int]:
-    """The text without the lines that hold a key; (new text, lines dropped)."""
-    lines = text.splitlines(keepends=True)
-    kept = [ln for ln in lines if not keys.tokens_hit(ln)]
-    return "".join(kept), len(lines) - len(kept)
-
-
 def prune(doc, keys: Keys) -> tuple[object, int]:
     """A JSON document without the person: list items holding a key dropped, other values holding one nulled."""
     if isinstance(doc, list):
@@ -134,81 +127,228 @@ def prune(doc, keys: Keys) -> tuple[object, int]:
     return (None, 1) if keys.hits(doc) else (doc, 0)
 
 
-_RAW_LINES = "delim = chr(31), quote = chr(30), escape = chr(30)"  # control characters no text line here holds
+# Bytes read at a time: a file larger than this is cleaned block by block, blocks of whole lines (memory bounded
+# by this, or by the longest line); the result does not depend on it (a test reads one byte at a time).
+LARGE = 8 << 20
 
 
-def clean_large(path: Path, keys: Keys, parquet: bool) -> int:
-    """A large text file (the lines, as `clean_text`) or a Parquet file (the rows), cleaned in DuckDB: parallel and
-    set-based (each line or row is split into tokens once and joined to the keys). Lines are kept in order and written back byte for byte; Parquet
-    rows are kept in order with their columns."""
-    import duckdb
+def _blocks(fh) -> Iterator[tuple[int, bytes]]:
+    """(offset, block) of whole lines (each block ends with a newline, but the last); a line longer than LARGE makes
+    one longer block."""
+    off, rest, size = 0, bytearray(), max(LARGE, 1)
+    while True:
+        block = fh.read(size)
+        if not block:
+            if rest:
+                yield off, bytes(rest)
+            return
+        rest += block
+        cut = rest.rfind(b"\n") + 1
+        if cut:
+            yield off, bytes(rest[:cut])
+            off += cut
+            del rest[:cut]
 
-    from beacon.privacy.match import sql_rowids_hit
 
-    con = duckdb.connect()
+def _held_lines(buf: bytes, keys: Keys) -> list[tuple[int, int]]:
+    """(start, end) of the lines of `buf` that hold a key: candidates from the matcher, checked with the rule."""
+    return [(a, b) for a, b in keys.matcher.spans(buf)
+            if keys.tokens_hit(buf[a:b].decode("utf-8", errors="surrogateescape"))]
+
+
+class _Rewrite:
+    """A file's new content, written beside it and renamed over it (readers see the old file or the new one). Opened
+    only at the first line to drop, with the bytes before it copied as they are."""
+
+    def __init__(self, path: Path, gz: bool) -> None:
+        self.path, self.gz = path, gz
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.erase-tmp")
+        self.raw = None
+        self.out = None
+        self.digest = hashlib.sha256()  # of the new content (plain files: the bytes written)
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.out.write(data)
+
+    def open(self, prefix: int) -> None:
+        self.raw = open(self.tmp, "wb")
+        self.out = gzip.GzipFile(fileobj=self.raw, mode="wb") if self.gz else self.raw
+        with _reader(self.path, self.gz) as src:
+            left = prefix
+            while left:
+                block = src.read(min(max(LARGE, 1), left))
+                if not block:
+                    break
+                self.write(block)
+                left -= len(block)
+
+    def commit(self) -> None:
+        if self.gz:
+            self.out.close()
+        self.raw.flush()
+        os.fsync(self.raw.fileno())
+        self.raw.close()
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+def _reader(path: Path, gz: bool):
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def clean_stream(path: Path, keys: Keys, gz: bool, digests: dict | None = None) -> int:
+    """Drop the lines that hold a key from a text file (inside gzip too), read once in blocks; the file is rewritten
+    only when a line goes. The lines dropped. For a plain file, `digests` gets the SHA-256 of the content read
+    ("before") and of the one written ("after", when rewritten), so nothing is read again to hash it."""
+    dropped, rw, before = 0, _Rewrite(path, gz), hashlib.sha256()
     try:
-        con.execute("CREATE TEMP TABLE _k AS SELECT unnest($v::VARCHAR[]) AS v", {"v": sorted(keys.values)})
-        con.execute("CREATE TEMP TABLE _p AS SELECT unnest($p::VARCHAR[]) AS d", {"p": sorted(keys.phones)})
-        if parquet:
-            con.execute("CREATE TEMP TABLE _rows AS SELECT * FROM read_parquet($f)", {"f": str(path)})
-            cols = [r[0] for r in con.execute("DESCRIBE _rows").fetchall()]
-            text = "concat_ws(' | ', " + ", ".join(f"CAST({quote_ident(c)} AS VARCHAR)" for c in cols) + ")"
-            out = "FORMAT parquet"
-        else:
-            con.execute(f"""CREATE TEMP TABLE _rows AS SELECT line FROM read_csv($f, columns = {{'line': 'VARCHAR'}},
-                header = false, {_RAW_LINES}, auto_detect = false, strict_mode = false)""", {"f": str(path)})
-            text, out = "line", "FORMAT csv, header false, delimiter chr(31), quote chr(30), escape chr(30)"
-        con.execute(f"CREATE TEMP TABLE _hit AS {sql_rowids_hit('_rows', text, '_k', '_p')}")
-        n = con.execute("SELECT count(*) FROM _hit").fetchall()[0][0]
-        if n:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.erase-tmp")
-            con.execute(f"""COPY (SELECT * FROM _rows WHERE rowid NOT IN (SELECT rid FROM _hit) ORDER BY rowid)
-                TO {sql_literal(str(tmp))} ({out})""")
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        return int(n)
-    finally:
-        con.close()
+        with _reader(path, gz) as src:
+            for off, buf in _blocks(src):
+                before.update(buf)
+                held = _held_lines(buf, keys)
+                if held and rw.out is None:
+                    rw.open(off)
+                if rw.out is not None:
+                    pos = 0
+                    for a, b in held:
+                        rw.write(buf[pos:a])
+                        pos = b + 1  # the line and its newline
+                    rw.write(buf[pos:])
+                dropped += len(held)
+        if rw.out is not None:
+            rw.commit()
+    except BaseException:
+        rw.abort()
+        raise
+    if digests is not None and not gz:
+        digests["before"] = before.hexdigest()
+        if rw.out is not None:
+            digests["after"] = rw.digest.hexdigest()
+    return dropped
 
 
-def _clean_bytes(raw: bytes, fmt: str, keys: Keys) -> tuple[bytes | None, int]:
-    text = raw.decode("utf-8", errors="surrogateescape")
-    if fmt in JSON:
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            doc = None
-        if doc is not None:
-            new, n = prune(doc, keys)
-            return (json.dumps(new, indent=2, default=str).encode() if n else None), n
-    new_text, n = clean_text(text, keys)
-    return (new_text.encode("utf-8", errors="surrogateescape") if n else None), n
+def _column_text(col) -> tuple[list[str | None], object]:
+    """A Parquet column as Python strings (None for NULL) and its lower-cased Arrow string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+    try:
+        text = pc.cast(col, pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        text = pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.large_string())
+    return text.to_pylist(), pc.utf8_lower(text)
 
 
-def clean_file(path: Path, keys: Keys) -> tuple[int, str | None]:
-    """Rewrite one file without the person: (rows or lines removed, the reason it could not be cleaned or None)."""
+def _parquet_rows_held(table, keys: Keys) -> set[int]:
+    """Rows of an Arrow table whose values hold a key: each column's lower-cased text searched once by the matcher,
+    candidate rows checked with the rule on the row's values joined by ` | ` (as one line)."""
+    import numpy as np
+
+    cand: set[int] = set()
+    texts = []
+    for col in table.columns:
+        values, low = _column_text(col)
+        texts.append(values)
+        bufs = low.buffers()
+        if bufs[2] is None or not len(low):
+            continue
+        offsets = np.frombuffer(bufs[1], dtype=np.int64)[low.offset:low.offset + len(low) + 1]
+        starts = keys.matcher.starts(bytes(bufs[2])[offsets[0]:offsets[-1]])
+        if starts:
+            cand |= set((np.searchsorted(offsets, np.asarray(starts) + offsets[0], side="right") - 1).tolist())
+    return {r for r in cand if keys.tokens_hit(" | ".join(v[r] for v in texts if v[r] is not None))}
+
+
+def clean_parquet(path: Path, keys: Keys) -> int:
+    """Drop the rows that hold a key from a Parquet file, one row group at a time; rewritten (same schema, rows in
+    order) only when a row goes. The rows dropped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    held = [_parquet_rows_held(pf.read_row_group(i), keys) for i in range(pf.num_row_groups)]
+    n = sum(map(len, held))
+    if not n:
+        return 0
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.erase-tmp")
+    try:
+        with pq.ParquetWriter(tmp, pf.schema_arrow) as w:
+            for i, rows in enumerate(held):
+                t = pf.read_row_group(i)
+                if rows:
+                    t = t.filter(pa.array([r not in rows for r in range(t.num_rows)]))
+                w.write_table(t)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _clean_json(path: Path, raw: bytes, gz: bool, keys: Keys) -> int | None:
+    """A JSON document without the person (`prune`); None when it is not JSON (then it is cleaned as text)."""
+    try:
+        doc = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except ValueError:
+        return None
+    new, n = prune(doc, keys)
+    if n:
+        data = json.dumps(new, indent=2, default=str).encode()
+        write_atomically(path, gzip.compress(data) if gz else data)
+    return n
+
+
+def clean_file(path: Path, keys: Keys, digests: dict | None = None) -> tuple[int, str | None]:
+    """Rewrite one file without the person: (rows or lines removed, the reason it could not be cleaned or None).
+    Every file is read once, all the people's keys matched at once (`Keys.matcher`); only a file that holds one of
+    them is rewritten. `digests`: see `clean_stream`."""
     fmt, gz = file_format(path)
     if fmt in PARQUET and not gz:
         try:
-            return clean_large(path, keys, parquet=True), None
+            return clean_parquet(path, keys), None
         except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not skipped
             return 0, f"unreadable Parquet: {type(exc).__name__}"
-    if fmt in TEXT and not gz and path.stat().st_size > LARGE:
-        return clean_large(path, keys, parquet=False), None
-    raw = path.read_bytes()
-    if gz:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+    try:
+        with _reader(path, gz) as fh:
+            head = fh.read(8192)
+    except (OSError, EOFError) as exc:
+        if gz:
             return 0, f"unreadable gzip: {type(exc).__name__}"
-    if fmt in TEXT or fmt in JSON or not _binary(raw):
-        data, n = _clean_bytes(raw, fmt, keys)
-        if data is not None:
-            write_atomically(path, gzip.compress(data) if gz else data)
-        return n, None
-    if keys.tokens_hit(raw.decode("latin-1")):
-        return 0, f"binary file of an unknown format ({fmt or 'no suffix'}) holds a key"
+        raise
+    if fmt in JSON:
+        raw = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
+        if not keys.matcher.may_hold(raw):
+            return 0, None
+        n = _clean_json(path, raw, gz, keys)
+        if n is not None:
+            return n, None
+    elif not (fmt in TEXT or not _binary(head)):
+        return _check_binary(path, gz, keys)
+    try:
+        return clean_stream(path, keys, gz, digests), None
+    except (OSError, EOFError) as exc:
+        if not gz:
+            raise
+        return 0, f"unreadable gzip: {type(exc).__name__}"
+
+
+def _check_binary(path: Path, gz: bool, keys: Keys) -> tuple[int, str | None]:
+    """A binary file of an unknown format cannot be rewritten: reported when it holds a key."""
+    with _reader(path, gz) as fh:
+        for _, buf in _blocks(fh):
+            if any(keys.tokens_hit(buf[a:b].decode("latin-1")) for a, b in keys.matcher.spans(buf)):
+                fmt, _ = file_format(path)
+                return 0, f"binary file of an unknown format ({fmt or 'no suffix'}) holds a key"
     return 0, None
 
 
@@ -225,16 +365,19 @@ def erase_files(s: Settings, keys: Keys, report) -> list[tuple[str, str, str]]:
     rewritten = []
     for store, path in walk(s):
         in_landing = landing in path.parents
-        before = _sha256(path) if in_landing else ""
+        fmt, gz = file_format(path)
+        # A plain text file is hashed while it is read (clean_stream); the others before they may be rewritten.
+        pre = _sha256(path) if in_landing and (gz or fmt in PARQUET or fmt in JSON) else ""
+        digests: dict = {}
         try:
-            n, problem = clean_file(path, keys)
+            n, problem = clean_file(path, keys, digests)
         except OSError as exc:
             n, problem = 0, f"{type(exc).__name__}: {exc.strerror or exc}"
         if problem:
             report.fail(store, str(path), problem)
         report.add(store, str(path), n)
         if n and in_landing:
-            rewritten.append((str(path), before, _sha256(path)))
+            rewritten.append((str(path), digests.get("before") or pre, digests.get("after") or _sha256(path)))
     return rewritten
 
 

@@ -9,9 +9,11 @@ letters, digits and `_ . + @ -`, lower-cased, with `.` and `-` trimmed at the en
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from beacon.privacy.subject import Subject, digits10
 
@@ -58,6 +60,11 @@ class Keys:
             return True
         return bool(self.phones) and any(digits10(m) in self.phones for m in _PHONE.findall(text))
 
+    @cached_property
+    def matcher(self) -> Matcher:
+        """One compiled matcher of every key, to find candidate lines in bytes (`Matcher`)."""
+        return Matcher(self)
+
     def hits(self, value: object) -> bool:
         """`tokens_hit` on any string inside `value` (nested lists and dicts of a JSON document included)."""
         if value is None:
@@ -92,3 +99,61 @@ def sql_key_condition(kind: str, text_sql: str, keys_table: str, phones_table: s
     if kind == "phone":
         return f"right(regexp_replace({text_sql}, '[^0-9]', '', 'g'), 10) IN (SELECT d FROM {phones_table})"
     return None
+
+
+class Matcher:
+    """Every key of a batch of people in one Aho-Corasick automaton over bytes: finds, in one pass over a buffer, the
+    places that may hold a key, so a file is read once whatever the number of people. It only narrows the search:
+    a candidate is then checked with the exact rule (`Keys.tokens_hit`), so the result is the rule's.
+
+    It never misses what the rule finds: the rule's tokens are substrings of the lower-cased text, so each key is
+    searched as such (and as a JSON string would escape it); a phone the rule finds (a phone-shaped run whose last 10
+    digits are one of the phones) ends with its last 7 digits as `DDD?DDDD` with `?` one of nothing, space, `.` or
+    `-`, and those four spellings are searched too. Lower-casing is ASCII for an ASCII buffer and Unicode's otherwise
+    (as the rule's `str.lower`)."""
+
+    def __init__(self, keys: Keys) -> None:
+        import ahocorasick_rs
+
+        pats: set[bytes] = set()
+        for v in keys.values:
+            pats.add(v.encode("utf-8", "surrogateescape"))
+            esc = json.dumps(v)[1:-1].lower()
+            if esc != v:
+                pats.add(esc.encode("ascii"))
+        for d in keys.phones:
+            if len(d) == 10:
+                pats |= {f"{d[3:6]}{sep}{d[6:]}".encode() for sep in ("", " ", ".", "-")}
+        pats.discard(b"")
+        self._ac = ahocorasick_rs.BytesAhoCorasick(sorted(pats)) if pats else None
+
+    def starts(self, low: bytes) -> list[int]:
+        """Where a key may start in `low`, an already lower-cased buffer (`str.lower` encoded as UTF-8)."""
+        return [] if self._ac is None else [s for _, s, _ in self._ac.find_matches_as_indexes(low)]
+
+    def spans(self, buf: bytes) -> list[tuple[int, int]]:
+        """(start, end) of every line of `buf` (split on `\\n`; end excludes the newline) that may hold a key, in
+        order; an empty list when none can."""
+        if self._ac is None or not buf:
+            return []
+        if buf.isascii():
+            hits = self.starts(buf.lower())
+            starts = sorted({buf.rfind(b"\n", 0, s) + 1 for s in hits})
+        else:  # Unicode lower-casing may change lengths: locate lines by their number instead
+            low = buf.decode("utf-8", "surrogateescape").lower().encode("utf-8", "surrogateescape")
+            hits = self.starts(low)
+            lines = sorted({low.count(b"\n", 0, s) for s in hits})
+            starts, pos, n = [], 0, 0
+            for target in lines:
+                while n < target:
+                    pos, n = buf.index(b"\n", pos) + 1, n + 1
+                starts.append(pos)
+        out = []
+        for st in starts:
+            end = buf.find(b"\n", st)
+            out.append((st, len(buf) if end < 0 else end))
+        return out
+
+    def may_hold(self, buf: bytes) -> bool:
+        """True when `buf` may hold a key (False: it holds none)."""
+        return bool(self.spans(buf)) if self._ac is not None else False

@@ -144,6 +144,13 @@ def _status_doc(con, request_id: str) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()}
 
 
+def _erase_result(report: dict) -> dict:
+    """What a request's record keeps of an erasure report: counts and places, never values."""
+    return {"stores": report["stores"], "unclean": report["unclean"], "totals": report["totals"],
+            "pseudonymized": report["pseudonymized"], "blanked": report["blanked"],
+            "compaction": report.get("compaction", {})}
+
+
 def _work(s: Settings, req: Request, subject, remove_destinations: RemoveDestinations) -> dict:
     """The kind-specific work on a resolved person; returns stores, destinations, unclean, and the access files."""
     from beacon.privacy import access, erase
@@ -152,9 +159,7 @@ def _work(s: Settings, req: Request, subject, remove_destinations: RemoveDestina
     if req.kind == "erase":
         # Destinations first: their removes are built from the sync state that the erasure then deletes.
         out["destinations"] = dict(remove_destinations(s, subject))
-        report = erase.erase_subject(s, subject, req.request_id).to_dict()
-        out["stores"], out["unclean"], out["totals"] = report["stores"], report["unclean"], report["totals"]
-        out["pseudonymized"], out["blanked"] = report["pseudonymized"], report["blanked"]
+        out |= _erase_result(erase.erase_subject(s, subject, req.request_id).to_dict())
     elif req.kind == "access":
         doc = access.build_access_document(s, subject)
         folder = s.data_dir / "privacy" / "access"
@@ -184,6 +189,11 @@ def process_request(s: Settings, req: Request, remove_destinations: RemoveDestin
     except Exception as exc:
         with connect(s.warehouse_path) as con:
             return _fail(con, s, req, exc)
+    return _complete(s, req, work)
+
+
+def _complete(s: Settings, req: Request, work: dict, detail: str | None = None) -> dict:
+    """Record a request's completion (status, result, audit record), publish its status and delete its queue file."""
     with connect(s.warehouse_path) as con:
         done = _now()
         status = "completed"
@@ -191,7 +201,7 @@ def process_request(s: Settings, req: Request, remove_destinations: RemoveDestin
             _set_status(con, req, status, completed_at=done, result=json.dumps(work, sort_keys=True), error=None)
             _audit(con, req, "completed", status, completed_at=done, stores=work["stores"],
                    destinations=work["destinations"], unclean=work["unclean"],
-                   detail="access document written" if req.kind == "access" else None)
+                   detail=detail or ("access document written" if req.kind == "access" else None))
         doc = _status_doc(con, req.request_id)
     publish_status(s.landing_dir, doc)
     queue_path(s.landing_dir, req.request_id).unlink(missing_ok=True)  # the only plaintext copy of the identifiers
@@ -224,8 +234,66 @@ def load_queued(s: Settings) -> list[Request]:
 
 
 def process_queued(s: Settings, remove_destinations: RemoveDestinations) -> list[dict]:
-    """Process every queued request, oldest first; their status documents."""
-    return [process_request(s, r, remove_destinations) for r in queued(s.landing_dir)]
+    """Process every queued request, oldest first; their status documents. Several erase requests are processed as
+    one batch (`process_erase_batch`), the others one by one."""
+    reqs = queued(s.landing_dir)
+    erases = [r for r in reqs if r.kind == "erase"]
+    done = process_erase_batch(s, erases, remove_destinations) if len(erases) > 1 else {}
+    return [done.get(r.request_id) or process_request(s, r, remove_destinations) for r in reqs]
+
+
+def _start_batch(s: Settings, con, key: str, reqs: list[Request]) -> tuple[list[tuple[Request, object]], dict]:
+    """Record, suppress and resolve a batch of requests (`resolve_subjects`: one set-based join per identity table for
+    all of them); ([(request, subject)], {request id: status document of a request that failed})."""
+    from beacon.privacy.subject import SubjectError, resolve_subjects
+
+    for req in reqs:
+        record(con, key, req)
+        suppress(con, s.landing_dir, key, req)
+        _set_status(con, req, "processing", started_at=_now())
+        con.execute("UPDATE privacy.requests SET attempts = attempts + 1 WHERE request_id = ?", [req.request_id])
+    try:
+        resolved = resolve_subjects(con, [r.identifiers for r in reqs])
+    except Exception as exc:
+        return [], {r.request_id: _fail(con, s, r, exc) for r in reqs}
+    ok, failed = [], {}
+    for req, subject in zip(reqs, resolved, strict=True):
+        try:
+            if isinstance(subject, SubjectError):
+                raise subject
+            suppress(con, s.landing_dir, key, req, linked_identifiers(subject))
+            ok.append((req, subject))
+        except Exception as exc:
+            failed[req.request_id] = _fail(con, s, req, exc)
+    return ok, failed
+
+
+def process_erase_batch(s: Settings, reqs: list[Request], remove_destinations: RemoveDestinations) -> dict[str, dict]:
+    """Erase several people at once, as `process_request` erases one: each request recorded, suppressed and resolved
+    (together), removed from the destinations, then all erased in one pass (`erase.erase_subjects`: one statement
+    per table, one transaction per store, one read of each file, one compaction). Each request's record and audit
+    trail get the batch's counts and its own destinations' statuses. A request that cannot be resolved fails alone;
+    a failure of the erasure fails every request of the batch (all retried on the next run). Request id -> status
+    document."""
+    from beacon.privacy import erase
+
+    key = check_key(s.privacy_key)
+    with connect(s.warehouse_path) as con:
+        ok, out = _start_batch(s, con, key, reqs)
+    if not ok:
+        return out
+    batch = f"batch-{ok[0][0].request_id}-{len(ok)}"
+    try:
+        destinations = {req.request_id: dict(remove_destinations(s, subject)) for req, subject in ok}
+        result = _erase_result(erase.erase_subjects(s, [subject for _, subject in ok], batch).to_dict())
+    except Exception as exc:
+        with connect(s.warehouse_path) as con:
+            return out | {req.request_id: _fail(con, s, req, exc) for req, _ in ok}
+    for req, _ in ok:
+        work = {**result, "destinations": destinations[req.request_id], "batch": {"id": batch, "requests": len(ok)}}
+        out[req.request_id] = _complete(s, req, work, detail=f"erased in {batch} with {len(ok) - 1} other requests; "
+                                        "counts are the batch's")
+    return out
 
 
 def submit(s: Settings, kind: str, identifiers: dict, requested_by: str) -> Request:

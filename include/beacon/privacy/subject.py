@@ -121,147 +121,243 @@ def check_identifiers(identifiers: dict[str, Iterable[str]]) -> dict[str, tuple[
     return out
 
 
-def _values(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> set[str]:
-    return {str(r[0]) for r in con.execute(sql, params or []).fetchall() if r[0] is not None and str(r[0]).strip()}
+Pairs = list[tuple[int, str]]  # (request index, value): a batch's values, one row each
+
+
+def _by_request(con: duckdb.DuckDBPyConnection, sql: str, pairs: Pairs) -> list[tuple]:
+    """Run `sql` (which reads the relation `p(req, v)`: the batch's pairs) once for every request of the batch;
+    its rows. Every query is one set-based join of the pairs to an identity table, never a query per request."""
+    if not pairs:
+        return []
+    return con.execute(f"WITH p AS (SELECT unnest($r::INTEGER[]) AS req, unnest($v::VARCHAR[]) AS v) {sql}",
+                       {"r": [r for r, _ in pairs], "v": [v for _, v in pairs]}).fetchall()
+
+
+def _grouped(rows: Iterable[tuple]) -> dict[int, set[str]]:
+    """(req, value, ...) rows -> req -> the non-empty values (every column after the first)."""
+    out: dict[int, set[str]] = {}
+    for req, *vals in rows:
+        out.setdefault(req, set()).update(str(v) for v in vals if v is not None and str(v).strip())
+    return out
+
+
+def _pairs(by_req: dict[int, Iterable[str]]) -> Pairs:
+    return [(r, v) for r, vs in by_req.items() for v in sorted(vs)]
 
 
 def _phone_sql(col: str) -> str:
     return f"right(regexp_replace(CAST({col} AS VARCHAR), '[^0-9]', '', 'g'), 10)"
 
 
-def _seed_records(con, have, given: dict[str, tuple[str, ...]], pinned: set[str]) -> set[str]:
-    """Record keys whose e-mail or phone is a given one. A value shared by the records of several customers (a
-    household's phone or mailbox) is ambiguous: it counts only for the customers another given identifier names
-    (`pinned`), and with none, the request is refused (SubjectError) rather than erase someone else."""
+def _seed_matches(con, given: dict[int, dict[str, tuple[str, ...]]]) -> dict[tuple[int, str, str], set[tuple]]:
+    """(req, kind, given value) -> {(record key, customer id)} of the source records whose e-mail (as recorded or
+    canonical) or phone (last 10 digits) is that value, for the whole batch in two joins."""
+    probes: list[tuple[int, str, str]] = []
+    emails: Pairs = []
+    phones: Pairs = []
+    for req, g in given.items():
+        for kind in ("email", "phone"):
+            for value in g.get(kind, ()):
+                probes.append((req, kind, value))
+                if kind == "email":
+                    emails += [(len(probes) - 1, v) for v in sorted({value.lower(), canonical_email(value) or
+                                                                      value.lower()})]
+                else:
+                    phones.append((len(probes) - 1, digits10(value)))
+    resolved = "LEFT JOIN intermediate.int_customer_records_resolved r USING (record_key)"
+    rows = _by_request(con, f"""SELECT p.req, u.record_key, r.customer_id FROM {RECORDS} u JOIN p
+            ON lower(trim(u.email)) = p.v {resolved}
+        UNION SELECT p.req, u.record_key, r.customer_id FROM {RECORDS} u JOIN p ON u.email_canonical = p.v {resolved}""",
+                       emails)
+    rows += _by_request(con, f"""SELECT p.req, u.record_key, r.customer_id FROM {RECORDS} u JOIN p
+        ON {_phone_sql('u.phone_e164')} = p.v {resolved}""", phones)
+    out: dict[tuple[int, str, str], set[tuple]] = {p: set() for p in probes}
+    for probe, key, cid in rows:
+        out[probes[probe]].add((key, cid))
+    return out
+
+
+def _seed_records(con, have, given: dict[int, dict[str, tuple[str, ...]]],
+                  pinned: dict[int, set[str]]) -> dict[int, set[str] | SubjectError]:
+    """Per request, the record keys whose e-mail or phone is a given one. A value shared by the records of several
+    customers (a household's phone or mailbox) is ambiguous: it counts only for the customers another given
+    identifier names (`pinned`), and with none, the request is refused (a SubjectError in its place) rather than
+    erase someone else."""
     if RECORDS not in have or "intermediate.int_customer_records_resolved" not in have:
-        return set()
-    keys: set[str] = set()
-    for kind in ("email", "phone"):
-        for value in given.get(kind, ()):
-            if kind == "email":
-                vals = sorted({value.lower(), canonical_email(value) or value.lower()})
-                cond = "lower(trim(u.email)) IN (SELECT unnest($v)) OR u.email_canonical IN (SELECT unnest($v))"
-            else:
-                vals, cond = [digits10(value)], f"{_phone_sql('u.phone_e164')} IN (SELECT unnest($v))"
-            rows = con.execute(f"""SELECT u.record_key, r.customer_id FROM {RECORDS} u
-                LEFT JOIN intermediate.int_customer_records_resolved r USING (record_key) WHERE {cond}""",
-                               {"v": vals}).fetchall()
-            owners = {c for _, c in rows if c}
-            if len(owners) > 1:
-                if not owners & pinned:
-                    raise SubjectError(f"{kind} {value!r} belongs to {len(owners)} different customers; name the "
-                                       "person by another identifier too (an e-mail, phone or customer id of theirs)")
-                rows = [(k, c) for k, c in rows if c in pinned]
-            else:
-                pinned |= owners  # an e-mail of one customer pins the phone given with it
-            keys |= {k for k, _ in rows}
-    return keys
+        return {req: set() for req in given}
+    matches = _seed_matches(con, given)
+    out: dict[int, set[str] | SubjectError] = {}
+    for req, g in given.items():
+        keys: set[str] = set()
+        pins = set(pinned.get(req, ()))
+        try:
+            for kind in ("email", "phone"):  # e-mails first: they pin a shared phone
+                for value in g.get(kind, ()):
+                    rows = matches[(req, kind, value)]
+                    owners = {c for _, c in rows if c}
+                    if len(owners) > 1:
+                        if not owners & pins:
+                            raise SubjectError(f"{kind} {value!r} belongs to {len(owners)} different customers; name "
+                                               "the person by another identifier too (an e-mail, phone or customer id "
+                                               "of theirs)")
+                        rows = {(k, c) for k, c in rows if c in pins}
+                    else:
+                        pins |= owners  # an e-mail of one customer pins the phone given with it
+                    keys |= {k for k, _ in rows}
+        except SubjectError as exc:
+            out[req] = exc
+            continue
+        out[req] = keys
+    return out
 
 
-def _expand(con, have, cids: set[str], keys: set[str]) -> tuple[set[str], set[str]]:
-    """Customer ids and record keys closed under the identity log: every id a record of the person ever had, and
-    every record that ever belonged to one of those ids (two rounds reach merges of merges)."""
+def _expand(con, have, cids: dict[int, set[str]], keys: dict[int, set[str]]) -> None:
+    """Close each request's customer ids and record keys under the identity log, in place: every id a record of the
+    person ever had, and every record that ever belonged to one of those ids (three rounds reach merges of merges).
+    Each round is two joins for the whole batch."""
     if EVENTS not in have:
-        return cids, keys
+        return
+    active = set(cids) | set(keys)
     for _ in range(3):
-        more_keys = _values(con, f"""SELECT record_key FROM {EVENTS} WHERE customer_id IN (SELECT unnest($c))
-            OR previous_customer_id IN (SELECT unnest($c))""", {"c": sorted(cids)}) if cids else set()
-        all_keys = keys | more_keys
-        more_cids = set()
-        if all_keys:
-            rows = con.execute(f"""SELECT customer_id, previous_customer_id FROM {EVENTS}
-                WHERE record_key IN (SELECT unnest($k))""", {"k": sorted(all_keys)}).fetchall()
-            more_cids = {str(v) for r in rows for v in r if v}
-        if all_keys == keys and more_cids <= cids:
+        if not active:
             break
-        keys, cids = all_keys, cids | more_cids
-    return cids, keys
+        more_keys = _grouped(_by_request(con, f"""SELECT p.req, e.record_key FROM {EVENTS} e JOIN p
+                ON e.customer_id = p.v
+            UNION SELECT p.req, e.record_key FROM {EVENTS} e JOIN p ON e.previous_customer_id = p.v""",
+                                         _pairs({r: cids.get(r, set()) for r in active})))
+        all_keys = {r: keys.get(r, set()) | more_keys.get(r, set()) for r in active}
+        more_cids = _grouped(_by_request(con, f"""SELECT p.req, e.customer_id, e.previous_customer_id FROM {EVENTS} e
+            JOIN p ON e.record_key = p.v""", _pairs(all_keys)))
+        for r in list(active):
+            if all_keys[r] == keys.get(r, set()) and more_cids.get(r, set()) <= cids.get(r, set()):
+                active.discard(r)
+                continue
+            keys[r], cids[r] = all_keys[r], cids.get(r, set()) | more_cids.get(r, set())
 
 
-def _record_values(con, have, keys: set[str]) -> tuple[set[str], set[str], set[str], set[str]]:
-    """(record ids, e-mails, phones, names) of the records, from the unioned records and the raw rows."""
-    ids, emails, phones, names = set(), set(), set(), set()
-    if not keys:
-        return ids, emails, phones, names
+def _record_values(con, have, keys: dict[int, set[str]]) -> dict[int, dict[str, set[str]]]:
+    """Per request: the record ids, e-mails, phones and names of its records, from the unioned records and the raw
+    person tables (one join each for the whole batch)."""
+    out = {r: {"ids": set(), "emails": set(), "phones": set(), "names": set()} for r in keys}
     if RECORDS in have:
-        for rid, em, canon, ph, fn, ln in con.execute(f"""SELECT record_id, email, email_canonical, phone_e164,
-                first_name, last_name FROM {RECORDS} WHERE record_key IN (SELECT unnest($k))""",
-                                                      {"k": sorted(keys)}).fetchall():
-            ids.add(str(rid))
-            emails |= {v.strip().lower() for v in (em, canon) if v and v.strip()}
-            phones |= {v for v in (ph,) if v}
-            names |= {v.strip() for v in (fn, ln) if v and v.strip()}
-    by_source: dict[str, list[str]] = {}
-    for k in keys:
-        src, _, rid = k.partition(":")
-        by_source.setdefault(src, []).append(rid)
-        ids.add(rid)
+        for r, rid, em, canon, ph, fn, ln in _by_request(con, f"""SELECT p.req, u.record_id, u.email,
+                u.email_canonical, u.phone_e164, u.first_name, u.last_name FROM {RECORDS} u
+                JOIN p ON u.record_key = p.v""", _pairs(keys)):
+            v = out[r]
+            v["ids"].add(str(rid))
+            v["emails"] |= {e.strip().lower() for e in (em, canon) if e and e.strip()}
+            v["phones"] |= {ph} if ph else set()
+            v["names"] |= {n.strip() for n in (fn, ln) if n and n.strip()}
+    by_source: dict[str, Pairs] = {}
+    for r, ks in keys.items():
+        for k in ks:
+            src, _, rid = k.partition(":")
+            by_source.setdefault(src, []).append((r, rid))
+            out[r]["ids"].add(rid)
     for relation, id_col, source in RAW_PEOPLE:
         rel = have.get(relation)
         if not rel or id_col not in rel[1] or source not in by_source:
             continue
         cols = [c for c in ("email", "phone", "first_name", "last_name") if c in rel[1]]
         schema, _, table = relation.partition(".")
-        for row in con.execute(f"""SELECT {', '.join(quote_ident(c) for c in cols)} FROM
-                {quote_ident(schema)}.{quote_ident(table)} WHERE {quote_ident(id_col)} IN (SELECT unnest($r))""",
-                               {"r": by_source[source]}).fetchall():
+        for r, *row in _by_request(con, f"""SELECT p.req, {', '.join('t.' + quote_ident(c) for c in cols)} FROM
+                {quote_ident(schema)}.{quote_ident(table)} t JOIN p ON t.{quote_ident(id_col)} = p.v""",
+                                   by_source[source]):
             for c, v in zip(cols, row, strict=True):
                 if v and str(v).strip():
-                    {"email": emails, "phone": phones}.get(c, names).add(str(v).strip().lower()
-                                                                          if c == "email" else str(v).strip())
-    return ids, emails, phones, names
+                    bucket = {"email": "emails", "phone": "phones"}.get(c, "names")
+                    out[r][bucket].add(str(v).strip().lower() if c == "email" else str(v).strip())
+    return out
 
 
-def _anonymous_ids(con, have, cids: set[str], record_ids: set[str], emails: set[str]) -> set[str]:
-    """Anonymous ids linked to the person: the identity map of web visitors, and raw events carrying one of their
-    user ids or e-mails."""
-    out: set[str] = set()
-    if WEB_IDS in have and cids:
-        out |= _values(con, f"SELECT anonymous_id FROM {WEB_IDS} WHERE customer_id IN (SELECT unnest($c))",
-                       {"c": sorted(cids)})
+def _anonymous_ids(con, have, cids: dict[int, set[str]], user_ids: dict[int, set[str]],
+                   emails: dict[int, set[str]]) -> dict[int, set[str]]:
+    """Per request, the anonymous ids linked to the person: the identity map of web visitors, and raw events
+    carrying one of their user ids or e-mails (one scan of each raw event table for the whole batch)."""
+    rows: list[tuple] = []
+    if WEB_IDS in have:
+        rows += _by_request(con, f"SELECT p.req, w.anonymous_id FROM {WEB_IDS} w JOIN p ON w.customer_id = p.v",
+                            _pairs(cids))
     for relation in RAW_EVENTS:
         rel = have.get(relation)
         if not rel or "anonymous_id" not in rel[1]:
             continue
-        conds = []
-        if "user_id" in rel[1] and (record_ids or cids):
-            conds.append("user_id IN (SELECT unnest($u))")
-        conds += [f"lower(trim({c})) IN (SELECT unnest($e))" for c in ("email", "form_email") if c in rel[1]]
-        if conds and (emails or record_ids or cids):
-            schema, _, table = relation.partition(".")
-            out |= _values(con, f"""SELECT DISTINCT anonymous_id FROM {quote_ident(schema)}.{quote_ident(table)}
-                WHERE {' OR '.join(conds)}""", {"u": sorted(record_ids | cids), "e": sorted(emails)}
-                           if "user_id IN" in " ".join(conds) else {"e": sorted(emails)})
-    return out
+        schema, _, table = relation.partition(".")
+        src = f"{quote_ident(schema)}.{quote_ident(table)}"
+        if "user_id" in rel[1]:
+            rows += _by_request(con, f"SELECT DISTINCT p.req, t.anonymous_id FROM {src} t JOIN p ON t.user_id = p.v",
+                                _pairs({r: user_ids.get(r, set()) | cids.get(r, set()) for r in cids}))
+        for col in ("email", "form_email"):
+            if col in rel[1]:
+                rows += _by_request(con, f"""SELECT DISTINCT p.req, t.anonymous_id FROM {src} t
+                    JOIN p ON lower(trim(t.{col})) = p.v""", _pairs(emails))
+    return _grouped(rows)
 
 
-def resolve_subject(conn: duckdb.DuckDBPyConnection, identifiers: dict[str, list[str]]) -> Subject:
-    """Resolve a request's identifiers to every record, id and value of the person (see the module doc).
+def resolve_subjects(conn: duckdb.DuckDBPyConnection,
+                     requests: list[dict[str, list[str]]]) -> list[Subject | SubjectError]:
+    """Resolve a batch of requests at once (see the module doc): each step is one set-based join of every request's
+    values to an identity table. In the requests' order, a `Subject` each, or the `SubjectError` that refuses it
+    (unusable identifiers, an ambiguous shared value).
 
     Works on whatever the warehouse holds: a stage that has not run yet is skipped, and identifiers that match
     nothing are kept as given (a person known only to the service's files is still covered)."""
-    given = check_identifiers(identifiers)
+    out: list[Subject | SubjectError] = []
+    given: dict[int, dict[str, tuple[str, ...]]] = {}
+    for i, ids in enumerate(requests):
+        try:
+            given[i] = check_identifiers(ids)
+            out.append(None)  # type: ignore[arg-type]
+        except SubjectError as exc:
+            out.append(exc)
     have = relations(conn)
-    emails = {e.lower() for e in given.get("email", ())}
-    emails |= {c for c in map(canonical_email, emails) if c}
-    cids = set(given.get("customer_id", ()))
-    anon = set(given.get("anonymous_id", ()))
-    if WEB_IDS in have and anon:
-        cids |= _values(conn, f"SELECT customer_id FROM {WEB_IDS} WHERE anonymous_id IN (SELECT unnest($a))",
-                        {"a": sorted(anon)})
-    keys = _seed_records(conn, have, given, set(cids))  # e-mails first: they pin a shared phone
-    cids, keys = _expand(conn, have, cids, keys)
-    if "intermediate.int_customer_records_resolved" in have and cids:
-        keys |= _values(conn, """SELECT record_key FROM intermediate.int_customer_records_resolved
-            WHERE customer_id IN (SELECT unnest($c))""", {"c": sorted(cids)})
-        cids, keys = _expand(conn, have, cids, keys)
-    record_ids, rec_emails, phones, names = _record_values(conn, have, keys)
-    emails |= rec_emails
-    emails |= {c for c in map(canonical_email, emails) if c}
-    phones |= set(given.get("phone", ()))
-    anon |= _anonymous_ids(conn, have, cids, {k.partition(":")[2] for k in keys if k.startswith("shop:")}, emails)
+    emails = {r: {e.lower() for e in g.get("email", ())} for r, g in given.items()}
+    emails = {r: es | {c for c in map(canonical_email, es) if c} for r, es in emails.items()}
+    cids = {r: set(g.get("customer_id", ())) for r, g in given.items()}
+    anon = {r: set(g.get("anonymous_id", ())) for r, g in given.items()}
+    if WEB_IDS in have:
+        for r, vs in _grouped(_by_request(conn, f"""SELECT p.req, w.customer_id FROM {WEB_IDS} w
+                JOIN p ON w.anonymous_id = p.v""", _pairs(anon))).items():
+            cids[r] |= vs
+    seeded = _seed_records(conn, have, given, cids)
+    for r, res in seeded.items():
+        if isinstance(res, SubjectError):
+            out[r] = res
+            given.pop(r)
+    keys = {r: set(seeded[r]) for r in given}
+    cids = {r: cids[r] for r in given}
+    _expand(conn, have, cids, keys)
+    if "intermediate.int_customer_records_resolved" in have:
+        more = _grouped(_by_request(conn, """SELECT p.req, r.record_key FROM intermediate.int_customer_records_resolved r
+            JOIN p ON r.customer_id = p.v""", _pairs(cids)))
+        for r, ks in more.items():
+            keys[r] |= ks
+        _expand(conn, have, cids, keys)
+    values = _record_values(conn, have, keys)
+    for r in given:
+        emails[r] |= values[r]["emails"]
+        emails[r] |= {c for c in map(canonical_email, emails[r]) if c}
+    shop_ids = {r: {k.partition(":")[2] for k in keys[r] if k.startswith("shop:")} for r in given}
+    linked = _anonymous_ids(conn, have, cids, shop_ids, {r: emails[r] for r in given})
+    for r, g in given.items():
+        out[r] = _subject(g, cids[r], keys[r], values[r], emails[r], anon[r] | linked.get(r, set()))
+    return out
+
+
+def _subject(given, cids: set[str], keys: set[str], values: dict[str, set[str]], emails: set[str],
+             anon: set[str]) -> Subject:
     notes = () if cids or keys else ("identity resolution knows no record of these identifiers: only the values "
                                      "given are searched",)
+    phones = values["phones"] | set(given.get("phone", ()))
     return Subject(given=given, customer_ids=tuple(sorted(cids)), record_keys=tuple(sorted(keys)),
-                   record_ids=tuple(sorted(record_ids)), emails=tuple(sorted(emails)), phones=tuple(sorted(phones)),
-                   names=tuple(sorted(names)), anonymous_ids=tuple(sorted(anon)), notes=notes)
+                   record_ids=tuple(sorted(values["ids"])), emails=tuple(sorted(emails)), phones=tuple(sorted(phones)),
+                   names=tuple(sorted(values["names"])), anonymous_ids=tuple(sorted(anon)), notes=notes)
+
+
+def resolve_subject(conn: duckdb.DuckDBPyConnection, identifiers: dict[str, list[str]]) -> Subject:
+    """Resolve one request's identifiers to every record, id and value of the person (`resolve_subjects` for a batch
+    of one); SubjectError when they are unusable or ambiguous."""
+    res = resolve_subjects(conn, [identifiers])[0]
+    if isinstance(res, SubjectError):
+        raise res
+    return res
