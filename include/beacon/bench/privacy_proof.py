@@ -258,11 +258,16 @@ def sqlite_copy(src: Path, dst: Path) -> Path:
 
 
 def erase_requests(s: Settings, asked: dict[str, dict], remove_destinations: Callable) -> dict[str, dict]:
-    """One erasure request per person (submit, then process as `beacon privacy erase`); person -> status document."""
-    from beacon.privacy.requests import process_request, submit
+    """One erasure request per person, submitted as `beacon privacy erase` accepts them, then processed together as
+    the privacy DAG processes its queue (`process_erase_batch`: one resolution, one pass over each store, each
+    request with its own record); person -> status document."""
+    from beacon.privacy.requests import process_erase_batch, process_request, submit
 
-    return {pid: process_request(s, submit(s, "erase", ids, "cli:privacy-prove"), remove_destinations)
-            for pid, ids in asked.items()}
+    reqs = {pid: submit(s, "erase", ids, "cli:privacy-prove") for pid, ids in asked.items()}
+    if len(reqs) == 1:
+        return {pid: process_request(s, req, remove_destinations) for pid, req in reqs.items()}
+    done = process_erase_batch(s, list(reqs.values()), remove_destinations)
+    return {pid: done[req.request_id] for pid, req in reqs.items()}
 
 
 def _has_service_data(s: Settings) -> bool:
