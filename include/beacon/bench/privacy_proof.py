@@ -44,7 +44,7 @@ from beacon.privacy.scan import (
     targets,
     truth_tables,
 )
-from beacon.warehouse import connect
+from beacon.warehouse import connect, table_exists
 
 GROUPS = ("merged", "journeys", "exported", "service_files")
 KINDS = ("email", "phone", "anonymous_id", "customer_id")
@@ -229,10 +229,12 @@ def work_copy(s: Settings, work: Path) -> dict[str, str]:
     shutil.copytree(s.dbt_target_dir, work / "dbt_target", ignore=shutil.ignore_patterns("compiled", "run"))
     env = {"BEACON_DATA_DIR": str(work / "data"), "BEACON_DBT_TARGET_DIR": str(work / "dbt_target"),
            "AIRFLOW_HOME": str(work / "airflow"), "BEACON_STACK_DIR": str(work / "stack")}
-    for name in ("BEACON_LANDING_DIR", "BEACON_TRUTH_DIR", "BEACON_WAREHOUSE", "BEACON_EXPORTS_DIR",
-                 "BEACON_REGISTRY_DIR"):
-        if os.environ.get(name):
-            raise ValueError(f"{name} is set: the proof copies the data folder only; unset it or use --in-place")
+    for field, name in (("landing_dir", "BEACON_LANDING_DIR"), ("truth_dir", "BEACON_TRUTH_DIR"),
+                        ("warehouse_path", "BEACON_WAREHOUSE"), ("exports_dir", "BEACON_EXPORTS_DIR"),
+                        ("registry_dir", "BEACON_REGISTRY_DIR")):
+        if not Path(getattr(s, field)).resolve().is_relative_to(Path(s.data_dir).resolve()):
+            raise ValueError(f"{name} points outside the data folder: the proof copies the data folder only; "
+                             "unset it or use --in-place")
     airflow = Path(s.airflow_home or s.home / ".airflow")
     (work / "airflow").mkdir()
     if (airflow / "logs").is_dir():
@@ -272,9 +274,8 @@ def erase_requests(s: Settings, asked: dict[str, dict], remove_destinations: Cal
 
 def _has_service_data(s: Settings) -> bool:
     with connect(s.warehouse_path, read_only=True) as con:
-        n = con.execute("SELECT count(*) FROM raw.collected_events").fetchone()[0] if con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' "
-            "AND table_name = 'collected_events'").fetchone()[0] else 0
+        n = con.execute("SELECT count(*) FROM raw.collected_events").fetchall()[0][0] \
+            if table_exists(con, "raw", "collected_events") else 0
     return n > 0
 
 
