@@ -60,8 +60,11 @@ def test_the_thrift_target_reads_host_and_port_from_the_environment():
     assert not {"password", "token"} & set(thrift)  # no secret in the file
 
 
+# Characters Python's Unicode database knows (Cn: unassigned there). DuckDB's utf8proc follows a later Unicode
+# version, so a mark assigned since (e.g. U+1E4EC, Nag Mundari, Unicode 15) is stripped by DuckDB and kept by the
+# Python function Spark runs: a documented difference (strip_accents' docstring), not a case to compare.
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=30))
+@given(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs", "Cn")), max_size=30))
 def test_the_session_functions_give_duckdbs_results(text):
     con = duckdb.connect()
     want_nfc, want_plain = con.execute("SELECT nfc_normalize(?), strip_accents(nfc_normalize(?))",

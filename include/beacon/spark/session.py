@@ -49,7 +49,8 @@ def spark_conf(s: Settings | None = None) -> dict[str, str]:
 
 def strip_accents(value: str | None) -> str | None:
     """DuckDB's strip_accents: the text without its marks (decomposed, every mark dropped: Mn, Mc and Me, as
-    utf8proc's STRIPMARK does; recomposed)."""
+    utf8proc's STRIPMARK does; recomposed). Python's Unicode database (`unicodedata.unidata_version`) may be older
+    than DuckDB's utf8proc: a mark assigned in a later Unicode version is kept here and stripped by DuckDB."""
     if value is None:
         return None
     return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", value)
