@@ -11,12 +11,10 @@ import json
 import secrets
 from datetime import datetime
 
-import duckdb
 import pytest
-from support.activation_world import warehouse
+from support.privacy_world import request_world
 
 from beacon.activation.erasure import remove_subject
-from beacon.config import settings
 from beacon.privacy.requests import process_request, submit
 from beacon.tombstones import keyed_hash
 from beacon.warehouse import connect
@@ -37,18 +35,7 @@ CONSENT = [
 
 @pytest.fixture
 def world(tmp_path, monkeypatch, manifest):
-    for var, sub in (("BEACON_DATA_DIR", "data"), ("BEACON_LANDING_DIR", "data/landing"), ("AIRFLOW_HOME", "airflow"),
-                     ("BEACON_STACK_DIR", "stack"), ("BEACON_WAREHOUSE", "data/warehouse/beacon.duckdb")):
-        (tmp_path / sub).parent.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
-    monkeypatch.delenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", raising=False)
-    monkeypatch.setenv("BEACON_PRIVACY_KEY", KEY)
-    s = settings()
-    con = duckdb.connect(str(s.warehouse_path))
-    warehouse(10, con)
-    for t in ("dim_customers", "dim_consent"):  # ids as long as real ones (erasure ignores keys under 6 characters)
-        con.execute(f"UPDATE marts.{t} SET customer_id = 'CUS-' || lpad(substr(customer_id, 2), 6, '0')")
+    s, con = request_world(tmp_path, monkeypatch, KEY)
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute("""CREATE TABLE raw.consent (consent_id VARCHAR, email VARCHAR, phone VARCHAR, channel VARCHAR,
         status VARCHAR, source VARCHAR, recorded_at TIMESTAMP, topic VARCHAR, customer_id VARCHAR, audience VARCHAR,

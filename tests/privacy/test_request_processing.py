@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import secrets
 
-import duckdb
 import pytest
-from support.activation_world import warehouse
+from support.privacy_world import request_world
 
 from beacon.activation.erasure import remove_subject
 from beacon.cli import main
-from beacon.config import settings
 from beacon.privacy.queue import queue_path, queued
 from beacon.privacy.requests import load_queued, process_queued, process_request, statuses, submit
 from beacon.warehouse import connect
@@ -27,18 +25,7 @@ PLAIN = ("p1@example.com", "p2@example.com", "p3@example.com", "4155550001", "41
 def world(tmp_path, monkeypatch, manifest):
     """A file warehouse of ten people, and every folder a request touches inside tmp_path (the PII tags come from
     the dbt manifest)."""
-    for var, sub in (("BEACON_DATA_DIR", "data"), ("BEACON_LANDING_DIR", "data/landing"), ("AIRFLOW_HOME", "airflow"),
-                     ("BEACON_STACK_DIR", "stack"), ("BEACON_WAREHOUSE", "data/warehouse/beacon.duckdb")):
-        (tmp_path / sub).parent.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
-    monkeypatch.delenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", raising=False)
-    monkeypatch.setenv("BEACON_PRIVACY_KEY", KEY)
-    s = settings()
-    con = duckdb.connect(str(s.warehouse_path))
-    warehouse(10, con)
-    for t in ("dim_customers", "dim_consent"):  # ids as long as real ones (erasure ignores keys under 6 characters)
-        con.execute(f"UPDATE marts.{t} SET customer_id = 'CUS-' || lpad(substr(customer_id, 2), 6, '0')")
+    s, con = request_world(tmp_path, monkeypatch, KEY)
     con.close()
     return s
 
