@@ -25,8 +25,13 @@ def _events(*rows) -> pd.DataFrame:
 
 def test_the_mart_is_the_macro_with_the_setting():
     mart = (ROOT / "dbt_project/models/measurement/campaign_exposure_outcomes.sql").read_text()
-    assert re.search(r"exposure_outcomes\(ref\('campaign_exposures'\), ref\('campaign_outcome_events'\),\s*"
+    # The macro over the exposures (all of them, or the rebuilt days' on an incremental run: the CTE `exposures`,
+    # a filter of campaign_exposures and nothing else).
+    assert re.search(r"exposure_outcomes\('exposures', ref\('campaign_outcome_events'\),\s*"
                      r"var\('measurement_window_days'\)\)", mart)
+    cte = re.search(r"\bexposures as \((.*?)\n\),", mart, re.S).group(1)
+    assert re.sub(r"\{%-? (?:if is_incremental\(\)|endif) -?%\}|where exposed_date in \(select day from "
+                  r"rebuilt_days\)|\s+", " ", cte).split() == ["select", "*", "from", "{{", "ref('campaign_exposures')", "}}"]
     assert "interval" not in mart.lower() and "occurred_at" not in mart  # no second copy of the window rule
     project = yaml.safe_load((ROOT / "dbt_project/dbt_project.yml").read_text())
     assert project["vars"]["measurement_window_days"] == "{{ env_var('BEACON_MEASUREMENT_WINDOW_DAYS', '7') }}"
