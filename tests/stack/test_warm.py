@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -46,7 +47,13 @@ def test_a_module_that_cannot_be_imported_is_skipped_not_raised(tmp_path, caplog
 def _run(code: str, argv1: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LOCAL_SETTINGS), os.environ.get("PYTHONPATH", "")]),
            "AIRFLOW__CORE__DAGS_FOLDER": str(settings().home / "dags")}
-    return subprocess.run([sys.executable, "-c", code, argv1], env=env, capture_output=True, text=True, timeout=600)
+    # From a file, as Airflow's components run (console scripts): under `python -c` the main module has no file,
+    # and pyspark (which great_expectations imports when it is installed) takes that for its doctests and exits.
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "component.py"
+        script.write_text(code)
+        return subprocess.run([sys.executable, str(script), argv1], env=env, capture_output=True, text=True,
+                              timeout=600)
 
 
 FORK_CHILD = """
