@@ -4,12 +4,6 @@
   before it, so a model trained on features at cutoff C never sees the future of C.
   ml.features renders this file outside dbt, with ref(name) = marts.<name>: use only ref() here.
 -#}
-{#- Whole days from `start` to `end`: the engine's form in dbt (days_between, macros/cross_engine.sql); DuckDB's when
-    Python renders this file. -#}
-{% macro features_days_between(start, end) -%}
-{%- if days_between is defined %}{{ days_between(start, end) }}{% else %}date_diff('day', {{ start }}, {{ end }}){% endif -%}
-{%- endmacro %}
-
 {% macro customer_features_at(cutoff) %}
 with customers as (
     select
@@ -89,7 +83,7 @@ joined as (
     select
         c.customer_id,
         {{ cutoff }} as features_as_of,
-        {{ features_days_between('c.first_seen_at', cutoff) }} as tenure_days,
+        {{ days_between('c.first_seen_at', cutoff) }} as tenure_days,
         c.is_b2b,
         c.has_phone,
         coalesce(o.orders_total, 0) as orders_total,
@@ -98,8 +92,8 @@ joined as (
         coalesce(o.revenue_total, 0) as revenue_total,
         coalesce(o.revenue_365d, 0) as revenue_365d,
         o.revenue_total / nullif(o.orders_total, 0) as avg_order_value,
-        {{ features_days_between('o.last_order_at', cutoff) }} as days_since_order,
-        {{ features_days_between('o.first_order_at', cutoff) }} as days_since_first_order,
+        {{ days_between('o.last_order_at', cutoff) }} as days_since_order,
+        {{ days_between('o.first_order_at', cutoff) }} as days_since_first_order,
         coalesce(w.web_7d, 0) as web_7d,
         coalesce(w.web_30d, 0) as web_30d,
         coalesce(w.web_90d, 0) as web_90d,
@@ -108,13 +102,13 @@ joined as (
         coalesce(w.checkouts_30d, 0) as checkouts_30d,
         coalesce(w.webinar_regs_90d, 0) as webinar_regs_90d,
         coalesce(s.sessions_30d, 0) as sessions_30d,
-        {{ features_days_between('w.last_web_at', cutoff) }} as days_since_web,
+        {{ days_between('w.last_web_at', cutoff) }} as days_since_web,
         coalesce(e.email_sends_90d, 0) as email_sends_90d,
         coalesce(e.emails_delivered_90d, 0) as emails_delivered_90d,
         coalesce(e.email_opens_90d, 0) as email_opens_90d,
         coalesce(e.email_clicks_90d, 0) as email_clicks_90d,
-        {{ features_days_between('e.last_open_at', cutoff) }} as days_since_open,
-        {{ features_days_between('e.last_engaged_at', cutoff) }} as days_since_email_engagement
+        {{ days_between('e.last_open_at', cutoff) }} as days_since_open,
+        {{ days_between('e.last_engaged_at', cutoff) }} as days_since_email_engagement
     from customers as c
     left join orders as o on c.customer_id = o.customer_id
     left join web as w on c.customer_id = w.customer_id

@@ -5,10 +5,9 @@
     measurement_window_days, which dbt_project.yml reads from it). -#}
 
 {#- The end of the outcome window: exposure + window_days (fractions of a day count, to the microsecond). -#}
-{#- In dbt the engine's form (macros/cross_engine.sql); rendered by Python (DuckDB only) DuckDB's. -#}
 {% macro measurement_window_end(exposed_at, window_days) -%}
 {%- set micros = "cast(round(cast(" ~ window_days ~ " as double) * 86400000000) as bigint)" -%}
-({{ exposed_at }} + {% if microseconds_interval is defined %}{{ microseconds_interval(micros) }}{% else %}to_microseconds({{ micros }}){% endif %})
+({{ exposed_at }} + {{ microseconds_interval(micros) }})
 {%- endmacro %}
 
 {#- An event counts for an exposure when it falls in (exposed_at, exposed_at + window]. -#}

@@ -50,22 +50,36 @@ def dbt_target(s: Settings | None = None) -> str:
     return "encrypted" if (s.warehouse_key or s.warehouse_key_conn) else TARGET
 
 
+class _DefaultDispatch:
+    """dbt's `adapter.dispatch` outside dbt: the `default__` form (DuckDB's SQL) of a cross-engine macro."""
+
+    module = None
+
+    def dispatch(self, name: str, _namespace: str | None = None):
+        return getattr(self.module, f"default__{name}")
+
+
 @lru_cache(maxsize=8)
 def _macro_file(path: str, mtime: float):
-    """A macro file of the dbt project as a Jinja module renderable outside dbt, with ref(name) = marts.<name>.
+    """A macro file of the dbt project as a Jinja module renderable outside dbt, with ref(name) = marts.<name> and
+    the cross-engine macros (macros/cross_engine.sql) in their DuckDB form.
 
     Anything else the macro might use fails loudly (StrictUndefined) rather than silently rendering empty."""
     import jinja2
 
+    adapter = _DefaultDispatch()
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    env.globals["ref"] = lambda name: f"marts.{name}"
-    return env.from_string(Path(path).read_text()).module
+    env.globals.update(ref=lambda name: f"marts.{name}", adapter=adapter, **{"return": lambda value: value})
+    cross = Path(path).with_name("cross_engine.sql")
+    adapter.module = env.from_string(cross.read_text() + "\n" + Path(path).read_text()).module
+    return adapter.module
 
 
 def macros(name: str, s: Settings | None = None):
     """The macros of `dbt_project/macros/<name>.sql`, rendered with plain Jinja: Python that needs a rule the
     dbt project defines (email normalization, campaign outcomes) calls the same macro instead of restating it.
-    Only macros written in plain Jinja (ref resolves to marts.<name>; no var, adapter) can be called this way."""
+    Only macros written in plain Jinja can be called this way: ref resolves to marts.<name>, a cross-engine macro
+    (macros/cross_engine.sql) to its DuckDB form; var is undefined."""
     path = (s or settings()).dbt_project_dir / "macros" / f"{name}.sql"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the dbt macros are missing")
