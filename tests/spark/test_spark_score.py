@@ -115,3 +115,33 @@ def test_published_scores_replace_only_their_models_folder(world):
     counts = back.groupby("model").size().to_dict()
     duck = world["con"].execute("SELECT model, count(*) FROM ml.scores GROUP BY 1").fetchall()
     assert counts == dict(duck)  # churn written twice: its folder replaced, lead_score's kept
+
+
+def test_the_control_plane_reads_spark_published_audiences_and_scores_without_a_jvm(world, tmp_path):
+    """DuckDB views over the Parquet folders Spark wrote (beacon.spark.published): the same rows, under the names
+    activation reads (segments.*, ml.scores), joinable as governance joins them."""
+    import duckdb
+
+    from beacon.spark.published import attach, attach_published
+    from beacon.spark.score import publish, score
+
+    spark = world["spark"]
+    with override_env(BEACON_DATA_DIR=str(world["registry"].parent)):
+        scores, _ = score(spark, world["features"], world["registry"], "lead_score", world["cutoff"])
+        publish(scores, None)
+        spark.sql("CREATE DATABASE IF NOT EXISTS segments")
+        top = scores.where("decile = 1").select("customer_id", "score")
+        top.write.mode("overwrite").format("parquet").saveAsTable("segments.top_decile")
+        expected = sorted(top.toPandas().itertuples(index=False, name=None))
+        con = duckdb.connect(str(tmp_path / "control.duckdb"))
+        made = attach_published(con)
+    assert {"segments.top_decile", "ml.scores"} <= set(made)
+    got = sorted(con.execute("SELECT customer_id, score FROM segments.top_decile").fetchall())
+    assert got == expected and len(got) > 50
+    joined = con.execute("""SELECT count(*), min(sc.decile), max(sc.decile) FROM segments.top_decile s
+                            JOIN ml.scores sc ON sc.customer_id = s.customer_id AND sc.model = 'lead_score'""").fetchone()
+    assert joined == (len(expected), 1, 1)
+    # A DuckDB table of the same name is not shadowed silently.
+    con.execute("CREATE TABLE segments.local_only AS SELECT 1 AS customer_id")
+    with pytest.raises(ValueError, match="segments.local_only is a DuckDB table"):
+        attach(con, {"segments.local_only": tmp_path})
