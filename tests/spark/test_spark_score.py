@@ -87,6 +87,24 @@ def test_deciles_rank_the_whole_population_across_partitions(world):
     assert got.decile.tolist() == deciles(frame.score_exact.to_numpy()).tolist()
 
 
+def test_partitions_without_anyone_in_the_population_give_no_rows(world):
+    """Churn scores buyers only: partitions holding none of them return nothing, and the deciles still count."""
+    from beacon.spark.score import score
+
+    feats = world["features"]
+    none, _ = score(world["spark"], feats.where("coalesce(orders_total, 0) = 0"), world["registry"], "churn",
+                    world["cutoff"])
+    assert none.count() == 0
+    # Non-buyers first, in partitions of their own, then the buyers: the same scores as the mixed frame.
+    split = feats.where("coalesce(orders_total, 0) = 0").repartition(3).union(
+        feats.where("orders_total > 0").repartition(2))
+    out, _ = score(world["spark"], split, world["registry"], "churn", world["cutoff"])
+    got = out.toPandas().sort_values("customer_id", ignore_index=True)
+    duck = _duckdb_scores(world["con"], "churn")
+    assert got.customer_id.tolist() == duck.customer_id.tolist()
+    assert got.decile.tolist() == duck.decile.tolist()
+
+
 def test_a_features_frame_without_a_model_feature_is_refused_by_name(world):
     from beacon.spark.score import score
 

@@ -31,6 +31,8 @@ REASONS = ("reason_1", "reason_2", "reason_3")
 SCORE_COLUMNS = ["customer_id", "model", "version", "score", "decile", "scored_at", *REASONS]
 # Rows scored at once in a partition (ml.score.CHUNK): Arrow batches are gathered up to it, then scored.
 BLOCK = 262_144
+# What each partition returns (the decile comes after, over every partition).
+OUT_COLUMNS = ["customer_id", "score", "score_exact", *REASONS]
 # The boosters this Python worker parsed, by (model, version, digest of the model text).
 _BOOSTERS: dict[tuple[str, str, str], Any] = {}
 
@@ -59,10 +61,13 @@ def _scorer(model: str, version: str, meta: dict, shipped: Any, loads: Any):
         text, key_digest = shipped.value
         booster = _booster((model, version, key_digest), text, loads)
         X = population(meta, model_types(pd.concat(block, ignore_index=True)[columns]))
+        if X.empty:  # no row of this block is in the model's population (churn, LTV: no buyer here)
+            return pd.DataFrame({c: pd.Series(dtype=object if c == "customer_id" or c in REASONS else "float64")
+                                 for c in OUT_COLUMNS})
         out = score_frame(booster, meta, X, exact=True).drop(columns="decile")
         for r in REASONS:  # categories to plain text; an empty reason is a null, as in DuckDB's table
             out[r] = out[r].astype(object).where(out[r].notna(), None)
-        return out[["customer_id", "score", "score_exact", *REASONS]]
+        return out[OUT_COLUMNS]
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         block: list[pd.DataFrame] = []
