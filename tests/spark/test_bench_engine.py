@@ -33,7 +33,8 @@ def test_python_models_are_read_from_the_manifest(tmp_path):
 
 
 def _run(ingest: float, dbt_duck: float, dbt_spark: float, peak: float) -> dict:
-    return {"stages": [{"stage": "ingest", "engine": "duckdb", "seconds": ingest, "rows": 10},
+    return {"stages": [{"stage": "ingest", "engine": "duckdb", "seconds": ingest, "cpu_seconds": ingest / 2,
+                        "rows": 10},
                        {"stage": "dbt", "engine": "duckdb", "seconds": dbt_duck, "nodes": 3},
                        {"stage": "dbt", "engine": "spark", "seconds": dbt_spark, "nodes": 3}],
             "peak_memory_mb": {"duckdb": peak, "spark": 2 * peak}}
@@ -42,5 +43,6 @@ def _run(ingest: float, dbt_duck: float, dbt_spark: float, peak: float) -> dict:
 def test_each_stage_is_reported_at_its_median_beside_the_other_engine():
     d = summarize([_run(1.0, 5.0, 50.0, 100), _run(3.0, 4.0, 70.0, 300), _run(2.0, 9.0, 60.0, 200)])
     assert [s["seconds"] for s in d["stages"]] == [2.0, 5.0, 60.0]
+    assert d["stages"][0]["cpu_seconds"] == 1.0 and "cpu_seconds" not in d["stages"][1]
     assert d["side_by_side"] == [{"stage": "ingest", "duckdb": 2.0}, {"stage": "dbt", "duckdb": 5.0, "spark": 60.0}]
     assert d["peak_memory_mb"] == {"duckdb": 200, "spark": 400}

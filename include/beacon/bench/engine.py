@@ -10,8 +10,8 @@ the same models and seeds (each model's status reported), the customer features 
 that built there, else DuckDB's written as Parquet: reported as DuckDB's), and scoring on Spark
 (beacon.spark.score) with the champion DuckDB trained, published as Parquet. Every stage names the engine it ran
 on; a stage not on Spark is reported as such, never timed as Spark's. Data and unit tests are not run (`dbt build
---resource-type model --resource-type seed`) on either engine. Peak memory is the process tree's (the driver, Spark's JVM, its Python workers), per
-phase. With `repeat` > 1 each run is a fresh process and world, and each stage is reported at its median.
+--resource-type model --resource-type seed`) on either engine. Per stage, CPU seconds of the process tree
+(the driver, Spark's JVM, its Python workers) beside the elapsed ones; peak memory of that tree, per phase. With `repeat` > 1 each run is a fresh process and world, and each stage is reported at its median.
 """
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ ENGINES = ("duckdb", "spark")
 NO_TESTS = ["--resource-type", "model", "--resource-type", "seed"]
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process and its live descendants (Spark's JVM, its Python workers), with the children
+    they reaped: on a shared machine the elapsed time says how busy the machine was, the CPU time what the work
+    cost."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:  # a worker that just ended
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 class _Run:
     """One run's stages: name, engine, seconds, rows, a note."""
 
@@ -42,11 +59,11 @@ class _Run:
         self.stages: list[dict] = []
 
     def timed(self, name: str, engine: str, fn, rows=None, note: str | None = None, unit: str = "rows"):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), tree_cpu_seconds()
         out = fn()
-        sec = time.perf_counter() - t0
+        sec, cpu = time.perf_counter() - t0, tree_cpu_seconds() - c0
         n = rows(out) if callable(rows) else rows
-        self.stages.append({"stage": name, "engine": engine, "seconds": round(sec, 3),
+        self.stages.append({"stage": name, "engine": engine, "seconds": round(sec, 3), "cpu_seconds": round(cpu, 2),
                             **({unit: int(n)} if n is not None else {}), **({"note": note} if note else {})})
         return out
 
@@ -183,7 +200,8 @@ def summarize(runs: list[dict]) -> dict:
     stages = []
     for i, st in enumerate(runs[0]["stages"]):
         sec = median(r["stages"][i]["seconds"] for r in runs)
-        stages.append({**st, "seconds": round(sec, 3)})
+        cpu = [r["stages"][i]["cpu_seconds"] for r in runs if "cpu_seconds" in r["stages"][i]]
+        stages.append({**st, "seconds": round(sec, 3), **({"cpu_seconds": round(median(cpu), 2)} if cpu else {})})
     side: dict[str, dict] = {}
     for st in stages:
         side.setdefault(st["stage"], {})[st["engine"]] = st["seconds"]
