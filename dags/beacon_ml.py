@@ -67,7 +67,8 @@ def beacon_ml():
 
     scored = score_customers(train_models())
     # The segments that read ml.scores (hot_b2b_leads, high_value_churn_risk), with their tests.
-    segments = dbt_task_group("dbt_scored", select=[SCORE_BASED], s=_S)
+    # In-process dbt: a build of two segments and their tests, smaller than starting dbt in a child process.
+    segments = dbt_task_group("dbt_scored", select=[SCORE_BASED], s=_S, in_process=True)
     scored >> segments
     published = publish_scores(scored)
     segments >> published

@@ -79,10 +79,8 @@ def fairness(scores: pd.DataFrame, groups: pd.DataFrame, attributes: tuple[str, 
     and score distributions per group, with a four-fifths-rule flag per group.
 
     `scores` has customer_id, score, decile; `groups` has customer_id and the attribute columns."""
-    from fairlearn.metrics import MetricFrame, count, selection_rate  # heavy import: only when auditing
-
     df = scores.merge(groups, on="customer_id", how="left")
-    selected = (df["decile"] <= selected_deciles).astype(int).to_numpy()
+    selected = (df["decile"] <= selected_deciles).astype(int)
     out: dict = {"selected": f"deciles 1-{selected_deciles} (top {selected_deciles * 10}%)",
                  "rule": f"flag a group (>= {MIN_GROUP_ROWS} rows) whose selection rate < {FOUR_FIFTHS} x the highest",
                  "attributes": {}}
@@ -90,9 +88,9 @@ def fairness(scores: pd.DataFrame, groups: pd.DataFrame, attributes: tuple[str, 
         if attr not in df.columns:
             continue
         g = df[attr].fillna("unknown").astype(str)
-        mf = MetricFrame(metrics={"selection_rate": selection_rate, "rows": count}, y_true=selected,
-                         y_pred=selected, sensitive_features=g)
-        by = mf.by_group
+        # Per group: the share selected and the rows (what fairlearn's MetricFrame with selection_rate and count
+        # gives, by a plain groupby: MetricFrame stacked every row into arrays, 0.4 s per audit of 16,000 rows).
+        by = selected.groupby(g, sort=True).agg(selection_rate="mean", rows="size")
         stats = df.groupby(g)["score"].describe(percentiles=[0.5, 0.9])
         # Compare known groups only: 'unknown' is a data gap, not a demographic group.
         eligible = [k for k in by.index if k != "unknown" and by.loc[k, "rows"] >= MIN_GROUP_ROWS]

@@ -63,11 +63,15 @@ def quiet_openlineage_hint() -> None:
 
 
 def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequence[str] = (),
-                   s: Settings | None = None) -> Any:
+                   s: Settings | None = None, in_process: bool = False) -> Any:
     """A Cosmos DbtTaskGroup (watcher mode) of the selected part of the project, inside the current DAG.
 
     One `dbt build` of `select` minus `exclude` (models, seeds, unit tests and data tests) runs in a producer
-    task; each selected mart and segment is a sensor task. Called inside a `@dag` function."""
+    task; each selected mart and segment is a sensor task. Called inside a `@dag` function.
+
+    `in_process`: the producer runs dbt in its own process (dbtRunner) instead of a child process. For a small
+    build (a few models) starting a child, which imports dbt and its adapter again, costs more than the build;
+    a large build keeps the child (see ExecutionConfig below)."""
     check_cosmos_version()
     quiet_openlineage_hint()
     from cosmos import (
@@ -105,16 +109,19 @@ def dbt_task_group(group_id: str, *, select: Sequence[str] = (), exclude: Sequen
             # The producer runs `dbt build` as a child process: in-process (DBT_RUNNER) every dbt node ran slower
             # inside the Airflow task (most likely its threads competing for the GIL), and a child process
             # hands its memory back when the build ends.
-            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.SUBPROCESS,
+            execution_mode=ExecutionMode.WATCHER,
+            invocation_mode=InvocationMode.DBT_RUNNER if in_process else InvocationMode.SUBPROCESS,
             dbt_executable_path=executable(),
             # Cosmos limits the producer to --resource-type model/seed/snapshot when tests are not rendered;
             # adding the test types makes it the same `dbt build` as a plain one: the data tests always, the unit
             # tests when the project's code changed since they last all passed in this group's build (decided when
             # the task runs: beacon.dbt.unit_tests_due).
-            # The callback keeps the build's run_results.json (Cosmos deletes its temporary project copy).
+            # The callback keeps the build's run_results.json (Cosmos deletes its temporary project copy); in-process,
+            # it also closes the warehouse dbt-duckdb keeps open (beacon.dbt.release_warehouse).
             setup_operator_args={"dbt_cmd_flags": ["--resource-type", "test", "--resource-type", "unit_test"],
                                  "pre_execute": choose_unit_tests(group_id),
-                                 "callback": "beacon.dbt.keep_run_results", "callback_args": {"group": group_id}}),
+                                 "callback": "beacon.dbt.keep_run_results",
+                                 "callback_args": {"group": group_id, "release": in_process}}),
         # Sensors reschedule instead of deferring, so `dag.test()` (one task at a time) never waits on them.
         operator_args={"install_deps": False, "deferrable": False, "mode": "reschedule", "poke_interval": 1},
     )

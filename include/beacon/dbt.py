@@ -165,9 +165,12 @@ def keep_target_results(group: str, s: Settings | None = None) -> Path:
     return dst
 
 
-def keep_run_results(project_dir: str, group: str = "dbt", **_) -> None:
+def keep_run_results(project_dir: str, group: str = "dbt", release: bool = False, **_) -> None:
     """Cosmos callback: Cosmos runs dbt in a temporary copy of the project and deletes it afterwards; keep the
-    build's run_results.json (every model, unit test and data test with its status) for operators and tests."""
+    build's run_results.json (every model, unit test and data test with its status) for operators and tests.
+    `release`: dbt ran in this process (a task group with `in_process`): close the warehouse it keeps open."""
+    if release:
+        release_warehouse()
     src = Path(project_dir) / "target" / "run_results.json"
     dst = last_build_results(group=group)
     dst.parent.mkdir(parents=True, exist_ok=True)
