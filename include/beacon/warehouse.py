@@ -362,12 +362,18 @@ def compact_file(p: Path, key: str | None = None, s: Settings | None = None) -> 
     return counts
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """True when schema.table exists as a table or a view."""
-    q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+def table_type(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:
+    """'BASE TABLE', 'VIEW' (or another catalog type) for schema.table; None when it does not exist."""
+    q = "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open, and the connection then refuses
     # register()/unregister() ("unfinished result from execute()").
-    return con.execute(q, [schema, table]).fetchall()[0][0] > 0
+    rows = con.execute(q, [schema, table]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """True when schema.table exists as a table or a view."""
+    return table_type(con, schema, table) is not None
 
 
 def relations(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, set[str]]]:

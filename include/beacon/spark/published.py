@@ -20,7 +20,7 @@ import duckdb
 
 from beacon.config import Settings, settings
 from beacon.spark.session import spark_dir
-from beacon.warehouse import quote_ident, sql_literal
+from beacon.warehouse import quote_ident, sql_literal, table_type
 
 # The schemas of the Spark build the control plane reads (dbt's: audiences, marts, ML outputs).
 READ_SCHEMAS = ("segments", "marts", "ml")
@@ -50,9 +50,8 @@ def attach(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Path]) -> list[s
     made = []
     for name, folder in sorted(tables.items()):
         schema, table = name.split(".", 1)
-        kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = ? "
-                           "AND table_name = ?", [schema, table]).fetchall()
-        if kind and kind[0][0] != "VIEW":
+        kind = table_type(con, schema, table)
+        if kind is not None and kind != "VIEW":
             raise ValueError(f"{name} is a DuckDB table here: it would hide the Spark table at {folder} "
                              "(a control plane reads the Spark build's tables only; drop it first)")
         files = sql_literal(str(Path(folder) / "**" / "*.parquet"))
