@@ -33,9 +33,14 @@ EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 PHONE = re.compile(r"(?<![\d])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d])")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{4,}")
 _EMAIL = re.compile(EMAIL)
-_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-# Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two.
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")  # a number between two words separates them
+# Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two, both labels; a
+# cell of an HTML table has its tags. Any other word between them makes it another text: "Sheila | Smith | 1744
+# Daugherty Ave" is not Sheila Daugherty, nor "Daniel | [dan, daniel, dann, danny] | 6608 Grimes Avenue" Daniel
+# Grimes.
 NAME_GAP = 2
+NAME_LABELS = frozenset({"last", "name", "lastname", "surname", "family", "td", "th", "tr", "span", "div", "li", "b",
+                         "strong", "em", "br", "p"})
 
 
 def canonical(email: str) -> str:
@@ -293,11 +298,13 @@ def find(text: str, t: Targets) -> set[tuple[str, str, str]]:
             out.add((pid, "id", tok.lower()))
     if t.names:
         words = [w.lower() for w in _WORD.findall(text)]
-        for i, w in enumerate(words):  # a first name followed by its last name (at most NAME_GAP words between)
-            for nxt in words[i + 1:i + 2 + NAME_GAP]:
+        for i, w in enumerate(words):  # a first name followed by its last name (at most NAME_GAP labels between)
+            for j, nxt in enumerate(words[i + 1:i + 2 + NAME_GAP]):
                 pid = t.names.get((w, nxt))
                 if pid:
                     out.add((pid, "name", f"{w} {nxt}"))
+                if nxt not in NAME_LABELS or j == NAME_GAP:
+                    break
     return out
 
 
