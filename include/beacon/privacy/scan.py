@@ -5,9 +5,11 @@ What is looked for comes from the generator's ground truth (who each person is, 
 ids are theirs) and from the landing files as delivered (the e-mails and phones exactly as their records carry
 them): their e-mail addresses (any case, the gmail dot and +tag variants), phone numbers (any format), anonymous ids
 and source record ids, and their full name (the first name followed by the last name, at most two words apart, in
-one row or line; only names no one else in the world has, since a namesake's row is not theirs). A value that an
-erased person shares with someone who was not erased (a household's phone or mailbox) is that other person's too,
-and is not looked for.
+one row or line, with only field labels or table tags between; only names no one else in the world has and no other
+person's record carries, since a namesake's row is not theirs). A value that an erased person shares with someone
+who was not erased (a household's phone or mailbox) is that other person's too, and is not looked for. Given what
+each request names, a record or anonymous id is looked for only when the delivered data ties it to the request
+(`linkable`); the others are reported (`Targets.unlinked`), not hidden.
 
 Where: every column of every table and view of the warehouse (each row's values cast to text and joined), every
 file under the given folders (text line by line; JSON, Parquet and gzip read first), and every column of every table
@@ -33,6 +35,7 @@ EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 PHONE = re.compile(r"(?<![\d])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d])")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{4,}")
 _EMAIL = re.compile(EMAIL)
+_ANON_FIELD = re.compile(r'"anonymousId"\s*:\s*"([^"]*)"')
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")  # a number between two words separates them
 # Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two, both labels; a
 # cell of an HTML table has its tags. Any other word between them makes it another text: "Sheila | Smith | 1744
@@ -142,7 +145,8 @@ def _event_links(landing: Path, anon_ids: set[str]) -> list[tuple[str, str | Non
     for f in sorted([*landing.glob("*/web_events*.jsonl"), *landing.glob("*/collected_events*.jsonl")]):
         with open(f, encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if "anon" not in line:
+                m = _ANON_FIELD.search(line)
+                if m is None or m.group(1) not in anon_ids:
                     continue
                 try:
                     ev = json.loads(line)
