@@ -5,9 +5,9 @@ A request names a person by one or more of `email`, `phone`, `customer_id`, `ano
 the identity log to all of them:
 
 1. the source records (CRM contacts, shop customers) whose e-mail (as recorded or canonical) or phone (same last 10
-   digits) is a given one, the shop records an identify call logged into while stating a given e-mail (a login is
-   the account's owner: their record may carry a household member's mailbox), and the web visitors whose anonymous
-   id is given, give customer ids;
+   digits) is a given one, for a given e-mail on no record the shop records an identify call logged into while
+   stating it (a login is the account's owner: the record may carry a household member's mailbox), and the web
+   visitors whose anonymous id is given, give customer ids;
 2. every customer id those records ever had (the identity log keeps `merged` events: an id that was merged into
    another is the same person) and every record that belongs to one of them now or belonged to one before;
 3. everything those records hold (record ids, e-mails as recorded and canonical, phones, names) and every anonymous
@@ -174,15 +174,17 @@ def _seed_matches(con, have, given: dict[int, dict[str, tuple[str, ...]]]) -> di
                        emails)
     rows += _by_request(con, f"""SELECT p.req, u.record_key, r.customer_id FROM {RECORDS} u JOIN p
         ON {_phone_sql('u.phone_e164')} = p.v {resolved}""", phones)
-    if WEB_EVENTS in have:
-        # The person's own identify call: a login (the shop's user id) that states their e-mail. The shop record
-        # is theirs even when it carries no e-mail of theirs (a household member's mailbox, none at all).
-        rows += _by_request(con, f"""SELECT DISTINCT p.req, r.record_key, r.customer_id FROM {WEB_EVENTS} e
-            JOIN p ON e.email_canonical = p.v JOIN intermediate.int_customer_records_resolved r
-            ON r.source = 'shop' AND r.record_id = e.shop_customer_id""", emails)
     out: dict[tuple[int, str, str], set[tuple]] = {p: set() for p in probes}
     for probe, key, cid in rows:
         out[probes[probe]].add((key, cid))
+    if WEB_EVENTS in have:
+        # An e-mail on no record: the person's own identify call, a login (the shop's user id) that states it, says
+        # whose shop account is theirs (it may carry a household member's mailbox, or none).
+        bare = [(i, v) for i, v in emails if not out[probes[i]]]
+        for probe, key, cid in _by_request(con, f"""SELECT DISTINCT p.req, r.record_key, r.customer_id
+                FROM {WEB_EVENTS} e JOIN p ON e.email_canonical = p.v JOIN intermediate.int_customer_records_resolved r
+                ON r.source = 'shop' AND r.record_id = e.shop_customer_id""", bare):
+            out[probes[probe]].add((key, cid))
     return out
 
 
