@@ -142,3 +142,24 @@ def test_an_id_the_request_names_is_looked_for_even_when_nothing_else_ties_it(tm
     t = targets(truth, landing, ["P1"], named={"P1": {"email": ["ann@example.com"],
                                                       "anonymous_id": ["anon-ann00002"]}})
     assert t.ids.get("anon-ann00002") == "P1" and not t.unlinked.ids
+
+
+def test_a_swapped_name_is_a_namesake_too(tmp_path):
+    # A row of Kelly Morgan's "Kelly | Morgan | kelly | morgan" reads "morgan kelly": Morgan Kelly's name is not
+    # looked for.
+    truth, landing = _truth(tmp_path)
+    people = pd.read_parquet(truth / "people.parquet")
+    people.loc[people.person_id == "P2", ["first_name", "last_name"]] = ["Lee", "Ann"]
+    people.to_parquet(truth / "people.parquet")
+    t = targets(truth, landing, ["P1"], named={"P1": {"email": ["ann@example.com"]}})
+    assert ("ann", "lee") not in t.names and ("ann", "lee") in t.unlinked.names_shared
+
+
+def test_planted_ids_are_ground_truth(tmp_path):
+    truth, landing = _truth(tmp_path)
+    day = landing / "2026-01-01"
+    (day / "collected_events-x.jsonl").write_text(json.dumps(
+        {"anonymousId": "anon-svc0001-p3", "type": "identify", "traits": {"email": "cy@example.com"}}) + "\n")
+    t = targets(truth, landing, ["P3"], named={"P3": {"email": ["cy@example.com"]}},
+                planted={"anon-svc0001-p3": "P3"})
+    assert t.ids.get("anon-svc0001-p3") == "P3"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -70,7 +71,7 @@ def plant_service_files(s: Settings, day: str, every: int) -> list[str]:
     chosen = chosen.assign(email=[recorded.get(pid, e) for pid, e in zip(chosen.person_id, chosen.email, strict=True)])
     lines, prefs = [], []
     for i, p in enumerate(chosen.itertuples()):
-        anon = f"anon-svc{i:04d}{p.person_id[-4:]}"
+        anon = f"anon-svc{i:04d}-{p.person_id.lower()}"  # the person in the id: `planted_ids` reads it back
         at = f"{day}T0{i % 9}:1{i % 6}:00Z"
         ctx = {"ip": f"198.51.{100 + i // 250}.{i % 250 + 1}", "library": {"name": "analytics.js", "version": "4.1.0"}}
         lines.append({"messageId": f"svc-id-{i}", "type": "identify", "anonymousId": anon, "userId": None,
@@ -82,10 +83,24 @@ def plant_service_files(s: Settings, day: str, every: int) -> list[str]:
                       "channel": "email", "status": "opt_out", "source": "preference-centre",
                       "recorded_at": f"{day} 0{i % 9}:30:00", "topic": "", "customer_id": "", "audience": "",
                       "proof": json.dumps({"ip": ctx["ip"], "email": p.email, "asked": "email preferences"})})
-    (folder / "collected_events-privacy-test.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (folder / PLANTED_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
     name, data = preference_file(prefs)
     (folder / name).write_bytes(data)
     return list(chosen.person_id)
+
+
+PLANTED_FILE = "collected_events-privacy-test.jsonl"
+_PLANTED_ANON = re.compile(r"anon-svc\d{4}-(p\d+)")
+
+
+def planted_ids(landing: Path) -> dict[str, str]:
+    """Anonymous id -> person id of the service's files `plant_service_files` wrote (the scan's ground truth for
+    them: a planted person may have no record, and an e-mail or name shared with others)."""
+    out = {}
+    for f in landing.glob(f"*/{PLANTED_FILE}"):
+        for m in _PLANTED_ANON.finditer(f.read_text(encoding="utf-8", errors="replace")):
+            out[m.group(0)] = m.group(1).upper()
+    return out
 
 
 def _people_of(con, records: pd.DataFrame, customer_ids) -> list[str]:
@@ -318,7 +333,7 @@ def prove(s: Settings, sample_size: int, remove_destinations: Callable, plant_ev
                  for i, pid in enumerate(people)}
         subjects = {pid: resolve_subject(con, ids) for pid, ids in asked.items()}
         named = named_in_requests(con, s.truth_dir, asked)
-    t = targets(s.truth_dir, delivered, people, named)
+    t = targets(s.truth_dir, delivered, people, named, planted_ids(delivered))
     seconds["prepare"] = round(time.perf_counter() - t0, 1)
     progress(f"scanning before ({len(people)} people)")
     t1 = time.perf_counter()
@@ -396,5 +411,5 @@ def settings_for(env: dict[str, str]) -> Settings:
 
 
 __all__ = ["GROUPS", "KINDS", "audit_check", "candidates", "erase_requests", "identifier", "named_in_requests",
-           "not_looked_for", "plant_service_files", "prove", "redeliver", "resurrect", "sample", "scan_all",
+           "not_looked_for", "plant_service_files", "planted_ids", "prove", "redeliver", "resurrect", "sample", "scan_all",
            "settings_for", "work_copy"]

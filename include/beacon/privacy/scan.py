@@ -211,13 +211,17 @@ class Unlinked:
 
 
 def targets(truth: Path, landing: Path, erased: Iterable[str],
-            named: dict[str, dict[str, list[str]]] | None = None) -> Targets:
+            named: dict[str, dict[str, list[str]]] | None = None, planted: dict[str, str] | None = None) -> Targets:
     """What to look for, for the erased person ids (see the module doc). `named`: person -> what their request
     names (`email`, `phone`, `anonymous_id`, and `record_id`: the records of a customer id it names); when given,
     a record or anonymous id is looked for only when the request reaches it through the delivered data
-    (`linkable`), and the others are listed in `Targets.unlinked`."""
+    (`linkable`), and the others are listed in `Targets.unlinked`. `planted`: anonymous id -> person, of the
+    service's files the proof itself wrote for them (ground truth as well)."""
     erased = set(erased)
     people, records = truth_tables(truth)
+    if planted:
+        records = pd.concat([records, pd.DataFrame({"record_id": list(planted), "person_id": list(planted.values()),
+                                                    "source": "web_events"})], ignore_index=True)
     delivered = _people_records(landing)
     recorded = delivered.merge(records[["record_id", "person_id"]], on="record_id")
     reach: dict[str, set[str]] | None = None
@@ -273,11 +277,16 @@ def _name_targets(t: Targets, people: pd.DataFrame, recorded: pd.DataFrame, eras
     carriers: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for r in recorded.itertuples():
         carriers.setdefault((r.first_name, r.last_name), set()).add((r.person_id, r.record_id.lower()))
+    # A row of "Kelly | Morgan | kelly | morgan" (first name, last name, their keys) reads "morgan kelly" too: the
+    # swapped name of someone else is a namesake as well.
+    swapped = {(last, first): pid for pid, (first, last) in zip(full.person_id, full.k, strict=True)}
     for p in full[full.person_id.isin(erased)].itertuples():
         if unique[p.k] != 1:
             continue
         held = carriers.get(p.k, set())
-        if any(pid != p.person_id for pid, _ in held):
+        other = swapped.get(p.k)
+        if any(pid != p.person_id for pid, _ in held | carriers.get(p.k[::-1], set())) or \
+                (other is not None and other != p.person_id):
             t.unlinked.names_shared[p.k] = p.person_id
         elif reach is not None and any(rid not in reach[p.person_id] for _, rid in held):
             t.unlinked.names_unlinked[p.k] = p.person_id
