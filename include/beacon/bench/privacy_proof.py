@@ -397,6 +397,7 @@ def not_looked_for(t: Targets) -> dict:
     u = t.unlinked
     return {"unlinkable_ids": len(u.ids), "unlinkable_anonymous_ids": sum(v.startswith("anon") for v in u.ids),
             "people_with_unlinkable_ids": len(set(u.ids.values())),
+            "people": sorted({*u.ids.values(), *u.names_shared.values(), *u.names_unlinked.values()}),
             "names_another_persons_record_carries": len(u.names_shared),
             "names_on_unlinkable_records": len(u.names_unlinked),
             "why": "an id nothing in the delivered data ties to what the request names (a web visitor who never "
