@@ -56,9 +56,15 @@ def build(con: duckdb.DuckDBPyConnection, cutoff: datetime, horizon_days: int | 
     {label_join}
     ORDER BY f.customer_id
     """
-    df = con.execute(sql).df()
-    for f in FEATURES:  # one dtype per feature whatever the SQL inferred (counts are ints, gaps are NaN)
-        df[f] = df[f].astype("float64")
+    return model_types(con.execute(sql).df())
+
+
+def model_types(df: pd.DataFrame) -> pd.DataFrame:
+    """One dtype per feature whatever the engine inferred (counts are ints, gaps are NaN): float64, the type the
+    models are trained and scored on (DuckDB's frames here, Spark's batches in beacon.spark.score)."""
+    for f in FEATURES:
+        if f in df:
+            df[f] = df[f].astype("float64")
     return df
 
 

@@ -242,6 +242,13 @@ def score_frame(booster: lgb.Booster, meta: dict, X: pd.DataFrame, exact: bool =
     return out
 
 
+def population(meta: dict, X: pd.DataFrame) -> pd.DataFrame:
+    """The rows a model scores: a model trained on buyers (ltv) scores only customers with an order."""
+    if meta.get("population") == "buyers":
+        return X[X.orders_total > 0].reset_index(drop=True)
+    return X
+
+
 def write_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, scored_at, scores: pd.DataFrame,
                  prints: np.ndarray | None = None) -> None:
     """Replace this model's rows in ml.scores in one transaction (idempotent per run); with `prints` (one per
@@ -321,8 +328,7 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
     version, booster, meta = registry.load_champion(registry_dir, model)
     end = features.as_of(con)
     X = features.build(con, end) if X is None else X
-    if meta.get("population") == "buyers":
-        X = X[X.orders_total > 0].reset_index(drop=True)
+    X = population(meta, X)
     scores, prints, rescored = score_changed(con, model, version, booster, meta, X)
     write_scores(con, model, version, end, scores, prints)
     scores = scores.drop(columns="score_exact")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from beacon.cli.bench_engine import cmd_engine, engine_args
 from beacon.cli.render import console, emit, err, kv_table, table
 
 
@@ -433,6 +434,8 @@ def _dag_parse_args(p: argparse.ArgumentParser) -> None:
 # (subcommand, help, command, its arguments); every subcommand also takes --json.
 _SUBCOMMANDS = (
     ("pipeline", "per-stage wall seconds and rows/s of the whole pipeline", cmd_pipeline, _pipeline_args),
+    ("engine", "the pipeline's stages on DuckDB and on a local Spark, the same world and run",
+     cmd_engine, engine_args),
     ("stack", "the chain through the real scheduler (make up) on a fresh world", cmd_stack, _stack_args),
     ("warehouse", "the warehouse DAG (Cosmos) against a plain dbt build, same run",
      cmd_warehouse, _warehouse_args),
