@@ -26,6 +26,7 @@ from beacon.bench.privacy_proof import (
     audit_check,
     candidates,
     erase_requests,
+    named_in_requests,
     request_identifiers,
     resurrect,
     sample,
@@ -62,7 +63,8 @@ def proof(privacy_world, tmp_path_factory):
             sampled = sorted({p for g in groups.values() for p in g})
             asked = {pid: request_identifiers(con, truth, pid, KINDS[i % len(KINDS)]) for i, pid in enumerate(sampled)}
             subjects = {pid: resolve_subject(con, ids) for pid, ids in asked.items()}
-        t = targets(truth, delivered, sampled)
+            named = named_in_requests(con, truth, asked)
+        t = targets(truth, delivered, sampled, named)
         before = scan_all(s, t)
         access = {}
         for pid in sampled[:3]:  # through a request too: the document lands under the data folder

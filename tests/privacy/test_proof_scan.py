@@ -40,3 +40,11 @@ def test_the_row_filter_keeps_every_row_the_matcher_finds(text):
     if find(text, T):
         assert T.prefilter().search(text)
         assert CON.execute("SELECT regexp_matches(lower(?), ?)", [text, T.pattern()]).fetchone()[0]
+
+
+def test_a_name_is_not_pieced_together_from_other_fields():
+    # Another person's first name, then a street named like the last name: not Ann Lee.
+    assert find("Ann | Smith | 1744 Lee Ave", T) == set()
+    assert find("Ann | [ann, annie] | 12 Lee Street", T) == set()
+    assert find("<td>Ann</td><td>Lee</td>", T) == {("p2", "name", "ann lee")}
+    assert find('{"firstName": "Ann", "lastName": "Lee"}', T) == {("p2", "name", "ann lee")}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -70,7 +71,7 @@ def plant_service_files(s: Settings, day: str, every: int) -> list[str]:
     chosen = chosen.assign(email=[recorded.get(pid, e) for pid, e in zip(chosen.person_id, chosen.email, strict=True)])
     lines, prefs = [], []
     for i, p in enumerate(chosen.itertuples()):
-        anon = f"anon-svc{i:04d}{p.person_id[-4:]}"
+        anon = f"anon-svc{i:04d}-{p.person_id.lower()}"  # the person in the id: `planted_ids` reads it back
         at = f"{day}T0{i % 9}:1{i % 6}:00Z"
         ctx = {"ip": f"198.51.{100 + i // 250}.{i % 250 + 1}", "library": {"name": "analytics.js", "version": "4.1.0"}}
         lines.append({"messageId": f"svc-id-{i}", "type": "identify", "anonymousId": anon, "userId": None,
@@ -82,10 +83,24 @@ def plant_service_files(s: Settings, day: str, every: int) -> list[str]:
                       "channel": "email", "status": "opt_out", "source": "preference-centre",
                       "recorded_at": f"{day} 0{i % 9}:30:00", "topic": "", "customer_id": "", "audience": "",
                       "proof": json.dumps({"ip": ctx["ip"], "email": p.email, "asked": "email preferences"})})
-    (folder / "collected_events-privacy-test.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (folder / PLANTED_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
     name, data = preference_file(prefs)
     (folder / name).write_bytes(data)
     return list(chosen.person_id)
+
+
+PLANTED_FILE = "collected_events-privacy-test.jsonl"
+_PLANTED_ANON = re.compile(r"anon-svc\d{4}-(p\d+)")
+
+
+def planted_ids(landing: Path) -> dict[str, str]:
+    """Anonymous id -> person id of the service's files `plant_service_files` wrote (the scan's ground truth for
+    them: a planted person may have no record, and an e-mail or name shared with others)."""
+    out = {}
+    for f in landing.glob(f"*/{PLANTED_FILE}"):
+        for m in _PLANTED_ANON.finditer(f.read_text(encoding="utf-8", errors="replace")):
+            out[m.group(0)] = m.group(1).upper()
+    return out
 
 
 def _people_of(con, records: pd.DataFrame, customer_ids) -> list[str]:
@@ -166,6 +181,20 @@ def request_identifiers(con, truth: Path, pid: str, kind: str) -> dict[str, list
         cids = sorted({r[0] for r in con.execute("SELECT customer_id FROM intermediate.int_customer_records_resolved "
                                                  "WHERE record_id IN (SELECT unnest($r))", {"r": mine}).fetchall()})
         return {**ids, "customer_id": sorted({*ids.get("customer_id", []), *cids})}
+
+
+def named_in_requests(con, truth: Path, asked: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """What each request names, for the scan's linkability (`beacon.privacy.scan.linkable`): its identifiers, and
+    the person's records that a customer id it names is made of."""
+    _, records = truth_tables(truth)
+    out = {}
+    for pid, ids in asked.items():
+        mine = list(records[records.person_id == pid].record_id)
+        recs = [r[0] for r in con.execute("""SELECT record_id FROM intermediate.int_customer_records_resolved
+            WHERE record_id IN (SELECT unnest($r)) AND customer_id IN (SELECT unnest($c))""",
+                                          {"r": mine, "c": list(ids.get("customer_id", [])) or [""]}).fetchall()]
+        out[pid] = {**ids, "record_id": recs}
+    return out
 
 
 def scan_all(s: Settings, t: Targets, skip_also: tuple[Path, ...] = ()) -> set[Leak]:
@@ -303,7 +332,8 @@ def prove(s: Settings, sample_size: int, remove_destinations: Callable, plant_ev
         asked = {pid: request_identifiers(con, s.truth_dir, pid, KINDS[i % len(KINDS)])
                  for i, pid in enumerate(people)}
         subjects = {pid: resolve_subject(con, ids) for pid, ids in asked.items()}
-    t = targets(s.truth_dir, delivered, people)
+        named = named_in_requests(con, s.truth_dir, asked)
+    t = targets(s.truth_dir, delivered, people, named, planted_ids(delivered))
     seconds["prepare"] = round(time.perf_counter() - t0, 1)
     progress(f"scanning before ({len(people)} people)")
     t1 = time.perf_counter()
@@ -346,6 +376,7 @@ def summary(groups, chosen, asked, subjects, t, before, done, after, back, audit
         "planted_service_people": len(planted), "people": len(people),
         "identifiers_asked": dict(Counter("+".join(sorted(ids)) for ids in asked.values())),
         "targets": {"emails": len(t.emails), "phones": len(t.phones), "ids": len(t.ids), "names": len(t.names)},
+        "not_looked_for": not_looked_for(t),
         "merged_resolved_to_all_records": f"{merged_ok}/{len(chosen['merged'])}",
         "before": {"people_found": len(found), "not_found": sorted(set(people) - found), "values": len(before),
                    "kinds": sorted({leak.kind for leak in before}), "places": len({leak.where for leak in before})},
@@ -361,11 +392,25 @@ def summary(groups, chosen, asked, subjects, t, before, done, after, back, audit
     }
 
 
+def not_looked_for(t: Targets) -> dict:
+    """What the scan leaves out and why (docs/privacy.md "How to prove it")."""
+    u = t.unlinked
+    return {"unlinkable_ids": len(u.ids), "unlinkable_anonymous_ids": sum(v.startswith("anon") for v in u.ids),
+            "people_with_unlinkable_ids": len(set(u.ids.values())),
+            "people": sorted({*u.ids.values(), *u.names_shared.values(), *u.names_unlinked.values()}),
+            "names_another_persons_record_carries": len(u.names_shared),
+            "names_on_unlinkable_records": len(u.names_unlinked),
+            "why": "an id nothing in the delivered data ties to what the request names (a web visitor who never "
+                   "identified) cannot be found by the controller (GDPR Art. 11); a name another person's record "
+                   "carries is that person's too (a namesake)"}
+
+
 def settings_for(env: dict[str, str]) -> Settings:
     """Settings after pointing the environment at the copy."""
     os.environ.update(env)
     return settings()
 
 
-__all__ = ["GROUPS", "KINDS", "audit_check", "candidates", "erase_requests", "identifier", "plant_service_files",
-           "prove", "redeliver", "resurrect", "sample", "scan_all", "settings_for", "work_copy"]
+__all__ = ["GROUPS", "KINDS", "audit_check", "candidates", "erase_requests", "identifier", "named_in_requests",
+           "not_looked_for", "plant_service_files", "planted_ids", "prove", "redeliver", "resurrect", "sample", "scan_all",
+           "settings_for", "work_copy"]

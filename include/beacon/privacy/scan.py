@@ -5,9 +5,11 @@ What is looked for comes from the generator's ground truth (who each person is, 
 ids are theirs) and from the landing files as delivered (the e-mails and phones exactly as their records carry
 them): their e-mail addresses (any case, the gmail dot and +tag variants), phone numbers (any format), anonymous ids
 and source record ids, and their full name (the first name followed by the last name, at most two words apart, in
-one row or line; only names no one else in the world has, since a namesake's row is not theirs). A value that an
-erased person shares with someone who was not erased (a household's phone or mailbox) is that other person's too,
-and is not looked for.
+one row or line, with only field labels or table tags between; only names no one else in the world has and no other
+person's record carries, since a namesake's row is not theirs). A value that an erased person shares with someone
+who was not erased (a household's phone or mailbox) is that other person's too, and is not looked for. Given what
+each request names, a record or anonymous id is looked for only when the delivered data ties it to the request
+(`linkable`); the others are reported (`Targets.unlinked`), not hidden.
 
 Where: every column of every table and view of the warehouse (each row's values cast to text and joined), every
 file under the given folders (text line by line; JSON, Parquet and gzip read first), and every column of every table
@@ -33,9 +35,15 @@ EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 PHONE = re.compile(r"(?<![\d])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d])")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{4,}")
 _EMAIL = re.compile(EMAIL)
-_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-# Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two.
+_ANON_FIELD = re.compile(r'"anonymousId"\s*:\s*"([^"]*)"')
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")  # a number between two words separates them
+# Words allowed between a first and a last name: "first_name": "Ann", "last_name": "Lee" has two, both labels; a
+# cell of an HTML table has its tags. Any other word between them makes it another text: "Sheila | Smith | 1744
+# Daugherty Ave" is not Sheila Daugherty, nor "Daniel | [dan, daniel, dann, danny] | 6608 Grimes Avenue" Daniel
+# Grimes.
 NAME_GAP = 2
+NAME_LABELS = frozenset({"last", "name", "lastname", "surname", "family", "td", "th", "tr", "span", "div", "li", "b",
+                         "strong", "em", "br", "p"})
 
 
 def canonical(email: str) -> str:
@@ -58,6 +66,7 @@ class Targets:
     phones: dict[str, str] = field(default_factory=dict)  # last 10 digits
     ids: dict[str, str] = field(default_factory=dict)  # anonymous ids and source record ids (lower case)
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # (first, last), lower case
+    unlinked: Unlinked = field(default_factory=lambda: Unlinked())  # what is not looked for, and why
 
     def people(self) -> set[str]:
         return {*self.emails.values(), *self.phones.values(), *self.ids.values(), *self.names.values()}
@@ -101,16 +110,6 @@ class Leak:
         return f"{self.where}: {self.kind} of {self.person}"
 
 
-def _recorded(landing: Path) -> pd.DataFrame:
-    """(record_id, email, phone) of every person record of the landing files as delivered."""
-    frames = []
-    for name, rid in (("crm_contacts", "contact_id"), ("shop_customers", "customer_id")):
-        for f in sorted(landing.glob(f"*/{name}.csv")):
-            d = pd.read_csv(f, dtype=str, keep_default_na=False, on_bad_lines="skip")  # malformed: quarantined
-            frames.append(d.rename(columns={rid: "record_id"})[["record_id", "email", "phone"]])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["record_id", "email", "phone"])
-
-
 @lru_cache(maxsize=4)
 def truth_tables(truth: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(people, record_map) of a generated world: one day's folder, or the truth folder of a several-day world (each
@@ -122,11 +121,123 @@ def truth_tables(truth: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return people.drop_duplicates("person_id", keep="last"), records.drop_duplicates(["record_id", "person_id"])
 
 
-def targets(truth: Path, landing: Path, erased: Iterable[str]) -> Targets:
-    """What to look for, for the erased person ids (see the module doc)."""
+def _people_records(landing: Path) -> pd.DataFrame:
+    """(record_id, email, phone, first_name, last_name, zip, house) of every person record as delivered."""
+    frames = []
+    for name, rid, street, zipc in (("crm_contacts", "contact_id", "street", "postal_code"),
+                                    ("shop_customers", "customer_id", "address_line1", "zip")):
+        for f in sorted(landing.glob(f"*/{name}.csv")):
+            d = pd.read_csv(f, dtype=str, keep_default_na=False, on_bad_lines="skip")
+            if not {rid, "email", "phone", "first_name", "last_name", street, zipc} <= set(d.columns):
+                continue
+            frames.append(pd.DataFrame({
+                "record_id": d[rid], "email": d.email, "phone": d.phone, "first_name": d.first_name.str.strip().str.lower(),
+                "last_name": d.last_name.str.strip().str.lower(), "zip": d[zipc].str.strip().str[:5],
+                "house": d[street].str.strip().str.split(" ").str[0].str.lower()}))
+    cols = ["record_id", "email", "phone", "first_name", "last_name", "zip", "house"]
+    return pd.concat(frames, ignore_index=True).drop_duplicates("record_id", keep="last") if frames \
+        else pd.DataFrame(columns=cols)
+
+
+def _event_links(landing: Path, anon_ids: set[str]) -> list[tuple[str, str | None, list[str]]]:
+    """(anonymous id, user id, e-mails) of every delivered web or collected event of the given anonymous ids."""
+    out = []
+    for f in sorted([*landing.glob("*/web_events*.jsonl"), *landing.glob("*/collected_events*.jsonl")]):
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                m = _ANON_FIELD.search(line)
+                if m is None or m.group(1) not in anon_ids:
+                    continue
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                anon = ev.get("anonymousId") if isinstance(ev, dict) else None
+                if not isinstance(anon, str) or anon not in anon_ids:
+                    continue
+                mails = [d.get("email") for d in (ev.get("traits"), ev.get("properties")) if isinstance(d, dict)]
+                out.append((anon, ev.get("userId") if isinstance(ev.get("userId"), str) else None,
+                            [m for m in mails if isinstance(m, str) and "@" in m]))
+    return out
+
+
+def linkable(pid: str, named: dict[str, list[str]], recs: pd.DataFrame, anons: set[str],
+             events: list[tuple[str, str | None, list[str]]]) -> set[str]:
+    """The person's record ids and anonymous ids (lower case) that their request can reach through the data as
+    delivered, without Beacon: from what the request names (e-mails, phones, anonymous ids, the records a named
+    customer id is made of), through the person's own records (a record reaches its e-mail and phone, and the
+    other records of theirs with the same name and address: last name, first initial, postcode, house number) and
+    events (an event reaches its anonymous id, its user id and the e-mails in it). What nothing reaches is held
+    in the data without anything that ties it to the person (GDPR Art. 11)."""
+    edges: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+    def link(a: tuple[str, str], b: tuple[str, str]) -> None:
+        edges.setdefault(a, set()).add(b)
+        edges.setdefault(b, set()).add(a)
+
+    for r in recs.itertuples():
+        node = ("id", r.record_id.lower())
+        if isinstance(r.email, str) and "@" in r.email:
+            link(node, ("email", canonical(r.email)))
+        if len(digits10(r.phone)) == 10:
+            link(node, ("phone", digits10(r.phone)))
+        if r.last_name and r.zip and r.house:
+            link(node, ("place", f"{r.last_name}|{r.first_name[:1]}|{r.zip}|{r.house}"))
+    for anon, user, mails in events:
+        node = ("id", anon.lower())
+        if user:
+            link(node, ("id", user.lower()))
+        for m in mails:
+            link(node, ("email", canonical(m)))
+    todo = [("email", canonical(e)) for e in named.get("email", [])]
+    todo += [("phone", digits10(p)) for p in named.get("phone", [])]
+    todo += [("id", v.lower()) for k in ("anonymous_id", "record_id") for v in named.get(k, [])]
+    seen = set(todo)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return {v for k, v in seen if k == "id"}
+
+
+@dataclass
+class Unlinked:
+    """What the scan does not look for, and why (reported in the proof's JSON)."""
+
+    ids: dict[str, str] = field(default_factory=dict)  # record or anonymous id -> person: nothing ties it to them
+    names_shared: dict[tuple[str, str], str] = field(default_factory=dict)  # carried by another person's record
+    names_unlinked: dict[tuple[str, str], str] = field(default_factory=dict)  # carried by an unlinked record
+
+
+def targets(truth: Path, landing: Path, erased: Iterable[str],
+            named: dict[str, dict[str, list[str]]] | None = None, planted: dict[str, str] | None = None) -> Targets:
+    """What to look for, for the erased person ids (see the module doc). `named`: person -> what their request
+    names (`email`, `phone`, `anonymous_id`, and `record_id`: the records of a customer id it names); when given,
+    a record or anonymous id is looked for only when the request reaches it through the delivered data
+    (`linkable`), and the others are listed in `Targets.unlinked`. `planted`: anonymous id -> person, of the
+    service's files the proof itself wrote for them (ground truth as well)."""
     erased = set(erased)
     people, records = truth_tables(truth)
-    recorded = _recorded(landing).merge(records[["record_id", "person_id"]], on="record_id")
+    if planted:
+        records = pd.concat([records, pd.DataFrame({"record_id": list(planted), "person_id": list(planted.values()),
+                                                    "source": "web_events"})], ignore_index=True)
+    delivered = _people_records(landing)
+    recorded = delivered.merge(records[["record_id", "person_id"]], on="record_id")
+    reach: dict[str, set[str]] | None = None
+    unlinked = Unlinked()
+    # Linkability is judged for the person records and anonymous ids as delivered; any other id of theirs in the
+    # ground truth (a row the ingest quarantined) is looked for as it is.
+    judged = {*delivered.record_id.str.lower(), *records[records.source == "web_events"].record_id.str.lower()}
+    if named is not None:
+        mine = records[records.person_id.isin(erased)]
+        anons = {pid: set(g.record_id) for pid, g in mine[mine.source == "web_events"].groupby("person_id")}
+        events = _event_links(landing, {a for v in anons.values() for a in v})
+        by_anon: dict[str, list] = {}
+        for ev in events:
+            by_anon.setdefault(ev[0], []).append(ev)
+        reach = {pid: linkable(pid, named.get(pid, {}), recorded[recorded.person_id == pid], anons.get(pid, set()),
+                               [e for a in anons.get(pid, ()) for e in by_anon.get(a, [])]) for pid in erased}
     owners: dict[tuple[str, str], set[str]] = {}
 
     def own(kind: str, value, pid: str) -> None:
@@ -140,20 +251,47 @@ def targets(truth: Path, landing: Path, erased: Iterable[str]) -> Targets:
             own("email", e, p.person_id)
         own("phone", p.phone, p.person_id)
     for r in recorded.itertuples():
-        own("email", r.email, r.person_id)
-        own("phone", r.phone, r.person_id)
+        if reach is None or r.person_id not in erased or r.record_id.lower() in reach[r.person_id]:
+            own("email", r.email, r.person_id)
+            own("phone", r.phone, r.person_id)
     for r in records.itertuples():
         own("id", r.record_id, r.person_id)
-    t = Targets()
+    t = Targets(unlinked=unlinked)
     for (kind, v), pids in owners.items():
         if len(pids) == 1 and (pid := next(iter(pids))) in erased:
+            if kind == "id" and reach is not None and v.lower() in judged and v.lower() not in reach[pid]:
+                unlinked.ids[v.lower()] = pid
+                continue
             {"email": t.emails, "phone": t.phones, "id": t.ids}[kind][v.lower() if kind == "id" else v] = pid
+    _name_targets(t, people, recorded, erased, reach)
+    return t
+
+
+def _name_targets(t: Targets, people: pd.DataFrame, recorded: pd.DataFrame, erased: set[str],
+                  reach: dict[str, set[str]] | None) -> None:
+    """Full names looked for: a name no one else in the world has and no other person's record carries (a record
+    whose first name was varied can spell someone else's name: a namesake at record level), and, when the
+    requests are known, that no record of theirs carries unless the request reaches it."""
     full = people.assign(k=list(zip(people.first_name.str.lower(), people.last_name.str.lower(), strict=True)))
     unique = full.k.value_counts()
+    carriers: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for r in recorded.itertuples():
+        carriers.setdefault((r.first_name, r.last_name), set()).add((r.person_id, r.record_id.lower()))
+    # A row of "Kelly | Morgan | kelly | morgan" (first name, last name, their keys) reads "morgan kelly" too: the
+    # swapped name of someone else is a namesake as well.
+    swapped = {(last, first): pid for pid, (first, last) in zip(full.person_id, full.k, strict=True)}
     for p in full[full.person_id.isin(erased)].itertuples():
-        if unique[p.k] == 1:
+        if unique[p.k] != 1:
+            continue
+        held = carriers.get(p.k, set())
+        other = swapped.get(p.k)
+        if any(pid != p.person_id for pid, _ in held | carriers.get(p.k[::-1], set())) or \
+                (other is not None and other != p.person_id):
+            t.unlinked.names_shared[p.k] = p.person_id
+        elif reach is not None and any(rid not in reach[p.person_id] for _, rid in held):
+            t.unlinked.names_unlinked[p.k] = p.person_id
+        else:
             t.names[p.k] = p.person_id
-    return t
 
 
 def find(text: str, t: Targets) -> set[tuple[str, str, str]]:
@@ -173,11 +311,13 @@ def find(text: str, t: Targets) -> set[tuple[str, str, str]]:
             out.add((pid, "id", tok.lower()))
     if t.names:
         words = [w.lower() for w in _WORD.findall(text)]
-        for i, w in enumerate(words):  # a first name followed by its last name (at most NAME_GAP words between)
-            for nxt in words[i + 1:i + 2 + NAME_GAP]:
+        for i, w in enumerate(words):  # a first name followed by its last name (at most NAME_GAP labels between)
+            for j, nxt in enumerate(words[i + 1:i + 2 + NAME_GAP]):
                 pid = t.names.get((w, nxt))
                 if pid:
                     out.add((pid, "name", f"{w} {nxt}"))
+                if nxt not in NAME_LABELS or j == NAME_GAP:
+                    break
     return out
 
 

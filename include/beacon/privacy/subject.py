@@ -5,7 +5,9 @@ A request names a person by one or more of `email`, `phone`, `customer_id`, `ano
 the identity log to all of them:
 
 1. the source records (CRM contacts, shop customers) whose e-mail (as recorded or canonical) or phone (same last 10
-   digits) is a given one, and the web visitors whose anonymous id is given, give customer ids;
+   digits) is a given one, for a given e-mail on no record the shop records an identify call logged into while
+   stating it (a login is the account's owner: the record may carry a household member's mailbox), and the web
+   visitors whose anonymous id is given, give customer ids;
 2. every customer id those records ever had (the identity log keeps `merged` events: an id that was merged into
    another is the same person) and every record that belongs to one of them now or belonged to one before;
 3. everything those records hold (record ids, e-mails as recorded and canonical, phones, names) and every anonymous
@@ -32,6 +34,7 @@ MAX_VALUES = 100  # identifiers per kind in one request: a person has a few, not
 RECORDS = "intermediate.int_customer_records_unioned"
 EVENTS = "intermediate.int_identity_events"
 WEB_IDS = "intermediate.int_web_identities_mapped"
+WEB_EVENTS = "staging.stg_web__events"  # web and collected events: anonymous id, shop user id, canonical e-mail
 # Raw person records: (relation, record id column, source name in the identity log).
 RAW_PEOPLE = (("raw.crm_contacts", "contact_id", "crm"), ("raw.shop_customers", "customer_id", "shop"))
 # Raw event tables whose rows carry an anonymous id, a user id (the shop customer id) and a traits e-mail.
@@ -149,7 +152,7 @@ def _phone_sql(col: str) -> str:
     return f"right(regexp_replace(CAST({col} AS VARCHAR), '[^0-9]', '', 'g'), 10)"
 
 
-def _seed_matches(con, given: dict[int, dict[str, tuple[str, ...]]]) -> dict[tuple[int, str, str], set[tuple]]:
+def _seed_matches(con, have, given: dict[int, dict[str, tuple[str, ...]]]) -> dict[tuple[int, str, str], set[tuple]]:
     """(req, kind, given value) -> {(record key, customer id)} of the source records whose e-mail (as recorded or
     canonical) or phone (last 10 digits) is that value, for the whole batch in two joins."""
     probes: list[tuple[int, str, str]] = []
@@ -174,6 +177,14 @@ def _seed_matches(con, given: dict[int, dict[str, tuple[str, ...]]]) -> dict[tup
     out: dict[tuple[int, str, str], set[tuple]] = {p: set() for p in probes}
     for probe, key, cid in rows:
         out[probes[probe]].add((key, cid))
+    if WEB_EVENTS in have:
+        # An e-mail on no record: the person's own identify call, a login (the shop's user id) that states it, says
+        # whose shop account is theirs (it may carry a household member's mailbox, or none).
+        bare = [(i, v) for i, v in emails if not out[probes[i]]]
+        for probe, key, cid in _by_request(con, f"""SELECT DISTINCT p.req, r.record_key, r.customer_id
+                FROM {WEB_EVENTS} e JOIN p ON e.email_canonical = p.v JOIN intermediate.int_customer_records_resolved r
+                ON r.source = 'shop' AND r.record_id = e.shop_customer_id""", bare):
+            out[probes[probe]].add((key, cid))
     return out
 
 
@@ -185,7 +196,7 @@ def _seed_records(con, have, given: dict[int, dict[str, tuple[str, ...]]],
     erase someone else."""
     if RECORDS not in have or "intermediate.int_customer_records_resolved" not in have:
         return {req: set() for req in given}
-    matches = _seed_matches(con, given)
+    matches = _seed_matches(con, have, given)
     out: dict[int, set[str] | SubjectError] = {}
     for req, g in given.items():
         keys: set[str] = set()
@@ -270,6 +281,45 @@ def _record_values(con, have, keys: dict[int, set[str]]) -> dict[int, dict[str, 
     return out
 
 
+def _same_name_and_address(con, have, cids: dict[int, set[str]], keys: dict[int, set[str]]) -> dict[int, set[str]]:
+    """The records that carry one of the person's names at one of their addresses (the same last name key, a
+    first-name alias in common, the same street key and 5-digit postcode as a record of theirs), whatever e-mail or
+    phone they carry (a shop account opened with a household member's mailbox, or none). In place: a customer all
+    of whose records are such (or already the person's) is added with them. Returned, per request: the records of a
+    customer that also holds someone else's records (that customer keeps them; only the person's record goes)."""
+    cols = {"last_name_key", "first_name_aliases", "street_key", "postal_code"}
+    if RECORDS not in have or "intermediate.int_customer_records_resolved" not in have or \
+            not cols <= set(have[RECORDS][1]):
+        return {}
+    rows = _by_request(con, f""", mine AS (SELECT p.req, u.* FROM {RECORDS} u JOIN p ON u.record_key = p.v),
+        same AS (SELECT DISTINCT m.req, o.record_key FROM mine m JOIN {RECORDS} o
+            ON o.last_name_key = m.last_name_key AND o.street_key = m.street_key
+           AND left(o.postal_code, 5) = left(m.postal_code, 5)
+           AND len(list_intersect(o.first_name_aliases, m.first_name_aliases)) > 0
+           AND o.record_key <> m.record_key)
+        SELECT s.req, s.record_key, r.customer_id FROM same s
+        JOIN intermediate.int_customer_records_resolved r USING (record_key)""", _pairs(keys))
+    found: dict[int, dict[str, set[str]]] = {}
+    for req, key, cid in rows:
+        if key not in keys[req]:
+            found.setdefault(req, {}).setdefault(cid, set()).add(key)
+    members: dict[str, set[str]] = {}
+    for _, cid, key in _by_request(con, """SELECT p.req, r.customer_id, r.record_key
+            FROM intermediate.int_customer_records_resolved r JOIN p ON r.customer_id = p.v""",
+                                   _pairs({r: set(by_cid) for r, by_cid in found.items()})):
+        members.setdefault(cid, set()).add(key)
+    alone: dict[int, set[str]] = {}
+    for req, by_cid in found.items():
+        matched = keys[req] | {k for ks in by_cid.values() for k in ks}
+        for cid, ks in by_cid.items():
+            if members.get(cid, set()) <= matched:
+                keys[req] |= ks
+                cids.setdefault(req, set()).add(cid)
+            else:
+                alone.setdefault(req, set()).update(ks)
+    return alone
+
+
 def _anonymous_ids(con, have, cids: dict[int, set[str]], user_ids: dict[int, set[str]],
                    emails: dict[int, set[str]]) -> dict[int, set[str]]:
     """Per request, the anonymous ids linked to the person: the identity map of web visitors, and raw events
@@ -333,6 +383,10 @@ def resolve_subjects(conn: duckdb.DuckDBPyConnection,
         for r, ks in more.items():
             keys[r] |= ks
         _expand(conn, have, cids, keys)
+    alone = _same_name_and_address(conn, have, cids, keys)
+    _expand(conn, have, cids, keys)
+    for r, ks in alone.items():  # records of a customer that holds someone else's too: the record alone
+        keys[r] |= ks
     values = _record_values(conn, have, keys)
     for r in given:
         emails[r] |= values[r]["emails"]
