@@ -11,7 +11,8 @@ import pytest
 from beacon.generate import GenConfig, generate
 from beacon.ingest import load_landing
 from beacon.quality.breaker import breaker_state
-from beacon.quality.checkpoint import run_marts_checkpoint, run_raw_checkpoint
+from beacon.quality.checkpoint import run_marts_checkpoint, run_raw_checkpoint, run_suites
+from beacon.quality.suites import Check, SuiteDef
 
 
 def _marts(con, customers: pd.DataFrame | None = None, consent: pd.DataFrame | None = None) -> None:
@@ -124,3 +125,23 @@ def test_raw_suites_pass_on_generated_data_and_fail_on_bad_consent(small_world, 
     assert [s.suite for s in rep.suites if s.failed_critical] == ["raw_consent"]
     st = breaker_state(con)
     assert st.open and st.failures[0].startswith("raw_consent: expect_column_values_to_be_in_set(channel)")
+
+
+def test_failing_values_are_counted_never_copied_into_results_or_docs(tmp_path):
+    """A check that fails on personal values records how many failed, not which: the results table and the Data
+    Docs hold no copy of a malformed e-mail an erasure could no longer match to its person."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    con.execute("CREATE TABLE people AS SELECT * FROM (VALUES ('ok@example.com'), ('cody.brown at brandtco.com'), "
+                "('cody.brown at brandtco.com'), ('zoe@example.org')) t(email)")
+    suite = SuiteDef("people", "SELECT * FROM people", [
+        Check("ExpectColumnValuesToMatchRegex", {"column": "email", "regex": r"^[^@ ]+@[^@ ]+$"}),
+        Check("ExpectColumnValuesToBeUnique", {"column": "email"})])
+    docs = tmp_path / "docs"
+    rep = run_suites(con, [suite], docs)
+    assert rep.blocking and len(rep.suites[0].failed_critical) == 2
+    rows = con.execute("SELECT observed, details FROM quality.expectation_results ORDER BY expectation").fetchall()
+    assert [r[0] for r in rows] == ["2 of 4 unexpected", "2 of 4 unexpected"]
+    pages = [p.read_text(errors="replace") for p in docs.rglob("*") if p.is_file()]
+    assert pages and any("unexpected" in p.lower() for p in pages)  # the docs were written and report the failures
+    for text in [r[1] for r in rows] + pages:
+        assert "cody.brown" not in text and "brandtco" not in text
