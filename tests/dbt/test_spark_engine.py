@@ -158,9 +158,10 @@ def test_every_model_has_the_same_rows_on_both_engines(engines):
         frame = spark.table(f"{schema}.{model}")
         # The same columns; a day-partitioned model keeps its partition column (config partition_by) last on Spark
         # (Spark stores partition columns after the others), in place on DuckDB.
-        assert sorted(c for c in frame.columns if c not in ENGINE_SPECIFIC.get(model, ())) == sorted(duck.columns), model
-        moved = [c for c, d in zip(frame.columns, duck.columns, strict=True) if c != d]
-        assert not moved or frame.columns[-1] in engines["partitions"][model], (model, moved)
+        columns = [c for c in frame.columns if c not in ENGINE_SPECIFIC.get(model, ())]
+        assert sorted(columns) == sorted(duck.columns), model
+        moved = [c for c, d in zip(columns, duck.columns, strict=True) if c != d]
+        assert not moved or columns[-1] in engines["partitions"][model], (model, moved)
         assert frame.count() == len(duck), model
         # Arrays of strings arrive as numpy arrays from DuckDB and lists from Spark; _plain makes both tuples.
         theirs = frame.select([F.col(c) for c in duck.columns]).toPandas()
@@ -169,16 +170,29 @@ def test_every_model_has_the_same_rows_on_both_engines(engines):
     assert checked >= 40  # most models hold rows in this world
 
 
+def _plain_json(value):
+    """A JSON document as nested tuples of (key, value) pairs and values, for _same."""
+    if isinstance(value, dict):
+        return tuple((k, _plain_json(v)) for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(_plain_json(v) for v in value)
+    return value
+
+
 def test_both_engines_trained_the_same_linkage_model_and_recorded_their_guards(engines):
-    """Identity on Spark runs the same code with the same settings: the stored Splink model equals DuckDB's, and
-    both runs' guards are on the control plane, passed (the customer ids are compared row for row above)."""
+    """Identity on Spark runs the same code with the same settings: the stored Splink model equals DuckDB's (its m
+    and u probabilities to 1e-9: the same sums in another order), and both runs' guards are on the control plane,
+    passed (the customer ids are compared row for row above)."""
     from beacon.identity.guards import SUITE
     from beacon.spark.tasks import SPARK_MODEL_STORE
 
     duck = _duckdb(engines["warehouse"], "SELECT * FROM intermediate.identity_linker_models")
     spark = _duckdb(engines["warehouse"], f"SELECT * FROM {SPARK_MODEL_STORE}")
     assert len(duck) == len(spark) == 1
-    assert json.loads(duck.model_json[0]) == json.loads(spark.model_json[0])
+    ours, theirs = json.loads(duck.model_json[0]), json.loads(spark.model_json[0])
+    for model in (ours, theirs):  # a random name Splink gives each linker
+        model["settings"].pop("linker_uid", None)
+    assert _same(_plain_json(theirs), _plain_json(ours))
     runs = _duckdb(engines["warehouse"], f"""SELECT run_id, bool_and(success) AS passed
                                              FROM quality.expectation_results WHERE suite = '{SUITE}' GROUP BY 1""")
     assert len(runs) == 2 and runs.passed.all()
@@ -200,38 +214,3 @@ def test_a_row_removed_from_raw_leaves_the_spark_copy_at_the_next_publish(engine
     gone = engines["spark"].sql(f"SELECT count(*) AS n FROM raw.shop_products WHERE product_id = '{product}'")
     assert gone.first().n == 0
 
-
-def test_an_erased_person_is_filtered_out_of_staging_on_both_engines(engines):
-    """not_erased on Spark: a tombstone (privacy.tombstones, keyed hash) published with the raw layer drops the same
-    rows from staging as on DuckDB, the key coming from the session variable beacon.spark.session sets."""
-    from beacon import dbt
-    from beacon.config import settings
-    from beacon.spark.raw import publish_raw
-    from beacon.spark.session import set_privacy_key
-    from beacon.tombstones import keyed_hash
-
-    key = "a-test-privacy-key-of-32-chars!!"
-    warehouse = engines["warehouse"]
-    data = warehouse.parents[1]
-    with duckdb.connect(str(warehouse)) as con:
-        email = con.execute("SELECT min(email) FROM staging.stg_crm__contacts WHERE email IS NOT NULL").fetchone()[0]
-        before = con.execute("SELECT count(*) FROM staging.stg_crm__contacts").fetchone()[0]
-        con.execute("CREATE SCHEMA IF NOT EXISTS privacy")
-        con.execute("CREATE TABLE privacy.tombstones (key_hash VARCHAR, request_id VARCHAR, recorded_at TIMESTAMP)")
-        con.execute("INSERT INTO privacy.tombstones VALUES (?, 'req-1', TIMESTAMP '2026-07-01 00:00:00')",
-                    [keyed_hash(key, "email", email)])
-    model = ["run", "--select", "stg_crm__contacts"]
-    with override_env(BEACON_DATA_DIR=str(data), BEACON_DBT_TARGET_DIR=str(data / "duckdb_target"),
-                      BEACON_PRIVACY_KEY=key):
-        assert dbt.run(model, settings(), quiet=True)
-    spark = engines["spark"]
-    with override_env(BEACON_DATA_DIR=str(data), BEACON_DBT_TARGET_DIR=str(data / "spark_target"),
-                      BEACON_ENGINE="spark", BEACON_PRIVACY_KEY=key):
-        s = settings()
-        set_privacy_key(spark, s)
-        assert publish_raw(spark, s)["privacy.tombstones"] == 1
-        assert dbt.run(model, s, quiet=True)
-    duck = _duckdb(warehouse, "SELECT * FROM staging.stg_crm__contacts")
-    assert email not in set(duck.email) and 0 < len(duck) < before
-    theirs = spark.table("staging.stg_crm__contacts").select(list(duck.columns)).toPandas()
-    assert _differences(_rows(theirs), _rows(duck)) == [] and len(theirs) == len(duck)
