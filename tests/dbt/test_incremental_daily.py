@@ -4,7 +4,8 @@ A small world runs three whole days through the bench's stage functions (ingest,
 scoring, activation, journeys, measurement: `beacon.bench.pipeline_days.run_day`); day 3 also brings late web and
 email events of day 1, a re-delivered message, re-sent orders now refunded and a changed CRM record that merges two
 customers. Then the measurement marts, rebuilt day by day, equal a `--full-refresh` build of them on the same
-warehouse, and the scores, computed only for the customers whose features changed, equal scoring everyone.
+warehouse, so do the web sessions (split by device, incremental by day), and the scores, computed only for the
+customers whose features changed, equal scoring everyone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from beacon.config import override_env
 PEOPLE = 1200
 SEED = 11
 MARTS = ("measurement.campaign_exposures", "measurement.campaign_exposure_outcomes")
+# The sessions, split by device and day (their customer read through the mappings in the fct_web_sessions view).
+SESSIONS = ("intermediate.int_web_sessions_split", "marts.fct_web_sessions")
 BOOKKEEPING = ["_facts_seq"]  # which build wrote a day: differs between the paths by design
 
 
@@ -68,9 +71,11 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
                 WHERE prior_orders_90d > 0 OR prior_visits_90d > 0""").fetchone()[0]
         assert exposure_days >= 2 and merges > 0 and old_changes > 0 and covariates > 0
         daily, daily_scores = _marts(s.warehouse_path), _scores(s.warehouse_path)
+        daily_sessions = content(s.warehouse_path, SESSIONS)
 
-        assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT], s, quiet=True)
+        assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT, "int_web_sessions_split"], s, quiet=True)
         full = _marts(s.warehouse_path)
+        full_sessions = content(s.warehouse_path, SESSIONS)
         with connect() as con:  # scoring everyone: no fingerprints kept
             con.execute("DELETE FROM ml.score_fingerprints")
             scored = score_all(con, s.registry_dir)
@@ -80,5 +85,8 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     for table in MARTS:
         assert len(daily[table]) > 0, table
         pd.testing.assert_frame_equal(daily[table], full[table], check_dtype=True, obj=table)
+    for table in SESSIONS:
+        assert len(daily_sessions[table]) > 0, table
+        pd.testing.assert_frame_equal(daily_sessions[table], full_sessions[table], check_dtype=True, obj=table)
     assert len(daily_scores) > 0
     pd.testing.assert_frame_equal(daily_scores, full_scores, obj="ml.scores")

@@ -84,6 +84,13 @@ def test_a_red_build_forgets_the_pass_and_a_build_without_unit_tests_proves_noth
         assert dbt.unit_tests_due("dbt"), bad
 
 
+def test_an_exposure_with_nothing_to_run_does_not_make_a_green_build_red(project):
+    # dbt 1.11's build lists each exposure with status "no-op" (the warehouse build's ad_audiences, for one)
+    _build("dbt", {**GREEN, "exposure.beacon.ad_audiences": "no-op"}, resource_types=["test", "unit_test", "model"])
+    assert dbt.record_unit_tests("dbt")
+    assert not dbt.unit_tests_due("dbt")
+
+
 def test_the_warehouse_producer_builds_models_and_data_tests_always_and_unit_tests_when_due(project, dagbag):
     # The pre-execute hook edits the producer's own flags when the task runs: only the unit_test resource type.
     from cosmos.operators.watcher import DbtProducerWatcherOperator

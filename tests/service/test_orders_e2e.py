@@ -20,7 +20,8 @@ from beacon.config import override_env
 
 pytestmark = pytest.mark.e2e
 
-MODELS = ["stg_web__events", "int_web_identities_mapped", "int_web_orders_mapped", "fct_orders", "fct_web_events", "fct_web_sessions",
+MODELS = ["stg_web__events", "int_web_identities_mapped", "int_web_orders_mapped", "fct_orders", "fct_web_events", "int_web_sessions_split",
+          "fct_web_sessions",
           "stg_activation__sync_log", "stg_journeys__transitions", "stg_journeys__finished", "measurement_input_days", "campaign_exposures",
           "campaign_outcome_events", "campaign_exposure_outcomes"]
 

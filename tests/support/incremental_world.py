@@ -15,6 +15,10 @@ def plant_late_rows(day_dir: Path, day1_dir: Path) -> dict[str, int]:
     and a re-sent order with a new status. Returns what was planted."""
     web1 = [json.loads(x) for x in (day1_dir / "web_events.jsonl").read_text().splitlines()[:40]]
     late_web = [{**e, "messageId": "late-" + e["messageId"]} for e in web1[:30]]
+    # a visit a day before the device's first one: a new first session, so the device's later sessions renumber
+    first = web1[0]
+    earlier = (pd.Timestamp(first["timestamp"]) - pd.Timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    late_web.append({**first, "messageId": "late-earlier-" + first["messageId"], "timestamp": earlier})
     redelivered = web1[30:35]  # same message ids as day 1: they must load once
     with (day_dir / "web_events.jsonl").open("a") as f:
         f.writelines(json.dumps(e) + "\n" for e in late_web + redelivered)

@@ -1,4 +1,7 @@
 -- Email-service events with the customer id (matched on the canonical email).
+-- A view (issue 28): the events are stored once, incremental by day, in stg_esp__email_events; the customer comes
+-- from the current e-mail mapping when read, so a merge changes a mapping row, never the stored history.
+{{ config(materialized='view') }}
 with events as (
     select * from {{ ref('stg_esp__email_events') }}
 ),

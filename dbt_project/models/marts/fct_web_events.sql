@@ -1,5 +1,9 @@
 -- Web events with the customer id: the event's own user id (the shop's customer id; a server-side library often
 -- sends no anonymous id) first, else the device's identity once identified (also retroactively).
+-- A view (issue 28): the events are stored once, incremental by day, in stg_web__events, keyed by message and
+-- device; the customer comes from the current identity mapping when read, so a merge or a newly identified device
+-- changes a mapping row, never the stored history.
+{{ config(materialized='view') }}
 with events as (
     select * from {{ ref('stg_web__events') }}
 ),

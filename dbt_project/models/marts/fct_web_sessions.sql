@@ -1,49 +1,40 @@
--- Web sessions: a visitor's events split where they were idle longer than the session timeout
--- (var web_session_timeout_minutes, 30 as in common web analytics), with the customer once identified.
-{% set timeout = var('web_session_timeout_minutes') %}
-with events as (
-    select * from {{ ref('fct_web_events') }}
+-- Web sessions (a new one after var web_session_timeout_minutes of inactivity), with the customer once identified.
+-- A view (issue 28): the sessions are split and stored by device, incremental by day, in int_web_sessions_split;
+-- the customer comes from the current mappings when read: the shop customer id an event of the session carried,
+-- else the device's identity (as fct_web_events gives each event), so a merge changes no stored session.
+{{ config(materialized='view') }}
+with sessions as (
+    select * from {{ ref('int_web_sessions_split') }}
 ),
 
-gaps as (
-    select
-        *,
-        case
-            when lag(event_at) over (partition by anonymous_id order by event_at, message_id) is null then 1
-            when event_at - lag(event_at) over (partition by anonymous_id order by event_at, message_id)
-                 > interval '{{ timeout }} minutes' then 1
-            else 0
-        end as starts_session
-    from events
+identities as (
+    select * from {{ ref('int_web_identities_mapped') }}
 ),
 
-numbered as (
-    select
-        *,
-        sum(starts_session) over (partition by anonymous_id order by event_at, message_id
-                                  rows between unbounded preceding and current row) as session_number
-    from gaps
+records as (
+    select record_id, customer_id from {{ ref('int_customer_records_resolved') }} where source = 'shop'
 ),
 
 final as (
     select
-        md5(anonymous_id || ':' || session_number) as session_id,
-        anonymous_id,
-        session_number,
-        max(customer_id) as customer_id,
-        min(event_at) as session_started_at,
-        max(event_at) as session_ended_at,
-        {{ seconds_between('min(event_at)', 'max(event_at)') }} as duration_seconds,
-        count(*) as events,
-        count(*) filter (where event_type = 'page') as page_views,
-        count(*) filter (where event_name = 'product_viewed') as product_views,
-        count(*) filter (where event_name = 'product_added') as cart_adds,
-        count(*) filter (where event_name = 'checkout_started') as checkouts,
-        count(*) filter (where event_name = 'order_completed') > 0 as converted,
-        min_by(page_path, event_at) filter (where page_path is not null) as landing_page,
-        count(*) = 1 as is_bounce
-    from numbered
-    group by anonymous_id, session_number
+        s.session_id,
+        s.anonymous_id,
+        s.session_number,
+        coalesce(r.customer_id, i.customer_id) as customer_id,
+        s.session_started_at,
+        s.session_ended_at,
+        s.duration_seconds,
+        s.events,
+        s.page_views,
+        s.product_views,
+        s.cart_adds,
+        s.checkouts,
+        s.converted,
+        s.landing_page,
+        s.is_bounce
+    from sessions s
+    left join identities i using (anonymous_id)
+    left join records r on r.record_id = s.shop_customer_id
 )
 
 select * from final

@@ -30,13 +30,19 @@ IDENTITY_MODELS = ("model.beacon.int_customers_clustered", "model.beacon.int_ide
 
 
 class PeakMemory:
-    """The peak resident memory of this process and all its children (sampled every `interval` seconds)."""
+    """The peak resident memory of this process and all its children (sampled every `interval` seconds; the list of
+    children, which psutil finds by reading every process of the machine, is refreshed every `children_every`
+    samples: done every 0.2 s it took about 15% of the bench's samples on a busy machine, py-spy, and its CPU
+    counted in the stages' `cpu_seconds`)."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.2, children_every: int = 10):
         import psutil
 
         self._me = psutil.Process()
         self._interval = interval
+        self._children_every = children_every
+        self._ticks = 0
+        self._children: list = []
         self._stop = threading.Event()
         self.peak = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -44,8 +50,14 @@ class PeakMemory:
     def _sample(self) -> int:
         import psutil
 
+        if self._ticks % self._children_every == 0:
+            try:
+                self._children = self._me.children(recursive=True)
+            except psutil.Error:
+                self._children = []
+        self._ticks += 1
         total = 0
-        for p in [self._me, *self._me.children(recursive=True)]:
+        for p in [self._me, *self._children]:
             try:
                 total += p.memory_info().rss
             except psutil.Error:  # a child that just ended
@@ -118,12 +130,14 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _dbt_build(args: list[str], s) -> dict:
-    """`dbt build` in this process; its run results (per-node seconds and rows)."""
+def _dbt_build(args: list[str], s, group: str) -> dict:
+    """`dbt build` in this process as the DAGs' task group `group` runs it (the unit tests only when due: a first
+    build or changed code, beacon.dbt.unit_test_args); its run results (per-node seconds and rows)."""
     from beacon import dbt
 
-    if not dbt.run(["build", *args], s, quiet=True):
+    if not dbt.run(["build", *args, *dbt.unit_test_args(group, s)], s, quiet=True):
         raise RuntimeError(f"dbt build {' '.join(args)} failed")
+    dbt.keep_target_results(group, s)
     return json.loads((s.dbt_target_dir / "run_results.json").read_text())
 
 
@@ -152,7 +166,9 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
         st["rows"] = totals["rows_read"]
     with d.stage("dbt", shown) as st:  # as the warehouse DAG: all but the score-based and measurement models
         results = _dbt_build(["--exclude", dbt.SCORE_BASED, "--exclude", dbt.MEASUREMENT,
-                              *(["--full-refresh"] if full_refresh else [])], s)
+                              *(["--full-refresh"] if full_refresh else [])], s, "dbt")
+        # every node's seconds kept beside the world, for profiling a day (the JSON keeps the slowest eight)
+        (s.data_dir / f"run_results_day{day}.json").write_text(json.dumps(results))
         identity = _node_seconds(results, IDENTITY_MODELS)
         st["exclude"] = identity  # reported as its own stage below
         st["rows"] = totals["rows_loaded"]  # the day's new raw rows
@@ -172,7 +188,7 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
             st["rows"] = sum(int(m["rows"]) for m in scored["models"].values())
             st["rescored"] = sum(int(m["rescored"]) for m in scored["models"].values())
     with d.stage("scoring", shown) as st:  # the score-based segments, built after scoring
-        st["rows"] = len(_dbt_build(["--select", dbt.SCORE_BASED], s)["results"])
+        st["rows"] = len(_dbt_build(["--select", dbt.SCORE_BASED], s, "dbt_scored")["results"])
     with connect() as con:
         with d.stage("recommendations", shown) as st:
             st["rows"] = int(write_recommendations(con).get("rows_written", 0))
@@ -196,7 +212,7 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
                     st["rows"] += r.entered + r.hops
     with d.stage("measurement", shown) as st:
         t0, c0 = time.perf_counter(), cpu_seconds()
-        marts = _dbt_build(["--select", dbt.MEASUREMENT], s)
+        marts = _dbt_build(["--select", dbt.MEASUREMENT], s, "measurement")
         st["marts_seconds"] = round(time.perf_counter() - t0, 3)
         st["marts_cpu_seconds"] = round(cpu_seconds() - c0, 3)
         d.models.update({f"measurement:{r['unique_id'].split('.', 2)[-1]}": round(r["execution_time"], 2)
@@ -250,7 +266,7 @@ def bench_days(people: int, days: int, seed: int = 42, workdir: Path | None = No
 def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, mem: PeakMemory,
                 full_refresh: bool) -> dict:
     from beacon.config import settings
-    from beacon.dbt import ensure_manifest
+    from beacon.dbt import ensure_manifest, forget_unit_tests
     from beacon.generate import GenConfig, generate
 
     work.mkdir(parents=True, exist_ok=True)
@@ -258,6 +274,7 @@ def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, 
     with override_env(BEACON_DATA_DIR=str(work), BEACON_DBT_TARGET_DIR=str(work / "dbt_target")):
         s = settings()
         ensure_manifest(s)
+        forget_unit_tests(s)  # a new world is a fresh deployment: day 1 runs the dbt unit tests, as the DAGs do
         for day in range(1, days + 1):
             shown.stage(f"day {day}: generate")
             cfg = GenConfig(people=people, seed=seed, day=day)

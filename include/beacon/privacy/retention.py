@@ -120,6 +120,8 @@ TABLE_RULES: tuple[tuple[str, str, str, str, str], ...] = (
     # full refresh would give the same tables). stg_web__events holds web and collected events alike.
     ("web_events", "staging.stg_web__events", "event_at", "delete", ""),
     ("email_events", "staging.stg_esp__email_events", "event_at", "delete", ""),
+    # The sessions split from them (incremental by day): a session goes when its last event has gone.
+    ("web_events", "intermediate.int_web_sessions_split", "session_ended_at", "delete", ""),
     ("quarantine", "raw._quarantine", "quarantined_at", "delete", ""),
     # Source records: each delivery appends a copy; the copy staging reads (the latest) stays while the source keeps
     # the record (an erasure removes a person's), the older copies (old addresses, old e-mails) go.
