@@ -4,7 +4,14 @@
     tests/privacy/test_tombstones.py keeps equal to privacy_hash below). The key never appears in the SQL: the
     dbt-duckdb plugin beacon.privacy.dbt_plugin sets the DuckDB variable beacon_privacy_key on dbt's connections.
     Before the privacy schema exists (no request yet) the filter is `true`. -#}
+{#- Dispatched on the adapter (default__: DuckDB's SQL; spark__); rendered outside dbt with a stand-in adapter that
+    has no `dispatch` (tests/privacy/test_tombstones.py), the DuckDB form. -#}
 {% macro privacy_hash(kind, col) -%}
+  {%- if adapter.dispatch is defined -%}{{ return(adapter.dispatch('privacy_hash', 'beacon')(kind, col)) }}
+  {%- else -%}{{ default__privacy_hash(kind, col) }}{%- endif -%}
+{%- endmacro %}
+
+{% macro default__privacy_hash(kind, col) -%}
   {%- if kind == 'email' -%}
   sha256(getvariable('beacon_privacy_key') || ':email:' || nullif(lower(trim(cast({{ col }} as varchar))), ''))
   {%- elif kind == 'phone' -%}
@@ -15,6 +22,36 @@
   {{ exceptions.raise_compiler_error("privacy_hash: unknown kind " ~ kind) }}
   {%- endif -%}
 {%- endmacro %}
+
+{#- Spark: the same hash (sha2 256, hex), the key from the session variable beacon_privacy_key, which
+    beacon.spark.session sets with a bound parameter (the key never appears in SQL text either). -#}
+{% macro spark__privacy_hash(kind, col) -%}
+  {%- set key = 'system.session.beacon_privacy_key' -%}
+  {%- if kind == 'email' -%}
+  sha2({{ key }} || ':email:' || nullif(lower(trim(cast({{ col }} as string))), ''), 256)
+  {%- elif kind == 'phone' -%}
+  sha2({{ key }} || ':phone:' || case when length(regexp_replace(cast({{ col }} as string), '[^0-9]', '')) >= 7 then right(regexp_replace(cast({{ col }} as string), '[^0-9]', ''), 10) end, 256)
+  {%- elif kind == 'id' -%}
+  sha2({{ key }} || ':id:' || nullif(trim(cast({{ col }} as string)), ''), 256)
+  {%- else -%}
+  {{ exceptions.raise_compiler_error("privacy_hash: unknown kind " ~ kind) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- The privacy key on this engine (null when none is configured), and a query error with `message`. -#}
+{% macro privacy_key() -%}
+  {%- if adapter.dispatch is defined -%}{{ return(adapter.dispatch('privacy_key', 'beacon')()) }}
+  {%- else -%}{{ default__privacy_key() }}{%- endif -%}
+{%- endmacro %}
+{% macro default__privacy_key() -%}getvariable('beacon_privacy_key'){%- endmacro %}
+{% macro spark__privacy_key() -%}system.session.beacon_privacy_key{%- endmacro %}
+
+{% macro query_error(message) -%}
+  {%- if adapter.dispatch is defined -%}{{ return(adapter.dispatch('query_error', 'beacon')(message)) }}
+  {%- else -%}{{ default__query_error(message) }}{%- endif -%}
+{%- endmacro %}
+{% macro default__query_error(message) -%}error({{ message }}){%- endmacro %}
+{% macro spark__query_error(message) -%}raise_error({{ message }}){%- endmacro %}
 
 {#- `columns`: a list of [kind, column] (kind: email, phone or id). -#}
 {% macro not_erased(columns) -%}
@@ -27,8 +64,8 @@
       back. A view (read later by any connection, most without the key) filters where the key is set and otherwise
       shows the raw rows, which the erasure cleaned. -#}
   {%- if config.get('materialized') != 'view' %}
-  case when getvariable('beacon_privacy_key') is null and exists (select 1 from {{ tomb }})
-       then error('BEACON_PRIVACY_KEY is not set: privacy tombstones exist and cannot be matched (docs/privacy.md)')
+  case when {{ privacy_key() }} is null and exists (select 1 from {{ tomb }})
+       then {{ query_error("'BEACON_PRIVACY_KEY is not set: privacy tombstones exist and cannot be matched (docs/privacy.md)'") }}
        else true end
   and {% endif -%}
   not ({% for c in columns %}coalesce({{ privacy_hash(c[0], c[1]) }} in (select key_hash from {{ tomb }}), false){% if not loop.last %}

@@ -48,7 +48,8 @@ final as (
         b.event_at,
         r.points,
         case when r.half_life_days > 0
-             then r.points * pow(0.5, {{ seconds_between('b.event_at', 'a.as_of_at') }} / 86400.0 / r.half_life_days)
+             then r.points * pow(
+                 0.5, {{ seconds_between('b.event_at', 'a.as_of_at') }} / cast(86400 as double) / r.half_life_days)
              else r.points end as points_decayed
     from (
         select * from behaviour

@@ -403,7 +403,8 @@ def _assign(con: duckdb.DuckDBPyConnection, run: int) -> pd.DataFrame:
             FROM rec LEFT JOIN _customer_age a ON a.customer_id = rec.prev_customer_id
             GROUP BY rec.component),
         strongest AS (
-            SELECT k, arg_max(rule, probability) AS rule, max(probability) AS probability FROM (
+            -- Ties (a record linked by email and by phone) go to the greater rule name, so the input order never matters.
+            SELECT k, arg_max(rule, (probability, rule)) AS rule, max(probability) AS probability FROM (
                 SELECT k1 AS k, rule, probability FROM _edges UNION ALL SELECT k2, rule, probability FROM _edges)
             GROUP BY k),
         assigned AS (

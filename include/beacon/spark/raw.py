@@ -21,8 +21,10 @@ from beacon.spark.session import spark_dir
 from beacon.warehouse import connect, quote_ident, relations, sql_literal
 
 PARTITION = "_load_date"
-# The dbt sources besides raw (staging reads them; absent ones are skipped, as select_or_empty does on DuckDB).
-OTHER_SOURCES = (("ml", "scores"), ("activation", "sync_log"), ("journeys", "transitions"), ("journeys", "finished"))
+# The dbt sources besides raw (staging reads them; absent ones are skipped, as select_or_empty does on DuckDB), and
+# the privacy tombstones staging's not_erased filter matches (keyed hashes only; absent until a first request).
+OTHER_SOURCES = (("ml", "scores"), ("activation", "sync_log"), ("journeys", "transitions"), ("journeys", "finished"),
+                 ("privacy", "tombstones"))
 
 
 def parquet_dir(schema: str, table: str, s: Settings | None = None) -> Path:

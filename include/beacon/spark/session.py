@@ -75,6 +75,18 @@ def register_functions(spark: Any) -> None:
     spark.udf.register("beacon_nfc_normalize", nfc_normalize, StringType())
 
 
+def set_privacy_key(spark: Any, s: Settings | None = None) -> None:
+    """The session variable `beacon_privacy_key` staging's not_erased filter hashes with (dbt_project/macros/
+    privacy.sql; the DuckDB plugin beacon.privacy.dbt_plugin sets DuckDB's): the configured key, bound as a
+    parameter so it never appears in SQL text, or null when none is configured."""
+    from beacon.tombstones import check_key
+
+    key = (s or settings()).privacy_key
+    spark.sql("DECLARE OR REPLACE VARIABLE beacon_privacy_key STRING DEFAULT NULL")
+    if key:
+        spark.sql("SET VARIABLE beacon_privacy_key = :key", args={"key": check_key(key)})
+
+
 def session(s: Settings | None = None) -> Any:
     """The process's Spark session (made once: Spark has one per process), with Beacon's functions."""
     from pyspark.sql import SparkSession
@@ -90,4 +102,5 @@ def session(s: Settings | None = None) -> Any:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     register_functions(spark)
+    set_privacy_key(spark, s)
     return spark
