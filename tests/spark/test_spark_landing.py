@@ -1,0 +1,166 @@
+"""Landing to raw on the spark engine is the ingest contract, unchanged (issue 29, item 2; beacon.spark.landing).
+
+The same landing files go through DuckDB's ingest (`load_landing` into the warehouse) and the spark engine's
+(`ingest_landing`: the same run loop on a scratch DuckDB, written out as Parquet partitioned by load day with the
+quarantine and the ledger). Compared: what each run reports per file (status, named reason, rows read, loaded and
+quarantined, the reasons, the columns drift added, the message), every raw row (every column as text; the load
+time aside), every quarantine row (reason, message, payload, line) and every ledger row; then a second run of the
+same files, which must load nothing on either side (the ledger read back from Parquet makes re-delivery
+idempotent). The inputs: every bad-input case of tests/ingest/test_bad_input.py, every file of the regression
+corpus (binary, UTF-16, 50,000 columns, a 20 MB line, ...), and two days of a generated world with late rows, a
+message re-sent days later (a `duplicate` only the dedupe values of the earlier day can catch) and a file
+re-delivered the next day. No JVM: the Parquet files are read here by DuckDB (the Spark tables over them are
+checked in tests/dbt/test_spark_engine.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from ingest.test_bad_input import CASES, DAY
+
+from beacon.config import override_env
+
+CORPUS = Path(__file__).resolve().parents[1] / "ingest" / "corpus"
+# Audit times (when a row was loaded or quarantined): the wall clock of each run, never compared.
+WHEN = {"_loaded_at", "quarantined_at", "loaded_at"}
+
+
+def _summary(summary) -> list[tuple]:
+    return sorted((f.source, f.file, f.status, f.reason, f.batch_id, f.rows_read, f.rows_loaded, f.rows_quarantined,
+                   tuple(sorted(f.reasons.items())), tuple(f.added_columns), f.error) for f in summary.files)
+
+
+def _text_rows(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[list[str], list[tuple]]:
+    """A relation's columns (sorted, audit times aside) and its rows, every value as text, sorted."""
+    cols = sorted(c for (c, *_) in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall() if c not in WHEN)
+    sel = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in cols)
+    rows = con.execute(f"SELECT {sel} FROM {relation}").fetchall()
+    return cols, sorted(rows, key=repr)
+
+
+def _duckdb_state(warehouse: Path) -> dict[str, tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = 'raw' AND table_name <> '_cursors'").fetchall()]
+        return {t: _text_rows(con, f'raw."{t}"') for t in tables}
+
+
+def _parquet_state(data: Path, tables: list[str]) -> dict[str, tuple]:
+    from beacon.spark.landing import spark_raw_root
+
+    with override_env(BEACON_DATA_DIR=str(data)):
+        root = spark_raw_root()
+    out = {}
+    with duckdb.connect() as con:
+        for t in tables:
+            folder = root / t
+            if next(folder.rglob("*.parquet"), None) is None:  # a table nothing was loaded into
+                out[t] = None
+                continue
+            rel = f"read_parquet('{folder}/**/*.parquet', union_by_name = true, hive_partitioning = false)"
+            out[t] = _text_rows(con, rel)
+    return out
+
+
+def _comparable(state: dict[str, tuple]) -> dict[str, tuple]:
+    """Empty tables as None (DuckDB has every raw table; the Parquet layer only those something was loaded into);
+    the columns of an empty table are not compared."""
+    return {t: (v if v and v[1] else None) for t, v in state.items()}
+
+
+def _both(landing: Path, tmp: Path, until: date | None = None) -> tuple[list, list]:
+    """One ingest run of `landing` on each engine (the DuckDB warehouse and the Parquet layer under tmp/data)."""
+    from beacon.ingest import load_landing
+    from beacon.spark.landing import ingest_landing
+
+    with override_env(BEACON_DATA_DIR=str(tmp / "data")):
+        theirs = ingest_landing(landing, until)
+    ours = load_landing(landing, until, warehouse=tmp / "wh.duckdb")
+    return _summary(ours), _summary(theirs)
+
+
+def _assert_same(tmp: Path) -> dict[str, tuple]:
+    duck = _comparable(_duckdb_state(tmp / "wh.duckdb"))
+    spark = _comparable(_parquet_state(tmp / "data", list(duck)))
+    for table in duck:
+        assert spark[table] == duck[table], table
+    return duck
+
+
+def _land(files: dict[str, bytes], landing: Path) -> None:
+    for rel, data in files.items():
+        p = (landing / DAY / rel).resolve()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def _check_case(files: dict[str, bytes], tmp: Path) -> dict[str, tuple]:
+    landing = tmp / "landing"
+    _land(files, landing)
+    ours, theirs = _both(landing, tmp)
+    assert theirs == ours
+    state = _assert_same(tmp)
+    again_ours, again_theirs = _both(landing, tmp)  # the same files again: loaded files are skipped on both
+    assert again_theirs == again_ours
+    assert all(f[2] != "loaded" for f in again_ours)
+    _assert_same(tmp)  # failed files are tried and recorded again, on both
+    return state
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_gives_the_same_raw_quarantine_and_ledger(name, tmp_path):
+    state = _check_case(CASES[name].files, tmp_path)
+    assert state["_load_ledger"] is not None  # every case leaves a ledger row
+
+
+def _corpus() -> list[Path]:
+    return sorted(p for p in CORPUS.iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("case", _corpus(), ids=lambda p: p.name)
+def test_the_regression_corpus_gives_the_same_raw_quarantine_and_ledger(case, tmp_path):
+    files = {str(p.relative_to(case)): p.read_bytes() for p in sorted(case.rglob("*")) if p.is_file()}
+    _check_case(files, tmp_path)
+
+
+def test_two_days_with_late_rows_resent_messages_and_a_redelivered_file(tmp_path):
+    """Run by run (each landing day in its own run, as the daily ingest does), both engines load, skip and
+    quarantine the same rows: day 2 carries late rows of day 1, and collected messages of day 1 re-sent (quarantined
+    `duplicate` only because the Parquet layer's dedupe values were read back); a third day re-delivers day 1's
+    consent file (skipped by its content hash, known from the Parquet ledger)."""
+    from support.incremental_world import plant_late_rows
+
+    from beacon.generate import GenConfig, generate
+
+    for day in (1, 2):
+        generate(GenConfig(people=300, seed=29, day=day), tmp_path)
+    landing = tmp_path / "landing"
+    day1, day2 = sorted(p for p in landing.iterdir())
+    plant_late_rows(day2, day1)
+    # Events posted to the collector (collected_events: `dedupe` on message_id): day 2 re-sends 10 of day 1's.
+    web1 = (day1 / "web_events.jsonl").read_text().splitlines()[:20]
+    (day1 / "collected_events-a.jsonl").write_text("\n".join(web1) + "\n")
+    resent = web1[:10] + [line.replace('"messageId":"', '"messageId":"new-') for line in web1[10:]]
+    (day2 / "collected_events-b.jsonl").write_text("\n".join(resent) + "\n")
+    day3 = landing / (date.fromisoformat(day2.name) + timedelta(days=1)).isoformat()
+    day3.mkdir()
+    shutil.copy(day1 / "consent.csv", day3 / "consent.csv")
+    runs = []
+    for day in (day1, day2, day3):
+        ours, theirs = _both(landing, tmp_path, date.fromisoformat(day.name))
+        assert theirs == ours
+        runs.append(ours)
+        state = _assert_same(tmp_path)
+    collected = next(f for f in runs[1] if f[0] == "collected_events" and day2.name in f[1])
+    assert dict(collected[8]) == {"duplicate": 10} and collected[6] == 10  # re-sent messages: caught across runs
+    assert [f[2] for f in runs[2] if day3.name in f[1]] == ["skipped"]  # the re-delivered file
+    columns, rows = state["_quarantine"]
+    assert {"duplicate", "malformed"} <= {row[columns.index("reason")] for row in rows}  # the world's bad rows too
+    again_ours, again_theirs = _both(landing, tmp_path)
+    assert again_theirs == again_ours and {f[2] for f in again_ours} == {"skipped"}
+    assert _assert_same(tmp_path) == state  # a second run of every file changes nothing on either side
