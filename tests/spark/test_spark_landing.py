@@ -118,6 +118,23 @@ def test_bad_input_gives_the_same_raw_quarantine_and_ledger(name, tmp_path):
     assert state["_load_ledger"] is not None  # every case leaves a ledger row
 
 
+def test_a_new_column_of_a_file_without_good_rows_is_known_the_next_day(tmp_path):
+    """Schema drift in a file whose only row is quarantined: the column is added (and reported) once, on both; the
+    next day's file with it reports nothing new."""
+    from ingest.test_bad_input import HEADER, contact, csv_bytes
+
+    landing = tmp_path / "landing"
+    _land({"crm_contacts.csv": csv_bytes(contact("") + ",gold", header=HEADER + ",loyalty_tier")}, landing)
+    first = _both(landing, tmp_path)
+    assert first[1] == first[0] and [f[9] for f in first[0]] == [("loyalty_tier",)]
+    nxt = landing / "2026-07-01"
+    nxt.mkdir()
+    (nxt / "crm_contacts.csv").write_bytes(csv_bytes(contact("C9") + ",silver", header=HEADER + ",loyalty_tier"))
+    ours, theirs = _both(landing, tmp_path)
+    assert theirs == ours and all(f[9] == () for f in ours)
+    _assert_same(tmp_path)
+
+
 def _corpus() -> list[Path]:
     return sorted(p for p in CORPUS.iterdir() if p.is_dir())
 

@@ -115,14 +115,17 @@ def _safe(batch_id: str) -> str:
 
 
 def _write_units(con: duckdb.DuckDBPyConnection, loads: list[FileLoad], s: Settings) -> dict[str, int]:
-    """Each loaded unit's raw rows, one Parquet file in its load-day folder; returns rows written per source."""
+    """Each loaded unit's raw rows, one Parquet file in its load-day folder; returns rows written per source. A unit
+    that loaded no row but added columns (schema drift) leaves an empty file with them, so the next run knows them."""
     written: dict[str, int] = {}
     for fl in loads:
-        if fl.status != "loaded" or not fl.rows_loaded:
+        if fl.status != "loaded" or not (fl.rows_loaded or fl.added_columns):
             continue
         table = f"raw.{quote_ident(fl.source)}"
         days = [d for (d,) in con.execute(f"SELECT DISTINCT cast(_loaded_at AS DATE) FROM {table} "
                                           "WHERE _batch_id = ?", [fl.batch_id]).fetchall()]
+        days = days or [d for (d,) in con.execute(f"SELECT DISTINCT cast(loaded_at AS DATE) FROM raw.{LEDGER} "
+                                                  f"WHERE batch_id = ? AND {HYDRATED} IS NULL", [fl.batch_id]).fetchall()]
         for day in days:
             out = parquet_dir("raw", fl.source, s) / f"{PARTITION}={day}" / f"{_safe(fl.batch_id)}.parquet"
             _copy(con, f"SELECT {_select(con, fl.source)} FROM {table} WHERE _batch_id = ? AND "
