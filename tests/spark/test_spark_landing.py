@@ -73,23 +73,37 @@ def _comparable(state: dict[str, tuple]) -> dict[str, tuple]:
     return {t: (v if v and v[1] else None) for t, v in state.items()}
 
 
-def _both(landing: Path, tmp: Path, until: date | None = None) -> tuple[list, list]:
+def _env(landing: Path, tmp: Path, **extra: str):
+    """One environment for both engines: the same landing root (whose privacy folder the ingest reads), the same
+    control-plane warehouse (whose tombstones it reads), the Parquet layer under tmp/data."""
+    return override_env(BEACON_DATA_DIR=str(tmp / "data"), BEACON_LANDING_DIR=str(landing), **extra)
+
+
+def _both(landing: Path, tmp: Path, until: date | None = None, **env: str) -> tuple[list, list]:
     """One ingest run of `landing` on each engine (the DuckDB warehouse and the Parquet layer under tmp/data)."""
+    from beacon.config import settings
     from beacon.ingest import load_landing
     from beacon.spark.landing import ingest_landing
 
-    with override_env(BEACON_DATA_DIR=str(tmp / "data")):
+    with _env(landing, tmp, **env):
         theirs = ingest_landing(landing, until)
-    ours = load_landing(landing, until, warehouse=tmp / "wh.duckdb")
+        ours = load_landing(landing, until, warehouse=settings().warehouse_path)
     return _summary(ours), _summary(theirs)
 
 
 def _assert_same(tmp: Path) -> dict[str, tuple]:
-    duck = _comparable(_duckdb_state(tmp / "wh.duckdb"))
+    duck = _comparable(_duckdb_state(_warehouse(tmp)))
     spark = _comparable(_parquet_state(tmp / "data", list(duck)))
     for table in duck:
         assert spark[table] == duck[table], table
     return duck
+
+
+def _warehouse(tmp: Path) -> Path:
+    from beacon.config import settings
+
+    with override_env(BEACON_DATA_DIR=str(tmp / "data")):
+        return settings().warehouse_path
 
 
 def _land(files: dict[str, bytes], landing: Path) -> None:
@@ -133,6 +147,34 @@ def test_a_new_column_of_a_file_without_good_rows_is_known_the_next_day(tmp_path
     ours, theirs = _both(landing, tmp_path)
     assert theirs == ours and all(f[9] == () for f in ours)
     _assert_same(tmp_path)
+
+
+def test_rows_of_erased_people_are_quarantined_the_same(tmp_path):
+    """The control plane's privacy tombstones (and the landing root's blocked identifiers) reach the Parquet ingest:
+    a row of an erased person is quarantined `erased`, without its payload, on both."""
+    from ingest.test_bad_input import contact, csv_bytes
+
+    from beacon.privacy.requests import ensure_tables
+    from beacon.tombstones import hashes_of, write_blocked
+
+    key = "k" * 40
+    landing = tmp_path / "landing"
+    _land({"crm_contacts.csv": csv_bytes(contact("C1"), contact("C2", "Bea", "bea@example.com"),
+                                         contact("C3", "Cy", "cy@example.com"))}, landing)
+    warehouse = _warehouse(tmp_path)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_tables(con)
+        con.executemany("INSERT INTO privacy.tombstones VALUES (?, 'r1', TIMESTAMP '2026-06-01')",
+                        [[h] for h in hashes_of(key, {"email": ["bea@example.com"]})])
+    write_blocked(landing, "r2", hashes_of(key, {"email": ["cy@example.com"]}))
+    ours, theirs = _both(landing, tmp_path, BEACON_PRIVACY_KEY=key)
+    assert theirs == ours
+    contacts = next(f for f in ours if f[0] == "crm_contacts")
+    assert contacts[6] == 1 and dict(contacts[8]) == {"erased": 2}
+    state = _assert_same(tmp_path)
+    columns, rows = state["_quarantine"]
+    assert {row[columns.index("payload")] for row in rows} == {None}
 
 
 def _corpus() -> list[Path]:

@@ -84,9 +84,9 @@ def _hydrate(con: duckdb.DuckDBPyConnection, specs: dict[str, SourceSpec], s: Se
             con.execute(f"INSERT INTO raw.{quote_ident(spec.name)} ({cols}) SELECT DISTINCT {cols} "
                         f"FROM read_parquet({files}, union_by_name = true, hive_partitioning = false)")
     if s.warehouse_path.exists():
-        with connect(s.warehouse_path, read_only=True) as wh:
+        with connect(s.warehouse_path) as wh:  # read-write even to read (beacon.warehouse.connect)
             if table_exists(wh, "privacy", "tombstones"):
-                tombstones = wh.execute("SELECT * FROM privacy.tombstones").arrow()
+                tombstones = wh.sql("SELECT * FROM privacy.tombstones").to_arrow_table()
                 con.execute("CREATE SCHEMA IF NOT EXISTS privacy")
                 con.register("_tombstones", tombstones)
                 con.execute("CREATE TABLE privacy.tombstones AS SELECT * FROM _tombstones")
