@@ -305,7 +305,8 @@ def test_raw_counts_and_quarantine_reasons_are_the_same(engines):
     sql = "SELECT source, reason, count(*) AS n FROM raw._quarantine GROUP BY 1, 2"
     duck = sorted(_duckdb(engines["warehouse"], sql).itertuples(index=False, name=None))
     ours = sorted(tuple(r) for r in spark.sql(sql).collect())
-    assert ours == duck and {r[1] for r in duck} >= {"duplicate", "malformed"}
+    assert ours == duck
+    assert {r[1] for r in duck} >= {"malformed", "wrong_type"}  # the generator's bad rows
     ledger = "SELECT source, file, status, rows_read, rows_loaded, rows_quarantined FROM raw._load_ledger"
     assert sorted(tuple(r) for r in spark.sql(ledger).collect()) == \
         sorted(_duckdb(engines["warehouse"], ledger).itertuples(index=False, name=None))
@@ -411,20 +412,34 @@ def test_scores_are_the_same_to_1e_6(engines):
     assert (both.decile_spark == both.decile_duck).all()
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and "manifest" not in p.name}
+def _exports(folder: Path) -> dict[str, list[tuple]]:
+    """The export files (manifests aside: they record when), each as its rows of values: numbers as floats."""
+    out = {}
+    for p in sorted(folder.rglob("*.csv")):
+        frame = pd.read_csv(p, dtype=str, keep_default_na=False)
+        out[str(p.relative_to(folder))] = [tuple(frame.columns)] + [tuple(_number(v) for v in row)
+                                                                    for row in frame.itertuples(index=False)]
+    return out
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def test_the_exports_are_the_same(engines):
     """Every audience's file export, from DuckDB's control plane and from the one reading Spark's Parquet: the same
-    files, byte for byte (a file is named after the hash of its changes)."""
+    files (a file is named by the hash of its changes), the same columns and rows, numbers to 1e-9 (a sum of amounts
+    ends in other last bits when the engines add in another order: 143.94 on one, 143.94000000000003 on the other)."""
     duck_audiences, spark_audiences = engines["exports"]
     assert duck_audiences == spark_audiences and len(duck_audiences) >= 10
-    duck, spark = _files(engines["data"] / "exports_duckdb"), _files(engines["data"] / "exports_spark")
-    assert len(duck) >= len(duck_audiences) - 2
+    duck, spark = _exports(engines["data"] / "exports_duckdb"), _exports(engines["data"] / "exports_spark")
+    assert len(duck) >= len(duck_audiences) - 2 and sum(len(rows) - 1 for rows in duck.values()) > 1000
     assert sorted(spark) == sorted(duck)
-    assert all(spark[name] == duck[name] for name in duck)
+    for name, rows in duck.items():
+        assert len(spark[name]) == len(rows) and _differences(spark[name], rows) == [], name
 
 
 def _plain_json(value):
