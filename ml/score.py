@@ -329,7 +329,7 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
     end = features.as_of(con)
     X = features.build(con, end) if X is None else X
     X = population(meta, X)
-    scores, prints, rescored = score_changed(con, model, version, booster, meta, X)
+    scores, prints, rescored, computed = score_changed(con, model, version, booster, meta, X)
     write_scores(con, model, version, end, scores, prints)
     scores = scores.drop(columns="score_exact")
     rows = drift_rows(con, model, version, end, X, scores, meta.get("features", []))
@@ -340,18 +340,21 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
             "drift_state": monitor.overall_state(rows), "score_psi": rows[0]["psi"] if rows else None,
             "drifted": [r["name"] for r in rows if r["state"] in ("warn", "alert")],
             "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items() for g in v["flagged"]],
-            "rescored": rescored, "seconds": round(time.perf_counter() - t0, 2)}
+            "rescored": rescored, "computed": computed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def score_changed(con: duckdb.DuckDBPyConnection, model: str, version: str, booster: lgb.Booster, meta: dict,
-                  X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
+                  X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int, int]:
     """Every row's score as `score_frame` gives it, computing only the rows whose fingerprint changed since this
-    champion last scored them (ml.score_delta); the scores, their fingerprints and how many rows were scored."""
+    champion last scored them (ml.score_delta); the scores, their fingerprints, how many rows were scored again
+    and how many distinct new fingerprints that took through `score_frame`."""
     prints = score_delta.fingerprints(booster, meta, X)
     kept = score_delta.kept_scores(con, model, version, X.customer_id, prints)
-    todo = X[~X.customer_id.isin(kept.customer_id)].reset_index(drop=True)
-    fresh = score_frame(booster, meta, todo, exact=True)
-    return score_delta.combine(X, kept, fresh, deciles), prints, len(todo)
+    todo = ~X.customer_id.isin(kept.customer_id).to_numpy()
+    # Of those, only the fingerprints never scored by this champion are computed (once each).
+    fresh, computed = score_delta.fresh_scores(con, model, version, X[todo], prints[todo],
+                                        lambda rows: score_frame(booster, meta, rows, exact=True))
+    return score_delta.combine(X, kept, fresh, deciles), prints, int(todo.sum()), computed
 
 
 def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:

@@ -201,6 +201,7 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False, mem: PeakM
             scored = score_all(con, s.registry_dir)
             st["rows"] = sum(int(m["rows"]) for m in scored["models"].values())
             st["rescored"] = sum(int(m["rescored"]) for m in scored["models"].values())
+            st["computed"] = sum(int(m["computed"]) for m in scored["models"].values())  # distinct new fingerprints
     with d.stage("scoring", shown) as st:  # the score-based segments, built after scoring
         st["rows"] = len(_dbt_build(["--select", dbt.SCORE_BASED], s, "dbt_scored")["results"])
     with connect() as con:
