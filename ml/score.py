@@ -327,7 +327,7 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
     t0 = time.perf_counter()
     version, booster, meta = registry.load_champion(registry_dir, model)
     end = features.as_of(con)
-    X = features.build(con, end) if X is None else X
+    X = features.current(con, end) if X is None else X
     X = population(meta, X)
     scores, prints, rescored, computed = score_changed(con, model, version, booster, meta, X)
     write_scores(con, model, version, end, scores, prints)
@@ -360,7 +360,7 @@ def score_changed(con: duckdb.DuckDBPyConnection, model: str, version: str, boos
 def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:
     """Score every model that has a champion (features and demographics are built once for all)."""
     end = features.as_of(con)
-    X = features.build(con, end)
+    X = features.current(con, end)
     groups = features.demographics(con, end)
     out, missing = {}, []
     for m in models:

@@ -150,3 +150,18 @@ def test_a_fingerprint_is_scored_once_and_a_stored_one_is_reused(tmp_path):
     assert out.score.tolist() == alone.score.tolist()
     for r in ("reason_1", "reason_2", "reason_3"):
         assert out[r].fillna("-").tolist() == alone[r].astype(object).fillna("-").tolist()
+
+
+def test_scoring_reads_the_features_mart_only_when_built_at_the_same_cutoff():
+    con = build_world(n=300, seed=5)
+    end = features.as_of(con)
+    built = features.build(con, end)
+    assert features.current(con, end).equals(built)  # no mart: computed
+    con.execute("CREATE TABLE marts.customer_features AS SELECT *, ?::TIMESTAMP AS features_as_of FROM built", [end])
+    con.execute("UPDATE marts.customer_features SET web_7d = 99 WHERE customer_id = (SELECT min(customer_id) "
+                "FROM marts.customer_features)")
+    from_mart = features.current(con, end)
+    assert from_mart.web_7d.iloc[0] == 99 and from_mart.drop(columns="web_7d").equals(built.drop(columns="web_7d"))
+    assert from_mart.dtypes.equals(built.dtypes)
+    con.execute("UPDATE marts.customer_features SET features_as_of = features_as_of - INTERVAL 1 DAY")
+    assert features.current(con, end).equals(built)  # built at another cutoff: computed again
