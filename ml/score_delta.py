@@ -163,7 +163,12 @@ def combine(X: pd.DataFrame, kept: pd.DataFrame, fresh: pd.DataFrame, deciles) -
     cols = ["customer_id", "score", "score_exact", *REASONS]
     both = pd.concat([kept[cols].astype({r: object for r in REASONS}),
                       fresh[cols].astype({r: object for r in REASONS})], ignore_index=True)
-    out = X[["customer_id"]].merge(both, on="customer_id", how="left", validate="one_to_one")
+    # Each customer of X once, in X's order (a positional take: a merge factorized the keys twice).
+    index = pd.Index(both.customer_id)
+    at = index.get_indexer(X.customer_id) if index.is_unique else np.array([-1])
+    if len(both) != len(X) or (at < 0).any():
+        raise ValueError("kept and fresh scores must cover every customer of the population once")
+    out = both.take(at).reset_index(drop=True)
     out["decile"] = deciles(out.score_exact.to_numpy())
     for r in REASONS:  # the same dtype a full scoring writes
         out[r] = pd.Categorical(out[r])
