@@ -13,7 +13,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from beacon.warehouse import ensure_scores_table, transaction
+from beacon.warehouse import ensure_scores_table, release_memory, transaction
 from ml import features, monitor, registry, score_delta
 from ml.metrics import deciles
 
@@ -359,6 +359,7 @@ def score_changed(con: duckdb.DuckDBPyConnection, model: str, version: str, boos
 
 def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:
     """Score every model that has a champion (features and demographics are built once for all)."""
+    release_memory(con)  # what an earlier build left in DuckDB goes before the frames come (issue 28)
     end = features.as_of(con)
     X = features.current(con, end)
     groups = features.demographics(con, end)
