@@ -37,6 +37,11 @@ HANDED_OVER = (("activation", "sync_log"), ("journeys", "transitions"), ("journe
                ("privacy", "tombstones"))
 
 
+# The columns beacon.spark.score.publish writes (SCORE_COLUMNS; `model` is the partition folder).
+SCORES_DDL = ("customer_id string, version string, score double, decile int, scored_at timestamp_ntz, "
+              "reason_1 string, reason_2 string, reason_3 string, model string")
+
+
 def spark_session(s: Settings | None = None) -> Any:
     from beacon.spark.session import session
 
@@ -88,9 +93,10 @@ def _declare_scores(spark: Any, s: Settings) -> None:
     from beacon.spark.score import scores_dir
 
     spark.sql("CREATE DATABASE IF NOT EXISTS ml")
-    spark.sql("DROP TABLE IF EXISTS ml.scores")  # an external table: its files stay
-    spark.catalog.createTable("ml.scores", path=str(scores_dir(s)), source="parquet")
-    spark.catalog.recoverPartitions("ml.scores")
+    spark.sql("DROP TABLE IF EXISTS ml.scores")  # an external table (LOCATION): its files stay
+    spark.sql(f"CREATE TABLE ml.scores ({SCORES_DDL}) USING parquet PARTITIONED BY (model) "
+              f"LOCATION '{scores_dir(s)}'")
+    spark.sql("MSCK REPAIR TABLE ml.scores")
 
 
 def score_all(registry_dir, s: Settings | None = None) -> dict:
