@@ -28,9 +28,10 @@ RUN_SPECIFIC = ("engine", "seconds", "model_report", "campaign_report", "exports
 
 
 def _demo(engine: str, data: Path) -> dict:
-    env = {**os.environ, "BEACON_ENGINE": engine, "BEACON_DATA_DIR": str(data)}
-    for var in ("BEACON_WAREHOUSE", "BEACON_DBT_TARGET_DIR", "AIRFLOW_HOME"):  # all under this run's data dir
-        env.pop(var, None)
+    # Everything under this run's folder: the data, dbt's target (its parse is per engine), Airflow's home.
+    env = {**os.environ, "BEACON_ENGINE": engine, "BEACON_DATA_DIR": str(data),
+           "BEACON_DBT_TARGET_DIR": str(data / "target"), "AIRFLOW_HOME": str(data / ".airflow")}
+    env.pop("BEACON_WAREHOUSE", None)
     beacon = str(Path(sys.executable).with_name("beacon"))
     done = subprocess.run([beacon, "demo", "--people", str(PEOPLE), "--seed", str(SEED), "--days", str(DAYS),
                            "--json"], env=env, capture_output=True, text=True)

@@ -60,7 +60,37 @@ def attach_control_plane(s: Settings | None = None) -> list[str]:
 def _attach(con, s: Settings) -> list[str]:
     from beacon.spark.published import attach, spark_tables
 
-    return attach(con, spark_tables(s, CONTROL_PLANE_SCHEMAS))
+    return attach(con, {**spark_tables(s, CONTROL_PLANE_SCHEMAS), **_published_views(s)})
+
+
+def _views_dir(s: Settings):
+    from beacon.spark.session import spark_dir
+
+    return spark_dir(s) / "published" / "views"
+
+
+def _published_views(s: Settings) -> dict:
+    """The copies publish_views wrote, `schema.view` -> folder."""
+    root = _views_dir(s)
+    return {f"{d.parent.name}.{d.name}": d for d in sorted(root.glob("*/*"))
+            if d.is_dir() and next(d.glob("*.parquet"), None) is not None}
+
+
+def publish_views(spark: Any, s: Settings | None = None) -> list[str]:
+    """Spark's views in the control plane's schemas (dbt models materialized as views, e.g. the fact marts read
+    through the current identity mapping) written as Parquet, since the node reads files, not Spark's catalog: a
+    copy per build, which a table format shared by both sides would make unnecessary. Returns the views copied."""
+    s = s or settings()
+    copied = []
+    for schema in CONTROL_PLANE_SCHEMAS:
+        if not spark.catalog.databaseExists(schema):
+            continue
+        for table in spark.catalog.listTables(schema):
+            if table.tableType == "VIEW" and not table.isTemporary:
+                name = f"{schema}.{table.name}"
+                spark.table(name).write.mode("overwrite").parquet(str(_views_dir(s) / schema / table.name))
+                copied.append(name)
+    return copied
 
 
 def _failed(built: dict[str, str]) -> list[str]:
@@ -84,6 +114,7 @@ def build_warehouse(exclude: tuple[str, ...] = (), s: Settings | None = None) ->
     failed = _failed(steps["built"])
     if failed or not steps.get("dbt_after_clustering"):
         raise RuntimeError(f"dbt on Spark failed: {failed or [k for k, v in steps.items() if v is False]}")
+    publish_views(spark, s)
     views = attach_control_plane(s)
     return {"engine": "spark", "raw_tables": len(published), "models": len(steps["built"]), "views": len(views)}
 
@@ -141,10 +172,11 @@ def build_selected(select: str, s: Settings | None = None) -> dict:
     from beacon import dbt
 
     s = s or settings()
-    spark_session(s)
+    spark = spark_session(s)
     ok = dbt.run(["run", "--select", select], s, quiet=True)
     if not ok:
         raise RuntimeError(f"dbt run --select {select} failed on Spark")
+    publish_views(spark, s)
     return {"engine": "spark", "views": len(attach_control_plane(s))}
 
 
