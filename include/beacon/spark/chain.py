@@ -130,6 +130,16 @@ def _declare_scores(spark: Any, s: Settings) -> None:
     spark.sql("MSCK REPAIR TABLE ml.scores")
 
 
+def _drop_placeholder_scores(con) -> None:
+    """The empty `ml.scores` table ingest creates (beacon.warehouse.ensure_scores_table) makes way for the view over
+    Spark's scores; a table holding scores is left for `attach` to refuse, named."""
+    from beacon.warehouse import table_type
+
+    if table_type(con, "ml", "scores") not in (None, "VIEW") and \
+            con.execute("SELECT count(*) FROM ml.scores").fetchall()[0][0] == 0:
+        con.execute("DROP TABLE ml.scores")
+
+
 def score_all(registry_dir, s: Settings | None = None) -> dict:
     """The ML DAG's scoring on Spark: every champion scores Spark's `marts.customer_features`; the scores are
     published as Parquet (the control plane's `ml.scores`) and declared on Spark for the segments; drift and
@@ -153,6 +163,7 @@ def score_all(registry_dir, s: Settings | None = None) -> dict:
                 continue
             scores, _ = score(spark, feats, registry_dir, model, end)
             publish(scores, s)
+            _drop_placeholder_scores(con)
             _attach(con, s)  # the first scores published make the view ml.scores
             if X is None:
                 X, groups = features.build(con, end), features.demographics(con, end)
