@@ -1,6 +1,6 @@
 -- Every behaviour and attribute that earns lead points, with its points and its decayed value as of
 -- the warehouse clock. Rules come from the lead_point_rules seed that analysts edit.
-{{ config(materialized='view') }}
+{{ config(materialized='table') }}
 
 with rules as (
     select * from {{ ref('lead_point_rules') }}
