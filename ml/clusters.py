@@ -107,6 +107,7 @@ def scheduled_clusters(con, behaviour: pd.DataFrame, k: int, as_of: str, retrain
                        store: str = MODEL_STORE) -> pd.DataFrame:
     """cluster_customers on a schedule: assigned to the stored centroids on a normal day, fitted (and the fit stored
     on `con`, a DuckDB connection) when none is stored, k changed or the fit is `retrain_days` old by `as_of`."""
+    as_of = pd.Timestamp(as_of).date().isoformat()  # a date, however the clock was read
     con.execute(f"CREATE TABLE IF NOT EXISTS {store} (trained_as_of VARCHAR, model_json VARCHAR)")
     row = con.execute(f"SELECT arg_max(model_json, trained_as_of) FROM {store}").fetchall()[0][0]
     model = ClusterModel.from_json(row) if row else None
