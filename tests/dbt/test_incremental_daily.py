@@ -22,7 +22,7 @@ SEED = 11
 MARTS = ("measurement.campaign_exposures", "measurement.campaign_exposure_outcomes")
 # The sessions, split by device and day (their customer read through the mappings in the fct_web_sessions view).
 SESSIONS = ("intermediate.int_web_sessions_split", "marts.fct_web_sessions")
-# Lead points (rebuilt each run from the facts) and the behaviour clusters (assigned to the day-1 centroids on days 2
+# Lead points (a view and a table rebuilt each run from the facts) and the behaviour clusters (assigned to the day-1 centroids on days 2
 # and 3, var cluster_retrain_days): a full refresh gives the same rows.
 REBUILT = ("intermediate.int_lead_point_events_scored", "marts.fct_lead_points", "intermediate.int_customers_clustered")
 BOOKKEEPING = ["_facts_seq"]  # which build wrote a day: differs between the paths by design

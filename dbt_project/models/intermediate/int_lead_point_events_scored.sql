@@ -1,9 +1,6 @@
 -- Every behaviour and attribute that earns lead points, with its points and its decayed value as of
 -- the warehouse clock. Rules come from the lead_point_rules seed that analysts edit.
--- A table, rebuilt whole each run (the decayed points of every row move with the clock, and the customer of an
--- event with the identity mappings): built once, where as a view fct_lead_points, customer_lifecycle and the
--- key's two tests each computed it again from every web and email event.
-{{ config(materialized='table') }}
+{{ config(materialized='view') }}
 
 with rules as (
     select * from {{ ref('lead_point_rules') }}
