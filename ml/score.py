@@ -332,15 +332,30 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
     scores, prints, rescored = score_changed(con, model, version, booster, meta, X)
     write_scores(con, model, version, end, scores, prints)
     scores = scores.drop(columns="score_exact")
+    rows, fair = record_monitoring(con, model, version, end, X, scores, meta, groups)
+    return {**monitoring_summary(model, version, end, scores, rows, fair),
+            "rescored": rescored, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def record_monitoring(con: duckdb.DuckDBPyConnection, model: str, version: str, end, X: pd.DataFrame,
+                      scores: pd.DataFrame, meta: dict, groups: pd.DataFrame | None) -> tuple[list[dict], dict | None]:
+    """Drift of these scores and features against the previous scoring run, and their fairness audit, written to
+    ml.drift and ml.fairness (also for scores computed elsewhere: the spark engine's, beacon.spark.chain)."""
     rows = drift_rows(con, model, version, end, X, scores, meta.get("features", []))
     fair = monitor.fairness(scores[["customer_id", "score", "decile"]], groups) if groups is not None else None
     _write_monitoring(con, model, version, end, rows, fair)
+    return rows, fair
+
+
+def monitoring_summary(model: str, version: str, end, scores: pd.DataFrame, rows: list[dict],
+                       fair: dict | None) -> dict:
+    """score_model's summary of one model's scores, drift and fairness."""
     return {"model": model, "version": version, "rows": len(scores), "scored_at": str(end),
             "mean_score": round(float(scores.score.mean()), 4) if len(scores) else None,
             "drift_state": monitor.overall_state(rows), "score_psi": rows[0]["psi"] if rows else None,
             "drifted": [r["name"] for r in rows if r["state"] in ("warn", "alert")],
-            "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items() for g in v["flagged"]],
-            "rescored": rescored, "seconds": round(time.perf_counter() - t0, 2)}
+            "fairness_flagged": [f"{a}={g}" for a, v in (fair or {}).get("attributes", {}).items()
+                                 for g in v["flagged"]]}
 
 
 def score_changed(con: duckdb.DuckDBPyConnection, model: str, version: str, booster: lgb.Booster, meta: dict,

@@ -445,7 +445,10 @@ def table_sizes(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dic
 
 
 def ensure_scores_table(con: duckdb.DuckDBPyConnection) -> None:
-    """ml.scores exists from the first load on (empty until the ML DAG scores), so segments can read it."""
+    """ml.scores exists from the first load on (empty until the ML DAG scores), so segments can read it. On the spark
+    engine, once Spark has scored, it is a view over Spark's published scores (beacon.spark.chain), kept as it is."""
+    if table_type(con, "ml", "scores") == "VIEW":
+        return
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.execute("""CREATE TABLE IF NOT EXISTS ml.scores (customer_id VARCHAR, model VARCHAR, version VARCHAR,
                    score DOUBLE, decile INTEGER, scored_at TIMESTAMP, reason_1 VARCHAR, reason_2 VARCHAR,

@@ -4,8 +4,9 @@ A small world runs three whole days through the bench's stage functions (ingest,
 scoring, activation, journeys, measurement: `beacon.bench.pipeline_days.run_day`); day 3 also brings late web and
 email events of day 1, a re-delivered message, re-sent orders now refunded and a changed CRM record that merges two
 customers. Then the measurement marts, rebuilt day by day, equal a `--full-refresh` build of them on the same
-warehouse, so do the web sessions (split by device, incremental by day), and the scores, computed only for the
-customers whose features changed, equal scoring everyone.
+warehouse, so do the web sessions (split by device, incremental by day), the scores, computed only for the
+customers whose features changed, equal scoring everyone, and the recommendations, computed only for the customers
+whose purchases changed, equal recomputing everyone against the same stored model.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def _marts(path) -> dict[str, pd.DataFrame]:
             for t, df in content(path, MARTS).items()}
 
 
+def _recommendations(path) -> pd.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT * FROM ml.recommendations ORDER BY customer_id, rank").df()
+
+
 def _scores(path) -> pd.DataFrame:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute("SELECT * FROM ml.scores ORDER BY model, customer_id").df()
@@ -45,6 +51,7 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     from beacon.config import settings
     from beacon.dbt import ensure_manifest
     from beacon.generate import GenConfig, generate
+    from beacon.personalize.recommend import write_recommendations
     from beacon.progress import Progress
     from beacon.warehouse import connect
     from ml.score import score_all
@@ -74,6 +81,7 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
                 WHERE prior_orders_90d > 0 OR prior_visits_90d > 0""").fetchone()[0]
         assert exposure_days >= 2 and merges > 0 and old_changes > 0 and covariates > 0
         daily, daily_scores = _marts(s.warehouse_path), _scores(s.warehouse_path)
+        daily_recs = _recommendations(s.warehouse_path)
         daily_sessions = content(s.warehouse_path, SESSIONS)
         daily_rebuilt = content(s.warehouse_path, REBUILT)
         with duckdb.connect(str(s.warehouse_path), read_only=True) as con:  # day 1 fitted; days 2 and 3 assigned
@@ -90,6 +98,10 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
             scored = score_all(con, s.registry_dir)
         assert all(m["rescored"] == m["rows"] for m in scored["models"].values())
         full_scores = _scores(s.warehouse_path)
+        with connect() as con:  # every customer's recommendations again, against the same stored model
+            recs = write_recommendations(con, full_refresh=True)
+        assert recs["retrained"] is None
+        full_recs = _recommendations(s.warehouse_path)
 
     for table in MARTS:
         assert len(daily[table]) > 0, table
@@ -102,3 +114,5 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
         pd.testing.assert_frame_equal(daily_rebuilt[table], full_rebuilt[table], check_dtype=True, obj=table)
     assert len(daily_scores) > 0
     pd.testing.assert_frame_equal(daily_scores, full_scores, obj="ml.scores")
+    assert len(daily_recs) > 0
+    pd.testing.assert_frame_equal(daily_recs, full_recs, check_exact=True, obj="ml.recommendations")
