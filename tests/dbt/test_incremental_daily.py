@@ -23,6 +23,9 @@ SEED = 11
 MARTS = ("measurement.campaign_exposures", "measurement.campaign_exposure_outcomes")
 # The sessions, split by device and day (their customer read through the mappings in the fct_web_sessions view).
 SESSIONS = ("intermediate.int_web_sessions_split", "marts.fct_web_sessions")
+# Lead points (a view and a table rebuilt each run from the facts) and the behaviour clusters (assigned to the day-1 centroids on days 2
+# and 3, var cluster_retrain_days): a full refresh gives the same rows.
+REBUILT = ("intermediate.int_lead_point_events_scored", "marts.fct_lead_points", "intermediate.int_customers_clustered")
 BOOKKEEPING = ["_facts_seq"]  # which build wrote a day: differs between the paths by design
 
 
@@ -80,10 +83,16 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
         daily, daily_scores = _marts(s.warehouse_path), _scores(s.warehouse_path)
         daily_recs = _recommendations(s.warehouse_path)
         daily_sessions = content(s.warehouse_path, SESSIONS)
+        daily_rebuilt = content(s.warehouse_path, REBUILT)
+        with duckdb.connect(str(s.warehouse_path), read_only=True) as con:  # day 1 fitted; days 2 and 3 assigned
+            fitted = con.execute("SELECT trained_as_of FROM intermediate.customer_cluster_models").fetchall()
+        assert len(fitted) == 1 and fitted[0][0] <= GenConfig(people=PEOPLE, seed=SEED).day_date().isoformat()
 
-        assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT, "int_web_sessions_split"], s, quiet=True)
+        assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT, "int_web_sessions_split",
+                        "int_lead_point_events_scored", "fct_lead_points", "int_customers_clustered"], s, quiet=True)
         full = _marts(s.warehouse_path)
         full_sessions = content(s.warehouse_path, SESSIONS)
+        full_rebuilt = content(s.warehouse_path, REBUILT)
         with connect() as con:  # scoring everyone: no fingerprints kept
             con.execute("DELETE FROM ml.score_fingerprints")
             scored = score_all(con, s.registry_dir)
@@ -100,6 +109,9 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     for table in SESSIONS:
         assert len(daily_sessions[table]) > 0, table
         pd.testing.assert_frame_equal(daily_sessions[table], full_sessions[table], check_dtype=True, obj=table)
+    for table in REBUILT:
+        assert len(daily_rebuilt[table]) > 0, table
+        pd.testing.assert_frame_equal(daily_rebuilt[table], full_rebuilt[table], check_dtype=True, obj=table)
     assert len(daily_scores) > 0
     pd.testing.assert_frame_equal(daily_scores, full_scores, obj="ml.scores")
     assert len(daily_recs) > 0
