@@ -25,7 +25,8 @@ final as (
         d.clicks,
         d.last_open_at,
         d.last_engaged_at,
-        d.last_event_at
+        d.last_event_at,
+        d._loaded_at
     from days d
     left join emails m using (email_canonical)
 )

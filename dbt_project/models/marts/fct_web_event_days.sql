@@ -25,7 +25,8 @@ final as (
         d.checkouts,
         d.webinar_regs,
         d.first_form_at,
-        d.last_event_at
+        d.last_event_at,
+        d._loaded_at
     from days d
     left join identities i using (anonymous_id)
     left join records r on r.record_id = d.shop_customer_id
