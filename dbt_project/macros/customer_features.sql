@@ -7,23 +7,23 @@
   Web and email events are read per customer and day (fct_web_event_days, fct_email_event_days: counted once, in
   models incremental by day), not event by event. A window (C - N days, C] holds every whole day after the day
   C - N falls in and before C's own day; those two days (the "edge" days of the windows used here) are read event by
-  event, each event at its time. A day's row stands at its latest event's time, so `at > C - N` puts a whole day on
+  event, each event at its time. A day's row stands at its latest event's time, so `seen_at > C - N` puts a whole day on
   the same side of every window as each of its events: the counts equal counting the events themselves.
 -#}
 {#- The day an expression's timestamp falls in, as the timestamp of its midnight. -#}
 {% macro day_start_of(ts) -%}cast(cast({{ ts }} as date) as timestamp){%- endmacro %}
 
-{#- `select_list` over `relation`'s rows (time column `at`) on the edge days of the windows `windows` (days) ending at
+{#- `select_list` over `relation`'s rows (time column `time_column`) on the edge days of the windows `windows` (days) ending at
     `cutoff`, and on the cutoff's own day up to the cutoff: one range scan per day, so an engine reads only those
     days (DuckDB prunes each scan by its range even when the cutoff is a subquery). -#}
-{% macro edge_day_rows(relation, at, cutoff, windows, select_list, where) -%}
+{% macro edge_day_rows(relation, time_column, cutoff, windows, select_list, where) -%}
     select {{ select_list }} from {{ relation }}
-    where {{ where }} and {{ at }} >= {{ day_start_of(cutoff) }} and {{ at }} <= {{ cutoff }}
+    where {{ where }} and {{ time_column }} >= {{ day_start_of(cutoff) }} and {{ time_column }} <= {{ cutoff }}
     {%- for n in windows %}
     union all
     select {{ select_list }} from {{ relation }}
-    where {{ where }} and {{ at }} >= {{ day_start_of(cutoff ~ ' - interval ' ~ n ~ ' day') }}
-        and {{ at }} < {{ day_start_of(cutoff ~ ' - interval ' ~ n ~ ' day') }} + interval 1 day
+    where {{ where }} and {{ time_column }} >= {{ day_start_of(cutoff ~ ' - interval ' ~ n ~ ' day') }}
+        and {{ time_column }} < {{ day_start_of(cutoff ~ ' - interval ' ~ n ~ ' day') }} + interval 1 day
     {%- endfor %}
 {%- endmacro %}
 
@@ -64,12 +64,12 @@ orders as (
 
 web_rows as (
     -- one row per customer, device and whole day; then the edge days' events, one by one
-    select customer_id, last_event_at as at, events, product_views, cart_adds, checkouts, webinar_regs
+    select customer_id, last_event_at as seen_at, events, product_views, cart_adds, checkouts, webinar_regs
     from {{ ref('fct_web_event_days') }}
     where customer_id is not null and {{ whole_days_before('event_date', cutoff, [7, 30, 90]) }}
     union all
     {{ edge_day_rows(ref('fct_web_events'), 'event_at', cutoff, [7, 30, 90],
-        "customer_id, event_at as at, 1 as events,
+        "customer_id, event_at as seen_at, 1 as events,
         case when event_name = 'product_viewed' then 1 else 0 end as product_views,
         case when event_name = 'product_added' then 1 else 0 end as cart_adds,
         case when event_name = 'checkout_started' then 1 else 0 end as checkouts,
@@ -80,14 +80,14 @@ web_rows as (
 web as (
     select
         customer_id,
-        cast(sum(events) filter (where at > {{ cutoff }} - interval 7 day) as bigint) as web_7d,
-        cast(sum(events) filter (where at > {{ cutoff }} - interval 30 day) as bigint) as web_30d,
-        cast(sum(events) filter (where at > {{ cutoff }} - interval 90 day) as bigint) as web_90d,
-        cast(sum(product_views) filter (where at > {{ cutoff }} - interval 30 day) as bigint) as views_30d,
-        cast(sum(cart_adds) filter (where at > {{ cutoff }} - interval 30 day) as bigint) as cart_adds_30d,
-        cast(sum(checkouts) filter (where at > {{ cutoff }} - interval 30 day) as bigint) as checkouts_30d,
-        cast(sum(webinar_regs) filter (where at > {{ cutoff }} - interval 90 day) as bigint) as webinar_regs_90d,
-        max(at) as last_web_at
+        cast(sum(events) filter (where seen_at > {{ cutoff }} - interval 7 day) as bigint) as web_7d,
+        cast(sum(events) filter (where seen_at > {{ cutoff }} - interval 30 day) as bigint) as web_30d,
+        cast(sum(events) filter (where seen_at > {{ cutoff }} - interval 90 day) as bigint) as web_90d,
+        cast(sum(product_views) filter (where seen_at > {{ cutoff }} - interval 30 day) as bigint) as views_30d,
+        cast(sum(cart_adds) filter (where seen_at > {{ cutoff }} - interval 30 day) as bigint) as cart_adds_30d,
+        cast(sum(checkouts) filter (where seen_at > {{ cutoff }} - interval 30 day) as bigint) as checkouts_30d,
+        cast(sum(webinar_regs) filter (where seen_at > {{ cutoff }} - interval 90 day) as bigint) as webinar_regs_90d,
+        max(seen_at) as last_web_at
     from web_rows
     group by customer_id
 ),
@@ -102,12 +102,12 @@ sessions as (
 ),
 
 email_rows as (
-    select customer_id, last_event_at as at, sends, delivered, opens, clicks, last_open_at, last_engaged_at
+    select customer_id, last_event_at as seen_at, sends, delivered, opens, clicks, last_open_at, last_engaged_at
     from {{ ref('fct_email_event_days') }}
     where customer_id is not null and {{ whole_days_before('event_date', cutoff, [90]) }}
     union all
     {{ edge_day_rows(ref('fct_email_events'), 'event_at', cutoff, [90],
-        "customer_id, event_at as at,
+        "customer_id, event_at as seen_at,
         case when event_name = 'sent' then 1 else 0 end as sends,
         case when event_name = 'delivered' then 1 else 0 end as delivered,
         case when event_name = 'open' then 1 else 0 end as opens,
@@ -120,10 +120,10 @@ email_rows as (
 email as (
     select
         customer_id,
-        cast(sum(sends) filter (where at > {{ cutoff }} - interval 90 day) as bigint) as email_sends_90d,
-        cast(sum(delivered) filter (where at > {{ cutoff }} - interval 90 day) as bigint) as emails_delivered_90d,
-        cast(sum(opens) filter (where at > {{ cutoff }} - interval 90 day) as bigint) as email_opens_90d,
-        cast(sum(clicks) filter (where at > {{ cutoff }} - interval 90 day) as bigint) as email_clicks_90d,
+        cast(sum(sends) filter (where seen_at > {{ cutoff }} - interval 90 day) as bigint) as email_sends_90d,
+        cast(sum(delivered) filter (where seen_at > {{ cutoff }} - interval 90 day) as bigint) as emails_delivered_90d,
+        cast(sum(opens) filter (where seen_at > {{ cutoff }} - interval 90 day) as bigint) as email_opens_90d,
+        cast(sum(clicks) filter (where seen_at > {{ cutoff }} - interval 90 day) as bigint) as email_clicks_90d,
         max(last_open_at) as last_open_at,
         max(last_engaged_at) as last_engaged_at
     from email_rows

@@ -80,7 +80,7 @@ digests as (
 loaded_since as (
     -- the last build's latest event load, less the lookback (rows loaded while it ran)
     select coalesce(max(_loaded_at), cast('1900-01-01' as timestamp))
-        - interval {{ var('beacon_lookback_days') }} day as at
+        - interval {{ var('beacon_lookback_days') }} day as since_at
     from {{ this }}
 ),
 
@@ -90,10 +90,10 @@ touched as (
     where p.customer_id is null or p._inputs_digest is null or p._inputs_digest <> d._inputs_digest
     union
     select customer_id from {{ ref('fct_web_event_days') }}
-    where _loaded_at > (select at from loaded_since) and customer_id is not null
+    where _loaded_at > (select since_at from loaded_since) and customer_id is not null
     union
     select customer_id from {{ ref('fct_email_event_days') }}
-    where _loaded_at > (select at from loaded_since) and customer_id is not null
+    where _loaded_at > (select since_at from loaded_since) and customer_id is not null
 ),
 {% endif %}
 
