@@ -4,13 +4,19 @@ A small world runs three whole days through the bench's stage functions (ingest,
 scoring, activation, journeys, measurement: `beacon.bench.pipeline_days.run_day`); day 3 also brings late web and
 email events of day 1, a re-delivered message, re-sent orders now refunded and a changed CRM record that merges two
 customers. Then the measurement marts, rebuilt day by day, equal a `--full-refresh` build of them on the same
-warehouse, so do the web sessions (split by device, incremental by day), and the scores, computed only for the
-customers whose features changed, equal scoring everyone.
+warehouse, so do the web sessions (split by device, incremental by day), the events counted per day (incremental by
+day), the customer features read from them and the lifecycle (its points thresholds recomputed only for the customers
+a day touched), and the scores, computed only for the customers whose features changed, equal scoring everyone. The
+customer features, read per day, also equal counting the events one by one at cutoffs inside a day.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import duckdb
+import jinja2
 import pandas as pd
 import pytest
 from support.incremental_world import content, plant_late_rows, plant_merge
@@ -23,11 +29,44 @@ MARTS = ("measurement.campaign_exposures", "measurement.campaign_exposure_outcom
 # The sessions, split by device and day (their customer read through the mappings in the fct_web_sessions view).
 SESSIONS = ("intermediate.int_web_sessions_split", "marts.fct_web_sessions")
 BOOKKEEPING = ["_facts_seq"]  # which build wrote a day: differs between the paths by design
+# The events counted per day (incremental by day), the features read from them and the lifecycle.
+FEATURES = ("intermediate.int_web_event_days", "intermediate.int_email_event_days", "marts.customer_features",
+            "marts.customer_lifecycle")
+# the lifecycle's watermark: the latest load the build that wrote a row had seen (differs between the paths by design)
+LIFECYCLE_BOOKKEEPING = ["_loaded_at"]
+BY_EVENT = Path(__file__).parents[1] / "support" / "customer_features_by_event.sql"
 
 
 def _marts(path) -> dict[str, pd.DataFrame]:
     return {t: df.drop(columns=BOOKKEEPING).sort_values(["campaign", "customer_id"], ignore_index=True)
             for t, df in content(path, MARTS).items()}
+
+
+def _features(path) -> dict[str, pd.DataFrame]:
+    out = content(path, FEATURES)
+    out["marts.customer_lifecycle"] = out["marts.customer_lifecycle"].drop(columns=LIFECYCLE_BOOKKEEPING)
+    return out
+
+
+def _features_by_event_equal(path) -> int:
+    """The features at the warehouse clock and at cutoffs inside earlier days, read per day (the macro behind the
+    mart) and counted event by event (the definition before issue 28), are equal; returns the rows compared."""
+    from beacon.dbt import customer_features_sql
+
+    by_event = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(BY_EVENT.read_text()).module
+    rows = 0
+    with duckdb.connect(str(path), read_only=True) as con:
+        clock = con.execute("SELECT as_of_at FROM marts.warehouse_as_of").fetchone()[0]
+        for cutoff in (clock, clock - timedelta(days=1, hours=7, minutes=13, seconds=5),
+                       clock.replace(hour=0, minute=0, second=0), clock - timedelta(days=61, hours=15, seconds=1)):
+            literal = f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S}'"
+            per_day = con.execute(f"SELECT * FROM ({customer_features_sql(cutoff)}) ORDER BY customer_id").df()
+            events = con.execute(
+                f"SELECT * FROM ({by_event.customer_features_by_event(literal)}) ORDER BY customer_id").df()
+            assert (per_day.web_30d > 0).any() and (per_day.email_sends_90d > 0).any(), cutoff
+            pd.testing.assert_frame_equal(per_day, events, check_dtype=True, obj=f"features at {cutoff}")
+            rows += len(per_day)
+    return rows
 
 
 def _scores(path) -> pd.DataFrame:
@@ -72,10 +111,17 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
         assert exposure_days >= 2 and merges > 0 and old_changes > 0 and covariates > 0
         daily, daily_scores = _marts(s.warehouse_path), _scores(s.warehouse_path)
         daily_sessions = content(s.warehouse_path, SESSIONS)
+        daily_features = _features(s.warehouse_path)
+        compiled = next((s.dbt_target_dir / "compiled").rglob("customer_lifecycle.sql")).read_text()
+        assert "touched" in compiled  # day 3's lifecycle took the incremental path
+        assert _features_by_event_equal(s.warehouse_path) > 0
 
-        assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT, "int_web_sessions_split"], s, quiet=True)
+        assert dbt.run(["run", "--full-refresh", "--select", dbt.MEASUREMENT, "int_web_sessions_split",
+                        "int_web_event_days", "int_email_event_days", "customer_features", "customer_lifecycle"],
+                       s, quiet=True)
         full = _marts(s.warehouse_path)
         full_sessions = content(s.warehouse_path, SESSIONS)
+        full_features = _features(s.warehouse_path)
         with connect() as con:  # scoring everyone: no fingerprints kept
             con.execute("DELETE FROM ml.score_fingerprints")
             scored = score_all(con, s.registry_dir)
@@ -88,5 +134,8 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     for table in SESSIONS:
         assert len(daily_sessions[table]) > 0, table
         pd.testing.assert_frame_equal(daily_sessions[table], full_sessions[table], check_dtype=True, obj=table)
+    for table in FEATURES:
+        assert len(daily_features[table]) > 0, table
+        pd.testing.assert_frame_equal(daily_features[table], full_features[table], check_dtype=True, obj=table)
     assert len(daily_scores) > 0
     pd.testing.assert_frame_equal(daily_scores, full_scores, obj="ml.scores")

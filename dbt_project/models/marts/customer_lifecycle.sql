@@ -8,7 +8,11 @@
 -- those whose inputs digest changed (the records and their e-mails, the devices, the attributes that earn points,
 -- the rules and thresholds: a merge, a newly identified device, an edited CRM record). The others keep the dates
 -- they have, which is what the earliest-date rule gives them anyway. Only rows that changed are written.
-{{ config(materialized='incremental', unique_key='customer_id', on_schema_change='append_new_columns') }}
+-- A customer merged away (no longer in dim_customers) leaves: a full build would not have them (DuckDB: a delete after
+-- the merge; Spark builds this model whole).
+{{ config(materialized='incremental', unique_key='customer_id', on_schema_change='append_new_columns',
+          post_hook=["{% if target.type != 'spark' %}delete from {{ this }} where customer_id not in
+                      (select customer_id from {{ ref('dim_customers') }}){% endif %}"]) }}
 
 with customers as (
     select customer_id, first_seen_at, company_id, lower(coalesce(job_title, '')) as job_title
