@@ -56,9 +56,21 @@ bought as (
 ),
 
 rules as (
-    select {{ sorted_distinct_list("concat_ws(':', rule_id, source, match, cast(points as varchar), point_group)", "'|'") }}
-        as rules
+    select {{ sorted_distinct_list("concat_ws(':', rule_id, source, match, cast(points as varchar), point_group)",
+                                   "'|'") }} as rules
     from {{ ref('lead_point_rules') }}
+),
+
+record_keys as (
+    select customer_id, {{ sorted_distinct_list("record_key || ':' || coalesce(email_canonical, '')", "','") }} as keys
+    from records
+    group by customer_id
+),
+
+devices as (
+    select customer_id, {{ sorted_distinct_list('anonymous_id', "','") }} as keys
+    from {{ ref('int_web_identities_mapped') }}
+    group by customer_id
 ),
 
 digests as (
@@ -67,17 +79,12 @@ digests as (
     select
         c.customer_id,
         md5(concat_ws('#',
-            coalesce(rk.keys, ''), coalesce(dv.keys, ''), cast(c.first_seen_at as varchar), coalesce(c.company_id, ''), c.job_title,
-            (select rules from rules), '{{ var("mql_points", 40) }}', '{{ var("sql_points", 120) }}')) as _inputs_digest
+            coalesce(rk.keys, ''), coalesce(dv.keys, ''), cast(c.first_seen_at as varchar), coalesce(c.company_id, ''),
+            c.job_title, r.rules, '{{ var("mql_points", 40) }}', '{{ var("sql_points", 120) }}')) as _inputs_digest
     from customers c
-    left join (
-        select customer_id, {{ sorted_distinct_list("record_key || ':' || coalesce(email_canonical, '')", "','") }} as keys
-        from records group by customer_id
-    ) rk using (customer_id)
-    left join (
-        select customer_id, {{ sorted_distinct_list('anonymous_id', "','") }} as keys
-        from {{ ref('int_web_identities_mapped') }} group by customer_id
-    ) dv using (customer_id)
+    cross join rules r
+    left join record_keys rk using (customer_id)
+    left join devices dv using (customer_id)
 ),
 
 {% if is_incremental() %}
@@ -125,13 +132,15 @@ thresholds as (
     group by customer_id
 ),
 
+event_loads as (
+    select max(_loaded_at) as _loaded_at from {{ ref('fct_web_event_days') }}
+    union all
+    select max(_loaded_at) from {{ ref('fct_email_event_days') }}
+),
+
 loads as (
     -- the latest event load this build has seen (the next build's watermark)
-    select max(_loaded_at) as _loaded_at from (
-        select max(_loaded_at) as _loaded_at from {{ ref('fct_web_event_days') }}
-        union all
-        select max(_loaded_at) from {{ ref('fct_email_event_days') }}
-    ) as l
+    select max(_loaded_at) as _loaded_at from event_loads
 ),
 
 reached as (
