@@ -56,7 +56,7 @@ bought as (
 ),
 
 rules as (
-    select {{ sorted_distinct_list("concat_ws(':', rule_id, source, match, cast(points as varchar), point_group)",
+    select {{ sorted_distinct_list("concat_ws(':', rule_id, source, match, cast(points as string), point_group)",
                                    "'|'") }} as rules
     from {{ ref('lead_point_rules') }}
 ),
@@ -79,7 +79,7 @@ digests as (
     select
         c.customer_id,
         md5(concat_ws('#',
-            coalesce(rk.keys, ''), coalesce(dv.keys, ''), cast(c.first_seen_at as varchar), coalesce(c.company_id, ''),
+            coalesce(rk.keys, ''), coalesce(dv.keys, ''), cast(c.first_seen_at as string), coalesce(c.company_id, ''),
             c.job_title, r.rules, '{{ var("mql_points", 40) }}', '{{ var("sql_points", 120) }}')) as _inputs_digest
     from customers c
     cross join rules r
