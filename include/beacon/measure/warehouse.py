@@ -199,7 +199,8 @@ def _features_now(con: duckdb.DuckDBPyConnection, as_of) -> pd.DataFrame:
 
 
 FEATURE_MARTS = {"dim_customers": "first_seen_at", "fct_orders": "ordered_at", "fct_web_events": "event_at",
-                 "fct_web_sessions": "session_started_at", "fct_email_events": "event_at"}
+                 "fct_web_sessions": "session_started_at", "fct_email_events": "event_at",
+                 "fct_web_event_days": "event_date", "fct_email_event_days": "event_date"}
 NOT_FEATURES = ["customer_id", "exposed_at", "features_as_of"]
 
 
