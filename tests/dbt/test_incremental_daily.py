@@ -5,9 +5,10 @@ scoring, activation, journeys, measurement: `beacon.bench.pipeline_days.run_day`
 email events of day 1, a re-delivered message, re-sent orders now refunded and a changed CRM record that merges two
 customers. Then the measurement marts, rebuilt day by day, equal a `--full-refresh` build of them on the same
 warehouse, so do the web sessions (split by device, incremental by day), the events counted per day (incremental by
-day), the customer features read from them and the lifecycle (its points thresholds recomputed only for the customers
-a day touched), and the scores, computed only for the customers whose features changed, equal scoring everyone. The
-customer features, read per day, also equal counting the events one by one at cutoffs inside a day.
+day) and the customer features read from them, and the scores, computed only for the customers whose features
+changed, equal scoring everyone. The customer features, read per day, also equal counting the events one by one at cutoffs inside a day. The lifecycle
+(points thresholds recomputed only for the customers a day touched) holds every date a full refresh gives, never
+later, and earlier ones only where today's data no longer shows them (a stage never goes backwards).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ MARTS = ("measurement.campaign_exposures", "measurement.campaign_exposure_outcom
 # The sessions, split by device and day (their customer read through the mappings in the fct_web_sessions view).
 SESSIONS = ("intermediate.int_web_sessions_split", "marts.fct_web_sessions")
 BOOKKEEPING = ["_facts_seq"]  # which build wrote a day: differs between the paths by design
-# The events counted per day (incremental by day), the features read from them and the lifecycle.
-FEATURES = ("intermediate.int_web_event_days", "intermediate.int_email_event_days", "marts.customer_features",
-            "marts.customer_lifecycle")
-# the lifecycle's watermark: the latest load the build that wrote a row had seen (differs between the paths by design)
-LIFECYCLE_BOOKKEEPING = ["_loaded_at"]
+# The events counted per day (incremental by day) and the features read from them: equal to a full refresh.
+FEATURES = ("intermediate.int_web_event_days", "intermediate.int_email_event_days", "marts.customer_features")
+# The lifecycle keeps the earliest date a stage was reached: a full refresh sees only today's data (a refunded order,
+# a CRM record updated since it said SQL), so the daily path may hold earlier dates, never later or missing ones.
+LIFECYCLE = "marts.customer_lifecycle"
+STAGE_DATES = ["subscriber_at", "lead_at", "mql_at", "sql_at", "customer_at"]
 BY_EVENT = Path(__file__).parents[1] / "support" / "customer_features_by_event.sql"
 
 
@@ -43,9 +45,29 @@ def _marts(path) -> dict[str, pd.DataFrame]:
 
 
 def _features(path) -> dict[str, pd.DataFrame]:
-    out = content(path, FEATURES)
-    out["marts.customer_lifecycle"] = out["marts.customer_lifecycle"].drop(columns=LIFECYCLE_BOOKKEEPING)
-    return out
+    return content(path, (*FEATURES, LIFECYCLE))
+
+
+def _lifecycle_never_later(daily: pd.DataFrame, full: pd.DataFrame) -> int:
+    """The daily lifecycle (points thresholds recomputed only for the customers a day touched) against a full
+    refresh: the same customers and inputs digests, every date the full refresh has also there and not later, rows
+    equal where the daily path kept no earlier date. Returns how many rows kept an earlier date.
+
+    A customer the daily path failed to recompute while it had new, earlier evidence would hold a later date (or none)
+    here: what this catches. The watermark `_loaded_at` differs by design (which build wrote a row)."""
+    d, f = daily.set_index("customer_id"), full.set_index("customer_id")
+    assert d.index.equals(f.index)
+    assert (d._inputs_digest == f._inputs_digest).all()
+    kept_earlier = pd.Series(False, index=d.index)
+    for col in STAGE_DATES:
+        has = f[col].notna()
+        assert d.loc[has, col].notna().all(), col
+        assert (d.loc[has, col] <= f.loc[has, col]).all(), col
+        kept_earlier |= d[col].notna() & (f[col].isna() | (d[col] < f[col]))
+    same = ~kept_earlier
+    columns = ["lifecycle_stage", *STAGE_DATES]
+    pd.testing.assert_frame_equal(d.loc[same, columns], f.loc[same, columns], obj="lifecycle rows with nothing kept")
+    return int(kept_earlier.sum())
 
 
 def _features_by_event_equal(path) -> int:
@@ -137,5 +159,8 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     for table in FEATURES:
         assert len(daily_features[table]) > 0, table
         pd.testing.assert_frame_equal(daily_features[table], full_features[table], check_dtype=True, obj=table)
+    assert len(daily_features[LIFECYCLE]) > 0
+    # Some stage dates were reached earlier than today's data shows (the refunded orders, updated CRM records).
+    assert _lifecycle_never_later(daily_features[LIFECYCLE], full_features[LIFECYCLE]) > 0
     assert len(daily_scores) > 0
     pd.testing.assert_frame_equal(daily_scores, full_scores, obj="ml.scores")
