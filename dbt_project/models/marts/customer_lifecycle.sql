@@ -4,9 +4,9 @@
 -- What a normal run reads (issue 28): the stages from consent, CRM records and orders (one row per record or order)
 -- for everyone; the form signal from the events counted per day (fct_web_event_days); and the points thresholds,
 -- which need a customer's whole ordered history of point events, only for the customers it can have changed for:
--- new customers, those with web or email events loaded since the last build (less `beacon_lookback_days` days), and
--- those whose inputs digest changed (the records and their e-mails, the devices, the attributes that earn points,
--- the rules and thresholds: a merge, a newly identified device, an edited CRM record). The others keep the dates
+-- new customers, those with web or email events loaded since the last build or on the latest `beacon_lookback_days`
+-- event days, and those whose inputs digest changed (the records and their e-mails, the devices, the attributes that
+-- earn points, the rules and thresholds: a merge, a newly identified device, an edited CRM record). The others keep the dates
 -- they have, which is what the earliest-date rule gives them anyway. Only rows that changed are written.
 -- A customer merged away (no longer in dim_customers) leaves: a full build would not have them (DuckDB: a delete after
 -- the merge; Spark builds this model whole).
@@ -89,10 +89,19 @@ digests as (
 
 {% if is_incremental() %}
 loaded_since as (
-    -- the last build's latest event load, less the lookback (rows loaded while it ran)
-    select coalesce(max(_loaded_at), cast('1900-01-01' as timestamp))
-        - interval {{ var('beacon_lookback_days') }} day as since_at
-    from {{ this }}
+    -- the latest event load the last build had seen
+    select coalesce(max(_loaded_at), cast('1900-01-01' as timestamp)) as since_at from {{ this }}
+),
+
+web_days as (
+    select customer_id, event_date, _loaded_at from {{ ref('fct_web_event_days') }}
+    union all
+    select customer_id, event_date, _loaded_at from {{ ref('fct_email_event_days') }}
+),
+
+recent as (
+    -- the latest `beacon_lookback_days` event days (a safety margin for rows written while the last build ran)
+    select max(event_date) - interval {{ var('beacon_lookback_days') }} day as after_day from web_days
 ),
 
 touched as (
@@ -100,11 +109,9 @@ touched as (
     left join {{ this }} p using (customer_id)
     where p.customer_id is null or p._inputs_digest is null or p._inputs_digest <> d._inputs_digest
     union
-    select customer_id from {{ ref('fct_web_event_days') }}
-    where _loaded_at > (select since_at from loaded_since) and customer_id is not null
-    union
-    select customer_id from {{ ref('fct_email_event_days') }}
-    where _loaded_at > (select since_at from loaded_since) and customer_id is not null
+    select customer_id from web_days
+    where customer_id is not null
+        and (_loaded_at > (select since_at from loaded_since) or event_date > (select after_day from recent))
 ),
 {% endif %}
 
