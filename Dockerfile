@@ -8,6 +8,14 @@ ENV BEACON_HOME=/opt/airflow/project \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false \
     AIRFLOW__COSMOS__ENABLE_TELEMETRY=false
 
+# Java 17 for the spark engine (pyspark; docker-compose.yml's `spark` profile runs Spark's master, worker and Thrift
+# Server from this image too, so the executors have the driver's Python and packages).
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+USER airflow
+
 WORKDIR /opt/airflow/project
 
 # Dependencies first, so code edits do not invalidate the (slow) install layer.

@@ -272,3 +272,52 @@ def test_image_built_from_official_airflow(compose):
     dockerfile = (ROOT / common["build"]["dockerfile"]).read_text()
     assert "FROM ${AIRFLOW_IMAGE}" in dockerfile
     assert "-c requirements.lock ." in dockerfile
+
+
+SPARK_SERVICES = {"spark-master", "spark-worker", "spark-thrift"}
+
+
+def test_spark_profile_is_opt_in_and_runs_beacons_image(compose, services):
+    # `docker compose up` starts no Spark; `--profile spark` starts the three, from the image the Airflow
+    # services run (the executors need the driver's Python and packages for mapInPandas scoring).
+    assert SPARK_SERVICES <= set(services)
+    for name, service in services.items():
+        assert (service.get("profiles") == ["spark"]) == (name in SPARK_SERVICES), name
+    for name in SPARK_SERVICES:
+        assert services[name]["image"] == compose["x-airflow-common"]["image"], name
+        assert "ports" not in services[name], name  # the compose network only, like Postgres and Redis
+        assert "healthcheck" in services[name], name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "openjdk-17-jre-headless" in dockerfile
+
+
+def test_spark_nodes_share_the_drivers_data_folder_and_session_settings(services, monkeypatch):
+    # The executors write the tables the driver names: the same folder at the same path on every node, and the
+    # Thrift Server's SQL settings equal the session's (beacon.spark.session.spark_conf), so one SQL text means
+    # the same through either.
+    from beacon.config import settings
+    from beacon.spark.session import spark_conf
+
+    data_dir = _env(services["airflow-worker"])["BEACON_DATA_DIR"]
+    for name in SPARK_SERVICES:
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in services[name]["volumes"]}
+        assert mounts[data_dir] == "beacon-data", name
+        assert _env(services[name])["BEACON_DATA_DIR"] == data_dir, name
+    monkeypatch.setenv("BEACON_DATA_DIR", data_dir)
+    conf = spark_conf(settings())
+    thrift = _command_text(services["spark-thrift"])
+    given = dict(re.findall(r"--conf (\S+?)=(\S+)", thrift))
+    for key in ("spark.sql.warehouse.dir", "spark.sql.session.timeZone", "spark.sql.timestampType",
+                "spark.sql.sources.partitionOverwriteMode", "spark.sql.parser.escapedStringLiterals"):
+        assert given[key] == conf[key], key
+    assert "spark://spark-master:7077" in _command_text(services["spark-worker"])
+    assert "--master spark://spark-master:7077" in thrift
+
+
+def test_the_engine_is_chosen_by_environment_duckdb_by_default():
+    doc = validate_compose(REQUIRED_ENV)
+    env = doc["x-airflow-common"]["environment"]
+    assert (env["BEACON_ENGINE"], env["BEACON_SPARK_MASTER"]) == ("duckdb", "local[2]")
+    doc = validate_compose({**REQUIRED_ENV, "BEACON_ENGINE": "spark", "BEACON_SPARK_MASTER": "spark://spark-master:7077"})
+    env = doc["services"]["airflow-worker"]["environment"]
+    assert (env["BEACON_ENGINE"], env["BEACON_SPARK_MASTER"]) == ("spark", "spark://spark-master:7077")

@@ -52,3 +52,18 @@ def test_env_file_errors_name_the_line(tmp_path):
 
     with pytest.raises(ValueError, match=r"airflow.env:3: expected KEY=VALUE"):
         read_env_file(bad)
+
+
+def test_make_up_hands_the_engine_choice_to_every_component(tmp_path, monkeypatch):
+    # `BEACON_ENGINE=spark BEACON_SPARK_MASTER=spark://… make up`: the components' tasks see both (an external
+    # Spark), and no stack setting overrides them.
+    from beacon.stack.env import component_env
+
+    monkeypatch.setenv("BEACON_STACK_DIR", str(tmp_path / "stack"))
+    monkeypatch.setenv("BEACON_ENGINE", "spark")
+    monkeypatch.setenv("BEACON_SPARK_MASTER", "spark://spark.example:7077")
+    s = settings()
+    assert (s.engine, s.spark_master) == ("spark", "spark://spark.example:7077")
+    env = component_env(s)
+    assert (env["BEACON_ENGINE"], env["BEACON_SPARK_MASTER"]) == ("spark", "spark://spark.example:7077")
+    assert not {"BEACON_ENGINE", "BEACON_SPARK_MASTER"} & set(stack_env(s))

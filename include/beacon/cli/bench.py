@@ -46,12 +46,48 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def _with_growth(d: dict, chart: str | None) -> dict:
+    from beacon.bench.growth import growth_summary, write_chart
+
+    d["growth"] = growth_summary(d)
+    if chart:
+        d["chart"] = str(write_chart(d, Path(chart)))
+    return d
+
+
+def _render_growth(d: dict) -> None:
+    g = d.get("growth") or {}
+    shown = {}
+    for key, what in (("seconds_vs_new_rows", "s per M new rows"), ("seconds_vs_history_rows", "s per M rows of history"),
+                      ("cpu_vs_history_rows", "CPU s per M rows of history")):
+        f = g.get(key)
+        shown[what] = "-" if f is None else f"{f['per_million']:+.2f} ± {f['stderr_per_million']:.2f} (r {f['r']:+.2f})"
+    console.print(kv_table(f"Growth over normal days {g.get('days')}", shown))
+    if d.get("chart"):
+        console.print(f"chart: {d['chart']}")
+
+
+def cmd_growth(args) -> int:
+    """Redraw the growth table and chart from the JSON a `bench pipeline --days D --json` run printed."""
+    import json
+
+    d = _with_growth(json.loads(Path(args.source).read_text()), args.chart)
+    emit(d["growth"] | ({"chart": d["chart"]} if d.get("chart") else {}), args.json, lambda _: _render_growth(d))
+    return 0
+
+
+def _growth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="the JSON of a `beacon bench pipeline --days D --json` run")
+    p.add_argument("--chart", default=None, help="write the chart (SVG) here")
+
+
 def _pipeline_days(args) -> int:
     from beacon.bench.pipeline_days import STAGES, bench_days
 
     d = bench_days(people=args.people, days=args.days, seed=args.seed,
                    workdir=Path(args.workdir) if args.workdir else None, keep=args.keep, dags=args.dags,
                    full_refresh=args.full_refresh, progress=False if args.json else None)
+    _with_growth(d, args.chart)
 
     def render(d):
         days = d["per_day"]
@@ -70,6 +106,7 @@ def _pipeline_days(args) -> int:
         t.add_row("peak MB", *(f"{x['peak_memory_mb']:,.0f}" for x in days))
         t.add_row("trained", *(", ".join(x["trained"]) or "-" for x in days))
         console.print(t)
+        _render_growth(d)
         if "dags" in d:
             console.print(kv_table("Through the DAGs (dag.test())", {
                 f"day {g['day']}": f"{g['seconds']:.1f} s ({r:.2f}x the stage functions)"
@@ -332,6 +369,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dags", action="store_true", help="with --days: the same days through dag.test(), and the ratio")
     p.add_argument("--full-refresh", action="store_true",
                    help="with --days: every day's dbt build rebuilds the incremental models whole (the cost before)")
+    p.add_argument("--chart", default=None,
+                   help="with --days: write an SVG of each day's stage seconds beside the history's rows")
 
 
 def _stack_args(p: argparse.ArgumentParser) -> None:
@@ -434,6 +473,8 @@ def _dag_parse_args(p: argparse.ArgumentParser) -> None:
 # (subcommand, help, command, its arguments); every subcommand also takes --json.
 _SUBCOMMANDS = (
     ("pipeline", "per-stage wall seconds and rows/s of the whole pipeline", cmd_pipeline, _pipeline_args),
+    ("growth", "from a `pipeline --days` JSON: does a day's cost follow its new rows or the history (slopes, chart)",
+     cmd_growth, _growth_args),
     ("engine", "the pipeline's stages on DuckDB and on a local Spark, the same world and run",
      cmd_engine, engine_args),
     ("stack", "the chain through the real scheduler (make up) on a fresh world", cmd_stack, _stack_args),
