@@ -10,6 +10,8 @@ every customer with each champion into `ml.scores` (score, decile, top-3 reasons
 builds the dbt segments that read the scores (a Cosmos task group, like the marts), so activation
 sees today's scores; and writes product recommendations (`ml.recommendations`, item-item on order
 co-occurrence, with recall@10 against popularity in `ml.recommendation_evaluations`).
+With `BEACON_ENGINE=spark`, scoring and the score-based segments run on Spark (`beacon.spark.chain`); training
+and recommendations stay on one node.
 Scheduled on `beacon_marts`; emits `beacon_scores`.
 """
 
@@ -45,8 +47,13 @@ def beacon_ml():
         from beacon.warehouse import connect
         from ml.score import score_all
 
-        with connect() as con:
-            scored = score_all(con, _S.registry_dir)
+        if _S.engine == "spark":  # the champions score on Spark (beacon.spark.chain)
+            from beacon.spark.chain import score_all as score_on_spark
+
+            scored = score_on_spark(_S.registry_dir)
+        else:
+            with connect() as con:
+                scored = score_all(con, _S.registry_dir)
         if scored["drift_state"] != "ok":
             logging.getLogger(__name__).warning("ML drift state %s: %s", scored["drift_state"],
                                                 {m: v["drifted"] for m, v in scored["models"].items()})
@@ -68,7 +75,16 @@ def beacon_ml():
     scored = score_customers(train_models())
     # The segments that read ml.scores (hot_b2b_leads, high_value_churn_risk), with their tests.
     # In-process dbt: a build of two segments and their tests, smaller than starting dbt in a child process.
-    segments = dbt_task_group("dbt_scored", select=[SCORE_BASED], s=_S, in_process=True)
+    if _S.engine == "spark":
+        @task
+        def build_scored_on_spark() -> dict:
+            from beacon.spark.chain import build_score_based
+
+            return build_score_based()
+
+        segments = build_scored_on_spark()
+    else:
+        segments = dbt_task_group("dbt_scored", select=[SCORE_BASED], s=_S, in_process=True)
     scored >> segments
     published = publish_scores(scored)
     segments >> published

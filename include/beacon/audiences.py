@@ -125,42 +125,48 @@ def _ensure_membership(con) -> None:
         audience VARCHAR, customer_id VARCHAR, change VARCHAR, as_of DATE, qualifying JSON)""")
 
 
-def _previous_members(con, audience: str, as_of: str) -> set[str]:
-    rows = con.execute("""
-        SELECT customer_id FROM audiences.membership_events
-        WHERE audience = ? AND as_of < ?::DATE
-        QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY as_of DESC, change = 'entered') = 1
-            AND change = 'entered'""", [audience, as_of]).fetchall()
-    return {r[0] for r in rows}
+def _previous_members_sql() -> str:
+    """The members of audience $audience before day $as_of: each person's latest change there is an entry (on
+    one day an exit counts after an entry, as it always has). One hash aggregate over the audience's changes,
+    which grow with churn, not with the days."""
+    return """SELECT customer_id FROM audiences.membership_events
+        WHERE audience = $audience AND as_of < $as_of::DATE
+        GROUP BY customer_id
+        HAVING arg_max(change, date_diff('day', DATE '1970-01-01', as_of) * 2 + (change <> 'entered')::INTEGER)
+            = 'entered'"""
 
 
 def record_membership(con, audience: Audience, as_of: str) -> dict:
     """Record who entered and who left `audience` on `as_of` (re-running a day rewrites that day).
 
-    Entries keep the row that qualified the person, so "why did this person get this" has an answer."""
+    Entries keep the row that qualified the person, so "why did this person get this" has an answer. The diff
+    runs inside DuckDB and only the changes are written (and only entries are serialized): a day's cost follows
+    the audience's size and its changes, not a copy of every member through Python."""
     from beacon.warehouse import (
         transaction,  # here, not at the top: DAG files import this module at parse time
     )
 
     _ensure_membership(con)
-    current = con.execute(f"SELECT customer_id, to_json(s)::VARCHAR AS qualifying FROM {audience.relation} s").df()
-    prev = _previous_members(con, audience.name, as_of)
-    now = set(current.customer_id)
-    entered = current[~current.customer_id.isin(prev)]
-    exited = sorted(prev - now)
-    con.register("_entered", entered)
+    p = {"audience": audience.name, "as_of": as_of}
     try:
         with transaction(con):
-            con.execute("DELETE FROM audiences.membership_events WHERE audience = ? AND as_of = ?::DATE",
-                        [audience.name, as_of])
-            con.execute("INSERT INTO audiences.membership_events SELECT ?, customer_id, 'entered', ?::DATE, "
-                        "qualifying::JSON FROM _entered", [audience.name, as_of])
-            if exited:
-                con.executemany("INSERT INTO audiences.membership_events VALUES (?, ?, 'exited', ?::DATE, NULL)",
-                                [[audience.name, c, as_of] for c in exited])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _members_before AS {_previous_members_sql()}", p)
+            con.execute("DELETE FROM audiences.membership_events WHERE audience = $audience AND as_of = $as_of::DATE",
+                        p)
+            entered = con.execute(f"""INSERT INTO audiences.membership_events
+                SELECT $audience, s.customer_id, 'entered', $as_of::DATE, to_json(s)::VARCHAR::JSON
+                FROM {audience.relation} s
+                WHERE NOT EXISTS (SELECT 1 FROM _members_before b WHERE b.customer_id = s.customer_id)""",
+                                  p).fetchall()[0][0]
+            exited = con.execute(f"""INSERT INTO audiences.membership_events
+                SELECT $audience, b.customer_id, 'exited', $as_of::DATE, NULL FROM _members_before b
+                WHERE NOT EXISTS (SELECT 1 FROM {audience.relation} s WHERE s.customer_id = b.customer_id)
+                ORDER BY b.customer_id""", p).fetchall()[0][0]
+            size = con.execute(f"SELECT count(DISTINCT customer_id) FROM {audience.relation}").fetchall()[0][0]
     finally:
-        con.unregister("_entered")
-    return {"audience": audience.name, "as_of": as_of, "size": len(now), "entered": len(entered), "exited": len(exited)}
+        con.execute("DROP TABLE IF EXISTS _members_before")
+    return {"audience": audience.name, "as_of": as_of, "size": int(size), "entered": int(entered),
+            "exited": int(exited)}
 
 
 def membership_changes(con, audience: str | None = None) -> list[dict]:

@@ -114,7 +114,9 @@ def prepare_world(s: Settings, people: int, seed: int) -> str:
     wanted = {"people": people, "seed": seed, "day": 1}
     if marker.exists() and json.loads(marker.read_text()) == wanted and (s.landing_dir / cfg.day_date().isoformat()).exists():
         return cfg.day_date().isoformat()
-    for p in (s.landing_dir, s.truth_dir, s.exports_dir, s.registry_dir, outbox(s)):
+    from beacon.spark.session import spark_dir
+
+    for p in (s.landing_dir, s.truth_dir, s.exports_dir, s.registry_dir, outbox(s), spark_dir(s)):
         shutil.rmtree(p, ignore_errors=True)
     for suffix in ("", ".wal"):
         Path(str(s.warehouse_path) + suffix).unlink(missing_ok=True)
@@ -239,19 +241,32 @@ def collect(s: Settings, result: DemoResult) -> DemoResult:
     return result
 
 
-# The engines the pipeline runs on today. Spark is a valid BEACON_ENGINE but not implemented yet (issue 29).
-RUNNABLE_ENGINES = ("duckdb",)
-
-
 class EngineUnavailable(RuntimeError):
-    """BEACON_ENGINE names an engine Beacon knows but cannot run yet."""
+    """BEACON_ENGINE names an engine this machine cannot run (the spark engine without a Java runtime)."""
 
 
 def require_runnable_engine(engine: str) -> None:
-    if engine not in RUNNABLE_ENGINES:
+    """Refuse, before anything runs, an engine that cannot start here: Spark needs a Java runtime (17)."""
+    if engine == "spark" and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         raise EngineUnavailable(
-            f"BEACON_ENGINE={engine}: the {engine} engine is not available yet (issue 29; docs/scale.md); "
-            f"runnable today: {', '.join(RUNNABLE_ENGINES)} (unset BEACON_ENGINE or set BEACON_ENGINE=duckdb)")
+            "BEACON_ENGINE=spark: no Java runtime found (neither `java` on PATH nor JAVA_HOME); the spark engine "
+            "runs a local Spark, which needs Java 17 (Debian: openjdk-17-jre-headless), or unset BEACON_ENGINE")
+
+
+@contextmanager
+def engine_session(s: Settings):
+    """On the spark engine, the process's Spark session (the DAG tasks take it: dbt-spark's `session` method),
+    stopped at the end so a later run in this process starts one with its own settings; nothing on DuckDB."""
+    if s.engine != "spark":
+        yield
+        return
+    from beacon.spark.session import session
+
+    spark = session(s)
+    try:
+        yield
+    finally:
+        spark.stop()
 
 
 def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None, book=None) -> DemoResult:
@@ -277,7 +292,7 @@ def run_demo(people: int = 20_000, seed: int = 42, days: int = 3, progress=None,
         ensure_manifest(s)
         airflow_ready.result()
     result.seconds["setup"] = round(time.perf_counter() - t1, 2)  # what is left of it after generating
-    with demo_email_outbox(s):
+    with demo_email_outbox(s), engine_session(s):
         result.seconds.update(run_dags(day, progress, DEMO_CHAIN))
         for d in range(2, days + 1):  # daily increments: the world answers, then the day's files and the DAGs
             if progress:

@@ -311,3 +311,29 @@ def test_customer_match_upload_files_hash_adds_and_removes(tmp_path):
     assert sha256("+14155550001") in set(up.Phone)
     assert "@" not in adds.read_text()  # nothing leaves unhashed
     assert pd.read_csv(removes).Email.tolist() == [sha256("annlee@gmail.com")]
+
+
+def test_governance_with_the_shared_email_aggregates_equals_each_audience_computing_its_own():
+    # Issue 28: activate_destination computes the e-mail aggregates once per topic for all its audiences.
+    from beacon.activation.governance import governed_query, shared_email_events
+
+    con = warehouse(30)
+    a, b = audience("a1", priority=60), audience("b1", priority=50)
+    segment(con, a.name, [f"c{i}" for i in range(0, 20)])
+    segment(con, b.name, [f"c{i}" for i in range(10, 30)])
+    email_event(con, "c1", "complaint")
+    email_event(con, "c12", "bounce", bounce_type="hard")
+    email_event(con, "c14", "unsubscribe", at="2026-03-01")
+    email_event(con, "c25", "unsubscribe", at="2026-07-01")  # after the clock: does not count yet
+    consent(con, "c14", "email", "opt_in", at="2026-02-01")
+    alone = {x.name: governed(con, x, [a, b], ch, AS_OF) for x in (a, b) for ch in ("email",)}
+    with shared_email_events(con, AS_OF, [a.topic, b.topic]):
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_gov_email_events_%'"
+                           ).fetchall()[0][0] == 1  # one topic: one aggregate
+        shared = {x.name: governed(con, x, [a, b], "email", AS_OF) for x in (a, b)}
+        assert "_gov_email_events_0" in governed_query(con, a, [a, b], "email", AS_OF)[0]
+    for name, g in alone.items():
+        assert g.reason.notna().sum() >= 2, name
+        pd.testing.assert_frame_equal(shared[name], g, obj=name)
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_gov_email_events_%'"
+                       ).fetchall()[0][0] == 0

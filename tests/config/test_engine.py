@@ -1,5 +1,5 @@
-"""BEACON_ENGINE (issue 29): one switch, DuckDB the default; an unknown engine is refused; Spark is refused by
-`beacon demo` before anything runs, until it exists."""
+"""BEACON_ENGINE (issue 29): one switch, DuckDB the default; an unknown engine is refused; Spark without a Java
+runtime is refused by `beacon demo` before anything runs; the summary and --json name the engine."""
 
 from __future__ import annotations
 
@@ -37,14 +37,16 @@ def _no_stage(*_a, **_k):
     raise AssertionError("a stage ran")
 
 
-def test_demo_on_spark_refuses_at_once(monkeypatch, tmp_path, capsys):
+def test_demo_on_spark_without_java_refuses_at_once(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("BEACON_ENGINE", "spark")
     monkeypatch.setenv("BEACON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(beacon.pipeline.shutil, "which", lambda name: None)
     for stage in ("prepare_world", "ensure_airflow", "run_dags", "add_day", "collect"):
         monkeypatch.setattr(beacon.pipeline, stage, _no_stage)
     assert main(["demo", "--people", "10"]) == 2
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
-    assert "BEACON_ENGINE=spark" in err and "not available yet" in err
+    assert "BEACON_ENGINE=spark" in err and "no Java runtime" in err
     assert not (tmp_path / "data").exists()  # no half-run: nothing generated
 
 
@@ -64,6 +66,7 @@ def _fake_stages(monkeypatch):
     monkeypatch.setattr(beacon.pipeline, "run_dags", lambda day, progress, *dags: {"beacon_ingest": 1.0})
     monkeypatch.setattr(beacon.pipeline, "demo_email_outbox", lambda s: contextlib.nullcontext())
     monkeypatch.setattr(beacon.pipeline, "collect", lambda s, result: result)
+    monkeypatch.setattr(beacon.pipeline, "engine_session", lambda s: contextlib.nullcontext())
 
 
 def test_demo_json_and_summary_name_the_engine(monkeypatch, capsys):
@@ -74,3 +77,11 @@ def test_demo_json_and_summary_name_the_engine(monkeypatch, capsys):
     monkeypatch.setenv("BEACON_ENGINE", "duckdb")
     assert main(["demo", "--people", "10", "--days", "1"]) == 0
     assert "Engine: duckdb" in capsys.readouterr().out
+
+
+def test_demo_on_spark_names_spark(monkeypatch, capsys):
+    monkeypatch.setenv("BEACON_ENGINE", "spark")
+    monkeypatch.setenv("JAVA_HOME", "/usr/lib/jvm/any")  # the check only: no stage starts Spark here
+    _fake_stages(monkeypatch)
+    assert main(["demo", "--people", "10", "--days", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == "spark"

@@ -5,10 +5,11 @@ scoring, activation, journeys, measurement: `beacon.bench.pipeline_days.run_day`
 email events of day 1, a re-delivered message, re-sent orders now refunded and a changed CRM record that merges two
 customers. Then the measurement marts, rebuilt day by day, equal a `--full-refresh` build of them on the same
 warehouse, so do the web sessions (split by device, incremental by day), the events counted per day (incremental by
-day) and the customer features read from them, and the scores, computed only for the customers whose features
-changed, equal scoring everyone. The customer features, read per day, also equal counting the events one by one at cutoffs inside a day. The lifecycle
-holds every date a full refresh gives, never later, and earlier ones only where today's data no longer shows them (a
-stage never goes backwards).
+day) and the customer features read from them, the scores, computed only for the customers whose features changed,
+equal scoring everyone, and the recommendations, computed only for the customers whose purchases changed, equal
+recomputing everyone against the same stored model. The customer features, read per day, also equal counting the
+events one by one at cutoffs inside a day. The lifecycle holds every date a full refresh gives, never later, and
+earlier ones only where today's data no longer shows them (a stage never goes backwards).
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def _features_by_event_equal(path) -> int:
     return rows
 
 
+def _recommendations(path) -> pd.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT * FROM ml.recommendations ORDER BY customer_id, rank").df()
+
+
 def _scores(path) -> pd.DataFrame:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute("SELECT * FROM ml.scores ORDER BY model, customer_id").df()
@@ -100,6 +106,7 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     from beacon.config import settings
     from beacon.dbt import ensure_manifest
     from beacon.generate import GenConfig, generate
+    from beacon.personalize.recommend import write_recommendations
     from beacon.progress import Progress
     from beacon.warehouse import connect
     from ml.score import score_all
@@ -130,6 +137,7 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
                 WHERE prior_orders_90d > 0 OR prior_visits_90d > 0""").fetchone()[0]
         assert exposure_days >= 2 and merges > 0 and old_changes > 0 and covariates > 0
         daily, daily_scores = _marts(s.warehouse_path), _scores(s.warehouse_path)
+        daily_recs = _recommendations(s.warehouse_path)
         daily_sessions = content(s.warehouse_path, SESSIONS)
         daily_features = _features(s.warehouse_path)
         compiled = (s.dbt_target_dir / "compiled" / "beacon" / "models" / "intermediate" / "int_web_event_days.sql")
@@ -147,6 +155,10 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
             scored = score_all(con, s.registry_dir)
         assert all(m["rescored"] == m["rows"] for m in scored["models"].values())
         full_scores = _scores(s.warehouse_path)
+        with connect() as con:  # every customer's recommendations again, against the same stored model
+            recs = write_recommendations(con, full_refresh=True)
+        assert recs["retrained"] is None
+        full_recs = _recommendations(s.warehouse_path)
 
     for table in MARTS:
         assert len(daily[table]) > 0, table
@@ -162,3 +174,5 @@ def test_daily_measurement_and_scores_equal_a_full_rebuild(tmp_path):
     assert _lifecycle_never_later(daily_features[LIFECYCLE], full_features[LIFECYCLE], merged_away) > 0
     assert len(daily_scores) > 0
     pd.testing.assert_frame_equal(daily_scores, full_scores, obj="ml.scores")
+    assert len(daily_recs) > 0
+    pd.testing.assert_frame_equal(daily_recs, full_recs, check_exact=True, obj="ml.recommendations")

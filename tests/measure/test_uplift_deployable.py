@@ -172,3 +172,49 @@ def test_repeated_splits_average_the_metrics_and_give_the_qini_spread(world):
         assert d["learners"][k]["qini"] == pytest.approx(np.mean([o["learners"][k]["qini"] for o in one]))
         assert d["learners"][k]["qini_sd"] == pytest.approx(np.std([o["learners"][k]["qini"] for o in one], ddof=1))
     assert d["repeats"] == 2 and d["seeds"] == [3, 4]
+
+
+def test_the_training_features_read_only_the_exposed_peoples_facts_and_equal_the_whole_macro():
+    # Issue 28: the exposed people's per-customer facts are read once; the RFM ranks still compare every buyer.
+    import duckdb
+    import numpy as np
+
+    from beacon.measure.warehouse import _features_at, uplift_training_frame
+
+    rng = np.random.default_rng(5)
+    people = [f"c{i:03d}" for i in range(120)]
+    t0 = pd.Timestamp("2026-05-01")
+
+    def times(n):
+        return t0 + pd.to_timedelta(rng.uniform(0, 70, n), unit="D")
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    frames = {
+        "dim_customers": pd.DataFrame({"customer_id": people, "first_seen_at": times(len(people)) - pd.Timedelta(days=60),
+                                       "company_id": rng.choice([None, "co"], len(people)),
+                                       "phone_e164": rng.choice([None, "+49"], len(people))}),
+        "fct_orders": pd.DataFrame({"customer_id": rng.choice(people, 400), "ordered_at": times(400),
+                                    "total_amount": rng.uniform(5, 200, 400).round(2),
+                                    "status": rng.choice(["completed", "refunded"], 400, p=[0.9, 0.1])}),
+        "fct_web_events": pd.DataFrame({"customer_id": rng.choice(people, 3000), "event_at": times(3000),
+                                        "event_name": rng.choice(["product_viewed", "product_added", "page"], 3000)}),
+        "fct_web_sessions": pd.DataFrame({"customer_id": rng.choice(people, 800), "session_started_at": times(800)}),
+        "fct_email_events": pd.DataFrame({"customer_id": rng.choice(people, 1500), "event_at": times(1500),
+                                          "event_name": rng.choice(["sent", "delivered", "open", "click"], 1500)}),
+    }
+    for name, df in frames.items():
+        con.register("_f", df)
+        con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM _f")
+        con.unregister("_f")
+    # 40 of the 120 people exposed over three days; the others' orders still shape the RFM ranks.
+    exposed = pd.DataFrame({"customer_id": people[:40], "arm": rng.choice(["treatment", "control"], 40),
+                            "converted": rng.integers(0, 2, 40),
+                            "exposed_at": pd.Timestamp("2026-07-01 06:00") + pd.to_timedelta(np.arange(40) % 3, unit="D")})
+    got = uplift_training_frame(con, exposed).sort_values("customer_id", ignore_index=True)
+    cut = pd.to_datetime(exposed.exposed_at).dt.floor("D")
+    whole = pd.concat([exposed[cut == c][["customer_id", "arm", "converted", "exposed_at"]]
+                       .merge(_features_at(con, c, exposed[cut == c]), on="customer_id", how="left")
+                       for c in sorted(cut.unique())]).sort_values("customer_id", ignore_index=True)
+    assert len(got) == 40 and got.orders_total.gt(0).any() and got.r_score.notna().any() and got.web_30d.gt(0).any()
+    pd.testing.assert_frame_equal(got, whole, check_exact=True)

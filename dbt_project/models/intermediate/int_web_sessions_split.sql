@@ -5,6 +5,11 @@
 -- on its device's events, so a normal run splits again only the devices with rows loaded since the last build (and
 -- those of the latest `beacon_lookback_days` session days), and replaces the session days where the result differs.
 {% set timeout = var('web_session_timeout_minutes') %}
+{#- The incremental run compares and unions `split` with `{{ this }}`, which match by position: the table's columns
+    are read by name in this order (Spark stores the partition column last, so `select *` would not line up). -#}
+{% set columns = 'session_id, anonymous_id, session_number, shop_customer_id, session_started_at, session_ended_at,
+    duration_seconds, events, page_views, product_views, cart_adds, checkouts, converted, landing_page, is_bounce,
+    _loaded_at, session_date' %}
 {{ day_partitioned('session_date') }}
 with all_events as (
     select message_id, anonymous_id, shop_customer_id, event_type, event_name, event_at, page_path, _loaded_at
@@ -72,15 +77,16 @@ split as (
         count(*) filter (where event_name = 'order_completed') > 0 as converted,
         min_by(page_path, event_at) filter (where page_path is not null) as landing_page,
         count(*) = 1 as is_bounce,
-        cast(min(event_at) as date) as session_date,
-        max(_loaded_at) as _loaded_at
+        max(_loaded_at) as _loaded_at,
+        -- last, where Spark stores a table's partition column
+        cast(min(event_at) as date) as session_date
     from numbered
     group by anonymous_id, session_number
 ),
 
 {% if is_incremental() %}
 held as (
-    select * from {{ this }} where coalesce(anonymous_id, '') in (select device from touched)
+    select {{ columns }} from {{ this }} where coalesce(anonymous_id, '') in (select device from touched)
 ),
 
 rebuilt_days as (
@@ -102,7 +108,7 @@ final as (
     select * from split where session_date in (select day from rebuilt_days)
     union all
     -- the other devices' sessions of those days, as they stand
-    select * from {{ this }}
+    select {{ columns }} from {{ this }}
     where session_date in (select day from rebuilt_days)
         and coalesce(anonymous_id, '') not in (select device from touched)
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from beacon.activation.destinations import registry
-from beacon.activation.governance import default_policy, ensure_tables
+from beacon.activation.governance import default_policy, ensure_tables, shared_email_events
 from beacon.activation.sync import SyncSummary, run_sync
 from beacon.audiences import discover, find_audience
 
@@ -51,22 +51,27 @@ def activate_destination(con: duckdb.DuckDBPyConnection, manifest_path: Path, de
     changed: the sync engine never delivers a row twice). `on_done(summary)` after each sync."""
     done: list[SyncSummary] = []
     errors: dict[str, str] = {}
-    for audience in audiences:
-        try:
-            summary = activate(con, manifest_path, audience, destination, exports_url, as_of,
-                               run_id=f"{run_id}:{audience}:{destination}")
-        except registry.NotConfigured:
-            raise  # the whole destination: nothing to do for any audience
-        except Exception as exc:  # noqa: BLE001 - any failure of one sync: report it, deliver the others
-            log.exception("%s -> %s failed", audience, destination)
-            errors[audience] = f"{type(exc).__name__}: {exc}"
-            continue
-        log.log(logging.WARNING if summary.failed else logging.INFO,
-                "%s -> %s: %s delivered (%s adds, %s updates, %s removes), %s failed %s", audience, destination,
-                summary.delivered, summary.adds, summary.updates, summary.removes, summary.failed, summary.message)
-        done.append(summary)
-        if on_done:
-            on_done(summary)
+    try:
+        topics = [a.topic for a in discover(manifest_path) if a.name in set(audiences)]
+    except Exception:  # noqa: BLE001 - nothing shared: each audience's own sync reports what is wrong, as before
+        topics = []
+    with shared_email_events(con, as_of, topics):  # one e-mail aggregate per topic for all these audiences
+        for audience in audiences:
+            try:
+                summary = activate(con, manifest_path, audience, destination, exports_url, as_of,
+                                   run_id=f"{run_id}:{audience}:{destination}")
+            except registry.NotConfigured:
+                raise  # the whole destination: nothing to do for any audience
+            except Exception as exc:  # noqa: BLE001 - any failure of one sync: report it, deliver the others
+                log.exception("%s -> %s failed", audience, destination)
+                errors[audience] = f"{type(exc).__name__}: {exc}"
+                continue
+            log.log(logging.WARNING if summary.failed else logging.INFO,
+                    "%s -> %s: %s delivered (%s adds, %s updates, %s removes), %s failed %s", audience, destination,
+                    summary.delivered, summary.adds, summary.updates, summary.removes, summary.failed, summary.message)
+            done.append(summary)
+            if on_done:
+                on_done(summary)
     return done, errors
 
 

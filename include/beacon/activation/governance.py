@@ -11,6 +11,9 @@ privacy.tombstones) is not sent to (docs/privacy.md).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -23,6 +26,8 @@ from beacon.emails import macro_sql
 from beacon.measure.global_control import global_control_sql, global_period
 from beacon.tombstones import prepare_match, sql_blocked
 from beacon.warehouse import sql_literal, table_exists
+
+log = logging.getLogger(__name__)
 
 # Global suppression: applies to every channel.
 SUPPRESSION_REASONS = ("erased", "complained", "hard_bounced", "unsubscribed")
@@ -128,7 +133,7 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
     cap = policy.frequency_cap if policy.counts_as_message else None
     return f"""
         WITH params AS (SELECT $as_of::TIMESTAMP AS as_of),
-        {_email_events_cte(con)},
+        {_shared_email_events(con, as_of, audience.topic) or _email_events_cte(con)},
         email_opt_in AS (
             SELECT customer_id, recorded_at FROM marts.dim_consent WHERE channel = 'email' AND status = 'opt_in'),
         higher AS ({_higher_sql(con, audience, audiences, channel, policy)}),
@@ -159,6 +164,41 @@ def governed_query(con: duckdb.DuckDBPyConnection, audience: Audience, audiences
           policy.opt_in_required, "cap": cap, "audience": audience.name, "holdout_pct": audience.holdout_pct,
           "consent_channel": policy.consent_channel, "global_pct": settings().global_control_pct,
           "global_period": global_period(as_of), "topic": audience.topic}
+
+
+# (connection, clock, topic) -> the temp table holding `email_events` for them, while `shared_email_events` runs.
+_SHARED: dict[tuple[int, str, str], str] = {}
+
+
+@contextmanager
+def shared_email_events(con: duckdb.DuckDBPyConnection, as_of, topics) -> Iterator[None]:
+    """Within the block, governance at clock `as_of` reads each topic's `email_events` from a temp table computed
+    once here, instead of aggregating every e-mail event of the warehouse for each audience: for a run that governs
+    several audiences at one clock while nothing writes e-mail events (`activate_destination`). The rows are the
+    CTE's own. When they cannot be computed (no e-mail events yet), each audience computes its own, as before."""
+    made: list[tuple[tuple[int, str, str], str]] = []
+    try:
+        for i, topic in enumerate(sorted(set(topics))):
+            rel = f"_gov_email_events_{i}"
+            try:
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE {rel} AS
+                    WITH params AS (SELECT $as_of::TIMESTAMP AS as_of), {_email_events_cte(con)}
+                    SELECT * FROM email_events""", {"as_of": str(as_of), "topic": topic})
+            except duckdb.Error:
+                log.debug("e-mail aggregates not shared for topic %s", topic, exc_info=True)
+                continue
+            made.append(((id(con), str(as_of), topic), rel))
+            _SHARED[made[-1][0]] = rel
+        yield
+    finally:
+        for key, rel in made:
+            _SHARED.pop(key, None)
+            con.execute(f"DROP TABLE IF EXISTS {rel}")
+
+
+def _shared_email_events(con: duckdb.DuckDBPyConnection, as_of, topic: str) -> str | None:
+    rel = _SHARED.get((id(con), str(as_of), topic))
+    return f"email_events AS (SELECT * FROM {rel})" if rel else None
 
 
 def _email_events_cte(con: duckdb.DuckDBPyConnection) -> str:

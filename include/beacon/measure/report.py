@@ -253,6 +253,7 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
 def write_report(con, out_dir: Path, as_of, window_days: float | None = None) -> dict:
     """Compute lift for every campaign, store the results, and write `campaigns.html` (and a dated copy)."""
     from beacon.measure.warehouse import (
+        campaign_frames,
         campaign_lift,
         refresh_global_control,
         refresh_uplift_scores,
@@ -260,24 +261,26 @@ def write_report(con, out_dir: Path, as_of, window_days: float | None = None) ->
     )
 
     gc = refresh_global_control(con, as_of)
-    d = campaign_lift(con, window_days=window_days)
+    frames = campaign_frames(con, None, window_days)  # outcomes of every exposure: computed once, read three times
+    d = campaign_lift(con, window_days=window_days, frames=frames)
     stored = store_results(con, d, as_of)
-    latest = write_page(con, out_dir, as_of, d, window_days, gc=gc)
-    uplift = refresh_uplift_scores(con, as_of, window_days)
+    latest = write_page(con, out_dir, as_of, d, window_days, gc=gc, frame=frames[0])
+    uplift = refresh_uplift_scores(con, as_of, window_days, frame=frames[0])
     campaigns = con.execute("SELECT count(DISTINCT campaign) FROM measurement.campaign_exposures").fetchall()[0][0]
     return {"report": str(latest), "campaigns": int(campaigns), "results": stored,
             "global_control": gc, "uplift": uplift}
 
 
 def write_page(con, out_dir: Path, as_of, d: dict, window_days: float | None = None, gc: dict | None = None,
-               planted: list[dict] | None = None) -> Path:
+               planted: list[dict] | None = None, frame: pd.DataFrame | None = None) -> Path:
     """Write `campaigns.html` and its dated copy from `campaign_lift` output `d` (reads the warehouse only).
 
     `planted`: the demo evaluation's rows (`beacon.measure.planted`), shown beside the results; only `beacon demo`
-    passes them (the DAG's report never knows a truth)."""
+    passes them (the DAG's report never knows a truth). `frame`: `campaign_frames`' rows, when the caller has them."""
     from beacon.measure.warehouse import attribution_last_touch, campaign_frames, global_control_info
 
-    frame, _ = campaign_frames(con, None, window_days)
+    if frame is None:
+        frame, _ = campaign_frames(con, None, window_days)
     page = render(d, frame, as_of, {"global_control": gc or global_control_info(con, as_of),
                                     "last_touch": attribution_last_touch(con, window_days), "planted": planted})
     out_dir = Path(out_dir)

@@ -11,6 +11,7 @@ outcomes within a window with the dbt macro the mart `measurement.campaign_expos
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import duckdb
@@ -137,10 +138,12 @@ def message_costs() -> dict[str, float]:
 
 
 def campaign_lift(con: duckdb.DuckDBPyConnection, audience: str | None = None, journey: str | None = None,
-                  window_days: float | None = None, sequential: bool = False) -> dict:
-    """Lift of every campaign (or one audience or journey) on the warehouse, as `beacon measure lift` shows it."""
+                  window_days: float | None = None, sequential: bool = False,
+                  frames: tuple[pd.DataFrame, float] | None = None) -> dict:
+    """Lift of every campaign (or one audience or journey) on the warehouse, as `beacon measure lift` shows it.
+    `frames`: what `campaign_frames` gives for the same campaign and window, when the caller has it already."""
     campaign = f"audience:{audience}" if audience else f"journey:{journey}" if journey else None
-    frame, window = campaign_frames(con, campaign, window_days)
+    frame, window = frames if frames is not None else campaign_frames(con, campaign, window_days)
     as_of = clock(con) if table_exists(con, "marts", "warehouse_as_of") else None
     results, notes, srms, rois = [], [], {}, {}
     for name, g in frame.groupby("campaign", sort=True):
@@ -212,14 +215,25 @@ def _has_feature_marts(con: duckdb.DuckDBPyConnection) -> bool:
     return n == len(FEATURE_MARTS)
 
 
-def _features_at(con: duckdb.DuckDBPyConnection, cutoff, who: pd.DataFrame) -> pd.DataFrame:
-    """The customer features (the dbt macro customer_features_at) of the people in `who` as of `cutoff`."""
+# The facts the feature macro aggregates per customer (no ranking across customers): the training frame reads them
+# for the exposed people only. Customers and orders are read whole: the RFM ranks compare every buyer.
+PER_CUSTOMER_FACTS = ("fct_web_events", "fct_web_sessions", "fct_email_events", "fct_web_event_days",
+                      "fct_email_event_days")
+
+
+def _features_at(con: duckdb.DuckDBPyConnection, cutoff, who: pd.DataFrame,
+                 facts: dict[str, str] | None = None) -> pd.DataFrame:
+    """The customer features (the dbt macro customer_features_at) of the people in `who` as of `cutoff`. `facts`:
+    marts the macro reads (`PER_CUSTOMER_FACTS`) -> relations holding at least those people's rows of them."""
     from beacon.dbt import customer_features_sql
 
+    sql = customer_features_sql(pd.Timestamp(cutoff).to_pydatetime())
+    for name, rel in (facts or {}).items():
+        sql = re.sub(rf"\bmarts\.{name}\b", f"(SELECT * FROM {rel} WHERE customer_id IN (SELECT customer_id FROM _who))",
+                     sql)
     con.register("_who", who[["customer_id"]].drop_duplicates())
     try:
-        return con.execute(f"SELECT f.* FROM ({customer_features_sql(pd.Timestamp(cutoff).to_pydatetime())}) f "
-                           "WHERE f.customer_id IN (SELECT customer_id FROM _who)").df()
+        return con.execute(f"SELECT f.* FROM ({sql}) f WHERE f.customer_id IN (SELECT customer_id FROM _who)").df()
     finally:
         con.unregister("_who")
 
@@ -228,16 +242,30 @@ def uplift_training_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -
     """One row per exposure: arm, converted and the customer features as of the start of the exposure's day.
 
     Point in time: the features are those the macro computes at a cutoff at or before the exposure, never after,
-    so that nothing the campaign caused (an order, a click, an open) can become a feature of its own model."""
+    so that nothing the campaign caused (an order, a click, an open) can become a feature of its own model.
+    The per-customer facts of the exposed people are read once (`PER_CUSTOMER_FACTS`), and each exposure day's
+    macro aggregates only that day's people's rows of them: the features are the macro's, the work per day follows
+    the day's exposures rather than every event of the warehouse."""
     frame = frame.assign(_cut=pd.to_datetime(frame.exposed_at).dt.floor("D"))
-    parts = []
-    for cut, g in frame.groupby("_cut", sort=True):
-        f = _features_at(con, cut, g)
-        parts.append(g[["customer_id", "arm", "converted", "exposed_at"]].merge(f, on="customer_id", how="left"))
+    con.register("_exposed", frame[["customer_id"]].drop_duplicates())
+    facts = {name: f"_uplift_{name}" for name in PER_CUSTOMER_FACTS}
+    try:
+        for name, rel in facts.items():
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE {rel} AS SELECT * FROM marts.{name}
+                WHERE customer_id IN (SELECT customer_id FROM _exposed)""")
+        parts = []
+        for cut, g in frame.groupby("_cut", sort=True):
+            f = _features_at(con, cut, g, facts)
+            parts.append(g[["customer_id", "arm", "converted", "exposed_at"]].merge(f, on="customer_id", how="left"))
+    finally:
+        con.unregister("_exposed")
+        for rel in facts.values():
+            con.execute(f"DROP TABLE IF EXISTS {rel}")
     return pd.concat(parts, ignore_index=True)
 
 
-def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None) -> dict:
+def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None,
+                          frame: pd.DataFrame | None = None) -> dict:
     """Train the X-learner on every randomized campaign so far and score everyone into `ml.uplift`.
 
     Features: the customer feature macro at each exposure's day (training) and at the warehouse clock (scoring),
@@ -247,7 +275,8 @@ def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: fl
     from beacon.measure.uplift import scores
     from beacon.measure.uplift_features import choose_features
 
-    frame, _ = campaign_frames(con, None, window_days)
+    if frame is None:  # `frame`: campaign_frames' rows when the caller has them already (write_report)
+        frame, _ = campaign_frames(con, None, window_days)
     frame = frame.assign(arm=frame.arm.where(frame.arm == "control", "treatment"))
     counts = frame.arm.value_counts().to_dict()
     if min(counts.get("treatment", 0), counts.get("control", 0)) < UPLIFT_MIN_PER_ARM or frame.converted.nunique() < 2:

@@ -33,6 +33,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "ml.scores": {"customer_id": "identifier"},
     "ml.score_fingerprints": {"customer_id": "identifier"},
     "ml.recommendations": {"customer_id": "identifier"},
+    "ml.recommendation_inputs": {"customer_id": "identifier"},
     "ml.uplift": {"customer_id": "identifier"},
     # Activation (beacon.activation.governance, preferences): sync state keeps the last payload sent (mapped
     # fields: e-mail, phone, names) so a remove can be sent with the values the destination has.

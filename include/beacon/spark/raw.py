@@ -89,11 +89,13 @@ def _write_whole(con: duckdb.DuckDBPyConnection, schema: str, table: str, out: P
                 f"TO {sql_literal(str(out / 'part-0.parquet'))} (FORMAT parquet)")
 
 
-def publish_raw(spark: Any, s: Settings | None = None) -> dict[str, int]:
-    """Publish the dbt source tables of the DuckDB warehouse to Spark; returns rows per Spark table."""
+def publish_raw(spark: Any, s: Settings | None = None,
+                only: tuple[tuple[str, str], ...] | None = None) -> dict[str, int]:
+    """Publish the dbt source tables of the DuckDB warehouse to Spark (with `only`, those of them that exist);
+    returns rows per Spark table."""
     s = s or settings()
     with connect(s.warehouse_path, read_only=True) as con:
-        tables = _tables(con)
+        tables = [t for t in _tables(con) if only is None or t in only]
         ddl = {t: spark_ddl(_duckdb_columns(con, *t), f"{t[0]}.{t[1]}") for t in tables}
         for schema, table in tables:
             out = parquet_dir(schema, table, s)

@@ -75,6 +75,8 @@ def resolve_identities_on_spark(spark: Any, s: Settings | None = None, full_refr
     records = _plain(spark.table(RECORDS).toPandas())
     previous = spark.table(EVENTS).toPandas() if exists else None
     with connect(s.warehouse_path) as con:
+        # The model store's schema: a control plane that never ran dbt on DuckDB (the spark engine) has none yet.
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {SPARK_MODEL_STORE.split('.')[0]}")
         events = resolve_identities(con, records, previous, cfg, model_store=SPARK_MODEL_STORE)
     text = [T.StructField(c, T.StringType()) for c in ("record_key", "source", "record_id", "customer_id", "event",
                                                          "previous_customer_id", "match_rule")]
