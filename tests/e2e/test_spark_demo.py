@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# Opt-in (two whole demos, about 20 minutes on a loaded 2-core machine): `make test` deselects the marker
+# spark_demo, `make test-spark-demo` runs this file.
+pytestmark = [pytest.mark.e2e, pytest.mark.spark_demo]
 
 PEOPLE, SEED, DAYS = 300, 29, 2
 # What names the run rather than what it computed: the engine, its timings, the folders of its own data dir.
