@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from beacon.dbt import customer_features_sql
-from beacon.warehouse import clock
+from beacon.warehouse import clock, table_exists
 
 FEATURES = [
     "tenure_days", "is_b2b", "has_phone", "orders_total", "orders_90d", "revenue_total", "days_since_order",
@@ -57,6 +57,22 @@ def build(con: duckdb.DuckDBPyConnection, cutoff: datetime, horizon_days: int | 
     ORDER BY f.customer_id
     """
     return model_types(con.execute(sql).df())
+
+
+def current(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> pd.DataFrame:
+    """Every customer's features at `cutoff`, as `build` gives them, for scoring: read from the mart
+    customer_features when dbt built it at that very cutoff with every feature (the same macro, so the same
+    rows: no second evaluation over the events), else computed by `build`."""
+    if table_exists(con, "marts", "customer_features"):
+        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                          "'marts' AND table_name = 'customer_features'").fetchall()}
+        if {"customer_id", "features_as_of", *FEATURES} <= cols:
+            low, high = con.execute("SELECT min(features_as_of), max(features_as_of) "
+                                    "FROM marts.customer_features").fetchone()
+            if low is not None and low == high == cutoff:
+                return model_types(con.execute(f"SELECT customer_id, {', '.join(FEATURES)} FROM marts.customer_features "
+                                               "ORDER BY customer_id").df())
+    return build(con, cutoff)
 
 
 def model_types(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from beacon.warehouse import ensure_scores_table, transaction
+from beacon.warehouse import ensure_scores_table, release_memory, transaction
 from ml import features, monitor, registry, score_delta
 from ml.metrics import deciles
 
@@ -327,14 +327,14 @@ def score_model(con: duckdb.DuckDBPyConnection, registry_dir: Path, model: str, 
     t0 = time.perf_counter()
     version, booster, meta = registry.load_champion(registry_dir, model)
     end = features.as_of(con)
-    X = features.build(con, end) if X is None else X
+    X = features.current(con, end) if X is None else X
     X = population(meta, X)
-    scores, prints, rescored = score_changed(con, model, version, booster, meta, X)
+    scores, prints, rescored, computed = score_changed(con, model, version, booster, meta, X)
     write_scores(con, model, version, end, scores, prints)
     scores = scores.drop(columns="score_exact")
     rows, fair = record_monitoring(con, model, version, end, X, scores, meta, groups)
     return {**monitoring_summary(model, version, end, scores, rows, fair),
-            "rescored": rescored, "seconds": round(time.perf_counter() - t0, 2)}
+            "rescored": rescored, "computed": computed, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def record_monitoring(con: duckdb.DuckDBPyConnection, model: str, version: str, end, X: pd.DataFrame,
@@ -359,20 +359,24 @@ def monitoring_summary(model: str, version: str, end, scores: pd.DataFrame, rows
 
 
 def score_changed(con: duckdb.DuckDBPyConnection, model: str, version: str, booster: lgb.Booster, meta: dict,
-                  X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int]:
+                  X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, int, int]:
     """Every row's score as `score_frame` gives it, computing only the rows whose fingerprint changed since this
-    champion last scored them (ml.score_delta); the scores, their fingerprints and how many rows were scored."""
+    champion last scored them (ml.score_delta); the scores, their fingerprints, how many rows were scored again
+    and how many distinct new fingerprints that took through `score_frame`."""
     prints = score_delta.fingerprints(booster, meta, X)
     kept = score_delta.kept_scores(con, model, version, X.customer_id, prints)
-    todo = X[~X.customer_id.isin(kept.customer_id)].reset_index(drop=True)
-    fresh = score_frame(booster, meta, todo, exact=True)
-    return score_delta.combine(X, kept, fresh, deciles), prints, len(todo)
+    todo = ~X.customer_id.isin(kept.customer_id).to_numpy()
+    # Of those, only the fingerprints never scored by this champion are computed (once each).
+    fresh, computed = score_delta.fresh_scores(con, model, version, X[todo], prints[todo],
+                                        lambda rows: score_frame(booster, meta, rows, exact=True))
+    return score_delta.combine(X, kept, fresh, deciles), prints, int(todo.sum()), computed
 
 
 def score_all(con: duckdb.DuckDBPyConnection, registry_dir: Path, models: tuple[str, ...] = MODELS) -> dict:
     """Score every model that has a champion (features and demographics are built once for all)."""
+    release_memory(con)  # what an earlier build left in DuckDB goes before the frames come (issue 28)
     end = features.as_of(con)
-    X = features.build(con, end)
+    X = features.current(con, end)
     groups = features.demographics(con, end)
     out, missing = {}, []
     for m in models:

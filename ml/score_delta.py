@@ -17,6 +17,7 @@ does.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import duckdb
 import lightgbm as lgb
@@ -101,6 +102,46 @@ def kept_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, custom
         con.unregister("_prints_now")
 
 
+def stored_by_print(con: duckdb.DuckDBPyConnection, model: str, version: str, prints: np.ndarray) -> pd.DataFrame:
+    """One stored score per fingerprint of `prints` that this champion already scored for any customer (equal
+    fingerprints give equal scores and reasons): fingerprint, score, score_exact, reason_1..3."""
+    ensure_table(con)
+    con.register("_prints_wanted", pd.DataFrame({"fingerprint": np.unique(prints)}))
+    try:
+        return con.execute("""
+            SELECT DISTINCT ON (f.fingerprint) f.fingerprint, s.score, f.score_exact, s.reason_1, s.reason_2,
+                s.reason_3
+            FROM ml.score_fingerprints f
+            SEMI JOIN _prints_wanted w ON w.fingerprint = f.fingerprint
+            JOIN ml.scores s ON s.customer_id = f.customer_id AND s.model = $model AND s.version = $version
+            WHERE f.model = $model AND f.version = $version
+            """, {"model": model, "version": version}).df()
+    finally:
+        con.unregister("_prints_wanted")
+
+
+def fresh_scores(con: duckdb.DuckDBPyConnection, model: str, version: str, X: pd.DataFrame, prints: np.ndarray,
+                 score: Callable[[pd.DataFrame], pd.DataFrame]) -> tuple[pd.DataFrame, int]:
+    """The scores of the rows of `X` (with their `prints`) that need one: a fingerprint this champion already
+    scored for another customer takes that stored score; `score` (score_frame with score_exact) runs once per
+    fingerprint never seen, on one row holding it, and every row with it gets the result. The frame (`X`'s
+    customers and row order: customer_id, score, score_exact, reason_1..3) and how many rows were computed."""
+    cols = ["score", "score_exact", *REASONS]
+    unique, first, inverse = np.unique(prints, return_index=True, return_inverse=True)
+    known = stored_by_print(con, model, version, unique)
+    at = pd.Index(unique).get_indexer(known.fingerprint.to_numpy(dtype=np.uint64))
+    need = np.ones(len(unique), dtype=bool)
+    need[at] = False
+    computed = score(X.iloc[first[need]].reset_index(drop=True))
+    table = {c: np.empty(len(unique), dtype=object if c in REASONS else np.float64) for c in cols}
+    for c in cols:
+        table[c][at] = known[c].to_numpy(dtype=table[c].dtype, na_value=None if c in REASONS else np.nan)
+        table[c][need] = computed[c].to_numpy(dtype=table[c].dtype, na_value=None if c in REASONS else np.nan)
+    inverse = inverse.reshape(-1)
+    out = pd.DataFrame({"customer_id": X.customer_id.to_numpy(), **{c: table[c][inverse] for c in cols}})
+    return out, int(need.sum())
+
+
 def write_fingerprints(con: duckdb.DuckDBPyConnection, model: str, version: str, scores: pd.DataFrame,
                        prints: np.ndarray) -> None:
     """Replace this model's stored fingerprints (one per row of `scores`, with its `score_exact`); call it in the
@@ -122,7 +163,12 @@ def combine(X: pd.DataFrame, kept: pd.DataFrame, fresh: pd.DataFrame, deciles) -
     cols = ["customer_id", "score", "score_exact", *REASONS]
     both = pd.concat([kept[cols].astype({r: object for r in REASONS}),
                       fresh[cols].astype({r: object for r in REASONS})], ignore_index=True)
-    out = X[["customer_id"]].merge(both, on="customer_id", how="left", validate="one_to_one")
+    # Each customer of X once, in X's order (a positional take: a merge factorized the keys twice).
+    index = pd.Index(both.customer_id)
+    at = index.get_indexer(X.customer_id) if index.is_unique else np.array([-1])
+    if len(both) != len(X) or (at < 0).any():
+        raise ValueError("kept and fresh scores must cover every customer of the population once")
+    out = both.take(at).reset_index(drop=True)
     out["decile"] = deciles(out.score_exact.to_numpy())
     for r in REASONS:  # the same dtype a full scoring writes
         out[r] = pd.Categorical(out[r])

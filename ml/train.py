@@ -28,6 +28,7 @@ import pandas as pd
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
+from beacon.warehouse import release_memory
 from ml import features, metrics, monitor, registry, schedule
 from ml.metrics import deciles  # noqa: F401  (re-exported: the decile rule is part of the scoring contract)
 from ml.score import predict
@@ -290,6 +291,7 @@ def train_scheduled(con: duckdb.DuckDBPyConnection, registry_dir: Path,
     a champion `every_days` old or more, a drift alert), record every decision in ml.training_runs, and return
     train_all's summary plus `schedule` (model -> due, reason). With nothing due, nothing is trained and the
     report is the latest one: scoring uses the published champions."""
+    release_memory(con)  # what an earlier build left in DuckDB goes before the frames come (issue 28)
     end = features.as_of(con)
     decisions = schedule.decide(con, registry_dir, tuple(SPECS), end, every_days, force)
     due = tuple(d.model for d in decisions if d.due)

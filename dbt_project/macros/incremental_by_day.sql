@@ -66,3 +66,23 @@ not exists (
         and kept.{{ partition_column }} not in (select day from rebuilt_days)
 )
 {%- endmacro %}
+
+{#- The days an aggregate by day must count again on an incremental run: those where `source_cte` (rows with
+    `partition_column` and `_loaded_at`) and the model differ in the rows counted (`source_rows` against the model's
+    `model_rows`) or the latest load. New and late rows, and rows aged out or erased in the source, change one or the
+    other. No lookback is needed: the source is read as built in the same run. A day whose source rows all went has
+    nothing to write; retention and erasure clean the model's own rows (beacon.privacy). -#}
+{% macro changed_days(source_cte, source_rows, partition_column, model_rows) -%}
+select coalesce(s.day, t.day) as day
+from (
+    select {{ partition_column }} as day, {{ source_rows }} as n, max(_loaded_at) as loaded
+    from {{ source_cte }}
+    group by {{ partition_column }}
+) as s
+full outer join (
+    select {{ partition_column }} as day, {{ model_rows }} as n, max(_loaded_at) as loaded
+    from {{ this }}
+    group by {{ partition_column }}
+) as t on s.day = t.day
+where s.n is distinct from t.n or s.loaded is distinct from t.loaded
+{%- endmacro %}

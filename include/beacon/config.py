@@ -63,6 +63,13 @@ def _engine(var: str = "BEACON_ENGINE") -> str:
 CRYPTO_MODES = ("auto", "openssl", "mbedtls")
 
 
+def java_runtime() -> str | None:
+    """A Java runtime for the spark engine: `java` on PATH, else JAVA_HOME (Spark's own variable), else None."""
+    import shutil
+
+    return shutil.which("java") or os.environ.get("JAVA_HOME") or None
+
+
 def _choice(var: str, allowed: tuple[str, ...]) -> str:
     value = (os.environ.get(var) or "").strip().lower()
     if not value:

@@ -55,7 +55,7 @@ def identity_config(values: Mapping[str, Any]) -> ResolutionConfig:
 
 
 def resolve_identities(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | pd.DataFrame,
-                       previous: pd.DataFrame | None, cfg: ResolutionConfig,
+                       previous: duckdb.DuckDBPyRelation | pd.DataFrame | None, cfg: ResolutionConfig,
                        model_store: str = MODEL_STORE) -> pd.DataFrame:
     """The run's new identity events (beacon.identity.resolve.EVENT_COLUMNS); every guard is recorded on `con`.
 

@@ -247,7 +247,9 @@ class EngineUnavailable(RuntimeError):
 
 def require_runnable_engine(engine: str) -> None:
     """Refuse, before anything runs, an engine that cannot start here: Spark needs a Java runtime (17)."""
-    if engine == "spark" and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    from beacon.config import java_runtime
+
+    if engine == "spark" and not java_runtime():
         raise EngineUnavailable(
             "BEACON_ENGINE=spark: no Java runtime found (neither `java` on PATH nor JAVA_HOME); the spark engine "
             "runs a local Spark, which needs Java 17 (Debian: openjdk-17-jre-headless), or unset BEACON_ENGINE")

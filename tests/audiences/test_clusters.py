@@ -73,3 +73,28 @@ def test_fewer_customers_than_clusters_gives_one_cluster():
     mod = _load()
     out = mod.model(_Dbt(_behaviour(3), 5), None)
     assert out.cluster.tolist() == [0, 0, 0] and out.cluster_size.tolist() == [3, 3, 3]
+
+
+def test_scheduled_clusters_fit_then_assign_to_the_stored_centroids_until_due():
+    # Day 1 fits and stores the model (the fit's clusters, as without a schedule); later days within the schedule
+    # assign to the stored centroids, however the population moved; once `retrain_days` have passed it fits again.
+    import duckdb
+
+    from ml.clusters import cluster_customers, scheduled_clusters
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA intermediate")
+    day1 = _behaviour(120)
+    first = scheduled_clusters(con, day1, 5, "2026-07-01", 7)
+    pd.testing.assert_frame_equal(first, cluster_customers(day1, 5))
+    # Day 2: a shifted population that a new fit would split differently; the stored centroids keep yesterday's
+    # assignment for yesterday's customers with yesterday's behaviour.
+    day2 = pd.concat([day1, _behaviour(60, seed=9).assign(customer_id=lambda d: "n" + d.customer_id)], ignore_index=True)
+    second = scheduled_clusters(con, day2, 5, "2026-07-02", 7)
+    old = second[second.customer_id.isin(day1.customer_id)].set_index("customer_id").cluster.sort_index()
+    assert old.tolist() == first.set_index("customer_id").cluster.sort_index().tolist()
+    assert con.execute("SELECT trained_as_of FROM intermediate.customer_cluster_models").fetchall() == [("2026-07-01",)]
+    # A week on, the model is refitted on that day's population and stored.
+    later = scheduled_clusters(con, day2, 5, "2026-07-08", 7)
+    pd.testing.assert_frame_equal(later, cluster_customers(day2, 5))
+    assert con.execute("SELECT trained_as_of FROM intermediate.customer_cluster_models").fetchall() == [("2026-07-08",)]

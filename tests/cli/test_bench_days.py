@@ -51,3 +51,28 @@ def test_merged_stages_sum_every_figure_and_keep_an_unmeasured_one_unmeasured():
                             {"stage": "scoring", "seconds": 0.5, "cpu_seconds": 0.25, "rows": 2}])
     assert merged == [{"stage": "identity", "seconds": 3.0, "cpu_seconds": None, "rows": 7},
                       {"stage": "scoring", "seconds": 1.5, "cpu_seconds": 0.75, "rows": 12, "rescored": 4}]
+
+
+def test_a_stage_peak_is_its_own_and_the_day_peak_keeps_every_stage():
+    # Two stages, the first holding ~200 MB in a child: its mark is high, the second's is not, and the day's
+    # peak (reset) still holds the first stage's.
+    code = "b = bytearray(200 * 2**20); import time; time.sleep(1.5)"
+    with PeakMemory(interval=0.05) as mem:
+        base = mem.reset()
+        mem.mark()
+        child = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(1.0)
+        child.wait()
+        first = mem.mark()
+        time.sleep(0.3)
+        second = mem.mark()
+        day = mem.reset()
+    assert first - base > 150 * 2**20
+    assert second < first - 150 * 2**20
+    assert day >= first
+
+
+def test_merged_stages_keep_the_larger_peak_memory():
+    merged = _merge_stages([{"stage": "scoring", "seconds": 1.0, "rows": 10, "peak_memory_mb": 900.0},
+                            {"stage": "scoring", "seconds": 0.5, "rows": 2, "peak_memory_mb": 400.0}])
+    assert merged == [{"stage": "scoring", "seconds": 1.5, "rows": 12, "peak_memory_mb": 900.0}]

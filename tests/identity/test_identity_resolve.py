@@ -6,6 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from beacon.identity.guards import GuardConfig
 from beacon.identity.normalize import e164, name_aliases
 from beacon.identity.resolve import RECORD_COLUMNS, ResolutionConfig, ResolutionStats, resolve
 
@@ -126,3 +127,65 @@ def test_generated_world_resolves_accurately_and_ids_survive_day_two(tmp_path):
     assert r.f1 >= 0.99 and r.precision >= 0.99, r
     assert r.day2_records > r.records and r.day2_f1 >= 0.99
     assert r.id_stability is not None and r.id_stability >= 0.999
+
+
+def _cluster_everything(con, incremental):
+    """Reference for the affected-subgraph shortcut: every record and every existing customer is clustered again."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT prev_customer_id AS customer_id FROM _records "
+                "WHERE prev_customer_id IS NOT NULL")
+    con.execute("CREATE OR REPLACE TEMP VIEW _affected AS SELECT * FROM _records")
+
+
+def _random_day(rng, day: int, kept: list[dict]) -> list[dict]:
+    """Yesterday's records, some edited, plus new ones. Records belong to a few people (a name, an email, a phone) and
+    carry some of their identifiers, now and then another person's, so records link, chain and merge customers."""
+    people = [("Robert", "Smith"), ("Bob", "Smith"), ("Anna", "Smith"), ("Kim", "Lee"), ("Jo", "Lee"), ("Ann", "Kay"),
+              ("Tom", "Kay"), ("Eva", "Ruiz"), ("Li", "Chen"), ("Sam", "Chen")]
+
+    def person_record(key: str, who: int) -> dict:
+        first, last = people[who]
+        ids = [who if rng.random() < 0.8 else int(rng.integers(len(people))) for _ in range(2)]
+        return rec(key, email=f"p{ids[0]}@x.com" if rng.random() < 0.6 else None,
+                   phone=f"+121255501{ids[1]:02d}" if rng.random() < 0.5 else None, first=first, last=last)
+
+    out = [person_record(r["record_key"], int(rng.integers(len(people)))) if rng.random() < 0.15 else r for r in kept]
+    for i in range(int(rng.integers(3, 9))):
+        out.append(person_record(f"{'crm' if rng.random() < 0.5 else 'shop'}:d{day}n{i}", int(rng.integers(len(people)))))
+    return out
+
+
+# Tiny worlds chain people on purpose: the cluster guards are widened so every day resolves.
+LOOSE = ResolutionConfig(probabilistic=False, guards=GuardConfig(max_cluster_size=10_000, max_large_cluster_share=1.0))
+
+
+def test_incremental_run_clusters_only_affected_records_with_the_same_result(monkeypatch):
+    # Several days of edits, new records and merges: each day's events and cluster figures (which the guards read)
+    # are those of clustering every record again, though only the affected ones were.
+    import numpy as np
+
+    from beacon.identity import graph
+
+    merges = untouched = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        records: list[dict] = []
+        log = None
+        for day in range(1, 5):
+            records = _random_day(rng, day, records)
+            frame = pd.DataFrame(records)
+            fast, ref = ResolutionStats(), ResolutionStats()
+            con = duckdb.connect()
+            ev_fast = resolve(con, frame, log, LOOSE, fast)
+            if log is not None:  # customers no record of the run touched: counted, not clustered
+                untouched += con.execute("SELECT count(DISTINCT prev_customer_id) FROM _records WHERE prev_customer_id "
+                                         "NOT IN (SELECT customer_id FROM _touched)").fetchall()[0][0]
+            with monkeypatch.context() as m:
+                m.setattr(graph, "mark_affected", _cluster_everything)
+                ev_ref = resolve(duckdb.connect(), frame, log, LOOSE, ref)
+            pd.testing.assert_frame_equal(ev_fast, ev_ref)
+            assert (fast.clusters, fast.largest_cluster, fast.merges, fast.new_customers) == (
+                ref.clusters, ref.largest_cluster, ref.merges, ref.new_customers)
+            assert [(g.name, g.observed) for g in fast.guards] == [(g.name, g.observed) for g in ref.guards]
+            merges += fast.merges
+            log = ev_fast if log is None else pd.concat([log, ev_fast], ignore_index=True)
+    assert merges > 0 and untouched > 0  # the worlds did merge customers and did leave some alone

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from support.event_days import add_event_day_views
 
 from beacon.cli import main
 from beacon.measure.uplift import evaluate, scores
@@ -150,6 +151,7 @@ def test_ml_uplift_trains_on_the_feature_macro_at_exposure_time_never_after():
         CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP);
         CREATE TABLE marts.fct_email_events AS SELECT * FROM (VALUES ('a', TIMESTAMP '2026-07-01 09:00', 'open'))
             t(customer_id, event_at, event_name)""")
+    add_event_day_views(con)  # the events per day, which the feature macro reads
     assert _has_feature_marts(con)
     frame = pd.DataFrame({"customer_id": ["a", "b"], "arm": ["treatment", "control"], "converted": [1, 0],
                           "exposed_at": pd.to_datetime(["2026-07-01 06:00", "2026-07-01 06:00"])})

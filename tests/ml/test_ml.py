@@ -6,6 +6,7 @@ from datetime import datetime
 
 import duckdb
 import numpy as np
+from support.event_days import add_event_day_views
 
 from ml import features
 from ml.train import deciles
@@ -26,6 +27,7 @@ def _warehouse() -> duckdb.DuckDBPyConnection:
     con.execute("""CREATE TABLE marts.fct_email_events AS SELECT * FROM (VALUES
         ('e1', 'b', TIMESTAMP '2026-03-15', 'open')) t(event_id, customer_id, event_at, event_name)""")
     con.execute("CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP)")
+    add_event_day_views(con)  # the events per day, which the feature macro reads
     return con
 
 

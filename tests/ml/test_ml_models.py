@@ -289,3 +289,4 @@ def test_scoring_benchmark_runs_the_real_path_small():
     d = bench_score(customers=3000, models=("churn",), train_rows=3000)
     m = d["models"][0]
     assert d["customers"] == 3000 and m["rows_with_reasons"] > 2500 and m["trees"] > 0 and m["rows_per_s"] > 0
+    assert m["ratio_to_predict"] > 0 and m["predict_only_seconds"] >= 0 and m["cpu_seconds"] > 0

@@ -113,3 +113,55 @@ def test_combine_ranks_deciles_over_everyone_by_the_unrounded_score():
     assert list(out.customer_id) == list(X.customer_id)  # the population's order
     assert list(out.decile) == list(deciles(exact))
     assert list(out.reason_1) == ["r"] * 10 + ["s"] * 10
+
+
+def test_a_fingerprint_is_scored_once_and_a_stored_one_is_reused(tmp_path):
+    # Six customers, three fingerprints (pairs between the same thresholds); one fingerprint already stored
+    # for another customer. The scorer sees one row per fingerprint never stored, and every customer gets
+    # what score_frame gives it alone.
+    import duckdb
+
+    from ml.score import score_frame, write_scores
+
+    booster, meta = _tiny_model()
+    lo, hi = score_delta._split_points(booster, meta)[0][0][:2]
+    a = [lo + (hi - lo) * 0.25, lo + (hi - lo) * 0.75, -5.0, -6.0, np.nan, np.nan]
+    X = pd.DataFrame({"customer_id": [f"c{i}" for i in range(6)], "a": a, "b": [0.1] * 6})
+    prints = score_delta.fingerprints(booster, meta, X)
+    assert len(set(prints)) == 3
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    old = pd.DataFrame({"customer_id": ["old"], "a": [-7.0], "b": [0.1]})  # the fingerprint of c2 and c3
+    assert score_delta.fingerprints(booster, meta, old)[0] == prints[2]
+    write_scores(con, "m", "v1", pd.Timestamp("2026-01-01"), score_frame(booster, meta, old, exact=True),
+                 score_delta.fingerprints(booster, meta, old))
+    seen = []
+
+    def scorer(rows: pd.DataFrame) -> pd.DataFrame:
+        seen.append(list(rows.customer_id))
+        return score_frame(booster, meta, rows, exact=True)
+
+    out, computed = score_delta.fresh_scores(con, "m", "v1", X, prints, scorer)
+    assert computed == 2 and len(seen) == 1 and len(seen[0]) == 2  # c0/c1 and c4/c5: one row each
+    assert set(seen[0]) & {"c2", "c3"} == set()  # the stored fingerprint was not computed again
+    alone = pd.concat([score_frame(booster, meta, X.iloc[[i]].reset_index(drop=True), exact=True)
+                       for i in range(6)], ignore_index=True)
+    assert list(out.customer_id) == list(X.customer_id)
+    assert out.score_exact.tolist() == alone.score_exact.tolist()
+    assert out.score.tolist() == alone.score.tolist()
+    for r in ("reason_1", "reason_2", "reason_3"):
+        assert out[r].fillna("-").tolist() == alone[r].astype(object).fillna("-").tolist()
+
+
+def test_scoring_reads_the_features_mart_only_when_built_at_the_same_cutoff():
+    con = build_world(n=300, seed=5)
+    end = features.as_of(con)
+    built = features.build(con, end)
+    assert features.current(con, end).equals(built)  # no mart: computed
+    con.execute("CREATE TABLE marts.customer_features AS SELECT *, ?::TIMESTAMP AS features_as_of FROM built", [end])
+    con.execute("UPDATE marts.customer_features SET web_7d = 99 WHERE customer_id = (SELECT min(customer_id) "
+                "FROM marts.customer_features)")
+    from_mart = features.current(con, end)
+    assert from_mart.web_7d.iloc[0] == 99 and from_mart.drop(columns="web_7d").equals(built.drop(columns="web_7d"))
+    assert from_mart.dtypes.equals(built.dtypes)
+    con.execute("UPDATE marts.customer_features SET features_as_of = features_as_of - INTERVAL 1 DAY")
+    assert features.current(con, end).equals(built)  # built at another cutoff: computed again

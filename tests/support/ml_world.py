@@ -8,6 +8,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from support.event_days import add_event_day_views
+
 END = datetime(2026, 6, 30, 23, 59, 59)
 
 
@@ -60,5 +62,6 @@ def build_world(n: int = 1500, seed: int = 3, days: int = 365) -> duckdb.DuckDBP
         con.unregister("_df")
     # Sessions feed the mart's sessions_30d, not a model input: an empty table keeps the feature query whole.
     con.execute("CREATE TABLE marts.fct_web_sessions (customer_id VARCHAR, session_started_at TIMESTAMP)")
+    add_event_day_views(con)  # the events per day, which the feature macro reads
     con.execute("UPDATE marts.fct_orders SET ordered_at = least(ordered_at, TIMESTAMP '2026-06-30 23:00:00')")
     return con

@@ -34,6 +34,7 @@ def model(dbt, session):
         "guard_max_merge_share": dbt.config.get("guard_max_merge_share"),
     }
     records = dbt.ref("int_customer_records_unioned")
-    previous = session.sql(f"SELECT * FROM {dbt.this}").df() if dbt.is_incremental else None
+    # The event log as a relation: DuckDB reads what the run needs from it (no copy of the whole log into pandas).
+    previous = session.sql(f"SELECT * FROM {dbt.this}") if dbt.is_incremental else None
     events = resolve_identities(session, records, previous, identity_config(values))
     return pa.Table.from_pandas(events, schema=event_schema(), preserve_index=False)

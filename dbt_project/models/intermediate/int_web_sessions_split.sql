@@ -59,6 +59,17 @@ numbered as (
     from gaps
 ),
 
+paged as (
+    -- the session's first page in the sessions' order (time, then message id): two pages of one second are a
+    -- tie that min_by(page_path, event_at) would break either way, and DuckDB and Spark broke it differently
+    select
+        *,
+        row_number() over (partition by anonymous_id, session_number
+                           order by case when page_path is null then 1 else 0 end asc, event_at asc,
+                                    message_id asc) as page_rank
+    from numbered
+),
+
 split as (
     select
         md5(anonymous_id || ':' || session_number) as session_id,
@@ -75,12 +86,12 @@ split as (
         count(*) filter (where event_name = 'product_added') as cart_adds,
         count(*) filter (where event_name = 'checkout_started') as checkouts,
         count(*) filter (where event_name = 'order_completed') > 0 as converted,
-        min_by(page_path, event_at) filter (where page_path is not null) as landing_page,
+        max(case when page_rank = 1 then page_path end) as landing_page,
         count(*) = 1 as is_bounce,
         max(_loaded_at) as _loaded_at,
         -- last, where Spark stores a table's partition column
         cast(min(event_at) as date) as session_date
-    from numbered
+    from paged
     group by anonymous_id, session_number
 ),
 

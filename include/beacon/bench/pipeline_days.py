@@ -45,6 +45,7 @@ class PeakMemory:
         self._children: list = []
         self._stop = threading.Event()
         self.peak = 0
+        self.stage_peak = 0  # since the last `mark` (a stage's peak)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
@@ -66,12 +67,20 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            now = self._sample()
+            self.peak, self.stage_peak = max(self.peak, now), max(self.stage_peak, now)
             self._stop.wait(self._interval)
 
     def reset(self) -> int:
         """The peak since the last reset (then start again from the current figure)."""
         peak, self.peak = max(self.peak, self._sample()), 0
+        return peak
+
+    def mark(self) -> int:
+        """The peak since the last mark (then start again from the current figure); the day's peak stays."""
+        now = self._sample()
+        peak, self.stage_peak = max(self.stage_peak, now), now
+        self.peak = max(self.peak, now)
         return peak
 
     def __enter__(self) -> PeakMemory:
@@ -104,8 +113,9 @@ def floor_seconds(day_dir: Path) -> dict:
 class _Day:
     """Collects one day's stages."""
 
-    def __init__(self, day: int):
+    def __init__(self, day: int, mem: PeakMemory | None = None):
         self.day = day
+        self.mem = mem  # with it, each stage's peak memory of the process tree
         self.stages: list[dict] = []
         self.models: dict[str, float] = {}  # the slowest dbt nodes of the day's build, seconds
         self.trained: list[str] = []  # the models trained that day (the schedule decides)
@@ -114,8 +124,12 @@ class _Day:
     def stage(self, name: str, shown: Progress):
         shown.stage(f"day {self.day}: {name}")
         entry = {"stage": name, "seconds": 0.0, "cpu_seconds": 0.0, "rows": 0}
+        if self.mem:
+            self.mem.mark()
         t0, c0 = time.perf_counter(), cpu_seconds()
         yield entry
+        if self.mem:
+            entry["peak_memory_mb"] = round(self.mem.mark() / 2**20, 1)
         entry["seconds"] = round(time.perf_counter() - t0 - entry.pop("exclude", 0.0), 3)
         entry["cpu_seconds"] = round(cpu_seconds() - c0 - entry.pop("exclude_cpu", 0.0), 3)
         self.stages.append(entry)
@@ -145,9 +159,9 @@ def _node_seconds(results: dict, ids) -> float:
     return sum(r["execution_time"] for r in results["results"] if r["unique_id"] in ids)
 
 
-def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
+def run_day(day: int, s, shown: Progress, full_refresh: bool = False, mem: PeakMemory | None = None) -> dict:
     """One day's stages on the warehouse as the earlier days left it (the landing folder holds the day): the
-    stages, and the slowest dbt nodes."""
+    stages (with `mem`, each one's peak memory), and the slowest dbt nodes."""
     from beacon import dbt
     from beacon.activation.activate import activate_destination, delivery_plan
     from beacon.audiences import discover, record_membership
@@ -160,7 +174,7 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
     from ml.score import score_all
     from ml.train import train_scheduled
 
-    d = _Day(day)
+    d = _Day(day, mem)
     with d.stage("ingest", shown) as st:
         totals = load_landing(s.landing_dir).totals()
         st["rows"] = totals["rows_read"]
@@ -187,6 +201,7 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
             scored = score_all(con, s.registry_dir)
             st["rows"] = sum(int(m["rows"]) for m in scored["models"].values())
             st["rescored"] = sum(int(m["rescored"]) for m in scored["models"].values())
+            st["computed"] = sum(int(m["computed"]) for m in scored["models"].values())  # distinct new fingerprints
     with d.stage("scoring", shown) as st:  # the score-based segments, built after scoring
         st["rows"] = len(_dbt_build(["--select", dbt.SCORE_BASED], s, "dbt_scored")["results"])
     with connect() as con:
@@ -224,7 +239,8 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False) -> dict:
 
 
 def _merge_stages(stages: list[dict]) -> list[dict]:
-    """One entry per stage name (scoring and its segments are one stage), in STAGES order; every figure summed."""
+    """One entry per stage name (scoring and its segments are one stage), in STAGES order; every figure summed but
+    the peak memory (the larger)."""
     out: dict[str, dict] = {}
     for st in stages:
         e = out.setdefault(st["stage"], {"stage": st["stage"]})
@@ -235,6 +251,8 @@ def _merge_stages(stages: list[dict]) -> list[dict]:
                 e[k] = None
             elif k not in e:
                 e[k] = v
+            elif k == "peak_memory_mb":
+                e[k] = max(e[k], v)
             else:
                 e[k] = round(e[k] + v, 3) if isinstance(v, float) else e[k] + int(v)
     return [out[n] for n in STAGES if n in out]
@@ -283,7 +301,7 @@ def _stage_days(people: int, days: int, seed: int, work: Path, shown: Progress, 
             generated = round(time.perf_counter() - t0, 3)
             floor = floor_seconds(s.landing_dir / cfg.day_date().isoformat())
             mem.reset()
-            ran = run_day(day, s, shown, full_refresh=full_refresh)
+            ran = run_day(day, s, shown, full_refresh=full_refresh, mem=mem)
             stages = ran["stages"]
             total = round(sum(st["seconds"] for st in stages), 3)
             cpu = round(sum(st["cpu_seconds"] or 0.0 for st in stages), 3)  # identity's CPU is inside dbt's

@@ -15,11 +15,14 @@ def cmd_score(args) -> int:
     d = bench_score(customers=args.customers, models=tuple(args.models.split(",")), seed=args.seed)
 
     def render(d):
-        cols = ("model", "trees", "score s", "write s", "total s", "rows/s")
-        t = table(f"Scoring benchmark, {d['customers']:,} customers", cols, right=cols[1:])
+        cols = ("model", "trees", "score s", "write s", "total s", "rows/s", "predict s", "x predict", "CPU x predict")
+        t = table(f"Scoring benchmark, {d['customers']:,} customers (target: at most 2x a plain predict)", cols,
+                  right=cols[1:])
         for m in d["models"]:
+            cpu = "-" if m["cpu_ratio_to_predict"] is None else f"{m['cpu_ratio_to_predict']:.2f}"
             t.add_row(m["model"], str(m["trees"]), f"{m['score_seconds']:.2f}",
-                      f"{m['write_seconds']:.2f}", f"{m['seconds']:.2f}", f"{m['rows_per_s']:,.0f}")
+                      f"{m['write_seconds']:.2f}", f"{m['seconds']:.2f}", f"{m['rows_per_s']:,.0f}",
+                      f"{m['predict_only_seconds']:.2f}", f"{m['ratio_to_predict']:.2f}", cpu)
         console.print(t)
     emit(d, args.json, render)
     return 0

@@ -71,7 +71,8 @@ def predict_pairs(df: pd.DataFrame | Sequence[pd.DataFrame], model: TrainedModel
     con = connect(model.config)
     tables = prepare(con, frames, model.roles, model.extra_columns, id_col)
     settings = _scoring_settings(con, tables, model, [len(f) for f in frames])
-    linker = splink_linker(con, tables, SettingsCreator.from_path_or_dict(settings))
+    # The model's settings were checked when it was trained (and _check_columns checked the roles): no second check.
+    linker = splink_linker(con, tables, SettingsCreator.from_path_or_dict(settings), validate=False)
     pred = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     cols = PAIR_COLUMNS
     if len(frames) == 2:

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from beacon.identity import graph
 from beacon.identity.guards import (
     GuardConfig,
     GuardReport,
@@ -106,6 +107,8 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
                " AND (a.last_name_key IS NULL OR b.last_name_key IS NULL OR a.last_name_key = b.last_name_key)"
                if cfg.require_name_agreement else "true")
     touch = "AND (a.is_delta OR b.is_delta)" if incremental else ""
+    # Incremental: only keys a new or changed record holds (a key's group size still counts every record).
+    keys_of_delta = "AND {col} IN (SELECT {col} FROM _records WHERE is_delta)" if incremental else ""
     # A shared mailbox with a contradicting phone or postcode is left to Splink to weigh: namesakes do share
     # addresses like jsmith@gmail.com, and an exact-key link cannot be outvoted later.
     no_conflict = {"email": " AND (a.phone_e164 IS NULL OR b.phone_e164 IS NULL OR a.phone_e164 = b.phone_e164)"
@@ -119,7 +122,7 @@ def deterministic_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, i
                 SELECT record_key, {col} AS k, first_name_key, first_name_aliases,
                        first_name_aliases IS NOT NULL AS has_first, last_name_key, phone_e164, postal_code, is_delta
                 FROM _records
-                WHERE {col} IS NOT NULL
+                WHERE {col} IS NOT NULL {keys_of_delta.format(col=col)}
                 QUALIFY count(*) OVER (PARTITION BY {col}) <= {int(limit)}
             )
             SELECT a.record_key, b.record_key, '{rule}', 1.0
@@ -255,29 +258,6 @@ def _delta_pairs(con: duckdb.DuckDBPyConnection, model, prior: float, threshold:
     return pairs, pairs_compared
 
 
-def _components(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Connected components over records, edges and (incremental) each record's previous customer."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    con.execute("""CREATE OR REPLACE TEMP TABLE _nodes AS
-        SELECT node, (row_number() OVER (ORDER BY node) - 1)::BIGINT AS i FROM (
-            SELECT record_key AS node FROM _records
-            UNION SELECT 'customer:' || prev_customer_id FROM _records WHERE prev_customer_id IS NOT NULL)""")
-    n = con.execute("SELECT count(*) FROM _nodes").fetchall()[0][0]
-    e = con.execute("""
-        SELECT a.i AS src, b.i AS dst FROM _edges x JOIN _nodes a ON a.node = x.k1 JOIN _nodes b ON b.node = x.k2
-        UNION ALL
-        SELECT a.i, b.i FROM _records r JOIN _nodes a ON a.node = r.record_key
-            JOIN _nodes b ON b.node = 'customer:' || r.prev_customer_id""").fetchnumpy()
-    src, dst = np.asarray(e["src"], dtype=np.int64), np.asarray(e["dst"], dtype=np.int64)
-    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    nodes = con.execute("SELECT node, i FROM _nodes ORDER BY i").df()
-    nodes["component"] = labels[nodes.i.to_numpy()]
-    return nodes[["node", "component"]]
-
-
 def _register(con: duckdb.DuckDBPyConnection, name: str, data) -> None:
     """Expose a DataFrame or a relation (dbt's ref() in a Python model) as a view on `con`."""
     if isinstance(data, duckdb.DuckDBPyRelation):
@@ -321,13 +301,14 @@ def resolve(con: duckdb.DuckDBPyConnection, records: duckdb.DuckDBPyRelation | p
     trained = None
     if stats.delta_records:
         trained, t = _find_edges(con, cfg, incremental, model_store, report, stats, t)
-    con.register("_components_df", _components(con))
+    graph.mark_affected(con, incremental)
+    con.register("_components_df", graph.components(con))
     t = _timed(stats, "components", t)
     events = _assign(con, run)
     _timed(stats, "assign", t)
-    sizes, known = _cluster_stats(con, events, stats)
+    sizes, known = _cluster_stats(con, events, stats, incremental)
     con.unregister("_components_df")
-    report.add(*check_clusters(sizes, stats.merges, len(known), cfg.guards))
+    report.add(*check_clusters(sizes, stats.merges, known, cfg.guards))
     log.info("identity resolution: %s", stats)
     report.raise_if_failed()  # before the model is kept and the events are returned: nothing is published
     if trained is not None and model_store:
@@ -358,8 +339,11 @@ def _load_previous(con: duckdb.DuckDBPyConnection,
 
 def _prepare_records(con: duckdb.DuckDBPyConnection, stats: ResolutionStats) -> None:
     """_records (the input with its previous customer and a delta flag, keys checked) and an empty _edges."""
-    con.execute("""CREATE OR REPLACE TEMP TABLE _records AS
-        SELECT r.*, p.customer_id AS prev_customer_id, p.match_fingerprint AS prev_fingerprint,
+    # Only the columns the resolver reads: the records relation carries the whole unioned record (names as shown,
+    # company, ...), and copying it all costs as much as the rest of a normal day's preparation.
+    cols = ", ".join(f"r.{c}" for c in RECORD_COLUMNS)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _records AS
+        SELECT {cols}, p.customer_id AS prev_customer_id, p.match_fingerprint AS prev_fingerprint,
                p.record_key IS NULL OR p.match_fingerprint IS DISTINCT FROM r.match_fingerprint AS is_delta
         FROM _records_in r LEFT JOIN _prev p USING (record_key)""")
     missing, dupes = con.execute("""SELECT count(*) FILTER (WHERE record_key IS NULL),
@@ -387,14 +371,15 @@ def _find_edges(con: duckdb.DuckDBPyConnection, cfg: ResolutionConfig, increment
 
 
 def _assign(con: duckdb.DuckDBPyConnection, run: int) -> pd.DataFrame:
-    """The identity events of resolution run `run`, from _records, _edges and _components_df.
+    """The identity events of resolution run `run`, from _affected, _edges and _components_df.
 
     Per component: the surviving id is the oldest previous id (first resolution run, then the smallest id);
     a component without one is a new customer, named after its smallest record key (deterministic)."""
+    as_of = con.execute("SELECT max(updated_at)::TIMESTAMP FROM _records").fetchall()[0][0]
     return con.execute(f"""
         WITH comp AS (SELECT node, component FROM _components_df),
         rec AS (
-            SELECT r.*, c.component FROM _records r JOIN comp c ON c.node = r.record_key),
+            SELECT r.*, c.component FROM _affected r JOIN comp c ON c.node = r.record_key),
         survivor AS (
             SELECT rec.component,
                    arg_min(rec.prev_customer_id, (coalesce(a.first_run, 0), rec.prev_customer_id))
@@ -418,19 +403,23 @@ def _assign(con: duckdb.DuckDBPyConnection, run: int) -> pd.DataFrame:
                     ELSE 'updated' END AS event,
                prev_customer_id AS previous_customer_id, match_rule, match_probability, match_fingerprint,
                {int(run)}::INTEGER AS resolution_run,
-               (SELECT max(updated_at) FROM _records)::TIMESTAMP AS resolved_as_of
+               ?::TIMESTAMP AS resolved_as_of
         FROM assigned
         WHERE prev_customer_id IS NULL OR prev_customer_id <> customer_id OR is_delta
-        ORDER BY record_key""").df()
+        ORDER BY record_key""", [as_of]).df()
 
 
-def _cluster_stats(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, stats: ResolutionStats):
-    """Clusters, new customers, merges and the largest cluster into `stats`; (cluster sizes, known customer ids)."""
-    stats.clusters = con.execute("SELECT count(DISTINCT component) FROM _components_df c JOIN _records r ON r.record_key = c.node").fetchall()[0][0]
-    known = set(con.execute("SELECT customer_id FROM _customer_age").df().customer_id)
-    stats.new_customers = int(events.loc[~events.customer_id.isin(known), "customer_id"].nunique())
+def _cluster_stats(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, stats: ResolutionStats,
+                   incremental: bool) -> tuple[np.ndarray, int]:
+    """Clusters, new customers, merges and the largest cluster into `stats`; (cluster sizes, known customers)."""
+    sizes = graph.cluster_sizes(con, incremental)
+    stats.clusters = len(sizes)
+    con.register("_events_df", events[["customer_id"]])
+    known, stats.new_customers = con.execute("""SELECT (SELECT count(*) FROM _customer_age),
+        (SELECT count(DISTINCT customer_id) FROM _events_df
+         WHERE customer_id NOT IN (SELECT customer_id FROM _customer_age WHERE customer_id IS NOT NULL))"""
+                                              ).fetchall()[0]
+    con.unregister("_events_df")
     stats.merges = int(events.loc[events.event == "merged", "previous_customer_id"].nunique())
-    sizes = con.execute("""SELECT count(*) AS n FROM _components_df c JOIN _records r ON r.record_key = c.node
-                           GROUP BY c.component""").fetchnumpy()["n"]
     stats.largest_cluster = int(sizes.max()) if len(sizes) else 0
-    return sizes, known
+    return sizes, int(known)

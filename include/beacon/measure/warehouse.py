@@ -202,7 +202,8 @@ def _features_now(con: duckdb.DuckDBPyConnection, as_of) -> pd.DataFrame:
 
 
 FEATURE_MARTS = {"dim_customers": "first_seen_at", "fct_orders": "ordered_at", "fct_web_events": "event_at",
-                 "fct_web_sessions": "session_started_at", "fct_email_events": "event_at"}
+                 "fct_web_sessions": "session_started_at", "fct_email_events": "event_at",
+                 "fct_web_event_days": "event_date", "fct_email_event_days": "event_date"}
 NOT_FEATURES = ["customer_id", "exposed_at", "features_as_of"]
 
 
@@ -216,7 +217,8 @@ def _has_feature_marts(con: duckdb.DuckDBPyConnection) -> bool:
 
 # The facts the feature macro aggregates per customer (no ranking across customers): the training frame reads them
 # for the exposed people only. Customers and orders are read whole: the RFM ranks compare every buyer.
-PER_CUSTOMER_FACTS = ("fct_web_events", "fct_web_sessions", "fct_email_events")
+PER_CUSTOMER_FACTS = ("fct_web_events", "fct_web_sessions", "fct_email_events", "fct_web_event_days",
+                      "fct_email_event_days")
 
 
 def _features_at(con: duckdb.DuckDBPyConnection, cutoff, who: pd.DataFrame,

@@ -122,6 +122,10 @@ TABLE_RULES: tuple[tuple[str, str, str, str, str], ...] = (
     ("email_events", "staging.stg_esp__email_events", "event_at", "delete", ""),
     # The sessions split from them (incremental by day): a session goes when its last event has gone.
     ("web_events", "intermediate.int_web_sessions_split", "session_ended_at", "delete", ""),
+    # The events counted per day (incremental by day): a day's row goes when its last event has gone (a day partly
+    # aged out is counted again at the next build, which compares each day with stg_*).
+    ("web_events", "intermediate.int_web_event_days", "last_event_at", "delete", ""),
+    ("email_events", "intermediate.int_email_event_days", "last_event_at", "delete", ""),
     ("quarantine", "raw._quarantine", "quarantined_at", "delete", ""),
     # Source records: each delivery appends a copy; the copy staging reads (the latest) stays while the source keeps
     # the record (an erasure removes a person's), the older copies (old addresses, old e-mails) go.

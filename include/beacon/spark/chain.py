@@ -60,37 +60,17 @@ def attach_control_plane(s: Settings | None = None) -> list[str]:
 def _attach(con, s: Settings) -> list[str]:
     from beacon.spark.published import attach, spark_tables
 
-    return attach(con, {**spark_tables(s, CONTROL_PLANE_SCHEMAS), **_published_views(s)})
-
-
-def _views_dir(s: Settings):
-    from beacon.spark.session import spark_dir
-
-    return spark_dir(s) / "published" / "views"
-
-
-def _published_views(s: Settings) -> dict:
-    """The copies publish_views wrote, `schema.view` -> folder."""
-    root = _views_dir(s)
-    return {f"{d.parent.name}.{d.name}": d for d in sorted(root.glob("*/*"))
-            if d.is_dir() and next(d.glob("*.parquet"), None) is not None}
+    # Spark's tables and the copies of its views (publish_views) of the schemas the control plane reads.
+    return attach(con, spark_tables(s, CONTROL_PLANE_SCHEMAS))
 
 
 def publish_views(spark: Any, s: Settings | None = None) -> list[str]:
     """Spark's views in the control plane's schemas (dbt models materialized as views, e.g. the fact marts read
     through the current identity mapping) written as Parquet, since the node reads files, not Spark's catalog: a
     copy per build, which a table format shared by both sides would make unnecessary. Returns the views copied."""
-    s = s or settings()
-    copied = []
-    for schema in CONTROL_PLANE_SCHEMAS:
-        if not spark.catalog.databaseExists(schema):
-            continue
-        for table in spark.catalog.listTables(schema):
-            if table.tableType == "VIEW" and not table.isTemporary:
-                name = f"{schema}.{table.name}"
-                spark.table(name).write.mode("overwrite").parquet(str(_views_dir(s) / schema / table.name))
-                copied.append(name)
-    return copied
+    from beacon.spark.published import publish_views as publish
+
+    return sorted(publish(spark, s or settings(), CONTROL_PLANE_SCHEMAS))
 
 
 def _failed(built: dict[str, str]) -> list[str]:

@@ -30,6 +30,9 @@ BEHAVIOUR = "intermediate.int_customers_behaviour"
 # The spark engine's stored linkage model, on the control plane beside DuckDB's own (a warehouse that runs both
 # engines, as the equivalence test does, keeps their models apart).
 SPARK_MODEL_STORE = "intermediate.spark_identity_linker_models"
+# Likewise the spark engine's stored k-means centroids (ml.clusters.scheduled_clusters).
+SPARK_CLUSTER_STORE = "intermediate.spark_customer_cluster_models"
+AS_OF = "marts.warehouse_as_of"
 # The Python models, in the order they depend on each other, and the task that builds each on Spark.
 PYTHON_MODELS = ("int_identity_events", "int_customers_clustered")
 
@@ -92,12 +95,23 @@ def resolve_identities_on_spark(spark: Any, s: Settings | None = None, full_refr
 
 def cluster_customers_on_spark(spark: Any, s: Settings | None = None) -> int:
     """Cluster the customers of `int_customers_behaviour` (ml.clusters) and write `int_customers_clustered` on
-    Spark; returns its rows."""
-    from ml.clusters import CLUSTERS, cluster_customers
+    Spark; returns its rows. On the same schedule as DuckDB's model (its config's `retrain_days`): the fitted
+    centroids are kept on the control plane, apart from DuckDB's own (SPARK_CLUSTER_STORE), and a normal day assigns
+    customers to them."""
+    from ml.clusters import CLUSTERS, cluster_customers, scheduled_clusters
 
     s = s or settings()
-    k = int(_model_config("int_customers_clustered", s).get("clusters") or CLUSTERS)
-    clustered = cluster_customers(spark.table(BEHAVIOUR).toPandas(), k)
+    config = _model_config("int_customers_clustered", s)
+    k = int(config.get("clusters") or CLUSTERS)
+    behaviour = spark.table(BEHAVIOUR).toPandas()
+    as_of = spark.sql(f"SELECT max(as_of_date) FROM {AS_OF}").collect()[0][0] if config.get("retrain_days") else None
+    if as_of is None:  # no schedule, or an empty warehouse without a clock: fit, keep nothing (as on DuckDB)
+        clustered = cluster_customers(behaviour, k)
+    else:
+        with connect(s.warehouse_path) as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SPARK_CLUSTER_STORE.split('.')[0]}")
+            clustered = scheduled_clusters(con, behaviour, k, str(as_of), int(config["retrain_days"]),
+                                           store=SPARK_CLUSTER_STORE)
     clustered["cluster"] = clustered["cluster"].astype("int64")
     spark.createDataFrame(clustered).write.mode("overwrite").format("parquet").saveAsTable(CLUSTERED)
     return len(clustered)
