@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-# Opt-in (two whole demos, about 20 minutes on a loaded 2-core machine): `make test` deselects the marker
+# Opt-in (two whole demos, one after the other: 17 to 25 minutes on the loaded 2-core machine): `make test` deselects the marker
 # spark_demo, `make test-spark-demo` runs this file.
 pytestmark = [pytest.mark.e2e, pytest.mark.spark_demo]
 
