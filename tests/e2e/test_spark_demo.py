@@ -7,7 +7,8 @@ plane (the sync log of day 1's sends, the journeys' logs, the scores) to the Spa
 score-based segments, and the retraining decision that reads the drift of day 1's scores. Compared: every table of
 the summary (raw layer and quarantine, warehouse rows, audiences, champion models and their holdout metrics,
 training per day, the world's answers and measured lift); only the fields that name the engine, the run's own
-folders or the stage timings may differ (RUN_SPECIFIC).
+folders or the stage timings may differ (RUN_SPECIFIC), and of a model's version its fingerprint (_versions_by_day,
+a rule tested below).
 """
 
 from __future__ import annotations
