@@ -1,7 +1,20 @@
 -- Lifecycle stage per customer: subscriber -> lead -> MQL -> SQL -> customer, with the time each
 -- stage was first reached. Incremental: a reached date never moves later or disappears, so a
 -- stage never goes backwards even when points decay or a CRM record is edited.
+{#- Spark's Parquet tables have no row-level merge (dbt-spark would append: each customer twice from day 2 on), and a
+    full overwrite may not read the table it overwrites: there the run overwrites the whole table from a copy of it
+    taken by the pre-hook (`held`), dropped afterwards. DuckDB merges by customer_id. -#}
+{% set held = this.schema ~ '.' ~ this.identifier ~ '__held' %}
+{% if target.type == 'spark' %}
+{{ config(materialized='incremental', incremental_strategy='insert_overwrite', file_format='parquet',
+          on_schema_change='fail',
+          pre_hook=["drop table if exists {{ this.schema }}.{{ this.identifier }}__held",
+                    "{% if is_incremental() %}create table {{ this.schema }}.{{ this.identifier }}__held using parquet
+                     as select * from {{ this }}{% endif %}"],
+          post_hook=["drop table if exists {{ this.schema }}.{{ this.identifier }}__held"]) }}
+{% else %}
 {{ config(materialized='incremental', unique_key='customer_id', on_schema_change='fail') }}
+{% endif %}
 
 with customers as (
     select customer_id from {{ ref('dim_customers') }}
@@ -81,7 +94,7 @@ kept as (
         least(r.sql_at, p.sql_at) as sql_at,
         least(r.customer_at, p.customer_at) as customer_at
     from reached r
-    left join {{ this }} p using (customer_id)
+    left join {{ held if target.type == 'spark' else this }} p using (customer_id)
 ),
 {% else %}
 kept as (
