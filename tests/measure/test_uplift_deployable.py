@@ -207,6 +207,7 @@ def test_the_training_features_read_only_the_exposed_peoples_facts_and_equal_the
         con.register("_f", df)
         con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM _f")
         con.unregister("_f")
+    add_event_day_views(con)  # the events per day, which the feature macro reads
     # 40 of the 120 people exposed over three days; the others' orders still shape the RFM ranks.
     exposed = pd.DataFrame({"customer_id": people[:40], "arm": rng.choice(["treatment", "control"], 40),
                             "converted": rng.integers(0, 2, 40),
