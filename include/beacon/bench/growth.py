@@ -77,7 +77,7 @@ def write_chart(d: dict[str, Any], path: Path) -> Path:
     fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=5, frameon=False)
     fig.subplots_adjust(bottom=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt.rcParams["svg.hashsalt"] = "beacon"
-    fig.savefig(path, format="svg", metadata={"Date": None})
+    with plt.rc_context({"svg.hashsalt": "beacon"}):  # fixed ids in the SVG, without changing the process's rc
+        fig.savefig(path, format="svg", metadata={"Date": None})
     plt.close(fig)
     return path
