@@ -140,3 +140,36 @@ def test_small_later_days_without_bad_event_rows_still_write(tmp_path, people, s
                 continue
         assert summary.rows["web_events"] > 0 and len(parsed) >= summary.rows["web_events"] - summary.bad_rows.get("malformed", 0)
         assert all(event["messageId"] for event in parsed)
+
+
+def test_a_shorter_history_has_the_same_people_within_its_days(tmp_path):
+    """`history_days`: the same people (names, contacts, traits), signing up and acting within the last N days
+    before `as_of`; the default is a year."""
+    full, short = GenConfig(people=800, seed=1), GenConfig(people=800, seed=1, history_days=30)
+    assert full.history_days == 365
+    generate(full, tmp_path / "full")
+    generate(short, tmp_path / "short")
+    day = full.day_date().isoformat()
+    people = {k: pd.read_parquet(tmp_path / k / "truth" / day / "people.parquet") for k in ("full", "short")}
+    traits = ["person_id", "first_name", "last_name", "email", "phone", "engagement", "intent", "value"]
+    pd.testing.assert_frame_equal(people["full"][traits], people["short"][traits])
+    first = pd.Timestamp(full.as_of, tz="UTC") - pd.Timedelta(days=29)
+    end = pd.Timestamp(full.as_of, tz="UTC") + pd.Timedelta(days=1)
+    for name, frame in people.items():
+        created = pd.to_datetime(frame.created_ts, unit="s", utc=True)
+        assert created.max() < end
+        assert (created.min() >= first) == (name == "short"), name  # the year-long world starts long before
+    con = duckdb.connect()
+    # Web events carry ISO times, email events epoch seconds; bad rows in the future are left out.
+    for source, time in (("web_events.jsonl", "TRY_CAST(timestamp AS TIMESTAMPTZ)"),
+                         ("email_events.jsonl", "to_timestamp(TRY_CAST(timestamp AS BIGINT))")):
+        lo, days = con.execute(f"""SELECT min(t), count(DISTINCT CAST(t AS DATE)) FROM (
+                                     SELECT {time} AS t
+                                     FROM read_json('{tmp_path / 'short' / 'landing' / day / source}',
+                                                    ignore_errors=true, format='newline_delimited', union_by_name=true)
+                                   ) WHERE t < '{end.isoformat()}'""").fetchone()
+        assert pd.Timestamp(lo).tz_convert("UTC") >= first and 20 <= days <= 30, source
+    orders = pd.read_parquet(tmp_path / "short" / "landing" / day / "shop_orders.parquet")
+    assert len(orders) > 0
+    with pytest.raises(ValueError, match="history_days"):
+        GenConfig(history_days=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from beacon.generate.config import BLOCK, DAY, HISTORY_DAYS, GenConfig
+from beacon.generate.config import BLOCK, DAY, GenConfig
 from beacon.generate.helpers import _epoch, _mix, _pick, _sigmoid
 from beacon.generate.vocab import (
     _AREA,
@@ -89,8 +89,8 @@ def people(cfg: GenConfig, day: int | None = None) -> pd.DataFrame:
     total = cfg.population(day)
     blocks = [_people_block(cfg.seed, b) for b in range((total + BLOCK - 1) // BLOCK)]
     df = pd.concat(blocks, ignore_index=True).iloc[:total].copy()
-    start = _epoch(cfg.as_of) - (HISTORY_DAYS - 1) * DAY
-    created = start + (df["signup_frac"] * (HISTORY_DAYS - 1) * DAY).astype(np.int64)
+    start = _epoch(cfg.as_of) - (cfg.history_days - 1) * DAY
+    created = start + (df["signup_frac"] * (cfg.history_days - 1) * DAY).astype(np.int64)
     # People beyond the day-1 population join on the day their index first appears.
     new_per_day = max(1, int(round(cfg.people * cfg.new_people_rate)))
     join_day = np.where(df.person_idx < cfg.people, 1, 2 + (df.person_idx - cfg.people) // new_per_day)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from beacon.generate.bad_rows import _append_malformed, _bad_events, _inject_bad
 from beacon.generate.behaviour import _consent, _email_events, _orders, _web_events, order_rows
-from beacon.generate.config import DAY, HISTORY_DAYS, GenConfig, GenSummary
+from beacon.generate.config import DAY, GenConfig, GenSummary
 from beacon.generate.helpers import _epoch, _hexid, _mix
 from beacon.generate.population import people
 from beacon.generate.records import _crm_companies, _crm_contacts, _products, _shop_customers
@@ -80,9 +80,9 @@ def generate(cfg: GenConfig, out: Path, responses: pd.DataFrame | None = None) -
 
 
 def _window(cfg: GenConfig) -> tuple[int, int]:
-    """The epoch-second window of the run: the whole history on day 1, else that one day."""
+    """The epoch-second window of the run: the whole history (`cfg.history_days`) on day 1, else that one day."""
     if cfg.day == 1:
-        return _epoch(cfg.as_of) - (HISTORY_DAYS - 1) * DAY, _epoch(cfg.as_of) + DAY
+        return _epoch(cfg.as_of) - (cfg.history_days - 1) * DAY, _epoch(cfg.as_of) + DAY
     t0 = _epoch(cfg.day_date())
     return t0, t0 + DAY
 
