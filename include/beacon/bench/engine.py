@@ -37,9 +37,9 @@ DUCKDB_MEMORY_LIMIT = "4GB"  # the bench's DuckDB cap (both pipelines' DuckDB), 
 
 
 def spark_driver_memory(people: int) -> str:
-    """The local Spark JVM's heap for a world of `people`: 1 GB plus 6 GB a million people, between 2 and 8 GB
+    """The local Spark JVM's heap for a world of `people`: 1 GB plus 5 GB a million people, between 2 and 8 GB
     (docs/scale.md, "Scale: measured": what the 2k and 20k runs used, extrapolated)."""
-    return f"{min(8, max(2, math.ceil(1 + 6 * people / 1_000_000)))}g"
+    return f"{min(8, max(2, math.ceil(1 + 5 * people / 1_000_000)))}g"
 
 
 def _pipeline_env(work: Path, engine: str) -> dict[str, str]:

@@ -47,5 +47,5 @@ def engine_args(p: argparse.ArgumentParser) -> None:
                    help="runs, each a fresh process and world; each stage is reported at its median")
     p.add_argument("--workdir", default=None, help="where to write the world (default: a temporary folder)")
     p.add_argument("--spark-driver-memory", default=None,
-                   help="the Spark JVM's heap, e.g. 7g (default: 1 GB + 6 GB a million people, 2g to 8g)")
+                   help="the Spark JVM's heap, e.g. 7g (default: 1 GB + 5 GB a million people, 2g to 8g)")
     p.add_argument("--duckdb-memory-limit", default=None, help="DuckDB's memory cap for the bench (default 4GB)")
