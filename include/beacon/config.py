@@ -115,6 +115,9 @@ class Settings:
     dbt_target_dir: Path  # BEACON_DBT_TARGET_DIR: dbt's target folder with the manifest (default: <dbt>/target)
     engine: str = "duckdb"  # BEACON_ENGINE: the warehouse engine, one of ENGINES (duckdb | spark; docs/scale.md)
     spark_master: str = "local[2]"  # BEACON_SPARK_MASTER: the spark engine's master (a local session by default)
+    # BEACON_SPARK_DRIVER_MEMORY: the local Spark session's JVM heap (spark.driver.memory; in local mode the driver
+    # is also the executor), set when the JVM starts
+    spark_driver_memory: str = "1g"
     duckdb_memory_limit: str = "8GB"  # BEACON_DUCKDB_MEMORY_LIMIT: DuckDB spills to disk beyond this
     frequency_cap: int = 3  # BEACON_FREQUENCY_CAP: messages per person per 7 days (a connection may override)
     retry_delay_seconds: int | None = None  # BEACON_RETRY_DELAY_SECONDS: task retry delay (unset: 120 s; demo 3 s)
@@ -182,6 +185,7 @@ def settings() -> Settings:
         dbt_target_dir=_path("BEACON_DBT_TARGET_DIR", dbt_dir / "target"),
         engine=_engine(),
         spark_master=os.environ.get("BEACON_SPARK_MASTER") or "local[2]",
+        spark_driver_memory=os.environ.get("BEACON_SPARK_DRIVER_MEMORY") or "1g",
         duckdb_memory_limit=os.environ.get("BEACON_DUCKDB_MEMORY_LIMIT") or "8GB",
         frequency_cap=_int("BEACON_FREQUENCY_CAP", 3),
         retry_delay_seconds=_int("BEACON_RETRY_DELAY_SECONDS", None),
