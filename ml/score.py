@@ -86,16 +86,42 @@ def _nodes(tree: dict) -> list[tuple[int, float, bool, str]]:
     return out
 
 
-def _goes_left(col: np.ndarray, col0: np.ndarray, nan: np.ndarray, zero: np.ndarray, threshold: float,
-               default_left: bool, missing_type: str) -> np.ndarray:
+class _Columns:
+    """One block's feature columns (one row per feature) and, made on first use per feature, the masks LightGBM's
+    decisions read: missing (NaN), the value with NaN as 0, and |value| <= kZeroThreshold."""
+
+    def __init__(self, block: np.ndarray):
+        self.cols = np.ascontiguousarray(block.T)
+        self._nan: dict[int, np.ndarray] = {}
+        self._col0: dict[int, np.ndarray] = {}
+        self._zero: dict[int, np.ndarray] = {}
+
+    def nan(self, f: int) -> np.ndarray:
+        if f not in self._nan:
+            self._nan[f] = np.isnan(self.cols[f])
+        return self._nan[f]
+
+    def col0(self, f: int) -> np.ndarray:
+        if f not in self._col0:
+            nan = self.nan(f)
+            self._col0[f] = np.where(nan, 0.0, self.cols[f]) if nan.any() else self.cols[f]
+        return self._col0[f]
+
+    def zero(self, f: int) -> np.ndarray:
+        if f not in self._zero:
+            self._zero[f] = np.abs(self.col0(f)) <= ZERO
+        return self._zero[f]
+
+
+def _goes_left(cols: _Columns, feat: int, threshold: float, default_left: bool, missing_type: str) -> np.ndarray:
     """LightGBM's numerical decision: NaN counts as 0 unless NaN is the missing value; missing values (NaN, or
     zero for zero-as-missing) go to the default side; else left when x <= threshold."""
     if missing_type == "NaN":
-        left = col <= threshold  # NaN compares false
-        return left | nan if default_left else left
-    left = col0 <= threshold
+        left = cols.cols[feat] <= threshold  # NaN compares false
+        return left | cols.nan(feat) if default_left else left
+    left = cols.col0(feat) <= threshold
     if missing_type == "Zero":
-        return left | zero if default_left else left & ~zero
+        return left | cols.zero(feat) if default_left else left & ~cols.zero(feat)
     return left
 
 
@@ -105,9 +131,11 @@ def _patterns(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k, m = bits.shape
     if k == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(m, dtype=np.intp)
-    code = bits[0].astype(np.uint32)
+    width = np.uint16 if k <= 16 else np.uint32  # the narrower code: fewer bytes through memory per split
+    code = bits[0].astype(width)
+    shifted = np.empty(m, dtype=width)
     for i in range(1, k):
-        code |= np.left_shift(bits[i], i, dtype=np.uint32)
+        code |= np.left_shift(bits[i], i, dtype=width, out=shifted)
     if k > 16:  # a table of 2^k slots would be large: sort instead
         _, first, rank = np.unique(code, return_index=True, return_inverse=True)
         return first, rank.reshape(-1)
@@ -123,10 +151,7 @@ def _patterns(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _block_contributions(booster: lgb.Booster, plans: list, block: np.ndarray) -> np.ndarray:
     """Contributions of one block of rows, transposed: (features + 1, rows)."""
     m, f = block.shape
-    cols = np.ascontiguousarray(block.T)
-    nan = np.isnan(cols)
-    cols0 = np.where(nan, 0.0, cols)
-    zero = np.abs(cols0) <= ZERO
+    cols = _Columns(block)
     acc = np.zeros((f + 1, m))
     bits = np.empty((MAX_NODES, m), dtype=bool)
     for t, plan in enumerate(plans):
@@ -135,7 +160,7 @@ def _block_contributions(booster: lgb.Booster, plans: list, block: np.ndarray) -
             continue
         nodes, used = plan
         for i, (feat, thr, left, missing) in enumerate(nodes):
-            bits[i] = _goes_left(cols[feat], cols0[feat], nan[feat], zero[feat], thr, left, missing)
+            bits[i] = _goes_left(cols, feat, thr, left, missing)
         reps, pattern = _patterns(bits[:len(nodes)])
         values = booster.predict(block[reps], pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=1)
         for u in used:  # a feature outside the tree's splits contributes exactly 0

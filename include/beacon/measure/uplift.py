@@ -260,13 +260,16 @@ def evaluate_repeated(df: pd.DataFrame, arm_col: str, control: str, outcome: str
 
 
 def scores(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
-           learner: str = "x_learner", seed: int = SEED, score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+           learner: str = "x_learner", seed: int = SEED, score_rows: pd.DataFrame | None = None,
+           strata: pd.Series | None = None) -> pd.DataFrame:
     """Fit on all of `df` and score `score_rows` (default: df): customer_id, uplift and decile (10 = most persuadable).
 
     Every non-control arm counts as treated. The named features are checked as `evaluate` checks them; text
-    columns are categoricals with the training levels (a level first seen in `score_rows` counts as missing)."""
+    columns are categoricals with the training levels (a level first seen in `score_rows` counts as missing);
+    `strata`: the training rows' randomization units (campaigns), within which balance is checked."""
     arms, control = _arms(df, arm_col, control, "uplift training data")
-    choice = choose_features(df, arm_col, [outcome], features, arms=arms, source="uplift training data")
+    choice = choose_features(df, arm_col, [outcome], features, arms=arms, source="uplift training data",
+                             strata=strata)
     cats = levels(df, choice)
     w = (arms != control).to_numpy().astype(int)
     model = LEARNERS[learner](seed).fit(design(df, choice, cats), _outcome(df, outcome, "uplift training data"), w)

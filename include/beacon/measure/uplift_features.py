@@ -4,7 +4,9 @@ An uplift model that is to be deployed scores people *before* they are treated, 
 at assignment. By default every column is a candidate except the arm, the outcome(s) and `exclude`; a candidate is
 left out, with its reason, when it cannot be used (empty, one value, an identifier-like text column, numbers mixed
 with text) or when its distribution differs between the arms (a randomized test balances everything recorded
-before assignment, so a column the arms changed was recorded after it: another outcome, an open, a spend). Named
+before assignment, so a column the arms changed was recorded after it: another outcome, an open, a spend). Tests
+pooled from several randomizations (campaigns with different holdout shares of different audiences) pass their
+`strata`, and balance is checked within each (`beacon.measure.balance`): the campaign mix alone is no imbalance. Named
 features (`features=`) are used as given, and refused with their name and reason when they cannot be used.
 
 Text (and boolean) columns become LightGBM categoricals: their levels are those seen in the training rows, and a
@@ -16,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from beacon.measure.balance import imbalance_p
 
 MAX_LEVELS = 200  # more distinct text values than this: an identifier or free text, not a category
 BALANCE_P = 1e-3  # a column whose arms differ this clearly was not recorded before a random assignment
@@ -64,26 +66,12 @@ def _kind(s: pd.Series) -> tuple[str, str | None]:
     return "categorical", None
 
 
-def _imbalance_p(values: pd.Series, arms: pd.Series, kind: str) -> float:
-    """p-value of 'this column has the same distribution in every arm' (chi-square on levels, else Kruskal-Wallis)."""
-    if kind == "categorical":
-        tab = pd.crosstab(values.astype(str).fillna("(empty)"), arms)
-        if tab.shape[0] < 2 or tab.shape[1] < 2:
-            return 1.0
-        return float(sps.chi2_contingency(tab.to_numpy())[1])
-    x = pd.to_numeric(values, errors="coerce")
-    groups = [g.dropna().to_numpy(float) for _, g in x.groupby(arms.to_numpy())]
-    groups = [g for g in groups if len(g)]
-    if len(groups) < 2 or np.ptp(np.concatenate(groups)) == 0:
-        return 1.0
-    missing = pd.crosstab(x.isna(), arms)  # a column filled in only after treatment is missing more in one arm
-    p_missing = float(sps.chi2_contingency(missing.to_numpy())[1]) if missing.shape[0] == 2 else 1.0
-    return min(float(sps.kruskal(*groups).pvalue), p_missing)
-
-
 def choose_features(df: pd.DataFrame, arm_col: str, outcomes: Sequence[str], features: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), arms: pd.Series | None = None, source: str = "data") -> FeatureChoice:
-    """The pre-treatment features of a randomized test (see the module docstring); ValueError on a bad named one."""
+                    exclude: Sequence[str] = (), arms: pd.Series | None = None, source: str = "data",
+                    strata: pd.Series | None = None) -> FeatureChoice:
+    """The pre-treatment features of a randomized test (see the module docstring); ValueError on a bad named one.
+
+    `strata` (one value per row, e.g. the campaign): randomized separately, so balance is checked within each."""
     arms = df[arm_col].astype(str) if arms is None else arms
     missing = [c for c in [*(features or []), *exclude] if c not in df.columns]
     if missing:
@@ -101,7 +89,7 @@ def choose_features(df: pd.DataFrame, arm_col: str, outcomes: Sequence[str], fea
             out.features.append(c)
             if kind == "categorical":
                 out.categorical.append(c)
-            p = _imbalance_p(df[c], arms, kind)
+            p = imbalance_p(df[c], arms, kind, strata)
             if p < BALANCE_P:
                 out.notes.append(f"feature {c!r} differs between the arms (p = {p:.2g}): if it was recorded after "
                                  "assignment, the model cannot be deployed as measured")
@@ -115,7 +103,7 @@ def choose_features(df: pd.DataFrame, arm_col: str, outcomes: Sequence[str], fea
         if why:
             out.excluded[c] = f"cannot be used: {why}"
             continue
-        p = _imbalance_p(df[c], arms, kind)
+        p = imbalance_p(df[c], arms, kind, strata)
         if p < BALANCE_P:
             out.excluded[c] = (f"differs between the arms (p = {p:.2g}), so it was recorded after assignment "
                                "(an outcome?); name it in --features to use it anyway")
