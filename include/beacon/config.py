@@ -122,6 +122,9 @@ class Settings:
     dbt_target_dir: Path  # BEACON_DBT_TARGET_DIR: dbt's target folder with the manifest (default: <dbt>/target)
     engine: str = "duckdb"  # BEACON_ENGINE: the warehouse engine, one of ENGINES (duckdb | spark; docs/scale.md)
     spark_master: str = "local[2]"  # BEACON_SPARK_MASTER: the spark engine's master (a local session by default)
+    # BEACON_SPARK_DRIVER_MEMORY: the local Spark session's JVM heap (spark.driver.memory; in local mode the driver
+    # is also the executor), set when the JVM starts
+    spark_driver_memory: str = "1g"
     duckdb_memory_limit: str = "8GB"  # BEACON_DUCKDB_MEMORY_LIMIT: DuckDB spills to disk beyond this
     # BEACON_DBT_MEMORY_LIMIT / BEACON_INGEST_MEMORY_LIMIT: DuckDB's memory limit while dbt builds (identity resolution's
     # pandas frames come on top, in the same process) and while ingest loads (its Arrow batches and the checkpoint of a
@@ -196,6 +199,7 @@ def settings() -> Settings:
         dbt_target_dir=_path("BEACON_DBT_TARGET_DIR", dbt_dir / "target"),
         engine=_engine(),
         spark_master=os.environ.get("BEACON_SPARK_MASTER") or "local[2]",
+        spark_driver_memory=os.environ.get("BEACON_SPARK_DRIVER_MEMORY") or "1g",
         duckdb_memory_limit=os.environ.get("BEACON_DUCKDB_MEMORY_LIMIT") or "8GB",
         dbt_memory_limit=os.environ.get("BEACON_DBT_MEMORY_LIMIT") or "4GB",
         ingest_memory_limit=os.environ.get("BEACON_INGEST_MEMORY_LIMIT") or "4GB",

@@ -23,7 +23,8 @@ def spark_dir(s: Settings | None = None) -> Path:
 
 
 def spark_conf(s: Settings | None = None) -> dict[str, str]:
-    """The session's settings, the same as profiles.yml's `spark` target (BEACON_SPARK_MASTER, BEACON_DATA_DIR)."""
+    """The session's settings, the same as profiles.yml's `spark` target (BEACON_SPARK_MASTER, BEACON_DATA_DIR,
+    BEACON_SPARK_DRIVER_MEMORY)."""
     s = s or settings()
     root = spark_dir(s)
     return {
@@ -40,7 +41,7 @@ def spark_conf(s: Settings | None = None) -> dict[str, str]:
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.memory": "1g",
+        "spark.driver.memory": s.spark_driver_memory,  # BEACON_SPARK_DRIVER_MEMORY
         # Regular expressions are written once for both engines: a backslash in a string literal is kept, as DuckDB
         # keeps it (Spark would otherwise read '\b' as an escape).
         "spark.sql.parser.escapedStringLiterals": "true",
