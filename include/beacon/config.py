@@ -46,6 +46,13 @@ def _int(var: str, default: int | None) -> int | None:
     return _number(var, default)
 
 
+def _positive(var: str, default: int) -> int:
+    value = _number(var, default)
+    if value < 1:
+        raise ValueError(f"environment variable {var}={os.environ.get(var)!r}: expected a whole number of at least 1")
+    return value
+
+
 # The engines BEACON_ENGINE may name (issue 29): DuckDB (the default, the demo) and Apache Spark.
 ENGINES = ("duckdb", "spark")
 
@@ -119,6 +126,13 @@ class Settings:
     # is also the executor), set when the JVM starts
     spark_driver_memory: str = "1g"
     duckdb_memory_limit: str = "8GB"  # BEACON_DUCKDB_MEMORY_LIMIT: DuckDB spills to disk beyond this
+    # BEACON_DBT_MEMORY_LIMIT / BEACON_INGEST_MEMORY_LIMIT: DuckDB's memory limit while dbt builds (identity resolution's
+    # pandas frames come on top, in the same process) and while ingest loads (its Arrow batches and the checkpoint of a
+    # big file's rows come on top): below the 8 GB above, so the whole process stays under it (docs/scale.md, Memory)
+    dbt_memory_limit: str = "4GB"
+    ingest_memory_limit: str = "4GB"
+    ingest_batch_rows: int = 250_000  # BEACON_INGEST_BATCH_ROWS: rows per batch a reader hands to the load engine
+    ingest_prefetch: int = 1  # BEACON_INGEST_PREFETCH: batches read ahead of the one being loaded (Arrow, in memory)
     frequency_cap: int = 3  # BEACON_FREQUENCY_CAP: messages per person per 7 days (a connection may override)
     retry_delay_seconds: int | None = None  # BEACON_RETRY_DELAY_SECONDS: task retry delay (unset: 120 s; demo 3 s)
     airflow_home: Path | None = None  # AIRFLOW_HOME: the embedded Airflow's home (default: <home>/.airflow)
@@ -187,6 +201,10 @@ def settings() -> Settings:
         spark_master=os.environ.get("BEACON_SPARK_MASTER") or "local[2]",
         spark_driver_memory=os.environ.get("BEACON_SPARK_DRIVER_MEMORY") or "1g",
         duckdb_memory_limit=os.environ.get("BEACON_DUCKDB_MEMORY_LIMIT") or "8GB",
+        dbt_memory_limit=os.environ.get("BEACON_DBT_MEMORY_LIMIT") or "4GB",
+        ingest_memory_limit=os.environ.get("BEACON_INGEST_MEMORY_LIMIT") or "4GB",
+        ingest_batch_rows=_positive("BEACON_INGEST_BATCH_ROWS", 250_000),
+        ingest_prefetch=_positive("BEACON_INGEST_PREFETCH", 1),
         frequency_cap=_int("BEACON_FREQUENCY_CAP", 3),
         retry_delay_seconds=_int("BEACON_RETRY_DELAY_SECONDS", None),
         # Not resolved: Airflow reads AIRFLOW_HOME as given.

@@ -298,6 +298,12 @@ def release_memory(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> 
         con.execute(f"SET memory_limit = {sql_literal(limit or settings().duckdb_memory_limit)}")
 
 
+def set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """DuckDB's memory limit for the database of `con` (the whole instance: every cursor of it). The ingest run and
+    dbt's connections set a stage's own limit (Settings.ingest_memory_limit, dbt_memory_limit; docs/scale.md)."""
+    con.execute(f"SET memory_limit = {sql_literal(limit)}")
+
+
 def _copy_counted(con: duckdb.DuckDBPyConnection, src: str, dst: str, p: Path, what: str) -> dict[str, int]:
     """COPY FROM DATABASE `src` TO `dst` (schemas, tables, views, sequences, comments) and compare every table's row
     count; a RuntimeError naming the table when one differs. The row counts."""

@@ -21,3 +21,23 @@ def test_release_memory_gives_back_what_a_query_left_and_keeps_the_limit(tmp_pat
         assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit  # as connect set it
         assert settings().duckdb_memory_limit == "2GB"
         assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 5_000_000  # nothing lost
+
+
+def test_dbt_connections_get_the_dbt_memory_limit(tmp_path):
+    """dbt-duckdb opens its database through the profile's plugins; Beacon's (beacon.identity.normalize) sets the
+    build's limit, BEACON_DBT_MEMORY_LIMIT, instead of DuckDB's default of 80% of the machine's memory."""
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials, PluginConfig
+    from dbt.adapters.duckdb.environments.local import LocalEnvironment
+
+    creds = DuckDBCredentials(path=str(tmp_path / "w.duckdb"),
+                              plugins=[PluginConfig(module="beacon.identity.normalize")])
+    with override_env(BEACON_DBT_MEMORY_LIMIT="300MB", BEACON_DUCKDB_MEMORY_LIMIT="2GB"):
+        env = LocalEnvironment(creds)
+        handle = env.handle()
+    try:
+        limit = handle.cursor().execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    finally:
+        handle.close()
+        env.close()
+    assert limit == "286.1 MiB"  # 300 MB as DuckDB reports it
+    assert settings().dbt_memory_limit == "4GB"  # the default, outside the override

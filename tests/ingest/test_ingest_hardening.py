@@ -140,7 +140,7 @@ def test_a_failed_file_leaves_no_partial_rows(tmp_path, monkeypatch):
     """The second batch of a file fails: the rows of its first batch (already inserted) are rolled back."""
     from beacon.ingest.readers import csv_reader
 
-    monkeypatch.setattr(csv_reader, "BATCH_ROWS", 2)
+    monkeypatch.setenv("BEACON_INGEST_BATCH_ROWS", "2")
     rows = [contact(f"C{i}") for i in range(5)] + ["x" * 10]  # batch 1-2 fine, then a failure in batch 3
     real = csv_reader.BoundedLines.__next__
 

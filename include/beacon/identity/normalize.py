@@ -60,12 +60,18 @@ try:  # dbt-duckdb plugin: `plugins: [{module: beacon.identity.normalize}]` in p
     from dbt.adapters.duckdb.plugins import BasePlugin
 
     class Plugin(BasePlugin):
-        """Registers Beacon's normalization functions on every connection dbt opens; for the profile's `encrypted`
+        """Registers Beacon's normalization functions on every connection dbt opens and sets the build's memory limit
+        (BEACON_DBT_MEMORY_LIMIT); for the profile's `encrypted`
         target, attaches the encrypted warehouse with its key (never written in profiles.yml) before dbt's own
         `ATTACH IF NOT EXISTS` of the same alias, which then does nothing."""
 
         def configure_connection(self, conn: Any) -> None:
+            from beacon.config import settings
+            from beacon.warehouse import set_memory_limit
+
             register(conn)
+            # dbt's database gets Beacon's cap for the build (else DuckDB's default, 80% of the machine's memory).
+            set_memory_limit(conn, settings().dbt_memory_limit)
             creds = self.creds
             if creds is not None and creds.path == ":memory:" and creds.attach:
                 from pathlib import Path

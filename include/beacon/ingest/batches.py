@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-BATCH_ROWS = 500_000  # rows per batch a reader hands over (several chunks, so DuckDB scans on all cores)
+from beacon.config import settings
+
+
+def batch_rows() -> int:
+    """Rows per batch a reader hands over (BEACON_INGEST_BATCH_ROWS): several JSON chunks, so DuckDB scans a batch
+    on all cores, and few enough that the batches in flight stay small (docs/scale.md, Memory)."""
+    return settings().ingest_batch_rows
 
 
 @dataclass
@@ -24,7 +30,8 @@ class Batches:
 
 
 def prefetch(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
-    """Read the next batches in a thread while DuckDB classifies the current one (Arrow releases the GIL)."""
+    """Read the next batches in a thread while DuckDB classifies the current one (Arrow releases the GIL). At most
+    `depth` batches wait in the queue, and one more is being read: depth + 2 batches in memory at most."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done, stop = object(), threading.Event()
 

@@ -8,7 +8,7 @@ classification SQL), `batches` (the reader contract), `ledger` (loaded content a
 
 from __future__ import annotations
 
-from beacon.ingest.batches import BATCH_ROWS, Batches
+from beacon.ingest.batches import Batches, batch_rows
 from beacon.ingest.ddl import ensure_raw_schema
 from beacon.ingest.decode import json_depth_exceeds
 from beacon.ingest.engine import load_unit
@@ -18,7 +18,7 @@ from beacon.ingest.ledger import already_loaded, record_failure
 from beacon.ingest.results import FileLoad, LoadSummary
 from beacon.ingest.spec import META_COLUMNS, SPEC_FILE, Column, Limits, SourceSpec, column_name, load_specs
 
-__all__ = ["BATCH_ROWS", "MAX_MESSAGE_CHARS", "META_COLUMNS", "SPEC_FILE", "Batches", "Column", "FileLoad",
+__all__ = ["MAX_MESSAGE_CHARS", "META_COLUMNS", "SPEC_FILE", "Batches", "batch_rows", "Column", "FileLoad",
            "IngestError", "Limits", "LoadSummary", "SourceSpec", "already_loaded", "column_name",
            "ensure_raw_schema", "failure_message", "json_depth_exceeds", "load_specs", "load_unit",
            "record_failure", "regular_file_size", "safe_text"]

@@ -46,11 +46,14 @@ def _load_batches(con: duckdb.DuckDBPyConnection, spec: SourceSpec, fl: FileLoad
     ex_sel = "".join(f", {quote_ident(column_name(e))}" for e in extras)
     table = f"raw.{quote_ident(spec.name)}"
     reasons: dict[str, int] = {}
-    for batch in prefetch(b.batches):
-        con.register("_batch", batch)
-        stage = stage_select(spec, b.shape, set(batch.column_names), extras)
-        con.execute("CREATE OR REPLACE TEMP TABLE _classified AS " + classify_sql(spec, stage, max_event_time, check_erased))
-        con.unregister("_batch")
+    # The SQL names `_batch` and `_classified` are these locals, read by DuckDB's replacement scan: never a registered
+    # view or a temp table. Inside the unit's transaction DuckDB keeps a dropped view (and the Arrow batch it holds)
+    # and every replaced temp table until COMMIT, so a big file held all its batches twice (docs/scale.md, Memory).
+    for _batch in prefetch(b.batches, settings().ingest_prefetch):
+        stage = stage_select(spec, b.shape, set(_batch.column_names), extras)
+        _classified = con.sql(classify_sql(spec, stage, max_event_time, check_erased)).to_arrow_table()
+        rows_read = _batch.num_rows
+        del _batch  # the batch's text is not needed any more: only the classified rows are
         # Insertion order is kept without a sort (DuckDB preserves it); _line records the position anyway.
         con.execute(f"""INSERT INTO {table} ({ins_cols})
             SELECT {typed_cols}, ?, _line, ?, ?, ?, ?{ex_sel} FROM _classified WHERE _reason IS NULL""",
@@ -58,12 +61,13 @@ def _load_batches(con: duckdb.DuckDBPyConnection, spec: SourceSpec, fl: FileLoad
         con.execute(f"""INSERT INTO raw._quarantine
             SELECT ?, ?, _line, _reason, {message}, _bad_payload, ?, ? FROM _classified
             WHERE _reason IS NOT NULL ORDER BY _line""", [spec.name, fl.file, fl.batch_id, now])
-        fl.rows_read += batch.num_rows
+        fl.rows_read += rows_read
         for r, n in con.execute("SELECT _reason, count(*) FROM _classified GROUP BY 1").fetchall():
             if r is None:
                 fl.rows_loaded += n
             else:
                 reasons[r] = reasons.get(r, 0) + n
+        del _classified
     return reasons
 
 
@@ -106,7 +110,6 @@ def load_unit(con: duckdb.DuckDBPyConnection, spec: SourceSpec, *, location: str
         log.warning("ingest: %s", fl.error_text())
     finally:
         try:
-            con.execute("DROP TABLE IF EXISTS _classified")
             con.execute("SET TimeZone = 'UTC'")
         except Exception:  # a broken connection: the failure is recorded above (or the next unit reports it)
             pass

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import fsspec
 
+from beacon.config import settings
 from beacon.ingest.batches import Batches
 from beacon.ingest.ddl import ensure_raw_schema
 from beacon.ingest.engine import load_unit
@@ -24,7 +25,7 @@ from beacon.ingest.ledger import record_failure
 from beacon.ingest.readers import READERS
 from beacon.ingest.results import FileLoad, LoadSummary
 from beacon.ingest.spec import SourceSpec, load_specs
-from beacon.warehouse import connect, ensure_scores_table
+from beacon.warehouse import connect, ensure_scores_table, set_memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class ReopeningWarehouse:
     def _open(self) -> None:
         self._cm = connect(self.path, lock_wait=self.lock_wait)
         self.con = self._cm.__enter__()
+        # The load's own cap: the checkpoint after a big file takes memory in proportion to its rows, up to the limit.
+        set_memory_limit(self.con, settings().ingest_memory_limit)
 
     def close(self) -> None:
         self._cm.__exit__(None, None, None)

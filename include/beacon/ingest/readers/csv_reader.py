@@ -15,7 +15,7 @@ from typing import NamedTuple
 import fsspec
 import pyarrow as pa
 
-from beacon.ingest.batches import BATCH_ROWS, Batches
+from beacon.ingest.batches import Batches, batch_rows
 from beacon.ingest.decode import PAYLOAD_HEAD, text_encoding
 from beacon.ingest.errors import IngestError, safe_text
 from beacon.ingest.files import compression, head
@@ -158,7 +158,7 @@ def _table(recs: list[CsvRecord], pos: dict[str, int], columns: list[str]) -> pa
 
 
 def csv_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, location: str) -> Batches:
-    """CSV as text batches of BATCH_ROWS rows (see the module's docstring)."""
+    """CSV as text batches of batch_rows() rows (see the module's docstring)."""
     codec = text_encoding(head(fs, path), spec.encoding, location)
     raw = fs.open(path, "rb", compression=compression(path))
     fh = io.TextIOWrapper(raw, encoding=codec, errors="surrogateescape", newline="")
@@ -182,9 +182,10 @@ def csv_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, loca
     records = _records(reader, src, len(header), codec, location, spec.limits.max_line_bytes)
 
     def batches() -> Iterator[pa.Table]:
+        size = batch_rows()
         with fh:
             while True:
-                recs = [r for _, r in zip(range(BATCH_ROWS), records, strict=False)]
+                recs = [r for _, r in zip(range(size), records, strict=False)]
                 if not recs:
                     return
                 yield _table(recs, pos, [*names, *extras])

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (imported once here, not inside the first timed load)
 
-from beacon.ingest.batches import BATCH_ROWS, Batches
+from beacon.ingest.batches import Batches, batch_rows
 from beacon.ingest.decode import PAYLOAD_HEAD, Transcoded, json_depth_exceeds, text_encoding
 from beacon.ingest.errors import IngestError, safe_text
 from beacon.ingest.files import compression, head, is_local
@@ -178,13 +178,14 @@ def jsonl_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, lo
         return t
 
     def batches() -> Iterator[pa.Table]:
+        size = batch_rows()
         with raw:
             parts, n = [], 0
             for rb in ([first] if first is not None else []):
                 parts.append(rb)
                 n += rb.num_rows
             for rb in blocks:
-                if n >= BATCH_ROWS:
+                if n >= size:
                     yield table(parts)
                     parts, n = [], 0
                 parts.append(rb)

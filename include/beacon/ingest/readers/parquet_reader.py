@@ -9,7 +9,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from beacon.ingest.batches import BATCH_ROWS, Batches
+from beacon.ingest.batches import Batches, batch_rows
 from beacon.ingest.decode import looks_like
 from beacon.ingest.errors import IngestError, safe_text
 from beacon.ingest.readers.header import map_header, missing_keys
@@ -50,7 +50,7 @@ def parquet_batches(spec: SourceSpec, path: str, fs: fsspec.AbstractFileSystem, 
     def batches() -> Iterator[pa.Table]:
         first = 1
         with fs.open(path, "rb") as fh:
-            for rb in pq.ParquetFile(fh).iter_batches(batch_size=BATCH_ROWS, columns=names):
+            for rb in pq.ParquetFile(fh).iter_batches(batch_size=batch_rows(), columns=names):
                 check_utf8(rb, location, first)
                 t = pa.Table.from_batches([rb]).rename_columns([t or f"_ignored_{i}" for i, t in enumerate(targets)])
                 yield t.append_column("_line", pa.array(range(first, first + t.num_rows), pa.int64()))
