@@ -84,15 +84,6 @@ def run_once(engine: str, people: int, seed: int, work: Path) -> dict:
             "peak_memory_mb": {k: round(v / 2**20, 1) for k, v in memory.items()}}
 
 
-def _child(engine: str, people: int, seed: int) -> dict:
-    """One run in a fresh process (a fresh JVM and memory peak), its JSON read back."""
-    cmd = [sys.executable, "-m", "beacon.bench.engine", engine, str(people), str(seed)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench engine run failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def summarize(runs: list[dict]) -> dict:
     """Each stage at its median over the runs (seconds, CPU seconds, peak memory); the two pipelines' stages paired
     by name (STEPS order) with the engine each ran on; each pipeline's total (the sum of its stages' medians)."""
