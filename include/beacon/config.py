@@ -128,8 +128,9 @@ class Settings:
     duckdb_memory_limit: str = "8GB"  # BEACON_DUCKDB_MEMORY_LIMIT: DuckDB spills to disk beyond this
     # BEACON_DBT_MEMORY_LIMIT / BEACON_INGEST_MEMORY_LIMIT: DuckDB's memory limit while dbt builds (identity resolution's
     # pandas frames come on top, in the same process) and while ingest loads (its Arrow batches and the checkpoint of a
-    # big file's rows come on top): below the 8 GB above, so the whole process stays under it (docs/scale.md, Memory)
-    dbt_memory_limit: str = "4GB"
+    # big file's rows come on top) (docs/scale.md, Memory). dbt's is unset by default (DuckDB's own default, 80% of
+    # the machine): at 4 GB a 1M-people build failed out of memory in int_customers_behaviour, which cannot spill.
+    dbt_memory_limit: str | None = None
     ingest_memory_limit: str = "4GB"
     ingest_batch_rows: int = 250_000  # BEACON_INGEST_BATCH_ROWS: rows per batch a reader hands to the load engine
     ingest_prefetch: int = 1  # BEACON_INGEST_PREFETCH: batches read ahead of the one being loaded (Arrow, in memory)
@@ -201,7 +202,7 @@ def settings() -> Settings:
         spark_master=os.environ.get("BEACON_SPARK_MASTER") or "local[2]",
         spark_driver_memory=os.environ.get("BEACON_SPARK_DRIVER_MEMORY") or "1g",
         duckdb_memory_limit=os.environ.get("BEACON_DUCKDB_MEMORY_LIMIT") or "8GB",
-        dbt_memory_limit=os.environ.get("BEACON_DBT_MEMORY_LIMIT") or "4GB",
+        dbt_memory_limit=os.environ.get("BEACON_DBT_MEMORY_LIMIT") or None,
         ingest_memory_limit=os.environ.get("BEACON_INGEST_MEMORY_LIMIT") or "4GB",
         ingest_batch_rows=_positive("BEACON_INGEST_BATCH_ROWS", 250_000),
         ingest_prefetch=_positive("BEACON_INGEST_PREFETCH", 1),

@@ -40,4 +40,4 @@ def test_dbt_connections_get_the_dbt_memory_limit(tmp_path):
         handle.close()
         env.close()
     assert limit == "286.1 MiB"  # 300 MB as DuckDB reports it
-    assert settings().dbt_memory_limit == "4GB"  # the default, outside the override
+    assert settings().dbt_memory_limit is None  # the default, outside the override: DuckDB's own (docs/scale.md)

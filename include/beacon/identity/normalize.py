@@ -70,8 +70,9 @@ try:  # dbt-duckdb plugin: `plugins: [{module: beacon.identity.normalize}]` in p
             from beacon.warehouse import set_memory_limit
 
             register(conn)
-            # dbt's database gets Beacon's cap for the build (else DuckDB's default, 80% of the machine's memory).
-            set_memory_limit(conn, settings().dbt_memory_limit)
+            # dbt's database gets the build's cap when one is set (else DuckDB's default, 80% of the machine's memory).
+            if settings().dbt_memory_limit:
+                set_memory_limit(conn, settings().dbt_memory_limit)
             creds = self.creds
             if creds is not None and creds.path == ":memory:" and creds.attach:
                 from pathlib import Path
