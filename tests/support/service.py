@@ -12,17 +12,25 @@ def make_config(wk: str, sg_public: str, mg: str, pm: tuple[str, str], unsub: st
 
 
 def stored_events(svc) -> dict[str, dict]:
-    """messageId -> the stored line, for every collected event the service closed into its spool files."""
+    """messageId -> the stored line, for every collected event in the service's spool files (the open `.part` file
+    included). The service renames a `.part` file when it rotates it (every 0.5 s here), which can happen between
+    listing and reading: the whole read starts again from a new listing then, since the renamed file holds the
+    same lines."""
     import json
 
-    out = {}
-    for p in svc.files():
-        if p.name.startswith("collected_events-"):
-            for line in p.read_text().splitlines():
-                if line.strip():
-                    e = json.loads(line)
-                    out[e["messageId"]] = e
-    return out
+    for _ in range(100):
+        out = {}
+        try:
+            for p in svc.files():
+                if p.name.startswith("collected_events-"):
+                    for line in p.read_text().splitlines():
+                        if line.strip():
+                            e = json.loads(line)
+                            out[e["messageId"]] = e
+        except FileNotFoundError:  # rotated while listed: list again
+            continue
+        return out
+    raise RuntimeError("the spool kept changing under 100 listings")
 
 
 def small_world(tmp_path_factory, name: str):
