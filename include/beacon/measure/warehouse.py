@@ -269,10 +269,14 @@ def uplift_training_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -
 
 
 def _scoring_features(con: duckdb.DuckDBPyConnection, as_of, marts: bool) -> pd.DataFrame:
-    """Everyone's features at the warehouse clock, as the model scores them (the macro, or the covariates)."""
+    """Everyone's features at the warehouse clock, as the model scores them (the macro, or the covariates), in
+    customer order: people with the same uplift get their deciles in that order, the same on every run (a query's
+    row order is not)."""
     if marts:
-        return _features_at(con, as_of, con.execute("SELECT customer_id FROM marts.dim_customers").df())
-    return _features_now(con, as_of)
+        now = _features_at(con, as_of, con.execute("SELECT customer_id FROM marts.dim_customers").df())
+    else:
+        now = _features_now(con, as_of)
+    return now.sort_values("customer_id", ignore_index=True, kind="stable")
 
 
 def _write_uplift(con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, trained_rows: int, as_of, trained_at) -> None:
