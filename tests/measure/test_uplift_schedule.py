@@ -237,3 +237,20 @@ def test_the_refit_schedule_decides(stored, as_of, kw, due, why):
 def test_the_schedule_refuses_a_period_that_is_not_positive():
     with pytest.raises(ValueError, match="every_days must be positive"):
         uplift_store.decide(None, pd.Timestamp("2026-07-02"), 7.0, "customer_features", 0)
+
+
+@pytest.mark.parametrize(("damage", "why"), [
+    ("""json_set(model, '$.models.tau0', '"not a model"')""", "the stored uplift model cannot score"),
+    ("""'{"learner": "x_learner"}'""", "the stored uplift model cannot be read"),
+])
+def test_a_damaged_stored_model_is_refitted_not_a_crash(monkeypatch, damage, why):
+    monkeypatch.setenv("BEACON_MEASUREMENT_WINDOW_DAYS", "7")
+    w = make_world(seed=6)
+    con = duckdb.connect()
+    load_day(con, w, CLOCKS[2])
+    assert refresh_uplift_scores(con, CLOCKS[2], every_days=7)["refit"] is True
+    con.execute(f"UPDATE {uplift_store.TABLE} SET model = {damage}")
+    load_day(con, w, CLOCKS[3])
+    out = refresh_uplift_scores(con, CLOCKS[3], every_days=7)
+    assert out["refit"] is True and out["reason"].startswith(why) and out["scored"] == PEOPLE, out
+    assert con.execute(f"SELECT count(*) FROM {uplift_store.TABLE}").fetchall()[0][0] == 2

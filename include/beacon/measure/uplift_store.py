@@ -11,6 +11,7 @@ report refits the model only when it is due, and scores everyone with the stored
 - it was fitted on another outcome window (BEACON_MEASUREMENT_WINDOW_DAYS or `--window` changed) or another
   feature source (the customer feature macro, or the exposures' covariates on a warehouse without the marts), or
 - one of its features is not among today's scoring features (the feature macro changed), or
+- the stored model cannot be read or cannot score (`beacon.measure.warehouse`), or
 - the refit is forced.
 
 Each fitted model is appended to `ml.uplift_models` (its training clock, window, feature source and the model as

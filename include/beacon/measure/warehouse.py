@@ -305,16 +305,10 @@ def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: fl
     marts = _has_feature_marts(con)
     source = "customer_features" if marts else "covariates"
     if every_days is not None and not force:
-        stored = uplift_store.latest(con)
-        decision = uplift_store.decide(stored, as_of, window, source, every_days)
-        if not decision.due:
-            now = _scoring_features(con, as_of, marts)
-            decision = uplift_store.decide(stored, as_of, window, source, every_days, columns=now.columns)
-        if not decision.due:
-            _write_uplift(con, stored.scorer.score(now), stored.scorer.trained_rows, as_of, stored.trained_at)
-            return {"scored": len(now), "trained_rows": stored.scorer.trained_rows, "model": stored.scorer.learner,
-                    "features": stored.scorer.features, "not_features": stored.not_features, "refit": False,
-                    "reason": decision.reason, "trained_at": str(stored.trained_at)}
+        reused = _score_with_stored(con, as_of, window, source, marts, every_days)
+        if isinstance(reused, dict):
+            return reused
+        decision = reused
     else:
         decision = uplift_store.RefitDecision(True, "forced" if force else "refitted on every run")
     out = _refit_uplift(con, as_of, window, frame, marts)
@@ -324,6 +318,36 @@ def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: fl
     _write_uplift(con, scorer.score(now), scorer.trained_rows, as_of, as_of)
     uplift_store.save(con, scorer, as_of, window, source, out["not_features"])
     return out | {"scored": len(now), "refit": True, "reason": decision.reason, "trained_at": str(pd.Timestamp(as_of))}
+
+
+def _score_with_stored(con: duckdb.DuckDBPyConnection, as_of, window: float, source: str, marts: bool,
+                       every_days: float):
+    """Score everyone with the stored uplift model when no refit is due (the summary), else the refit decision. A
+    stored model that cannot be read or cannot score (a damaged row, a LightGBM that no longer reads it) is refitted."""
+    from lightgbm.basic import LightGBMError
+
+    from beacon.measure import uplift_store
+
+    try:
+        stored = uplift_store.latest(con)
+    except (ValueError, KeyError, TypeError) as exc:
+        return uplift_store.RefitDecision(True, f"the stored uplift model cannot be read: {exc}")
+    decision = uplift_store.decide(stored, as_of, window, source, every_days)
+    if decision.due:
+        return decision
+    now = _scoring_features(con, as_of, marts)
+    decision = uplift_store.decide(stored, as_of, window, source, every_days, columns=now.columns)
+    if decision.due:
+        return decision
+    try:
+        scored = stored.scorer.score(now)
+    except (ValueError, KeyError, LightGBMError) as exc:
+        log.warning("stored uplift model cannot score, refitting: %s", exc)
+        return uplift_store.RefitDecision(True, f"the stored uplift model cannot score: {exc}")
+    _write_uplift(con, scored, stored.scorer.trained_rows, as_of, stored.trained_at)
+    return {"scored": len(now), "trained_rows": stored.scorer.trained_rows, "model": stored.scorer.learner,
+            "features": stored.scorer.features, "not_features": stored.not_features, "refit": False,
+            "reason": decision.reason, "trained_at": str(stored.trained_at)}
 
 
 def _refit_uplift(con: duckdb.DuckDBPyConnection, as_of, window: float, frame: pd.DataFrame | None,
