@@ -233,7 +233,8 @@ def run_day(day: int, s, shown: Progress, full_refresh: bool = False, mem: PeakM
         d.models.update({f"measurement:{r['unique_id'].split('.', 2)[-1]}": round(r["execution_time"], 2)
                          for r in marts["results"] if r["unique_id"].startswith("model.")})
         with connect() as con:
-            write_report(con, s.registry_dir / "reports", clock(con))
+            report = write_report(con, s.registry_dir / "reports", clock(con))
+            st["uplift_refit"] = int(bool(report["uplift"].get("refit")))  # 1 on the days the uplift model refitted
             st["rows"] = con.execute("SELECT count(*) FROM measurement.campaign_exposure_outcomes").fetchone()[0]
     return {"stages": _merge_stages(d.stages), "dbt_slowest": d.models, "trained": d.trained}
 

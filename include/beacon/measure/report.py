@@ -250,8 +250,11 @@ def render(d: dict, frame: pd.DataFrame, as_of, extra: dict | None = None) -> st
     return "\n".join(parts)
 
 
-def write_report(con, out_dir: Path, as_of, window_days: float | None = None) -> dict:
-    """Compute lift for every campaign, store the results, and write `campaigns.html` (and a dated copy)."""
+def write_report(con, out_dir: Path, as_of, window_days: float | None = None, refit_uplift: bool = False) -> dict:
+    """Compute lift for every campaign, store the results, and write `campaigns.html` (and a dated copy); score
+    everyone's uplift, refitting the model when it is due (BEACON_RETRAIN_EVERY_DAYS, `beacon.measure.uplift_store`)
+    or `refit_uplift`."""
+    from beacon.config import settings
     from beacon.measure.warehouse import (
         campaign_frames,
         campaign_lift,
@@ -265,7 +268,8 @@ def write_report(con, out_dir: Path, as_of, window_days: float | None = None) ->
     d = campaign_lift(con, window_days=window_days, frames=frames)
     stored = store_results(con, d, as_of)
     latest = write_page(con, out_dir, as_of, d, window_days, gc=gc, frame=frames[0])
-    uplift = refresh_uplift_scores(con, as_of, window_days, frame=frames[0])
+    uplift = refresh_uplift_scores(con, as_of, frames[1], frame=frames[0],
+                                   every_days=settings().retrain_every_days, force=refit_uplift)
     campaigns = con.execute("SELECT count(DISTINCT campaign) FROM measurement.campaign_exposures").fetchall()[0][0]
     return {"report": str(latest), "campaigns": int(campaigns), "results": stored,
             "global_control": gc, "uplift": uplift}

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from beacon.measure.stats import arm_labels
-from beacon.measure.uplift_features import choose_features, design, levels
+from beacon.measure.uplift_features import FeatureChoice, choose_features, design, levels
 
 SEED = 7
 _PARAMS = {"n_estimators": 100, "learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 200,
@@ -259,22 +260,87 @@ def evaluate_repeated(df: pd.DataFrame, arm_col: str, control: str, outcome: str
     return out
 
 
-def scores(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
-           learner: str = "x_learner", seed: int = SEED, score_rows: pd.DataFrame | None = None,
-           strata: pd.Series | None = None) -> pd.DataFrame:
-    """Fit on all of `df` and score `score_rows` (default: df): customer_id, uplift and decile (10 = most persuadable).
+class UpliftScorer:
+    """A fitted learner as it is stored between refits: its features, the categorical levels of its training rows and
+    the LightGBM models its prediction uses, as LightGBM's own model text (`Booster.model_to_string`, which keeps the
+    pandas categories). Scoring reads those texts back, so a model fitted today and one stored on an earlier day
+    score through the same code (`beacon.measure.uplift_store`)."""
 
-    Every non-control arm counts as treated. The named features are checked as `evaluate` checks them; text
-    columns are categoricals with the training levels (a level first seen in `score_rows` counts as missing);
-    `strata`: the training rows' randomization units (campaigns), within which balance is checked."""
+    # the models each learner's prediction reads (an X-learner predicts from its effect models only)
+    PARTS = {"x_learner": ("tau0", "tau1"), "t_learner": ("m1", "m0"), "response_model": ("m1",)}
+
+    def __init__(self, learner: str, outcome: str, features: list[str], levels: dict[str, list[str]],
+                 models: dict[str, str], g: float | None = None, trained_rows: int = 0):
+        if learner not in self.PARTS or set(models) != set(self.PARTS[learner]):
+            raise ValueError(f"uplift scorer: learner {learner!r} needs models {self.PARTS.get(learner)}, "
+                             f"got {sorted(models)}")
+        self.learner, self.outcome, self.features, self.levels = learner, outcome, list(features), dict(levels)
+        self.models, self.g, self.trained_rows = dict(models), g, int(trained_rows)
+        self._boosters: dict = {}
+
+    @classmethod
+    def from_fitted(cls, model: TLearner, outcome: str, choice, levels: dict[str, list[str]],
+                    trained_rows: int) -> UpliftScorer:
+        texts = {p: getattr(model, p).booster_.model_to_string() for p in cls.PARTS[model.name]}
+        return cls(model.name, outcome, choice.features, levels, texts, getattr(model, "g", None), trained_rows)
+
+    def to_json(self) -> str:
+        return json.dumps({"learner": self.learner, "outcome": self.outcome, "features": self.features,
+                           "levels": self.levels, "models": self.models, "g": self.g,
+                           "trained_rows": self.trained_rows})
+
+    @classmethod
+    def from_json(cls, text: str) -> UpliftScorer:
+        d = json.loads(text)
+        return cls(d["learner"], d["outcome"], d["features"], d["levels"], d["models"], d["g"], d["trained_rows"])
+
+    def _part(self, name: str, X: pd.DataFrame) -> np.ndarray:
+        from lightgbm import Booster
+
+        if name not in self._boosters:
+            self._boosters[name] = Booster(model_str=self.models[name])
+        return self._boosters[name].predict(X, num_threads=_PARAMS["n_jobs"])  # a classifier's: P(y = 1)
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        """Each row's uplift, as the fitted learner's `predict` gives it."""
+        choice = FeatureChoice(self.features, list(self.levels))
+        X = design(rows, choice, self.levels)
+        if self.learner == "x_learner":
+            return self.g * self._part("tau0", X) + (1 - self.g) * self._part("tau1", X)
+        if self.learner == "t_learner":
+            return self._part("m1", X) - self._part("m0", X)
+        return self._part("m1", X)
+
+    def score(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """customer_id, model, outcome, uplift and decile (10 = most persuadable) of every row."""
+        u = self.predict(rows)
+        rank = pd.Series(u).rank(method="first", pct=True).to_numpy()
+        return pd.DataFrame({"customer_id": rows.customer_id.to_numpy(), "model": self.learner,
+                             "outcome": self.outcome, "uplift": u,
+                             "decile": np.ceil(rank * 10).clip(1, 10).astype(int)})
+
+
+def fit_scorer(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
+               learner: str = "x_learner", seed: int = SEED, strata: pd.Series | None = None) -> UpliftScorer:
+    """Fit `learner` on all of `df` (every non-control arm counts as treated) and return it as an `UpliftScorer`.
+
+    The named features are checked as `evaluate` checks them; text columns are categoricals with the training
+    levels (a level first seen when scoring counts as missing); `strata`: the training rows' randomization units
+    (campaigns), within which balance is checked."""
     arms, control = _arms(df, arm_col, control, "uplift training data")
     choice = choose_features(df, arm_col, [outcome], features, arms=arms, source="uplift training data",
                              strata=strata)
     cats = levels(df, choice)
     w = (arms != control).to_numpy().astype(int)
     model = LEARNERS[learner](seed).fit(design(df, choice, cats), _outcome(df, outcome, "uplift training data"), w)
-    target = df if score_rows is None else score_rows
-    u = model.predict(design(target, choice, cats))
-    rank = pd.Series(u).rank(method="first", pct=True).to_numpy()
-    return pd.DataFrame({"customer_id": target.customer_id.to_numpy(), "model": learner, "outcome": outcome,
-                         "uplift": u, "decile": np.ceil(rank * 10).clip(1, 10).astype(int)})
+    return UpliftScorer.from_fitted(model, outcome, choice, cats, len(df))
+
+
+def scores(df: pd.DataFrame, arm_col: str, control: str, outcome: str, features: list[str],
+           learner: str = "x_learner", seed: int = SEED, score_rows: pd.DataFrame | None = None,
+           strata: pd.Series | None = None) -> pd.DataFrame:
+    """Fit on all of `df` and score `score_rows` (default: df): customer_id, uplift and decile (10 = most persuadable).
+
+    `fit_scorer` then `UpliftScorer.score` (see both)."""
+    scorer = fit_scorer(df, arm_col, control, outcome, features, learner, seed, strata)
+    return scorer.score(df if score_rows is None else score_rows)

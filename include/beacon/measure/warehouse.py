@@ -268,26 +268,102 @@ def uplift_training_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -
     return pd.concat(parts, ignore_index=True)
 
 
-def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None,
-                          frame: pd.DataFrame | None = None) -> dict:
-    """Train the X-learner on every randomized campaign so far and score everyone into `ml.uplift`.
+def _scoring_features(con: duckdb.DuckDBPyConnection, as_of, marts: bool) -> pd.DataFrame:
+    """Everyone's features at the warehouse clock, as the model scores them (the macro, or the covariates), in
+    customer order: people with the same uplift get their deciles in that order, the same on every run (a query's
+    row order is not)."""
+    if marts:
+        now = _features_at(con, as_of, con.execute("SELECT customer_id FROM marts.dim_customers").df())
+    else:
+        now = _features_now(con, as_of)
+    return now.sort_values("customer_id", ignore_index=True, kind="stable")
 
-    Features: the customer feature macro at each exposure's day (training) and at the warehouse clock (scoring),
-    pre-treatment columns only (`uplift_features.choose_features`); on a warehouse without the customer marts,
-    the exposures' pre-exposure covariates. Segments can then target the persuadable (`decile >= 8`) rather than
-    the already-converting."""
-    from beacon.measure.uplift import scores
+
+def _write_uplift(con: duckdb.DuckDBPyConnection, scored: pd.DataFrame, trained_rows: int, as_of, trained_at) -> None:
+    """Replace `ml.uplift` with this run's scores (and when and on how many exposures the model was fitted)."""
+    s = scored.assign(trained_rows=trained_rows, scored_at=pd.Timestamp(as_of), trained_at=pd.Timestamp(trained_at))
+    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    con.register("_uplift", s)
+    con.execute("CREATE OR REPLACE TABLE ml.uplift AS SELECT * FROM _uplift")
+    con.unregister("_uplift")
+
+
+def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: float | None = None,
+                          frame: pd.DataFrame | None = None, every_days: float | None = None,
+                          force: bool = False) -> dict:
+    """Score everyone into `ml.uplift` with the X-learner trained on every randomized campaign so far.
+
+    `every_days`: refit on a schedule (`beacon.measure.uplift_store`: when no model is stored, the stored one is
+    that old, or its window or features no longer fit), scoring with the stored model in between; None refits on
+    every call. Features: the customer feature macro at each exposure's day (training) and at the warehouse clock
+    (scoring), pre-treatment columns only (`uplift_features.choose_features`); on a warehouse without the customer
+    marts, the exposures' pre-exposure covariates. Segments can then target the persuadable (`decile >= 8`) rather
+    than the already-converting."""
+    from beacon.measure import uplift_store
+
+    window = float(window_days or settings().measurement_window_days)
+    marts = _has_feature_marts(con)
+    source = "customer_features" if marts else "covariates"
+    if every_days is not None and not force:
+        reused = _score_with_stored(con, as_of, window, source, marts, every_days)
+        if isinstance(reused, dict):
+            return reused
+        decision = reused
+    else:
+        decision = uplift_store.RefitDecision(True, "forced" if force else "refitted on every run")
+    out = _refit_uplift(con, as_of, window, frame, marts)
+    if "scorer" not in out:
+        return out | {"refit": False, "reason": f"{decision.reason}; not fitted: {out['reason']}"}
+    scorer, now = out.pop("scorer"), out.pop("now")
+    _write_uplift(con, scorer.score(now), scorer.trained_rows, as_of, as_of)
+    uplift_store.save(con, scorer, as_of, window, source, out["not_features"])
+    return out | {"scored": len(now), "refit": True, "reason": decision.reason, "trained_at": str(pd.Timestamp(as_of))}
+
+
+def _score_with_stored(con: duckdb.DuckDBPyConnection, as_of, window: float, source: str, marts: bool,
+                       every_days: float):
+    """Score everyone with the stored uplift model when no refit is due (the summary), else the refit decision. A
+    stored model that cannot be read or cannot score (a damaged row, a LightGBM that no longer reads it) is refitted."""
+    from lightgbm.basic import LightGBMError
+
+    from beacon.measure import uplift_store
+
+    try:
+        stored = uplift_store.latest(con)
+    except (ValueError, KeyError, TypeError) as exc:
+        return uplift_store.RefitDecision(True, f"the stored uplift model cannot be read: {exc}")
+    decision = uplift_store.decide(stored, as_of, window, source, every_days)
+    if decision.due:
+        return decision
+    now = _scoring_features(con, as_of, marts)
+    decision = uplift_store.decide(stored, as_of, window, source, every_days, columns=now.columns)
+    if decision.due:
+        return decision
+    try:
+        scored = stored.scorer.score(now)
+    except (ValueError, KeyError, LightGBMError) as exc:
+        log.warning("stored uplift model cannot score, refitting: %s", exc)
+        return uplift_store.RefitDecision(True, f"the stored uplift model cannot score: {exc}")
+    _write_uplift(con, scored, stored.scorer.trained_rows, as_of, stored.trained_at)
+    return {"scored": len(now), "trained_rows": stored.scorer.trained_rows, "model": stored.scorer.learner,
+            "features": stored.scorer.features, "not_features": stored.not_features, "refit": False,
+            "reason": decision.reason, "trained_at": str(stored.trained_at)}
+
+
+def _refit_uplift(con: duckdb.DuckDBPyConnection, as_of, window: float, frame: pd.DataFrame | None,
+                  marts: bool) -> dict:
+    """Fit the X-learner on every exposure so far: {'scorer', 'now' (the scoring rows), ...} or why not."""
+    from beacon.measure.uplift import fit_scorer
     from beacon.measure.uplift_features import choose_features
 
     if frame is None:  # `frame`: campaign_frames' rows when the caller has them already (write_report)
-        frame, _ = campaign_frames(con, None, window_days)
+        frame, _ = campaign_frames(con, None, window)
     frame = frame.assign(arm=frame.arm.where(frame.arm == "control", "treatment"))
     counts = frame.arm.value_counts().to_dict()
     if min(counts.get("treatment", 0), counts.get("control", 0)) < UPLIFT_MIN_PER_ARM or frame.converted.nunique() < 2:
         return {"scored": 0, "reason": f"too little randomized data to learn uplift yet (arms: {counts})"}
-    if _has_feature_marts(con):
+    if marts:
         train = uplift_training_frame(con, frame)
-        now = _features_at(con, as_of, con.execute("SELECT customer_id FROM marts.dim_customers").df())
         candidates = [c for c in train.columns if c not in ("arm", "converted", *NOT_FEATURES)]
         # Each campaign is randomized on its own (its holdout share, its audience): balance is checked within
         # campaigns, since pooled, the campaign mix alone fails it on enough data (seen at 100k people on day 5).
@@ -300,14 +376,9 @@ def refresh_uplift_scores(con: duckdb.DuckDBPyConnection, as_of, window_days: fl
             return {"scored": 0, "reason": str(exc)}
         features, excluded = choice.features, choice.excluded
     else:
-        train, now, features, excluded = frame, _features_now(con, as_of), list(COVARIATES), {}
-    s = scores(train, "arm", "control", "converted", features, score_rows=now,
-               strata=train.campaign if "campaign" in train else None)
-    s["trained_rows"] = len(train)
-    s["scored_at"] = pd.Timestamp(as_of)
-    con.execute("CREATE SCHEMA IF NOT EXISTS ml")
-    con.register("_uplift", s)
-    con.execute("CREATE OR REPLACE TABLE ml.uplift AS SELECT * FROM _uplift")
-    con.unregister("_uplift")
-    return {"scored": len(s), "trained_rows": len(train), "model": "x_learner", "features": features,
+        train, features, excluded = frame, list(COVARIATES), {}
+    scorer = fit_scorer(train, "arm", "control", "converted", features,
+                        strata=train.campaign if "campaign" in train else None)
+    return {"scorer": scorer, "now": _scoring_features(con, as_of, marts), "trained_rows": len(train),
+            "model": "x_learner", "features": features,
             "not_features": {k: v for k, v in excluded.items() if k not in ("arm", "converted")}}
