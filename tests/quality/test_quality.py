@@ -145,3 +145,60 @@ def test_failing_values_are_counted_never_copied_into_results_or_docs(tmp_path):
     assert pages and any("unexpected" in p.lower() for p in pages)  # the docs were written and report the failures
     for text in [r[1] for r in rows] + pages:
         assert "cody.brown" not in text and "brandtco" not in text
+
+
+def test_raw_suites_load_only_the_columns_their_checks_read(small_world, tmp_path):
+    """A raw suite selects the columns its expectations name (the keys at least), not the table: at 1M people the
+    day-1 checkpoint's `SELECT *` (the events' payloads included, every suite's frame at once) took the machine's
+    24 GB and was killed; with the checked columns, one suite at a time, 7.1 GB (docs/benchmarks.md)."""
+    from beacon.quality.suites import checked_columns, latest_batches, raw_suites
+
+    cfg, out = small_world
+    wh = tmp_path / "wh.duckdb"
+    load_landing(out / "landing", warehouse=wh)
+    con = duckdb.connect(str(wh))
+    suites = {s.name: s for s in raw_suites(con, cfg.day_date())}
+    web = suites["raw_web_events"]
+    assert checked_columns(web.checks) == ["message_id", "anonymous_id", "event_at", "type"]
+    assert list(con.execute(web.sql).df().columns) == ["message_id", "anonymous_id", "event_at", "type"]
+    table_columns = {r[0] for r in con.execute("DESCRIBE raw.web_events").fetchall()}
+    assert len(table_columns) > 8  # the table holds more than the suite reads
+    latest = latest_batches(con)
+    for s in suites.values():  # every suite reads every row of its source's latest load, only the checked columns
+        frame = con.execute(s.sql).df()
+        source = s.name.removeprefix("raw_")
+        assert list(frame.columns) == checked_columns(s.checks)
+        assert len(frame) == con.execute(f"SELECT count(*) FROM raw.{source} WHERE list_contains(?, _batch_id)",
+                                         [latest[source]]).fetchone()[0] > 0
+    con.close()
+
+
+def test_arrow_backed_frames_give_the_results_plain_pandas_gives(tmp_path, monkeypatch):
+    """The checkpoint hands GX Arrow-backed columns (a string's bytes in one buffer, not an object each); every kind
+    of expectation the suites use reports the same success and observed value as on plain pandas columns."""
+    from datetime import datetime
+
+    from beacon.quality import checkpoint
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    con.execute("""CREATE TABLE t AS SELECT CASE WHEN i % 97 = 0 THEN NULL ELSE 'id' || i END AS k,
+        CASE WHEN i % 5 = 0 THEN 'bogus' ELSE ['page', 'track', 'identify'][1 + i % 3] END AS type,
+        CASE WHEN i % 7 = 0 THEN 'not-an-email' WHEN i % 11 = 0 THEN NULL ELSE 'a' || i || '@x.com' END AS email,
+        TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE AS ts, (i % 13) - 2 AS q FROM range(5000) r(i)""")
+    checks = [Check("ExpectColumnValuesToNotBeNull", {"column": "k"}),
+              Check("ExpectColumnValuesToBeInSet", {"column": "type", "value_set": ["page", "track", "identify"]}),
+              Check("ExpectColumnValuesToMatchRegex", {"column": "email", "regex": r"^[^@ ]+@[^@ ]+$", "mostly": 0.9},
+                    "warning"),
+              Check("ExpectColumnMaxToBeBetween", {"column": "ts", "min_value": datetime(2026, 1, 2)}, "warning"),
+              Check("ExpectColumnValuesToBeBetween", {"column": "q", "min_value": 0}, "warning"),
+              Check("ExpectColumnValuesToBeUnique", {"column": "k"}),
+              Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["type", "email"]}),
+              Check("ExpectTableRowCountToBeBetween", {"min_value": 1, "max_value": 10})]
+    sql = "SELECT expectation, success, observed FROM quality.expectation_results WHERE suite = ? ORDER BY 1"
+    checkpoint.run_suites(con, [SuiteDef("arrow", "SELECT * FROM t", checks)], tmp_path / "docs")
+    monkeypatch.setattr(checkpoint, "_frame", lambda c, q: c.execute(q).df())  # plain pandas: objects, numpy
+    checkpoint.run_suites(con, [SuiteDef("plain", "SELECT * FROM t", checks)], tmp_path / "docs")
+    arrow, plain = con.execute(sql, ["arrow"]).fetchall(), con.execute(sql, ["plain"]).fetchall()
+    assert arrow == plain and len(arrow) == len(checks)
+    assert {r[0]: r[2] for r in arrow}["expect_column_values_to_not_be_null(k)"] == "52 of 5000 unexpected"
+    assert sum(not r[1] for r in arrow) == 6  # the table fails most checks: the comparison covers failures too
