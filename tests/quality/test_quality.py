@@ -150,7 +150,7 @@ def test_failing_values_are_counted_never_copied_into_results_or_docs(tmp_path):
 def test_raw_suites_load_only_the_columns_their_checks_read(small_world, tmp_path):
     """A raw suite selects the columns its expectations name (the keys at least), not the table: at 1M people the
     day-1 checkpoint's `SELECT *` (the events' payloads included, every suite's frame at once) took the machine's
-    24 GB and was killed; with the checked columns, one suite at a time, 7.1 GB (docs/benchmarks.md)."""
+    24 GB and was killed; with the checked columns, one suite at a time, 5.7 GB (docs/ingestion.md)."""
     from beacon.quality.suites import checked_columns, latest_batches, raw_suites
 
     cfg, out = small_world

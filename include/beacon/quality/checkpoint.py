@@ -130,7 +130,7 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str):
     them (tests/quality)."""
     import pandas as pd
 
-    return con.execute(sql).to_arrow_table().to_pandas(types_mapper=pd.ArrowDtype)
+    return con.sql(sql).to_arrow_table().to_pandas(types_mapper=pd.ArrowDtype)  # con.execute: one more copy
 
 
 def run_suites(con: duckdb.DuckDBPyConnection, suites: list[SuiteDef], docs_dir: Path,
